@@ -1,0 +1,26 @@
+"""Synthetic scenes for benchmarks: the environment probe's scene, so figures are comparable to its."""
+
+from __future__ import annotations
+
+import torch
+
+from core.camera import Cameras, normalized_intrinsics
+from core.gaussians import GaussianSet
+
+
+def probe_scene(n: int, seed: int = 0, device: str = "cpu") -> GaussianSet:
+    """``n`` Gaussians with centres in [-1, 1]^2 x [2, 4] (x, y, z in front of an identity camera), scales of
+    5-20 mm with +-25 % per axis, random rotations, colours and opacities (0.05-0.95)."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.rand(n, 3, generator=g) * torch.tensor([2.0, 2.0, 2.0]) + torch.tensor([-1.0, -1.0, 2.0])
+    base = 0.005 + 0.015 * torch.rand(n, 1, generator=g)
+    scales = base * (0.75 + 0.5 * torch.rand(n, 3, generator=g))
+    rgb = torch.rand(n, 3, generator=g)
+    opacity = 0.05 + 0.9 * torch.rand(n, generator=g)
+    quats = torch.randn(n, 4, generator=g)
+    return GaussianSet.from_activated(means, rgb, opacity, scales, quats).to(device)
+
+
+def identity_camera(device: str = "cpu") -> Cameras:
+    """Camera at the origin looking down +z (OpenCV), normalised focal 1.0 (fx = image width)."""
+    return Cameras(torch.eye(4)[None], normalized_intrinsics(1.0)[None]).to(device)
