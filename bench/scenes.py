@@ -24,3 +24,18 @@ def probe_scene(n: int, seed: int = 0, device: str = "cpu") -> GaussianSet:
 def identity_camera(device: str = "cpu") -> Cameras:
     """Camera at the origin looking down +z (OpenCV), normalised focal 1.0 (fx = image width)."""
     return Cameras(torch.eye(4)[None], normalized_intrinsics(1.0)[None]).to(device)
+
+
+def head_scene(n: int, seed: int = 0, device: str = "cpu") -> GaussianSet:
+    """``n`` Gaussians on and inside a head-sized ellipsoid (semi-axes 0.35, 0.45, 0.4) at the origin, sized
+    so neighbours overlap (std-dev ~ the mean spacing on the surface), like a generator's output."""
+    g = torch.Generator().manual_seed(seed)
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
+    r = 1.0 - 0.25 * torch.rand(n, 1, generator=g) ** 2  # most points near the surface
+    means = d * r * torch.tensor([0.35, 0.45, 0.4])
+    spacing = (2.0 / n) ** 0.5  # surface area ~2 units^2
+    scales = spacing * torch.exp(torch.randn(n, 3, generator=g) * 0.3)
+    rgb = torch.rand(n, 3, generator=g)
+    opacity = 0.2 + 0.79 * torch.rand(n, generator=g)
+    quats = torch.randn(n, 4, generator=g)
+    return GaussianSet.from_activated(means, rgb, opacity, scales, quats).to(device)

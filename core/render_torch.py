@@ -2,7 +2,7 @@
 
 It follows the 3DGS / gsplat "classic" rasterizer rule for rule, so the two backends give the same image:
 
-1. Projection (EWA): world covariance ``R S S^T R^T`` -> camera -> ``J Sigma J^T`` with the Jacobian of the
+1. Projection (EWA): world covariance ``R_q S S^T R_q^T`` -> camera -> ``J Sigma J^T`` with the Jacobian of the
    perspective map at the centre, whose x/z and y/z are clamped to 1.3x the field of view; then
    ``+ eps2d * I`` (0.3 px^2, the 3DGS low-pass filter). Gaussians with depth outside [near, far], a
    non-positive 2D determinant or opacity below 1/255 are dropped.
@@ -65,10 +65,10 @@ class Splats2D:
     radius: torch.Tensor
 
 
-def quat_scale_to_covar(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """``[..., 4]`` quaternions (w, x, y, z; normalised here) and ``[..., 3]`` std-devs -> ``[..., 3, 3]``."""
+def quat_to_rotmat(quats: torch.Tensor) -> torch.Tensor:
+    """``[..., 4]`` quaternions (w, x, y, z; normalised here) -> ``[..., 3, 3]`` rotation matrices."""
     w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    R = torch.stack(
+    return torch.stack(
         [
             1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
             2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
@@ -76,8 +76,11 @@ def quat_scale_to_covar(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tens
         ],
         dim=-1,
     ).reshape(quats.shape[:-1] + (3, 3))
-    M = R * scales[..., None, :]
-    return M @ M.transpose(-1, -2)
+
+
+def _small_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``[V, i, k] @ [V, k, j]`` by broadcasting; far faster than bmm for millions of tiny matrices on CPU."""
+    return (a[..., :, :, None] * b[..., None, :, :]).sum(-2)
 
 
 def project(
@@ -110,17 +113,18 @@ def project(
     image, gid = keep.nonzero(as_tuple=True)  # select before dividing by z: no NaN gradients
     scene = scene_of_image[image]
     mc = means_c[image, gid]  # [V, 3]
-    Rv = R[image]
-    cov_c = Rv @ quat_scale_to_covar(quats[scene, gid], scales[scene, gid]) @ Rv.transpose(-1, -2)
     K = Ks[image]
     fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
     x, y, z = mc.unbind(-1)
     tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
     tx = z * torch.minimum(torch.maximum(x / z, -(cx / fx + 0.3 * tan_x)), (width - cx) / fx + 0.3 * tan_x)
     ty = z * torch.minimum(torch.maximum(y / z, -(cy / fy + 0.3 * tan_y)), (height - cy) / fy + 0.3 * tan_y)
-    zeros = torch.zeros_like(z)
-    J = torch.stack([fx / z, zeros, -fx * tx / (z * z), zeros, fy / z, -fy * ty / (z * z)], -1).reshape(-1, 2, 3)
-    cov2d = J @ cov_c @ J.transpose(-1, -2)
+    # Sigma_2d = T T^T with T = J R_cam R_q S: the Jacobian rows applied to the rotated, scaled axes.
+    Rv = R[image]
+    JR = torch.stack([(fx / z)[:, None] * Rv[:, 0] - (fx * tx / (z * z))[:, None] * Rv[:, 2],
+                      (fy / z)[:, None] * Rv[:, 1] - (fy * ty / (z * z))[:, None] * Rv[:, 2]], dim=1)  # [V, 2, 3]
+    T = _small_matmul(JR, quat_to_rotmat(quats[scene, gid]) * scales[scene, gid][:, None, :])
+    cov2d = _small_matmul(T, T.transpose(-1, -2))
     a = cov2d[:, 0, 0] + eps2d
     b = cov2d[:, 0, 1]
     c = cov2d[:, 1, 1] + eps2d
@@ -139,18 +143,20 @@ def project(
     return Splats2D(image[sel], gid[sel], mean2d[sel], conic, z[sel], opacity[sel], radius[sel].long())
 
 
-def _block_pairs(splats: Splats2D, width: int, height: int, block: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(Gaussian, block) intersections sorted by (image, block, depth).
+def _block_pairs(splats: Splats2D, width: int, height: int, block: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(splat, pixel block) intersections, sorted by (image, block, depth).
 
-    Returns ``(splat_index [M], global_block [M], blocks_per_image)``; ``global_tile = image * T + ty * tw + tx``.
+    Returns ``splat [M]`` (index into the splats), ``key [M]`` (``image * blocks_per_image + by * bw + bx``),
+    and the block's pixel origin ``x0 [M]``, ``y0 [M]``.
     """
-    tw, th = math.ceil(width / block), math.ceil(height / block)
+    bw, bh = math.ceil(width / block), math.ceil(height / block)
     m = splats.mean2d.detach() / block
     r = splats.radius.to(m.dtype) / block
-    x0 = torch.floor(m[:, 0] - r[:, 0]).clamp(0, tw).long()
-    x1 = torch.ceil(m[:, 0] + r[:, 0]).clamp(0, tw).long()
-    y0 = torch.floor(m[:, 1] - r[:, 1]).clamp(0, th).long()
-    y1 = torch.ceil(m[:, 1] + r[:, 1]).clamp(0, th).long()
+    x0 = torch.floor(m[:, 0] - r[:, 0]).clamp(0, bw).long()
+    x1 = torch.ceil(m[:, 0] + r[:, 0]).clamp(0, bw).long()
+    y0 = torch.floor(m[:, 1] - r[:, 1]).clamp(0, bh).long()
+    y1 = torch.ceil(m[:, 1] + r[:, 1]).clamp(0, bh).long()
     nx = x1 - x0
     counts = nx * (y1 - y0)
     order = torch.argsort(splats.depth.detach(), stable=True)
@@ -159,10 +165,11 @@ def _block_pairs(splats: Splats2D, width: int, height: int, block: int) -> tuple
     start = torch.cumsum(counts_o, 0) - counts_o
     local = torch.arange(sid.numel(), device=sid.device) - torch.repeat_interleave(start, counts_o)
     nxs = nx[sid]
-    blocks = (y0[sid] + local // nxs) * tw + x0[sid] + local % nxs
-    key = splats.image[sid] * (tw * th) + blocks
+    bx = x0[sid] + local % nxs
+    by = y0[sid] + local // nxs
+    key = (splats.image[sid] * bh + by) * bw + bx
     key, perm = torch.sort(key, stable=True)  # stable: depth order kept inside each block
-    return sid[perm], key, tw * th
+    return sid[perm], key, bx[perm] * block, by[perm] * block
 
 
 def rasterize(
@@ -184,49 +191,46 @@ def rasterize(
         ``rgb [I, H, W, 3]`` (no background), ``alpha [I, H, W, 1]``, and ``depth [I, H, W, 1]``
         (alpha-weighted sum of z, not yet divided by alpha) or ``None``.
     """
-    sid, key, blocks_per_image = _block_pairs(splats, width, height, block)
+    sid, key, x0, y0 = _block_pairs(splats, width, height, block)
+    dtype, device = colors.dtype, colors.device
     ones = torch.ones_like(colors[:, :1])  # accumulates alpha
-    feats = torch.cat([colors, splats.depth[:, None], ones] if with_depth else [colors, ones], -1)
-    nch = feats.shape[-1]
+    # One table per splat, gathered once per pair: mean (2), -conic/2 (3), opacity, colour, [depth], 1.
+    table = torch.cat(
+        [splats.mean2d, -0.5 * splats.conic[:, :1], -splats.conic[:, 1:2], -0.5 * splats.conic[:, 2:],
+         splats.opacity[:, None], colors] + ([splats.depth[:, None]] if with_depth else []) + [ones], -1)
+    nch = table.shape[-1] - 6
     P = block * block
-    total_blocks = num_images * blocks_per_image
-    ar = torch.arange(block, device=colors.device, dtype=colors.dtype) + 0.5
-    out = torch.zeros(total_blocks, P, nch, device=colors.device, dtype=colors.dtype)
-    # Chunk boundaries must fall between blocks: split the sorted pairs where the block key changes.
+    bw = math.ceil(width / block)
+    ar = torch.arange(block, device=device, dtype=dtype) + 0.5
+    out = torch.zeros(num_images * math.ceil(height / block) * bw, P, nch, device=device, dtype=dtype)
+    # Chunk boundaries fall between blocks: each block's pairs are composited in one piece.
     bounds = _chunk_bounds(key, max(1, chunk_elements // P))
-    tw = math.ceil(width / block)
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        s, k = sid[lo:hi], key[lo:hi]
-        t_local = k % blocks_per_image
-        px = (t_local % tw * block).to(colors.dtype)
-        py = (t_local // tw * block).to(colors.dtype)
-        dx = px[:, None] + ar - splats.mean2d[s, 0:1]  # [M, block]
-        dy = py[:, None] + ar - splats.mean2d[s, 1:2]
-        ca, cb, cc = splats.conic[s].unbind(-1)
-        sigma = (
-            (0.5 * ca[:, None, None]) * (dx * dx)[:, None, :]
-            + (0.5 * cc[:, None, None]) * (dy * dy)[:, :, None]
-            + cb[:, None, None] * dy[:, :, None] * dx[:, None, :]
-        ).reshape(-1, P)  # [M, P], pixel index = row * block + col
-        alpha = (splats.opacity[s, None] * torch.exp(-sigma)).clamp(max=MAX_ALPHA)
-        alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
+        k = key[lo:hi]
+        t = table[sid[lo:hi]]  # [M, 6 + nch]
+        dx = (x0[lo:hi, None].to(dtype) + ar) - t[:, 0:1]  # [M, block] pixel centre minus splat centre
+        dy = (y0[lo:hi, None].to(dtype) + ar) - t[:, 1:2]
+        # -sigma = -(a dx^2 + 2 b dx dy + c dy^2) / 2, laid out [M, row (y), col (x)]
+        neg_sigma = (
+            (t[:, 2:3] * dx * dx)[:, None, :] + (t[:, 4:5] * dy * dy)[:, :, None]
+            + (t[:, 3:4] * dy)[:, :, None] * dx[:, None, :]
+        ).reshape(-1, P)
+        alpha = (t[:, 5:6] * torch.exp(neg_sigma)).clamp(max=MAX_ALPHA)
+        alpha = torch.where((neg_sigma <= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
         log1m = torch.log1p(-alpha)
-        csum = torch.cumsum(log1m, 0, dtype=torch.float64)  # float64: the running sum spans many blocks
-        # Segmented cumsum: subtract the running total at the end of the previous block.
+        # Segmented cumulative sum of log(1 - alpha) per block: a float64 running sum over the chunk minus
+        # its value at the end of the previous block.
+        csum = torch.cumsum(log1m, 0, dtype=torch.float64)
         first = torch.ones_like(k, dtype=torch.bool)
         first[1:] = k[1:] != k[:-1]
-        seg_start = torch.cummax(torch.where(first, torch.arange(k.numel(), device=k.device), 0), 0).values
+        seg_start = torch.cummax(torch.where(first, torch.arange(k.numel(), device=device), 0), 0).values
         base = torch.cat([csum.new_zeros(1, P), csum])[seg_start]
-        t_after = torch.exp((csum - base).to(alpha.dtype))  # transmittance after this splat
+        t_after = torch.exp((csum - base).to(dtype))  # transmittance after this splat
         weight = torch.where(t_after > MIN_TRANSMITTANCE, alpha * (t_after / (1.0 - alpha)), torch.zeros_like(alpha))
-        contrib = weight[..., None] * feats[s][:, None, :]  # [M, P, nch]
-        out = out.index_add(0, k, contrib)
-    img = out.reshape(num_images, -1, tw, block, block, nch).permute(0, 1, 3, 2, 4, 5)
-    img = img.reshape(num_images, img.shape[1] * block, tw * block, nch)[:, :height, :width]
-    rgb = img[..., :3]
-    alpha = img[..., -1:]
-    depth = img[..., 3:4] if with_depth else None
-    return rgb, alpha, depth
+        out = out.index_add(0, k, weight[..., None] * t[:, None, 6:])  # [M, P, nch] summed per block
+    img = out.reshape(num_images, -1, bw, block, block, nch).permute(0, 1, 3, 2, 4, 5)
+    img = img.reshape(num_images, img.shape[1] * block, bw * block, nch)[:, :height, :width]
+    return img[..., :3], img[..., -1:], img[..., 3:4] if with_depth else None
 
 
 def _chunk_bounds(key: torch.Tensor, max_pairs: int) -> list[int]:
