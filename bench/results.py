@@ -75,7 +75,7 @@ def write_markdown(entries: list[dict], path: Path = RESULTS_MD) -> None:
     lines = [
         "# Benchmark results",
         "",
-        "Written by the scripts in bench/ (see bench/README.md); do not edit by hand. One row per figure and device.",
+        "Written by the scripts in bench/ (see the Benchmarks section of README.md); do not edit by hand. One row per figure and device.",
         "",
         "| figure | value | unit | device | date | command | note |",
         "|---|---:|---|---|---|---|---|",

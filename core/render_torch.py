@@ -167,6 +167,18 @@ def _block_pairs(splats: Splats2D, width: int, height: int, block: int
     nxs = nx[sid]
     bx = x0[sid] + local % nxs
     by = y0[sid] + local // nxs
+    # Drop blocks the ellipse cannot reach (the box's corners): over the block's pixel centres,
+    # sigma >= lambda_min(conic) * d^2 / 2 with d the Euclidean distance from the centre to that rectangle.
+    # If even that bound puts alpha below 1/255 (with a safety margin) every pixel would be skipped anyway.
+    a, b, c = splats.conic.detach().unbind(-1)
+    lam_min = (0.5 * (a + c) - torch.sqrt((0.25 * (a - c) ** 2 + b * b))).clamp_min(0.0)
+    mx, my = splats.mean2d.detach()[sid].unbind(-1)
+    lo_x, lo_y = bx * block + 0.5, by * block + 0.5
+    ddx = torch.clamp(torch.maximum(lo_x - mx, mx - (lo_x + block - 1)), min=0.0)
+    ddy = torch.clamp(torch.maximum(lo_y - my, my - (lo_y + block - 1)), min=0.0)
+    max_alpha = splats.opacity.detach()[sid] * torch.exp(-0.5 * lam_min[sid] * (ddx * ddx + ddy * ddy))
+    reach = (max_alpha >= 0.5 * ALPHA_THRESHOLD).nonzero(as_tuple=True)[0]
+    sid, bx, by = sid[reach], bx[reach], by[reach]
     key = (splats.image[sid] * bh + by) * bw + bx
     key, perm = torch.sort(key, stable=True)  # stable: depth order kept inside each block
     return sid[perm], key, bx[perm] * block, by[perm] * block
@@ -208,26 +220,29 @@ def rasterize(
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         k = key[lo:hi]
         t = table[sid[lo:hi]]  # [M, 6 + nch]
-        dx = (x0[lo:hi, None].to(dtype) + ar) - t[:, 0:1]  # [M, block] pixel centre minus splat centre
-        dy = (y0[lo:hi, None].to(dtype) + ar) - t[:, 1:2]
-        # -sigma = -(a dx^2 + 2 b dx dy + c dy^2) / 2, laid out [M, row (y), col (x)]
+        tc = t[:, :6].T  # [6, M]; per-pixel work below is pixel-major, [P, M], so sums along M are contiguous
+        dx = (x0[None, lo:hi].to(dtype) + ar[:, None]) - tc[0]  # [block, M] pixel centre minus splat centre
+        dy = (y0[None, lo:hi].to(dtype) + ar[:, None]) - tc[1]
+        # -sigma = -(a dx^2 + 2 b dx dy + c dy^2) / 2, laid out [row (y), col (x), M]
         neg_sigma = (
-            (t[:, 2:3] * dx * dx)[:, None, :] + (t[:, 4:5] * dy * dy)[:, :, None]
-            + (t[:, 3:4] * dy)[:, :, None] * dx[:, None, :]
-        ).reshape(-1, P)
-        alpha = (t[:, 5:6] * torch.exp(neg_sigma)).clamp(max=MAX_ALPHA)
+            (tc[2] * dx * dx)[None, :, :] + (tc[4] * dy * dy)[:, None, :] + (tc[3] * dy)[:, None, :] * dx[None, :, :]
+        ).reshape(P, -1)
+        alpha = (tc[5] * torch.exp(neg_sigma)).clamp(max=MAX_ALPHA)
         alpha = torch.where((neg_sigma <= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
         log1m = torch.log1p(-alpha)
         # Segmented cumulative sum of log(1 - alpha) per block: a float64 running sum over the chunk minus
-        # its value at the end of the previous block.
-        csum = torch.cumsum(log1m, 0, dtype=torch.float64)
+        # its value at the end of the previous block. That per-block offset is itself built as a cumulative
+        # sum of jumps placed at block starts, which is cheaper than gathering it for every pair.
+        csum = torch.cumsum(log1m, 1, dtype=torch.float64)
         first = torch.ones_like(k, dtype=torch.bool)
         first[1:] = k[1:] != k[:-1]
-        seg_start = torch.cummax(torch.where(first, torch.arange(k.numel(), device=device), 0), 0).values
-        base = torch.cat([csum.new_zeros(1, P), csum])[seg_start]
+        starts = first.nonzero(as_tuple=True)[0]
+        prev_end = csum[:, starts[1:] - 1]  # [P, blocks - 1] running total where each later block starts
+        jumps = torch.diff(prev_end, dim=1, prepend=torch.zeros_like(prev_end[:, :1]))
+        base = torch.zeros_like(csum).index_copy(1, starts[1:], jumps).cumsum(1)
         t_after = torch.exp((csum - base).to(dtype))  # transmittance after this splat
         weight = torch.where(t_after > MIN_TRANSMITTANCE, alpha * (t_after / (1.0 - alpha)), torch.zeros_like(alpha))
-        out = out.index_add(0, k, weight[..., None] * t[:, None, 6:])  # [M, P, nch] summed per block
+        out = out.index_add(0, k, weight.T[..., None] * t[:, None, 6:])  # [M, P, nch] summed per block
     img = out.reshape(num_images, -1, bw, block, block, nch).permute(0, 1, 3, 2, 4, 5)
     img = img.reshape(num_images, img.shape[1] * block, bw * block, nch)[:, :height, :width]
     return img[..., :3], img[..., -1:], img[..., 3:4] if with_depth else None

@@ -1,0 +1,1 @@
+"""Benchmarks: each module measures figures and records them with :func:`bench.results.record`."""
