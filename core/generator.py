@@ -217,6 +217,13 @@ class Generator(nn.Module):
         # The last level has no anchors (nothing is placed inside them), so no anchor head.
         self.anchor_heads = nn.ModuleList([PointHead(ch) for ch in c.level_channels[:-1]])
         self.gaussian_heads = nn.ModuleList([PointHead(ch) for ch in c.level_channels])
+        # Mixed precision for the feature path (encoding, transformer, upsampling) only, e.g. torch.bfloat16
+        # on CUDA. The heads and the placement arithmetic always run in float32: children sit inside their
+        # parents' boxes at offsets far below bfloat16 resolution.
+        self.feature_dtype: torch.dtype | None = None
+        s = c.initial_anchor_log_scale
+        parent = [0.0, 0.0, 0.0, s, s, s, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, math.log(0.1 / 0.9)]
+        self.register_buffer("parent_init", torch.tensor(parent), persistent=False)
 
     # ---------------------------------------------------------------- the two halves
 
@@ -235,11 +242,15 @@ class Generator(nn.Module):
                              f"got {list(ws.shape)}")
         B = ws.shape[0]
         p = torch.tanh(self.xyz_const).to(ws.dtype)[None].expand(B, -1, -1)
-        features = self.transformer(self.encoding(p), ws)
+        amp = self.feature_dtype is not None
+        with torch.autocast(ws.device.type, dtype=self.feature_dtype or torch.bfloat16, enabled=amp):
+            features = self.transformer(self.encoding(p), ws)
+            features = [up(f) for up, f in zip(self.upsample, features)]
+        features = [f.to(ws.dtype) for f in features]
         parent = self._initial_parent(B, ws)
         gaussians, first_anchors = [], None
         for i in range(c.num_levels):
-            f = self.upsample[i](features[i])
+            f = features[i]
             if i > 0:
                 parent = parent.repeat(c.upsample_ratios[i])
             if i < c.num_levels - 1:
@@ -257,12 +268,10 @@ class Generator(nn.Module):
         return GeneratorOutput(scene, first_anchors.xyz, ws)
 
     def _initial_parent(self, B: int, like: torch.Tensor) -> Points:
-        """The virtual parent of level 0: at the origin, log-scale -5, identity rotation, colour 0, opacity 0.1."""
-        kw = {"dtype": like.dtype, "device": like.device}
-        one = lambda *v: torch.tensor(v, **kw).expand(B, 1, len(v))  # noqa: E731
-        s = self.config.initial_anchor_log_scale
-        return Points(one(0.0, 0.0, 0.0), one(s, s, s), one(1.0, 0.0, 0.0, 0.0), one(0.0, 0.0, 0.0),
-                      one(math.log(0.1 / 0.9)))
+        """The virtual parent of level 0: at the origin, log-scale -5, identity rotation, colour 0, opacity 0.1
+        (kept in a buffer: no host-to-device copy, so the forward can be captured in a CUDA graph)."""
+        v = self.parent_init.to(like.dtype).expand(B, 1, -1)
+        return Points(*torch.split(v, [3, 3, 4, 3, 1], dim=-1))
 
     # ---------------------------------------------------------------- all together
 
