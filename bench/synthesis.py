@@ -47,25 +47,47 @@ def cuda_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> float:
 
 
 class GraphedSynthesis:
-    """z -> Gaussians captured as one CUDA graph for a fixed batch size (static input/output buffers)."""
+    """``fn(z)`` (default: z -> Gaussians with ``G``) captured as one CUDA graph for a fixed batch size;
+    static input/output buffers, so each call copies z in and replays."""
 
-    def __init__(self, G: Generator, batch: int) -> None:
-        self.G = G
+    def __init__(self, G: Generator, batch: int, fn: Callable[[torch.Tensor], object] | None = None) -> None:
+        self.fn = fn or (lambda z: G.synthesis(G.map(z)))
         self.z = torch.randn(batch, G.config.z_dim, device="cuda")
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s), torch.no_grad():
             for _ in range(3):
-                G.synthesis(G.map(self.z))
+                self.fn(self.z)
         torch.cuda.current_stream().wait_stream(s)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph), torch.no_grad():
-            self.out = G.synthesis(G.map(self.z))
+            self.out = self.fn(self.z)
 
-    def __call__(self, z: torch.Tensor) -> GeneratorOutput:
+    def __call__(self, z: torch.Tensor):
         self.z.copy_(z)
         self.graph.replay()
         return self.out
+
+
+class TensorsOut:
+    """Adapts a function returning the five GaussianSet tensors to the ``.gaussians`` interface."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], tuple]) -> None:
+        self.fn = fn
+
+    def __call__(self, z: torch.Tensor):
+        from types import SimpleNamespace
+
+        from core.gaussians import GaussianSet
+
+        return SimpleNamespace(gaussians=GaussianSet(*self.fn(z)))
+
+
+def gaussian_tensors(G: Generator) -> Callable[[torch.Tensor], tuple]:
+    def fn(z: torch.Tensor) -> tuple:
+        g = G.synthesis(G.map(z)).gaussians
+        return g.means, g.quats, g.log_scales, g.opacity_logits, g.sh
+    return fn
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -79,6 +101,8 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--compile", action="store_true", help="also try torch.compile (slow to build)")
+    ap.add_argument("--compile-mode", default="default")
+    ap.add_argument("--compile-resolutions", type=int, nargs="+", default=[512])
     ap.add_argument("--profile", action="store_true", help="print a CUDA kernel profile at 512")
     args = ap.parse_args()
     dev = device_name("cuda")
@@ -111,13 +135,17 @@ def main() -> None:
             G.feature_dtype = torch.bfloat16
             torch.backends.cuda.matmul.allow_tf32 = True
             variants["bf16+graph"] = GraphedSynthesis(G, batch)
-            if args.compile:
+            if args.compile and res in args.compile_resolutions:
                 t0 = time.perf_counter()
-                compiled = torch.compile(G.synthesis, mode="max-autotune-no-cudagraphs")
+                compiled = torch.compile(gaussian_tensors(G), mode=args.compile_mode)
                 with torch.no_grad():
-                    compiled(G.map(z))
-                print(f"torch.compile build: {time.perf_counter() - t0:.1f} s")
-                variants["bf16+compile"] = lambda zz: compiled(G.map(zz))
+                    compiled(z)
+                print(f"torch.compile ({args.compile_mode}) build at {res}, batch {batch}: {time.perf_counter() - t0:.1f} s")
+                variants["bf16+compile"] = TensorsOut(compiled)
+                try:
+                    variants["bf16+compile+graph"] = TensorsOut(GraphedSynthesis(G, batch, compiled))
+                except Exception as exc:  # capture can fail if compiled code syncs
+                    print(f"CUDA graph of the compiled synthesis failed: {exc}")
             best = None
             for name, fn in variants.items():
                 with torch.no_grad():

@@ -270,8 +270,7 @@ class Generator(nn.Module):
     def _initial_parent(self, B: int, like: torch.Tensor) -> Points:
         """The virtual parent of level 0: at the origin, log-scale -5, identity rotation, colour 0, opacity 0.1
         (kept in a buffer: no host-to-device copy, so the forward can be captured in a CUDA graph)."""
-        v = self.parent_init.to(like.dtype).expand(B, 1, -1)
-        return Points(*torch.split(v, [3, 3, 4, 3, 1], dim=-1))
+        return Points(self.parent_init.to(like.dtype).expand(B, 1, -1))
 
     # ---------------------------------------------------------------- all together
 

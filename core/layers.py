@@ -49,12 +49,21 @@ class EqualLinear(nn.Module):
         self.weight_gain = lr_mul / math.sqrt(in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight * self.weight_gain
-        b = None if self.bias is None else self.bias * self.lr_mul
-        x = F.linear(x, w.to(x.dtype), None if b is None else b.to(x.dtype))
+        # One addmm does it all: alpha scales the weight, beta the bias, and the leaky ReLU's gain is folded
+        # into both (lrelu(a) * g == lrelu(a * g) for g > 0). Fewer kernels matter at batch 1.
+        gain = LRELU_GAIN if self.activation == "lrelu" else 1.0
+        x2 = x.reshape(-1, self.in_features)
+        w = self.weight.t()
+        if x2.dtype != w.dtype and not torch.is_autocast_enabled(x2.device.type):
+            w = w.to(x2.dtype)
+        if self.bias is None:
+            y = torch.mm(x2, w) * (self.weight_gain * gain)
+        else:
+            b = self.bias if self.bias.dtype == w.dtype else self.bias.to(w.dtype)
+            y = torch.addmm(b, x2, w, beta=self.lr_mul * gain, alpha=self.weight_gain * gain)
         if self.activation == "lrelu":
-            x = F.leaky_relu(x, LRELU_SLOPE) * LRELU_GAIN
-        return x
+            y = F.leaky_relu(y, LRELU_SLOPE)
+        return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}, {self.activation}, lr_mul={self.lr_mul:g}"

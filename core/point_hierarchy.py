@@ -31,24 +31,24 @@ SOFT_CLIP = 20.0
 
 @dataclass(frozen=True)
 class Points:
-    """Points of one or more levels, each ``[B, P, k]``: xyz 3, log-scale 3, quaternion 4, colour 3, opacity 1."""
+    """Points of one or more levels packed in one tensor ``v [B, P, 14]``: xyz 3, log-scale 3, quaternion 4,
+    colour 3, opacity 1 (one tensor, so each step is one kernel rather than five)."""
 
-    xyz: torch.Tensor
-    scale: torch.Tensor
-    rotation: torch.Tensor
-    color: torch.Tensor
-    opacity: torch.Tensor
+    v: torch.Tensor
+
+    xyz = property(lambda self: self.v[..., 0:3])
+    scale = property(lambda self: self.v[..., 3:6])
+    rotation = property(lambda self: self.v[..., 6:10])
+    color = property(lambda self: self.v[..., 10:13])
+    opacity = property(lambda self: self.v[..., 13:14])
 
     def repeat(self, ratio: int) -> Points:
         """Each point repeated ``ratio`` times, children of one parent contiguous."""
-        return Points(*(t.repeat_interleave(ratio, dim=1) for t in self.fields()))
-
-    def fields(self) -> tuple[torch.Tensor, ...]:
-        return self.xyz, self.scale, self.rotation, self.color, self.opacity
+        return Points(self.v.repeat_interleave(ratio, dim=1))
 
     @staticmethod
     def cat(parts: list[Points]) -> Points:
-        return Points(*(torch.cat(ts, dim=1) for ts in zip(*(p.fields() for p in parts))))
+        return Points(torch.cat([p.v for p in parts], dim=1))
 
 
 class PositionalEncoding(nn.Module):
@@ -111,7 +111,7 @@ class PointHead(nn.Module):
                 row += size
 
     def forward(self, f: torch.Tensor) -> Points:
-        return Points(*torch.split(self.fc(f), [s for _, s, _, _ in HEAD_FIELDS], dim=-1))
+        return Points(self.fc(f))
 
 
 def soft_clip(v: torch.Tensor) -> torch.Tensor:
@@ -122,8 +122,8 @@ def place_first_anchors(raw: Points, parent: Points, scale_threshold: float) -> 
     """Level-0 anchors: free placement ``0.2 * raw``; log-scale ``thr - softplus(thr - s)`` (a smooth min)."""
     s = parent.scale + raw.scale
     s = scale_threshold - F.softplus(scale_threshold - s)
-    return Points(0.2 * raw.xyz, soft_clip(s), soft_clip(raw.rotation + parent.rotation),
-                  soft_clip(raw.color + parent.color), soft_clip(raw.opacity + parent.opacity))
+    rest = raw.v[..., 6:] + parent.v[..., 6:]
+    return Points(torch.cat([0.2 * raw.xyz, soft_clip(torch.cat([s, rest], -1))], -1))
 
 
 def place_children(raw: Points, parent: Points, split_ratio: float, split_min_scale: float) -> Points:
@@ -135,17 +135,14 @@ def place_children(raw: Points, parent: Points, split_ratio: float, split_min_sc
     split = parent.scale.amax(-1, keepdim=True) > math.log(split_min_scale)
     base = torch.where(split, (parent.scale - math.log(split_ratio)).clamp(-100.0, 0.0), parent.scale)
     s = base - F.softplus(-raw.scale)
-    return Points(xyz, soft_clip(s), soft_clip(raw.rotation + parent.rotation),
-                  soft_clip(raw.color + parent.color), soft_clip(raw.opacity + parent.opacity))
+    rest = raw.v[..., 6:] + parent.v[..., 6:]  # rotation, colour, opacity add up through the hierarchy
+    return Points(torch.cat([xyz, soft_clip(torch.cat([s, rest], -1))], -1))
 
 
 def rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``R(q) v`` for quaternions ``q [..., 4]`` (w, x, y, z) with the unit-quaternion matrix formula applied
-    as is (q need not be exactly unit length), ``v [..., 3]``."""
-    w, x, y, z = q.unbind(-1)
-    vx, vy, vz = v.unbind(-1)
-    return torch.stack([
-        (1 - 2 * (y * y + z * z)) * vx + 2 * (x * y - w * z) * vy + 2 * (x * z + w * y) * vz,
-        2 * (x * y + w * z) * vx + (1 - 2 * (x * x + z * z)) * vy + 2 * (y * z - w * x) * vz,
-        2 * (x * z - w * y) * vx + 2 * (y * z + w * x) * vy + (1 - 2 * (x * x + y * y)) * vz,
-    ], dim=-1)
+    """``R(q) v`` for quaternions ``q [..., 4]`` (w, x, y, z) and ``v [..., 3]``, with R the usual matrix
+    ``I + 2w[u]x + 2[u]x^2`` (u = (x, y, z)), i.e. the unit-quaternion formula applied as is (q need not be
+    exactly unit length): ``v + 2 w (u x v) + 2 u x (u x v)``."""
+    w, u = q[..., :1], q[..., 1:]
+    uv = torch.linalg.cross(u, v, dim=-1)
+    return v + 2.0 * (w * uv + torch.linalg.cross(u, uv, dim=-1))

@@ -112,8 +112,8 @@ def test_children_stay_inside_their_parents_box_and_never_grow():
     P = 500
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)  # noqa: E731
     q = r(1, P, 4) * 1e4  # |q| >> 1e-3: R(q / (|q| + 1e-3)) is a rotation
-    parent = Points(r(1, P, 3), r(1, P, 3) * 1.5 - 7.5, q, r(1, P, 3) * 0, r(1, P, 1) * 0)
-    raw = Points(*(r(1, P, k) * 3 for k in (3, 3, 4, 3, 1)))
+    parent = Points(torch.cat([r(1, P, 3), r(1, P, 3) * 1.5 - 7.5, q, r(1, P, 3) * 0, r(1, P, 1) * 0], -1))
+    raw = Points(r(1, P, 14) * 3)
     child = place_children(raw, parent, split_ratio=1.9, split_min_scale=1e-3)
     qn = q / q.norm(dim=-1, keepdim=True)
     local = rotate(qn * torch.tensor([1.0, -1, -1, -1], dtype=torch.float64), child.xyz - parent.xyz)  # back into the parent frame

@@ -19,7 +19,7 @@ def test_cuda_matches_cpu_and_renders():
     with torch.no_grad():
         cpu = G(z)
         Gc = G.cuda()
-        gpu = Gc(z.cuda(), cameras=default_camera().cuda(), resolution=128)
+        gpu = Gc(z.cuda(), cameras=default_camera().to("cuda"), resolution=128)
     torch.testing.assert_close(gpu.gaussians.means.cpu(), cpu.gaussians.means, atol=1e-4, rtol=0)
     assert gpu.render.backend == "gsplat" and gpu.render.color.shape == (2, 128, 128, 3)
 
