@@ -54,8 +54,9 @@ def render_gsplat(
     from gsplat import rasterization
 
     degree = {1: 0, 4: 1, 9: 2, 16: 3}[sh.shape[-2]]
+    c = lambda t: t.contiguous()  # noqa: E731  (generator outputs are views of one packed tensor)
     colors, alphas, _ = rasterization(
-        means, quats, scales, opacities, sh, viewmats, Ks, width, height,
+        c(means), c(quats), c(scales), c(opacities), c(sh), c(viewmats), c(Ks), width, height,
         near_plane=NEAR_PLANE, far_plane=FAR_PLANE, eps2d=EPS2D, sh_degree=degree, packed=False,
         tile_size=TILE, render_mode="RGB+ED" if with_depth else "RGB", rasterize_mode="classic",
     )
