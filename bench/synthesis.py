@@ -83,11 +83,44 @@ class TensorsOut:
         return SimpleNamespace(gaussians=GaussianSet(*self.fn(z)))
 
 
+def activated_tensors(G: Generator) -> Callable[[torch.Tensor], tuple]:
+    """z -> contiguous activated inputs of the rasterizer (means, quats, scales, opacities, sh), so the
+    activations run inside the compiled graph and rendering needs no further preparation."""
+    def fn(z: torch.Tensor) -> tuple:
+        g = G.synthesis(G.map(z)).gaussians
+        return tuple(t.contiguous() for t in (g.means, g.quats, g.scales(), g.opacities(), g.sh))
+    return fn
+
+
 def gaussian_tensors(G: Generator) -> Callable[[torch.Tensor], tuple]:
     def fn(z: torch.Tensor) -> tuple:
         g = G.synthesis(G.map(z)).gaussians
         return g.means, g.quats, g.log_scales, g.opacity_logits, g.sh
     return fn
+
+
+def prepared_ms(G: Generator, z: torch.Tensor, res: int, repeats: int, dev: str) -> None:
+    """The viewer's path: compiled + graphed synthesis that also activates, camera matrices computed once,
+    gsplat called directly. Records ``synthesis_image_ms_{res}_b{B}_prepared``."""
+    from core.render_gsplat import render_gsplat
+
+    B = z.shape[0]
+    t0 = time.perf_counter()
+    graphed = GraphedSynthesis(G, B, torch.compile(activated_tensors(G)))
+    print(f"prepared path build: {time.perf_counter() - t0:.1f} s")
+    cam = default_camera().to("cuda")
+    viewmats = cam.world_to_camera()[None, None].expand(B, 1, 4, 4).contiguous()
+    Ks = cam.pixel_intrinsics(res, res)[None, None].expand(B, 1, 3, 3).contiguous()
+
+    def image():
+        means, quats, scales, opac, sh = graphed(z)
+        return render_gsplat(means, quats, scales, opac, sh, viewmats, Ks, res, res, with_depth=False)[0]
+
+    with torch.no_grad():
+        ms = cuda_ms(image, repeats)
+    print(f"res {res} batch {B} prepared    : z->image {ms:7.2f} ms ({1000 * B / ms:7.1f}/s)")
+    record(f"synthesis_image_ms_{res}_b{B}_prepared", ms, "ms", dev,
+           note="bf16 features, torch.compile + CUDA graph incl. activations, cached camera, direct gsplat call")
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -146,6 +179,7 @@ def main() -> None:
                     variants["bf16+compile+graph"] = TensorsOut(GraphedSynthesis(G, batch, compiled))
                 except Exception as exc:  # capture can fail if compiled code syncs
                     print(f"CUDA graph of the compiled synthesis failed: {exc}")
+                prepared_ms(G, z, res, args.repeats, dev)
             best = None
             for name, fn in variants.items():
                 with torch.no_grad():
@@ -163,6 +197,11 @@ def main() -> None:
                        note=f"z->rendered image (gsplat, default camera); {quality}")
                 if best is None or img_ms < best[1]:
                     best = (name, img_ms)
+            from bench.results import load as _load
+            prepared = [e["value"] for e in _load() if e["name"] == f"synthesis_image_ms_{res}_b{batch}_prepared"
+                        and e["device"] == dev]
+            if prepared and prepared[0] < best[1]:
+                best = ("bf16+compile+graph, prepared camera, direct gsplat", prepared[0])
             if batch == 1:
                 record(f"synthesis_fps_{res}", 1000.0 / best[1], "images/s", dev,
                        note=f"z -> rendered {res} image, batch 1, best variant: {best[0]}")

@@ -82,8 +82,9 @@ def render(
         backend: ``"auto"``, ``"torch"`` or ``"gsplat"``.
 
     Returns:
-        :class:`RenderOutput` with leading shape ``[B, C]`` for batches/lists, ``[C]`` for one scene and
-        ``[C]`` cameras, and no leading dims for one scene and one camera.
+        :class:`RenderOutput` with leading shape ``[B, C]`` for a batch or list of B scenes (``[B]`` when
+        cameras has batch shape ``[]``), ``[C]`` for one scene and ``[C]`` cameras, and no leading dims for
+        one scene and one camera.
     """
     for name, v in (("width", width), ("height", height)):
         if not isinstance(v, int) or not 0 < v <= MAX_SIZE:
@@ -134,7 +135,7 @@ def render(
     rgb, alpha = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     depth = torch.cat([p[2] for p in parts]) if with_depth else None
 
-    out_shape = (() if len(cam_lead) == 0 else (C,)) if single else (B, C)
+    out_shape = (() if single else (B,)) + (() if len(cam_lead) == 0 else (C,))
     rgb, alpha = rgb.reshape(out_shape + rgb.shape[2:]), alpha.reshape(out_shape + alpha.shape[2:])
     depth = None if depth is None else depth.reshape(out_shape + depth.shape[2:])
     if background is not None:

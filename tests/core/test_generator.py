@@ -67,7 +67,8 @@ def test_truncation_psi_zero_gives_the_average_head_for_every_z(tiny):
         out = tiny(z, truncation_psi=0.0)
         ref = tiny.synthesis(tiny.mapping.w_avg[None, None].expand(1, tiny.config.num_ws, -1))
     for i in range(4):
-        torch.testing.assert_close(out.gaussians.means[i], ref.gaussians.means[0], atol=1e-6, rtol=0)
+        # (batched and single matmuls may round differently on other BLAS builds, hence 1e-5)
+        torch.testing.assert_close(out.gaussians.means[i], ref.gaussians.means[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(out.ws[i], tiny.mapping.w_avg.expand(tiny.config.num_ws, -1), atol=0, rtol=0)
     with torch.no_grad():
         half = tiny.map(z, truncation_psi=0.5)

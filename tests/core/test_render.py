@@ -176,6 +176,9 @@ def test_batched_scenes_and_cameras_equal_one_by_one():
     paired = render(GaussianSet.stack(scenes), per_scene_cams, 24, 20, background=torch.rand(3, 1, 3))
     assert paired.color.shape == (3, 1, 20, 24, 3)
     assert render(scenes[0], cams, 24, 20, mode="rgb").depth is None
+    one_view = render(GaussianSet.stack(scenes), cams[1], 24, 20)  # one camera for every scene: [B, H, W, 3]
+    assert one_view.color.shape == (3, 20, 24, 3)
+    torch.testing.assert_close(one_view.color, batch.color[:, 1], atol=1e-12, rtol=0)
 
 
 def test_mirrored_scene_renders_flipped_image():
