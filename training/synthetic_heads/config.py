@@ -1,0 +1,102 @@
+"""The dataset command's configuration (a frozen dataclass that tyro turns into the CLI) and its checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MIN_RESOLUTION, MAX_RESOLUTION = 16, 2048
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Make an EG3D/CGS-GAN-format multi-view dataset of synthetic heads (see README "Synthetic heads dataset").
+
+    Attributes:
+        out: output folder (or ``.zip`` file with ``--zip``).
+        num_identities: how many different heads (train and test together).
+        views_per_identity: random FFHQ-like views rendered of each training head.
+        extra_side_views: additional views per training head at |yaw| 55-100 deg (0 = none).
+        resolution: image width = height in pixels.
+        seed: master seed; identity i gets its own seeds from (seed, i).
+        zip: write a single uncompressed zip instead of a folder.
+        test_fraction: share of identities held out (the last ones): no training images, but their
+            ground-truth .ply and renders from the fixed evaluation views under ``test/``.
+        workers: processes rendering identities in parallel (1 = in this process).
+        exact: render training images without back-face culling (about 1.7x slower; the held-out
+            evaluation renders are always exact).
+    """
+
+    out: Path
+    num_identities: int = 1000
+    views_per_identity: int = 5
+    extra_side_views: int = 0
+    resolution: int = 128
+    seed: int = 0
+    zip: bool = False
+    test_fraction: float = 0.0
+    workers: int = 2
+    exact: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        problems = []
+        for name in ("num_identities", "views_per_identity"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                problems.append(f"--{_flag(name)} must be a positive integer, got {v!r}")
+        for name in ("extra_side_views", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                problems.append(f"--{_flag(name)} must be a non-negative integer, got {v!r}")
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= 64:
+            problems.append(f"--workers must be an integer in 1..64, got {self.workers!r}")
+        if not isinstance(self.resolution, int) or not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
+            problems.append(f"--resolution must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {self.resolution!r}")
+        if not isinstance(self.test_fraction, (int, float)) or not 0.0 <= self.test_fraction < 1.0 \
+                or math.isnan(self.test_fraction):
+            problems.append(f"--test-fraction must be in [0, 1), got {self.test_fraction!r}")
+        elif not problems and self.num_test >= self.num_identities:
+            problems.append(f"--test-fraction {self.test_fraction} leaves no training identity out of "
+                            f"{self.num_identities}; lower it or add identities")
+        if self.zip and self.out.suffix.lower() != ".zip":
+            problems.append(f"with --zip, --out must name a .zip file, got {str(self.out)!r}")
+        if not self.zip and self.out.suffix.lower() == ".zip":
+            problems.append(f"--out {str(self.out)!r} ends in .zip: add --zip, or pick a folder name")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def num_test(self) -> int:
+        """Held-out identities: ``round(num_identities * test_fraction)``, at least 1 if the fraction > 0."""
+        if self.test_fraction <= 0:
+            return 0
+        return max(1, int(math.floor(self.num_identities * self.test_fraction + 0.5)))
+
+    @property
+    def num_train(self) -> int:
+        return self.num_identities - self.num_test
+
+    @property
+    def images_per_identity(self) -> int:
+        return self.views_per_identity + self.extra_side_views
+
+    @property
+    def num_images(self) -> int:
+        """Training images (the held-out evaluation renders not counted)."""
+        return self.num_train * self.images_per_identity
+
+    def content_dict(self) -> dict:
+        """What determines the dataset's content (not how it is computed or packed): a restart must match."""
+        d = dataclasses.asdict(self)
+        for key in ("out", "workers", "zip"):
+            d.pop(key)
+        d["format_version"] = FORMAT_VERSION
+        return d
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
