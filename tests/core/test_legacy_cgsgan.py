@@ -988,6 +988,20 @@ def test_tensor_views_outside_their_storage_are_refused(tmp_path):
         read_official_pickle(path)
 
 
+@pytest.mark.parametrize("numpy_module", ["numpy._core.multiarray", "numpy.core.multiarray"])
+def test_numpy_scalars_of_either_numpy_major_version(tmp_path, numpy_module):
+    """numpy 2 writers name numpy._core.multiarray.scalar, numpy 1 writers numpy.core.multiarray.scalar."""
+    values = {"f8": np.float64(0.25), "i8": np.int64(-3), "b1": np.bool_(True), "f4": np.float32(1.5)}
+    raw = pickle.dumps(values, protocol=3)  # GLOBAL opcodes (protocol < 4) hold the module name as text
+    path = tmp_path / "scalars.pkl"
+    raw = raw.replace(b"cnumpy._core.multiarray\n", f"c{numpy_module}\n".encode())
+    assert f"c{numpy_module}\nscalar\n".encode() in raw
+    path.write_bytes(raw)
+    got = read_official_pickle(path)
+    assert got == {"f8": 0.25, "i8": -3, "b1": True, "f4": 1.5}
+    assert [type(v) for v in got.values()] == [float, int, bool, float]
+
+
 def test_is_official_pickle(small_pickles, tmp_path):
     assert is_official_pickle(small_pickles["head"][0])
     cases = {"plain.pkl": pickle.dumps({"G_ema": {"w": 1}}), "empty.pkl": b"",
