@@ -76,3 +76,16 @@ def test_weights_that_do_not_fit_their_config_are_refused(tmp_path):
     save_state(path, G.config.to_dict(), state)
     with pytest.raises(CheckpointError, match=r"(?s)do not fit their config.*xyz_const"):
         load_generator(path)
+
+
+def test_official_pickles_go_through_the_legacy_loader(tmp_path):
+    from test_legacy_cgsgan import SMALL, write_official_pickle  # the official-format fixture writer
+
+    path = tmp_path / "network-snapshot-000000.pkl"
+    write_official_pickle(path, SMALL)
+    loaded = load_generator(path)
+    assert loaded.source_format == "cgs-gan-official" and loaded.notes
+    assert loaded.generator.config.official_pe_lookup
+    with torch.no_grad():
+        out = loaded.generator(torch.randn(1, loaded.generator.config.z_dim))
+    out.gaussians.validate()
