@@ -20,11 +20,8 @@ from training.synthetic_heads.dataset import write_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg = tyro.cli(DatasetConfig, args=argv, description=DatasetConfig.__doc__)
-    except ValueError as e:  # our own argument checks (tyro reports type errors itself and exits 2)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    # tyro reports bad values itself (wrong types, and the checks in DatasetConfig) and exits with status 2.
+    cfg = tyro.cli(DatasetConfig, args=argv, description=DatasetConfig.__doc__)
     try:
         summary = write_dataset(cfg)
     except ValueError as e:

@@ -106,7 +106,7 @@ def hair_shell(g: HeadGeometry, a: HeadAttributes, rng: np.random.Generator) -> 
     rgb = _colour(a, rng, u, normal, occlusion=occ)
     if round_tufts:  # curls: round tufts pushed in and out of the shell
         p = p + (0.006 * rng.uniform(-1, 1, size=len(p)))[:, None] * normalize(normal)
-        part = surface_part(p, d_u, d_v, rgb, spread=0.8, thickness=0.7, inside=c)
+        part = surface_part(p, d_u, d_v, rgb, spread=0.8, thickness=0.7)  # lumpy: no reliable facing, two-sided
     else:  # strands: long along the meridian, thin across
         part = surface_part(p, d_v, d_u, rgb, spread=0.8, inside=c).scaled(np.array([1.35, 0.9, 1.0]))
     if hang:  # the hanging part is seen from inside too (around the face): two-sided

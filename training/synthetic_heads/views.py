@@ -1,10 +1,10 @@
 """Rendering synthetic heads into dataset images: one view at a time, optionally skipping hidden discs.
 
-Back-face culling: a disc on a closed surface (skin, scalp hair, neck, shirt, eyeballs, beard) whose outward
+Back-face culling: a disc on a closed surface (skin, nose, smooth scalp hair, neck, shirt, eyeballs, beard) whose outward
 normal points away from the camera, ``n . (camera - centre) < -CULL_COS * |camera - centre|``, lies behind
 the front of that same surface and is dropped before rasterising. That halves the work; the image differs
 from the exact render only where such a disc would have shown through (measured in the tests and README).
-Two-sided Gaussians (zero normal) are never dropped.
+Two-sided Gaussians (zero normal: ears, hanging or curly hair, glasses) are never dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from core.camera import Cameras
 from core.render import render
 from training.synthetic_heads.head import SyntheticHead
 
-CULL_COS = 0.3
+CULL_COS = 0.5
 
 
 def facing_mask(head: SyntheticHead, camera_centre: torch.Tensor) -> torch.Tensor:
