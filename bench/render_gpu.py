@@ -9,29 +9,14 @@ Also forward+backward of 8 views at 512 for 200k Gaussians (a training-sized ste
 
 from __future__ import annotations
 
-import statistics
 
 import torch
 
+from bench.cuda_timing import cuda_ms
 from bench.results import device_name, record
 from bench.scenes import head_scene
 from core.camera import default_camera, orbit_cameras
 from core.render import render
-
-
-def cuda_ms(fn, repeats: int = 50, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
 
 
 def main() -> None:

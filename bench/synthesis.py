@@ -19,31 +19,16 @@ image, batch 1, best variant). A CUDA profile of the fp32 eager forward at 512 s
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from typing import Callable
 
 import torch
 
+from bench.cuda_timing import cuda_ms
 from bench.results import device_name, record
 from core.camera import default_camera
 from core.generator import Generator, GeneratorOutput, official_preset
 from core.render import render
-
-
-def cuda_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
 
 
 class GraphedSynthesis:

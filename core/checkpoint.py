@@ -35,7 +35,6 @@ strings, frames and memo indices are checked before anything is allocated for th
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import io
@@ -45,13 +44,14 @@ import pickle
 import pickletools
 import stat
 import sys
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+
+from core.atomic_file import atomic_write
 
 FORMAT_MAGIC = "splathead-snapshot"
 FORMAT_VERSION = 1
@@ -333,26 +333,8 @@ def save_snapshot(path: str | os.PathLike, snapshot: Snapshot) -> None:
     existing file is kept until the new one is complete.
     """
     tree = _encode_snapshot(snapshot)
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, like open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(tree, f, protocol=PICKLE_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable (best effort; not every fs allows it)
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    with atomic_write(path) as f:
+        pickle.dump(tree, f, protocol=PICKLE_PROTOCOL)
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -25,13 +25,13 @@ import errno
 import os
 import re
 import stat
-import uuid
 from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 import torch
 
+from core.atomic_file import atomic_write
 from core.gaussians import GaussianSet, sh_coeff_count
 
 MAX_HEADER_BYTES = 1 << 20  # a header must end within 1 MiB ...
@@ -135,21 +135,9 @@ def write_ply(path: str | os.PathLike, gaussians: GaussianSet) -> None:
 
 
 def _atomic_write(path: str | os.PathLike, header: bytes, table: np.ndarray) -> None:
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, like open()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(np.ascontiguousarray(table).reshape(-1).view(np.uint8).data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as f:
+        f.write(header)
+        f.write(np.ascontiguousarray(table).reshape(-1).view(np.uint8).data)
 
 
 # ---------------------------------------------------------------------------------------------- header
