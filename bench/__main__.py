@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-CPU = ["bench.render_cpu"]
+CPU = ["bench.parameters", "bench.render_cpu"]
 GPU = ["bench.render_gpu"]
 
 

@@ -179,3 +179,13 @@ def test_config_round_trip_and_validation():
         official_preset(300)
     with pytest.raises(ValueError, match="z must have shape"):
         Generator(PRESETS["tiny"]).map(torch.randn(2, 3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cgs64", "cgs128", "cgs256"])
+def test_official_presets_run_on_cpu(name):
+    G = Generator(PRESETS[name]).eval()
+    with torch.no_grad():
+        out = G(torch.randn(1, 512), truncation_psi=0.7)
+    assert out.gaussians.num_gaussians == PRESETS[name].num_gaussians
+    out.gaussians.validate()

@@ -39,3 +39,13 @@ def test_bf16_features_and_cuda_graph_capture():
     graphed = GraphedSynthesis(G, 1)
     out = graphed(z)
     torch.testing.assert_close(out.gaussians.means, half.means, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("res", [256, 512, 1024, 2048])
+def test_official_presets_run_on_cuda(res):
+    G = Generator(official_preset(res)).cuda().eval()
+    with torch.no_grad():
+        out = G(torch.randn(2, 512, device="cuda"), cameras=default_camera().to("cuda"), resolution=res)
+    assert out.gaussians.num_gaussians == official_preset(res).num_gaussians
+    assert out.render.color.shape == (2, res, res, 3)
+    out.gaussians.validate()
