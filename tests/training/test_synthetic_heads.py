@@ -29,7 +29,7 @@ from core.render import render
 from training.synthetic_heads import HeadAttributes, make_head, make_head_model, random_attributes
 from training.synthetic_heads.__main__ import main as cli_main
 from training.synthetic_heads.attributes import (
-    BEARD_P, BEARDS, GLASSES, GLASSES_P, HAIR_STYLE_P, HAIR_STYLES, sample_attributes,
+    BEARD_P, BEARDS, DISTRIBUTIONS, GLASSES, GLASSES_P, HAIR_STYLE_P, HAIR_STYLES, sample_attributes,
 )
 from training.synthetic_heads.cameras import EVAL_VIEWS, pose_cameras
 from training.synthetic_heads.config import DatasetConfig
@@ -359,3 +359,12 @@ def test_cli_makes_a_dataset(tmp_path, capsys):
                      "--workers", "1"]) == 0
     assert "1 training images of 1 identities" in capsys.readouterr().out
     assert (out / "images" / "00000.png").exists() and (out / "mask" / "00000.png").exists()
+
+
+def test_readme_documents_the_distributions_and_shows_the_contact_sheet():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Synthetic heads dataset", 1)[1].split("\n## ", 1)[0]
+    for name, distribution in DISTRIBUTIONS.items():
+        assert f"| `{name}` | {distribution} |" in section, name
+    image = ROOT / "docs" / "images" / "synthetic_heads.png"
+    assert "docs/images/synthetic_heads.png" in section and image.stat().st_size < 1_000_000

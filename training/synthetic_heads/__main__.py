@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if summary.complete:
         rate = summary.rendered / summary.seconds if summary.seconds > 0 else 0.0
-        print(f"{summary.path}: {summary.num_images} training images of {summary.num_identities - summary.num_test} "
+        train = summary.num_identities - summary.num_test
+        print(f"{summary.path}: {summary.num_images} training images of {train} "
               f"identities, {summary.num_test} held out; rendered {summary.rendered} images in "
               f"{summary.seconds:.1f} s ({rate:.1f} images/s)")
     return 0

@@ -26,7 +26,7 @@ class DatasetConfig:
         test_fraction: share of identities held out (the last ones): no training images, but their
             ground-truth .ply and renders from the fixed evaluation views under ``test/``.
         workers: processes rendering identities in parallel (1 = in this process).
-        exact: render training images without back-face culling (about 1.7x slower; the held-out
+        exact: render training images without back-face culling (about 1.4x slower; the held-out
             evaluation renders are always exact).
     """
 
@@ -55,7 +55,8 @@ class DatasetConfig:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 64:
             problems.append(f"--workers must be an integer in 1..64, got {self.workers!r}")
         if not isinstance(self.resolution, int) or not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
-            problems.append(f"--resolution must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION}, got {self.resolution!r}")
+            problems.append(f"--resolution must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION}, "
+                            f"got {self.resolution!r}")
         if not isinstance(self.test_fraction, (int, float)) or not 0.0 <= self.test_fraction < 1.0 \
                 or math.isnan(self.test_fraction):
             problems.append(f"--test-fraction must be in [0, 1), got {self.test_fraction!r}")

@@ -42,7 +42,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from core.ply import write_ply
-from training.synthetic_heads.cameras import EVAL_VIEWS, eval_cameras, pose_cameras, sample_ffhq_poses, sample_side_poses
+from training.synthetic_heads.cameras import (
+    EVAL_VIEWS, eval_cameras, pose_cameras, sample_ffhq_poses, sample_side_poses,
+)
 from training.synthetic_heads.config import DatasetConfig
 from training.synthetic_heads.head import make_head_model
 from training.synthetic_heads.views import render_views
@@ -73,7 +75,8 @@ def image_name(index: int) -> str:
     return f"{index:05d}.png"
 
 
-def write_dataset(cfg: DatasetConfig, progress: bool = True, max_new_identities: int | None = None) -> DatasetSummary:
+def write_dataset(cfg: DatasetConfig, progress: bool = True,
+                  max_new_identities: int | None = None) -> DatasetSummary:
     """Make (or finish) the dataset described by ``cfg``; see the module docstring for the layout.
 
     ``max_new_identities`` stops after that many newly rendered identities without packing (for tests that
@@ -83,12 +86,12 @@ def write_dataset(cfg: DatasetConfig, progress: bool = True, max_new_identities:
     root = _staging_root(cfg)
     if cfg.zip and cfg.out.exists():
         _check_existing_zip(cfg)
-        return DatasetSummary(cfg.out, cfg.num_identities, cfg.num_images, cfg.num_test, 0, time.perf_counter() - t0, True)
+        return _done(cfg, t0)
     if _prepare_root(cfg, root):  # already complete (a zip may still need packing)
         if cfg.zip:
             _pack_zip(root, cfg.out)
             shutil.rmtree(root)
-        return DatasetSummary(cfg.out, cfg.num_identities, cfg.num_images, cfg.num_test, 0, time.perf_counter() - t0, True)
+        return _done(cfg, t0)
     pending = _pending(cfg, root)
     todo = pending if max_new_identities is None else pending[:max_new_identities]
     bar = tqdm(total=cfg.num_identities, initial=cfg.num_identities - len(pending), unit="id", disable=not progress,
@@ -110,6 +113,10 @@ def write_dataset(cfg: DatasetConfig, progress: bool = True, max_new_identities:
                           time.perf_counter() - t0, complete)
 
 
+def _done(cfg: DatasetConfig, t0: float) -> DatasetSummary:
+    return DatasetSummary(cfg.out, cfg.num_identities, cfg.num_images, cfg.num_test, 0, time.perf_counter() - t0, True)
+
+
 def _pending(cfg: DatasetConfig, root: Path) -> list[int]:
     return [i for i in range(cfg.num_identities) if not (root / PROGRESS / f"{i:06d}.json").exists()]
 
@@ -125,7 +132,8 @@ def _prepare_root(cfg: DatasetConfig, root: Path) -> bool:
         raise ValueError(f"{root} exists and is not a folder")
     if root.exists() and any(root.iterdir()):
         if not config_path.exists():
-            raise ValueError(f"{root} is not empty and holds no synthetic-heads config.json; refusing to write into it")
+            raise ValueError(f"{root} is not empty and holds no synthetic-heads config.json; "
+                             "refusing to write into it")
         saved = json.loads(config_path.read_text())
         if saved.get("content") != cfg.content_dict():
             raise ValueError(

@@ -44,5 +44,6 @@ def ear_part(g: HeadGeometry, a: HeadAttributes, side: float, rng: np.random.Gen
     col = skin[None, :] * (0.93 + 0.07 * rim - 0.18 * bowl)[:, None]
     col = col * (1 - 0.08 * smoothstep(0.3, 1.0, np.cos(ph)))[:, None] + np.array([0.03, -0.01, -0.01])
     normal = np.broadcast_to(out, p.shape)
-    lit = shade(np.clip(col, 0, 1), normal, light_direction(a.light_azimuth_deg, a.light_elevation_deg), ambient=0.6, diffuse=0.45)
+    light = light_direction(a.light_azimuth_deg, a.light_elevation_deg)
+    lit = shade(np.clip(col, 0, 1), normal, light, ambient=0.6, diffuse=0.45)
     return surface_part(p, d_f, d_r, lit)

@@ -49,8 +49,9 @@ def _sample(g: HeadGeometry, u, v, du, dv) -> SampledSurface:
     d = sphere_dirs(u, v)
     p = head_points(g, d)
     p_base = head_points(g, d, with_relief=False)
-    d_u = (head_points(g, sphere_dirs(u + _EPS, v)) - head_points(g, sphere_dirs(u - _EPS, v))) * (du / (2 * _EPS))[:, None]
-    d_v = (head_points(g, sphere_dirs(u, v + _EPS)) - head_points(g, sphere_dirs(u, v - _EPS))) * (dv / (2 * _EPS))[:, None]
+    at = lambda uu, vv: head_points(g, sphere_dirs(uu, vv))  # noqa: E731
+    d_u = (at(u + _EPS, v) - at(u - _EPS, v)) * (du / (2 * _EPS))[:, None]
+    d_v = (at(u, v + _EPS) - at(u, v - _EPS)) * (dv / (2 * _EPS))[:, None]
     return SampledSurface(d, p, p_base, d_u, d_v)
 
 
@@ -83,7 +84,7 @@ def paint_face(g: HeadGeometry, a: HeadAttributes, surf: SampledSurface, rng: np
     upper = np.exp(-0.5 * ((y - ml - 0.004 + bow) / (0.0042 * g.lip_h / 0.0065)) ** 4)
     lower = np.exp(-0.5 * ((y - ml + 0.0055) / (0.0055 * g.lip_h / 0.0065)) ** 4)
     lip = w * np.maximum(upper, lower) * front
-    lip_col = skin * np.array([0.9, 0.66, 0.64]) * (1 - a.lip_tint) + a.lip_tint * np.array([0.7, 0.2, 0.27])
+    lip_col = skin * np.array([0.9, 0.68, 0.66]) * (1 - a.lip_tint) + a.lip_tint * np.array([0.68, 0.27, 0.3])
     rgb = rgb * (1 - lip[:, None]) + lip[:, None] * lip_col
     # Mouth: a dark line, or teeth between parted lips.
     gap = 0.0032 if a.teeth else 0.0011
@@ -122,7 +123,8 @@ def skin_part(g: HeadGeometry, a: HeadAttributes, rng: np.random.Generator) -> t
     rgb = shade(rgb, surf.normal, light_direction(a.light_azimuth_deg, a.light_elevation_deg), occlusion=occlusion)
     part = surface_part(surf.p, surf.d_u, surf.d_v, rgb, inside=np.array(g.centre))
     # Open the eyes: the eyeball caps (with painted lids) replace the skin in an almond around each eye.
-    ex, ey = (np.abs(surf.p_base[:, 0]) - g.eye_x) / (1.0 * g.eye_r), (surf.p_base[:, 1] - g.eye_y) / (0.62 * g.eye_r)
+    ex = (np.abs(surf.p_base[:, 0]) - g.eye_x) / g.eye_r
+    ey = (surf.p_base[:, 1] - g.eye_y) / (0.62 * g.eye_r)
     keep = (ex ** 2 + ey ** 2 > 1.0) | (surf.d[:, 2] < 0.3)
     if a.hair_style not in ("bald", "curly"):  # the scalp well under a closed hair shell is never seen
         u = np.arctan2(surf.d[:, 0], surf.d[:, 2])

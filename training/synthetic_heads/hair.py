@@ -19,7 +19,8 @@ from training.synthetic_heads.face import SampledSurface
 from training.synthetic_heads.regions import hair_mask, hairline_y
 from training.synthetic_heads.skull import HeadGeometry, base_radius, head_points
 from training.synthetic_heads.surfaces import (
-    Part, PlaneWaves, light_direction, normalize, refine_grid, ring_grid, shade, smoothstep, sphere_dirs, surface_part,
+    Part, PlaneWaves, light_direction, normalize, refine_grid, ring_grid, shade, smoothstep, sphere_dirs,
+    surface_part,
 )
 
 THICKNESS = {"buzz": 0.0025, "short": 0.011, "medium": 0.017, "long": 0.014, "bun": 0.006, "ponytail": 0.006,
@@ -49,7 +50,8 @@ def _colour(a: HeadAttributes, rng: np.random.Generator, u: np.ndarray, normal: 
     return np.clip(lit + sheen[:, None], 0, 1)
 
 
-def _shell_radius(g: HeadGeometry, a: HeadAttributes, d: np.ndarray, p: np.ndarray, noise: PlaneWaves) -> np.ndarray:
+def _shell_radius(g: HeadGeometry, a: HeadAttributes, d: np.ndarray, p: np.ndarray,
+                  noise: PlaneWaves) -> np.ndarray:
     """``[N]`` distance from the head centre to the outside of the hair shell."""
     u = np.arctan2(d[:, 0], d[:, 2])
     above = p[:, 1] - hairline_y(g, a, u)

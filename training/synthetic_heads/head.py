@@ -4,7 +4,8 @@ The head parts (skin, eyes, ears, hair, beard, glasses) are modelled in *head un
 scaled by :data:`HEAD_SCALE` about the world origin; neck, shoulders and clothes are modelled in world units.
 The result follows the project's conventions (core/camera.py): +y up, the face looking toward +z, every
 Gaussian centre inside the unit cube ``[-0.5, 0.5]^3``; seen from the default camera (radius 2.7, focal
-4.2647) the head fills the frame like an FFHQ-aligned crop. SH degree 0, float32, about 15k-25k Gaussians.
+4.2647) the head fills the frame like an FFHQ-aligned crop. SH degree 0, float32, 8k-12k Gaussians
+(median 10k).
 
 The same ``(seed, attributes)`` gives bit-identical Gaussians: ``seed`` drives only the small noise
 (sample jitter, skin blotches, hair streaks), ``attributes`` everything visible by design.

@@ -3,7 +3,8 @@
 The surface is ``P(d) = centre + r(d) d`` for unit directions ``d``. ``r`` is a superellipsoid whose radii
 depend on the octant (longer toward the chin and the back of the skull, a jaw that narrows toward the chin),
 plus a relief of smooth bumps and dents placed in face coordinates (x right, y up, world units): brow ridge,
-eye sockets, cheekbones, lips, chin (the nose is its own part, see nose.py). World: +y up, face toward +z, units are scene units (the head is
+eye sockets, cheekbones, lips, chin (the nose is its own part, see nose.py). World: +y up, face toward +z,
+units are scene units (the head is
 about 0.26 wide and 0.42 from chin to crown, inside the unit cube).
 """
 
@@ -101,7 +102,7 @@ def base_radius(g: HeadGeometry, d: np.ndarray) -> np.ndarray:
     p = EXPONENT
     t = np.abs(dx / rx) ** p + np.abs(dy / ry) ** p + np.abs(dz / rz) ** p
     # Fill out the lower face so the chin comes forward instead of receding.
-    fuller = 1.0 + 0.1 * smoothstep(0.35, 0.75, down) * smoothstep(0.3, 0.8, dz) * smoothstep(0.97, 0.8, down)
+    fuller = 1.0 + 0.06 * smoothstep(0.35, 0.75, down) * smoothstep(0.3, 0.8, dz) * smoothstep(0.97, 0.8, down)
     return t ** (-1.0 / p) * fuller
 
 
@@ -130,8 +131,8 @@ def relief(g: HeadGeometry, p: np.ndarray, d: np.ndarray) -> np.ndarray:
     # Lips around the mouth line, a groove between them.
     ml = mouth_line_y(g, x)
     w = np.exp(-0.5 * (x / g.mouth_half_w) ** 6)
-    out += 0.6 * g.lip_h * w * np.exp(-0.5 * ((y - (ml + 0.006)) / 0.0065) ** 2)
-    out += 0.7 * g.lip_h * w * np.exp(-0.5 * ((y - (ml - 0.0075)) / 0.007) ** 2)
+    out += 0.35 * g.lip_h * w * np.exp(-0.5 * ((y - (ml + 0.006)) / 0.0065) ** 2)
+    out += 0.45 * g.lip_h * w * np.exp(-0.5 * ((y - (ml - 0.0075)) / 0.007) ** 2)
     out -= 0.003 * w * np.exp(-0.5 * ((y - ml) / 0.0018) ** 2)
     # Chin.
     out += 0.01 * _bump(x, y, 0.0, g.chin_y + 0.024, 0.024, 0.014)

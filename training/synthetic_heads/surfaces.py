@@ -143,7 +143,8 @@ def ring_grid(n_rows: int, n_equator: int, rng: np.random.Generator, v_min: floa
 
     ``front_density`` > 1 packs samples toward the front (u = 0) at the expense of the back (``u = s - k sin s``
     with uniform ``s``; density ratio front/back = ``front_density``); ``v_focus = (latitude, ratio)`` packs
-    rows toward that latitude (row density there ``ratio`` times the density far from it). Returns ``u [N]``, ``v [N]`` and the local steps ``du [N]``, ``dv [N]`` (rad).
+    rows toward that latitude (row density there ``ratio`` times the density far from it).
+    Returns ``u [N]``, ``v [N]`` and the local steps ``du [N]``, ``dv [N]`` (rad).
     """
     k = (front_density - 1) / (front_density + 1)
     w = np.linspace(0, 1, n_rows + 1)
