@@ -19,9 +19,15 @@ from training.synthetic_heads.config import DatasetConfig
 from training.synthetic_heads.dataset import write_dataset
 
 
+DESCRIPTION = (
+    "Make an EG3D/CGS-GAN-format multi-view dataset of synthetic Gaussian heads with ground truth "
+    "(README.md, 'Synthetic heads dataset'). Re-running the same command resumes an interrupted run."
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     # tyro reports bad values itself (wrong types, and the checks in DatasetConfig) and exits with status 2.
-    cfg = tyro.cli(DatasetConfig, args=argv, description=DatasetConfig.__doc__)
+    cfg = tyro.cli(DatasetConfig, args=argv, description=DESCRIPTION)
     try:
         summary = write_dataset(cfg)
     except ValueError as e:
