@@ -1,0 +1,373 @@
+"""The CGS-GAN training loop (``train(options)``), single process or one process per GPU under torchrun.
+
+Per step (``batch`` images, accumulated over ``batch / (batch_gpu * world_size)`` micro-batches per rank):
+
+1. G: generate scenes from z (no camera), render each from ``num_views`` cameras of other samples
+   (multi-view regularization; one batched render call), D judges every view with that view's label, the
+   non-saturating loss is averaged over views; plus the KNN and centre regularizers on level-0 anchors.
+2. D: reals (x-flipped, composited on random backgrounds) against fakes rendered from their own labels;
+   both blurred while the blur fades (first ``blur_fade_kimg``). Every ``r1_interval`` steps a separate lazy
+   R1 step on the reals.
+3. Gradients averaged over ranks, clipped (after averaging, unlike the official per-GPU clipping), Adam.
+4. EMA generator, w_avg tracked during the D step.
+
+Randomness (z, labels, backgrounds) is drawn from a generator seeded by (seed, rank, step, phase), and the
+data stream is indexed by sample count, so a resumed run continues exactly as the uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.checkpoint import Snapshot, default_metadata, load_snapshot, save_snapshot
+from core.camera import orbit_cameras
+from core.generator import PRESETS, Generator, GeneratorConfig
+from core.render import render
+from training.distributed import DistInfo, all_reduce_mean, average_gradients, barrier, broadcast_module
+from training.losses import (
+    center_loss,
+    d_adversarial,
+    g_adversarial,
+    knn_loss,
+    multiview_labels,
+    r1_penalty,
+    render_for_d,
+)
+from training.options import TrainOptions
+from training.run_dir import RunLog, create_run_dir, kimg_tag, latest_snapshot, save_grid, snapshot_name, write_json
+
+STAT_KEYS = ("G_adv", "G_center", "G_knn", "D_fake", "D_real", "D_r1", "score_real", "score_fake")
+
+
+class TrainingStopped(RuntimeError):
+    """The run stopped on purpose (non-finite loss, bad data); the message says why. Snapshots are intact."""
+
+
+@dataclass
+class Models:
+    G: Generator
+    G_ema: Generator
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+
+
+def step_generator(seed: int, rank: int, step: int, phase: int) -> torch.Generator:
+    """A CPU generator determined by (seed, rank, step, phase) alone."""
+    state = np.random.SeedSequence([seed, rank, step, phase]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def build_models(opts: TrainOptions, g_config: GeneratorConfig, resolution: int, device: torch.device) -> Models:
+    from training.discriminator import Discriminator, DiscriminatorConfig
+
+    G = Generator(g_config).to(device).train()
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    D = Discriminator(DiscriminatorConfig(resolution=resolution, channel_base=opts.d_channel_base,
+                                          channel_max=opts.d_channel_max,
+                                          mapping_layers=opts.d_mapping_layers)).to(device).train()
+    xyz = [p for n, p in G.named_parameters() if n == "xyz_const"]
+    rest = [p for n, p in G.named_parameters() if n != "xyz_const"]
+    opt_G = torch.optim.Adam([{"params": rest}, {"params": xyz, "lr": opts.g_lr * 0.01}], lr=opts.g_lr,
+                             betas=opts.betas, eps=1e-8)
+    ratio = opts.r1_interval / (opts.r1_interval + 1)  # lazy regularization (StyleGAN2)
+    opt_D = torch.optim.Adam(D.parameters(), lr=opts.d_lr * ratio,
+                             betas=(opts.betas[0] ** ratio, opts.betas[1] ** ratio), eps=1e-8)
+    return Models(G, G_ema, D, opt_G, opt_D)
+
+
+def resolve_generator_config(opts: TrainOptions) -> GeneratorConfig:
+    if opts.preset not in PRESETS:
+        raise ValueError(f"unknown preset {opts.preset!r}; choose from {sorted(PRESETS)}")
+    return PRESETS[opts.preset]
+
+
+def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def save_training_snapshot(path: Path, m: Models, opts: TrainOptions, cur_nimg: int, step: int,
+                           samples_drawn: int) -> None:
+    snapshot = Snapshot(
+        kind="training",
+        generator_config=m.G.config.to_dict(),
+        modules={"G": _state(m.G), "G_ema": _state(m.G_ema), "D": _state(m.D)},
+        optimizers={"G": m.opt_G.state_dict(), "D": m.opt_D.state_dict()},
+        training={"options": opts.to_dict(), "d_config": m.D.config.to_dict(), "cur_nimg": cur_nimg,
+                  "step": step, "samples_drawn": samples_drawn},
+        metadata=default_metadata(kimg=cur_nimg / 1000),
+    )
+    save_snapshot(path, snapshot)
+
+
+def restore(m: Models, snapshot: Snapshot) -> tuple[int, int, int]:
+    """Load models and optimizers from a training snapshot; returns (cur_nimg, step, samples_drawn)."""
+    m.G.load_state_dict(snapshot.modules["G"])
+    m.G_ema.load_state_dict(snapshot.modules["G_ema"])
+    m.D.load_state_dict(snapshot.modules["D"])
+    m.opt_G.load_state_dict(snapshot.optimizers["G"])
+    m.opt_D.load_state_dict(snapshot.optimizers["D"])
+    t = snapshot.training
+    return int(t["cur_nimg"]), int(t["step"]), int(t["samples_drawn"])
+
+
+def update_ema(m: Models, opts: TrainOptions, cur_nimg: int) -> None:
+    ema_nimg = opts.ema_kimg_value * 1000
+    if opts.ema_rampup is not None:
+        ema_nimg = min(ema_nimg, cur_nimg * opts.ema_rampup)
+    beta = 0.5 ** (opts.batch / max(ema_nimg, 1e-8))
+    with torch.no_grad():
+        for p_ema, p in zip(m.G_ema.parameters(), m.G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(m.G_ema.buffers(), m.G.buffers()):
+            b_ema.copy_(b)
+
+
+def _clip(module: nn.Module, max_norm: float) -> None:
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+
+
+class Trainer:
+    """State of one rank's training run; :meth:`step` does one optimizer step of G and D."""
+
+    def __init__(self, opts: TrainOptions, info: DistInfo, dataset, models: Models, resolution: int) -> None:
+        from training.blur import blur_images, blur_sigma
+
+        self.opts, self.info, self.dataset, self.m, self.res = opts, info, dataset, models, resolution
+        self._blur, self._blur_sigma = blur_images, blur_sigma
+        per_round = opts.batch_gpu * info.world_size
+        if opts.batch % per_round:
+            raise ValueError(f"batch {opts.batch} is not a multiple of batch_gpu x GPUs = {per_round}")
+        self.rounds = opts.batch // per_round
+        self.dev = info.device
+
+    def _d(self, images: torch.Tensor, labels: torch.Tensor, cur_nimg: int) -> torch.Tensor:
+        sigma = self._blur_sigma(cur_nimg, self.opts.blur_fade_kimg_value, self.opts.blur_sigma)
+        return self.m.D(self._blur(images, sigma), labels)[:, 0]
+
+    def _z_and_labels(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        from training.dataset import sample_labels
+
+        z = torch.randn(self.opts.batch_gpu, self.m.G.config.z_dim, generator=gen).to(self.dev)
+        c = sample_labels(self.dataset, self.opts.batch_gpu, gen).to(self.dev)
+        return z, c
+
+    def step(self, step: int, cur_nimg: int, reals: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """One step; ``reals`` holds this rank's ``rounds`` real micro-batches (uint8 images, labels).
+        Returns this rank's losses ``[len(STAT_KEYS)]`` (means over the step)."""
+        o, m, stats = self.opts, self.m, torch.zeros(len(STAT_KEYS), device=self.dev)
+        rank = self.info.rank
+        # --- G: multi-view adversarial loss + anchor regularizers
+        m.G.requires_grad_(True)
+        m.D.requires_grad_(False)
+        m.opt_G.zero_grad(set_to_none=True)
+        for r in range(self.rounds):
+            gen = step_generator(o.seed, rank, step, 10 + r)
+            z, c = self._z_and_labels(gen)
+            out = m.G(z)
+            labels = multiview_labels(c, o.num_views) if o.multiview else c[:, None]
+            images = render_for_d(out.gaussians, labels, self.res, o.random_background, gen)  # [B, V, 3, H, W]
+            V = labels.shape[1]
+            adv = sum(g_adversarial(self._d(images[:, v], labels[:, v], cur_nimg)).mean() for v in range(V)) / V
+            center, knn = center_loss(out.anchors), knn_loss(out.anchors, o.knn_k)
+            loss = adv + o.center_weight * center + o.knn_weight * knn
+            (loss / self.rounds).backward()
+            stats[:3] += torch.stack([adv, center, knn]).detach() / self.rounds
+        average_gradients(m.G, self.info.world_size)
+        _clip(m.G, o.g_clip)
+        m.opt_G.step()
+        # --- D: reals against fakes rendered from their own labels
+        m.G.requires_grad_(False)
+        m.D.requires_grad_(True)
+        m.opt_D.zero_grad(set_to_none=True)
+        real_batches = []
+        for r in range(self.rounds):
+            gen = step_generator(o.seed, rank, step, 20 + r)
+            z, c = self._z_and_labels(gen)
+            with torch.no_grad():
+                out = m.G(z, update_w_avg=True)
+                fake = render_for_d(out.gaussians, c[:, None], self.res, o.random_background, gen)[:, 0]
+            real_img, real_c = reals[r]
+            real = real_img.to(self.dev, torch.float32) / 127.5 - 1.0
+            real_c = real_c.to(self.dev)
+            real_batches.append((real, real_c))
+            real_logits, fake_logits = self._d(real, real_c, cur_nimg), self._d(fake, c, cur_nimg)
+            loss_fake, loss_real = d_adversarial(real_logits, fake_logits)
+            ((loss_fake.mean() + loss_real.mean()) / self.rounds).backward()
+            stats[3:5] += torch.stack([loss_fake.mean(), loss_real.mean()]).detach() / self.rounds
+            stats[6:8] += torch.stack([real_logits.mean(), fake_logits.mean()]).detach() / self.rounds
+        average_gradients(m.D, self.info.world_size)
+        _clip(m.D, o.d_clip)
+        m.opt_D.step()
+        # --- lazy R1 on the reals
+        if o.gamma > 0 and step % o.r1_interval == 0:
+            m.opt_D.zero_grad(set_to_none=True)
+            for real, real_c in real_batches:
+                real = real.detach().requires_grad_(True)
+                penalty = r1_penalty(real, self._d(real, real_c, cur_nimg))
+                (penalty.mean() * (o.gamma / 2) * o.r1_interval / self.rounds).backward()
+                stats[5] += penalty.mean().detach() / self.rounds
+            average_gradients(m.D, self.info.world_size)
+            _clip(m.D, o.d_clip)
+            m.opt_D.step()
+        m.D.requires_grad_(False)
+        return stats
+
+
+def image_grid(G: Generator, resolution: int, device: torch.device, rows: int = 4) -> np.ndarray:
+    """``[rows, 5, H, W, 3]``: fixed seeds (rows) x views from -46 to +46 degrees of yaw, white background."""
+    z = torch.randn(rows, G.config.z_dim, generator=torch.Generator().manual_seed(123)).to(device)
+    cams = orbit_cameras(torch.linspace(-0.8, 0.8, 5), 0.1).to(device)
+    with torch.no_grad():
+        out = G(z, cameras=cams, resolution=resolution)
+    return out.render.color.float().cpu().numpy()
+
+
+def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = True) -> Path:
+    """Run (or continue) training; returns the run directory. Raises :class:`TrainingStopped` on a
+    non-finite loss after logging it (the last snapshot stays the newest file)."""
+    from training.dataset import DatasetOptions, ImageLabelDataset, infinite_batches
+    from training.distributed import init_distributed
+
+    info = info or init_distributed(opts.device)
+    if opts.precision != "fp32" and info.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    resumed: Snapshot | None = None
+    run_dir: Path | None = None
+    if opts.resume:
+        source = Path(opts.resume)
+        if source.is_dir():
+            run_dir, snap_path = source, latest_snapshot(source)
+            if snap_path is None:
+                raise FileNotFoundError(f"{source}: no network-snapshot-*.pkl to resume from")
+        else:
+            snap_path = source
+        resumed = load_snapshot(snap_path, map_location="cpu")
+        if resumed.kind != "training":
+            raise ValueError(f"{snap_path}: a {resumed.kind!r} snapshot has no training state to resume")
+    g_config = (GeneratorConfig.from_dict(resumed.generator_config) if resumed else resolve_generator_config(opts))
+    dataset = ImageLabelDataset(DatasetOptions(path=opts.data, xflip=opts.mirror, masks=opts.masks,
+                                               random_background=opts.random_background, seed=opts.seed,
+                                               index_list=opts.index_list, max_images=opts.max_images))
+    res = opts.resolution or g_config.resolution
+    if dataset.resolution != res:
+        raise ValueError(f"{opts.data}: images are {dataset.resolution} px but training renders at {res} px; "
+                         f"pass --resolution {dataset.resolution} or use a {res} px dataset")
+    torch.manual_seed(opts.seed * info.world_size + info.rank)
+    m = build_models(opts, g_config, res, info.device)
+    if opts.precision == "bf16":
+        m.G.feature_dtype = torch.bfloat16
+    cur_nimg = step = samples_drawn = 0
+    if resumed is not None:
+        cur_nimg, step, samples_drawn = restore(m, resumed)
+    for module in (m.G, m.G_ema, m.D):
+        broadcast_module(module)
+
+    name = f"{opts.preset}-{Path(opts.data).stem}" + (f"-{opts.desc}" if opts.desc else "")
+    if info.is_main and run_dir is None:
+        run_dir = create_run_dir(opts.outdir, name)
+    run_dir = _share_run_dir(run_dir, info)
+    log = RunLog(run_dir, enabled=info.is_main)
+    if info.is_main:
+        write_json(run_dir / "options.json", {"options": opts.to_dict(), "generator": g_config.to_dict(),
+                                              "discriminator": m.D.config.to_dict(), "world_size": info.world_size})
+        log.log(f"{'resuming' if resumed else 'starting'} {run_dir} at {cur_nimg / 1000:.3f} kimg on "
+                f"{info.world_size} x {info.device.type}; {g_config.num_gaussians:,} Gaussians at {res} px")
+        if cur_nimg == 0:
+            save_grid(run_dir / "fakes_init.png", image_grid(m.G_ema, res, info.device))
+
+    trainer = Trainer(opts, info, dataset, m, res)
+    stream = infinite_batches(dataset, opts.batch_gpu, rank=info.rank, world_size=info.world_size, seed=opts.seed,
+                              num_workers=opts.workers, start_index=samples_drawn)
+    total = int(opts.kimg * 1000)
+    tick_start, tick_nimg, tick_time, tick_stats = time.time(), cur_nimg, time.time(), []
+    next_snap = _next_multiple(cur_nimg, opts.snap_kimg)
+    next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
+    next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
+    bar = _progress_bar(total, cur_nimg) if (progress and info.is_main) else None
+    try:
+        while cur_nimg < total:
+            reals = [next(stream) for _ in range(trainer.rounds)]
+            samples_drawn += trainer.rounds * opts.batch_gpu
+            stats = all_reduce_mean(trainer.step(step, cur_nimg, reals), info.world_size)
+            if not bool(torch.isfinite(stats).all()):
+                bad = ", ".join(f"{k}={v:.4g}" for k, v in zip(STAT_KEYS, stats.tolist()))
+                raise TrainingStopped(f"non-finite loss at step {step} ({cur_nimg / 1000:.3f} kimg): {bad}. "
+                                      f"Stopped; the last snapshot is intact. Lower the learning rates or raise "
+                                      f"gamma, then resume.")
+            cur_nimg += opts.batch
+            step += 1
+            update_ema(m, opts, cur_nimg)
+            tick_stats.append(stats)
+            if bar is not None:
+                bar.update(opts.batch)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STAT_KEYS[:2] + STAT_KEYS[3:5], stats[[0, 1, 3, 4]].tolist())})
+            done = cur_nimg >= total
+            if cur_nimg >= next_tick or done:
+                _log_tick(log, tick_stats, cur_nimg, tick_nimg, tick_time, tick_start, total, info)
+                tick_stats, tick_nimg, tick_time = [], cur_nimg, time.time()
+                next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
+            if info.is_main and (cur_nimg >= next_grid or done):
+                save_grid(run_dir / f"fakes{kimg_tag(cur_nimg)}.png", image_grid(m.G_ema, res, info.device))
+                next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
+            if cur_nimg >= next_snap or done:
+                if info.is_main:
+                    save_training_snapshot(run_dir / snapshot_name(cur_nimg), m, opts, cur_nimg, step, samples_drawn)
+                    log.log(f"snapshot {snapshot_name(cur_nimg)}")
+                barrier()
+                next_snap = _next_multiple(cur_nimg, opts.snap_kimg)
+    except TrainingStopped as exc:
+        log.error(str(exc))
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        log.close()
+    log.log(f"done: {cur_nimg / 1000:.3f} kimg")
+    return run_dir
+
+
+def _next_multiple(nimg: int, every_kimg: float) -> int:
+    every = max(1, int(round(every_kimg * 1000)))
+    return (nimg // every + 1) * every
+
+
+def _share_run_dir(run_dir: Path | None, info: DistInfo) -> Path:
+    """Rank 0 decides the run directory; the others learn it."""
+    if info.world_size == 1:
+        return run_dir
+    import torch.distributed as dist
+
+    box = [str(run_dir) if info.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0])
+
+
+def _progress_bar(total: int, start: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="img", unit_scale=True, dynamic_ncols=True, desc="training")
+
+
+def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], cur_nimg: int, tick_nimg: int, tick_time: float,
+              start: float, total: int, info: DistInfo) -> None:
+    now = time.time()
+    mean = torch.stack(tick_stats).mean(0).tolist() if tick_stats else [math.nan] * len(STAT_KEYS)
+    sec_per_kimg = (now - tick_time) / max((cur_nimg - tick_nimg) / 1000, 1e-9)
+    record = {"kimg": cur_nimg / 1000, "sec_per_kimg": sec_per_kimg, "time_s": now - start,
+              "eta_s": sec_per_kimg * (total - cur_nimg) / 1000, **dict(zip(STAT_KEYS, mean))}
+    if info.device.type == "cuda":
+        record["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(info.device) / 2**30
+    log.stats(record)
+    log.log(f"kimg {record['kimg']:.3f}  {sec_per_kimg:.1f} s/kimg  ETA {record['eta_s'] / 60:.1f} min  "
+            + "  ".join(f"{k} {v:.4f}" for k, v in zip(STAT_KEYS, mean)))

@@ -1,0 +1,134 @@
+"""Training options: one frozen dataclass, which is also the command line (``python -m training --help``).
+
+Defaults follow the CGS-GAN training recipe (fact sheet section 3) where it is documented; ``None``
+defaults are derived from the batch size as the official code does (EMA half-life 10 kimg and D-input blur
+fade 200 kimg at batch 32, scaled linearly with the batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+Precision = Literal["fp32", "tf32", "bf16"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Train a CGS-GAN-style generator.
+
+    Attributes:
+        data: dataset folder or .zip in the EG3D/CGS-GAN layout (images, dataset.json, optional mask/).
+        outdir: parent folder of the numbered run directories.
+        preset: generator preset (core.generator.PRESETS: cgs64 ... cgs2048, cpu128, tiny).
+        resolution: image resolution for rendering and the discriminator (default: the preset's).
+        batch: total batch size over all GPUs (images per optimizer step).
+        batch_gpu: micro-batch per GPU (gradients accumulate over batch / (batch_gpu * GPUs) rounds).
+        kimg: total training length in thousands of real images shown to D.
+        g_lr, d_lr: Adam learning rates (xyz_const uses g_lr * 0.01, as the later official release).
+        betas: Adam betas (D's are raised to the power 16/17 for lazy R1, its lr scaled by 16/17).
+        gamma: R1 weight; r1_interval: lazy R1 every N steps (loss scaled by N).
+        ema_kimg: half-life of the EMA generator in kimg (default 10 * batch / 32); ema_rampup: ramp-up
+            factor (EMA length at most rampup * images so far; None disables).
+        blur_fade_kimg: D-input blur fades to 0 over this many kimg (default 200 * batch / 32); blur_sigma:
+            initial blur sigma in pixels (0 disables).
+        knn_weight, knn_k: weight and neighbour count of the KNN regularizer on level-0 anchors.
+        center_weight: weight of the anchor-centre regularizer.
+        multiview: render every generated scene from the cameras of ``num_views`` other batch samples
+            (else from its own camera).
+        mirror: add x-flipped copies of the real images (labels mirrored).
+        random_background: composite reals (with masks) and render fakes on random colours.
+        masks: use dataset masks: "auto", "yes" or "no".
+        index_list: JSON list of image indices or names with repeats (pose/expression rebalancing).
+        max_images: use a random subset of this many images.
+        g_clip, d_clip: gradient-norm clipping for G and D (0 disables).
+        d_channel_base, d_channel_max, d_mapping_layers: discriminator size.
+        precision: "fp32" (TF32 off), "tf32" (TF32 matmuls), "bf16" (generator feature path in bfloat16).
+        tick_kimg: progress/log interval; snap_kimg: network snapshot interval; image_snap_kimg: image
+            grid interval (all in kimg).
+        seed: global seed (each rank uses seed * world_size + rank).
+        workers: data-loader worker processes per rank.
+        resume: a run directory (continue it, from its latest snapshot) or a snapshot .pkl (start a new run
+            from it).
+        device: "auto" (CUDA when available), "cpu" or "cuda".
+        desc: extra text in the run directory name.
+    """
+
+    data: str
+    outdir: str = "runs"
+    preset: str = "cgs512"
+    resolution: int | None = None
+    batch: int = 32
+    batch_gpu: int = 8
+    kimg: float = 15000.0
+    g_lr: float = 0.0025
+    d_lr: float = 0.002
+    betas: tuple[float, float] = (0.0, 0.99)
+    gamma: float = 1.0
+    r1_interval: int = 16
+    ema_kimg: float | None = None
+    ema_rampup: float | None = 0.05
+    blur_fade_kimg: float | None = None
+    blur_sigma: float = 10.0
+    knn_weight: float = 20.0
+    knn_k: int = 64
+    center_weight: float = 1.0
+    multiview: bool = True
+    num_views: int = 4
+    mirror: bool = True
+    random_background: bool = True
+    masks: Literal["auto", "yes", "no"] = "auto"
+    index_list: str | None = None
+    max_images: int | None = None
+    g_clip: float = 20.0
+    d_clip: float = 5.0
+    d_channel_base: int = 32768
+    d_channel_max: int = 512
+    d_mapping_layers: int = 2
+    precision: Precision = "tf32"
+    tick_kimg: float = 1.0
+    snap_kimg: float = 50.0
+    image_snap_kimg: float = 10.0
+    seed: int = 0
+    workers: int = 2
+    resume: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    desc: str | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.batch < 1 or self.batch_gpu < 1:
+            problems.append("batch and batch_gpu must be positive")
+        if self.kimg <= 0:
+            problems.append("kimg must be positive")
+        if self.multiview and self.num_views < 1:
+            problems.append("num_views must be at least 1")
+        if self.r1_interval < 1:
+            problems.append("r1_interval must be at least 1")
+        if min(self.tick_kimg, self.snap_kimg, self.image_snap_kimg) <= 0:
+            problems.append("tick_kimg, snap_kimg and image_snap_kimg must be positive")
+        if problems:
+            raise ValueError("invalid training options: " + "; ".join(problems))
+
+    @property
+    def ema_kimg_value(self) -> float:
+        return self.ema_kimg if self.ema_kimg is not None else 10.0 * self.batch / 32
+
+    @property
+    def blur_fade_kimg_value(self) -> float:
+        return self.blur_fade_kimg if self.blur_fade_kimg is not None else 200.0 * self.batch / 32
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainOptions:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        d = dict(d)
+        if "betas" in d:
+            d["betas"] = tuple(d["betas"])
+        return cls(**d)
