@@ -1,0 +1,440 @@
+"""The camera-conditioned discriminator: a StyleGAN2-style residual D on RGB images.
+
+Layout at resolution R (channels at resolution r: ``min(channel_base // r, channel_max)``)::
+
+    img [B, 3, R, R]
+      -> fromRGB 1x1 conv (lrelu)                       only once, at R
+      -> one residual block per resolution R, R/2, ..., 8 (each halves it):
+             x -> conv3x3 (lrelu) -> blur + conv3x3 stride 2 (lrelu) --+--> (x + skip) * sqrt(0.5)
+             x -> blur + subsample 2 -> conv1x1 (linear, no bias) -----+
+      -> epilogue at 4x4: minibatch std (+1 channel), conv3x3 (lrelu), FC C*16 -> C (lrelu), FC C -> cmap_dim
+      -> projection: <out, cmap(c)> / sqrt(cmap_dim)     logits [B, 1]
+    cmap(c) = mapping_layers x FC(lrelu, lr_mul) applied to normalize_2nd_moment(FC(c))
+
+The blur is the ``[1, 3, 3, 1]`` outer product (sum 1). Padding follows StyleGAN2, so that a 2x downsample
+of R gives exactly R/2: the 3x3 path blurs with 2 zero pixels on each side (R + 1) and then convolves with
+stride 2 and no padding; the 1x1 path blurs with 1 pixel each side and stride 2. Every layer has an
+equalized learning rate (weights stored as N(0, 1), scaled by ``1 / sqrt(fan_in)`` at run time; the leaky
+ReLU's gain sqrt(2) is folded into that scale). All of it is plain ``F.conv2d`` (the blur as two depthwise
+1-D passes) behind a small autograd function whose backward is itself cheap to differentiate, so it runs on
+CPU and CUDA and the R1 penalty's double backward is fast (see ``_Conv2d``).
+
+Differences from the official CGS-GAN / EG3D discriminator (facts sheet, section 3 and section 7):
+  * no ``b8_pose`` block: the official computes one more 8x8 block and discards its output;
+  * the camera mapping has 2 layers by default, the official 8 (``mapping_layers``, below);
+  * precision: the official runs fp16 on the 4 highest-resolution blocks and fp32 below. Here the top
+    ``num_autocast_blocks`` blocks (default 4) follow the caller's autocast (bf16 or fp16), and the lower
+    blocks, the epilogue and the mapping always run in float32. ``conv_clamp`` clamps conv outputs only in
+    reduced precision; the float32 path is never clamped (the fact sheet ties the official clamp to its
+    fp16 blocks; in float32, 256 is practically never reached anyway);
+  * minibatch-std groups: as StyleGAN2, a batch of B with group size G = min(mbstd_group, B) (G must divide
+    B) groups sample n with n + B/G, n + 2B/G, ... (strided, not contiguous).
+
+Parameter count (channel_base 32768, channel_max 512, cmap_dim 512, c_dim 25):
+
+    resolution 512, mapping_layers 2 (default):  29,783,616
+        blocks 22,423,104 + epilogue 6,821,888 + camera mapping 538,624
+    resolution 512, mapping_layers 8 (official):  31,359,552   (the official also holds the unused b8_pose
+        block on top of this; if it has b8's shape, that is 4,981,760 more)
+    resolution 256 / 1024, mapping_layers 2:      29,664,896 / 29,813,280
+    resolution 512, c_dim 0 (unconditional):     28,982,849
+
+StyleGAN2's D at 512 is about 29 M: our unconditional variant, whose blocks and epilogue have the same
+shapes, counts 28,982,849. The conditional D adds the camera mapping and a 512-wide instead of 1-wide
+output FC (+0.8 M).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.layers import LRELU_GAIN, LRELU_SLOPE, Activation, EqualLinear, normalize_2nd_moment
+
+SQRT_HALF = math.sqrt(0.5)
+_REDUCED = (torch.float16, torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Architecture of :class:`Discriminator`.
+
+    Attributes:
+        resolution: image size R, a power of two >= 16.
+        c_dim: length of the camera label (EG3D: 16 cam2world + 9 intrinsics = 25). 0: unconditional
+            (no mapping, the last FC outputs the logit directly).
+        channel_base, channel_max: channels at resolution r are ``min(channel_base // r, channel_max)``.
+        cmap_dim: dimension of the projection (official 512).
+        mapping_layers: leaky-ReLU FC layers after the label embedding. The official D uses 8 because
+            its mapping inherits StyleGAN2's default, not by design. The input is 25 numbers (a pose and a
+            focal length), and at lr_mul 0.01 eight 512x512 layers (2.1 M parameters) add depth that the
+            embedding barely needs: 2 matches our generator's mapping and saves 1.6 M parameters. Not measured
+            against 8 on FID; set 8 to reproduce the official architecture.
+        mapping_lr_mul: learning-rate multiplier of those layers (the embedding itself uses 1, as official).
+        mbstd_group: minibatch-std group size (the batch must be divisible by ``min(mbstd_group, B)``).
+        mbstd_channels: minibatch-std feature channels (0 switches it off).
+        conv_clamp: clamp every conv output to +-conv_clamp when the conv runs in fp16/bf16 (None: never).
+        num_autocast_blocks: how many of the highest-resolution blocks follow the caller's autocast; the
+            rest, the epilogue and the mapping run in float32 (the official's ``num_fp16_res`` is 4).
+    """
+
+    resolution: int
+    c_dim: int = 25
+    channel_base: int = 32768
+    channel_max: int = 512
+    cmap_dim: int = 512
+    mapping_layers: int = 2
+    mapping_lr_mul: float = 0.01
+    mbstd_group: int = 4
+    mbstd_channels: int = 1
+    conv_clamp: float | None = 256.0
+    num_autocast_blocks: int = 4
+
+    def __post_init__(self) -> None:
+        problems = []
+        r = self.resolution
+        if not isinstance(r, int) or isinstance(r, bool) or r < 16 or r & (r - 1):
+            problems.append(f"resolution must be a power of two >= 16, got {r!r}")
+        ints = ("c_dim", "channel_base", "channel_max", "cmap_dim", "mapping_layers", "mbstd_group",
+                "mbstd_channels", "num_autocast_blocks")
+        for name in ints:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                problems.append(f"{name} must be an int, got {v!r}")
+        if not problems:
+            if min(self.c_dim, self.mapping_layers, self.mbstd_channels, self.num_autocast_blocks) < 0:
+                problems.append("c_dim, mapping_layers, mbstd_channels and num_autocast_blocks must be >= 0")
+            if self.channel_max < 1 or self.channel_base < 1 or self.mbstd_group < 1:
+                problems.append("channel_base, channel_max and mbstd_group must be >= 1")
+            elif self.channel_base // r < 1:
+                problems.append(f"channel_base {self.channel_base} gives no channels at resolution {r}")
+            elif self.mbstd_channels and self.channels(4) % self.mbstd_channels:
+                problems.append(f"mbstd_channels {self.mbstd_channels} must divide the 4x4 channels "
+                                f"{self.channels(4)}")
+            if self.c_dim > 0 and self.cmap_dim < 1:
+                problems.append("cmap_dim must be >= 1 when c_dim > 0")
+        if not (isinstance(self.mapping_lr_mul, (int, float)) and self.mapping_lr_mul > 0):
+            problems.append(f"mapping_lr_mul must be > 0, got {self.mapping_lr_mul!r}")
+        clamp = self.conv_clamp
+        if clamp is not None and not (isinstance(clamp, (int, float)) and clamp > 0):
+            problems.append(f"conv_clamp must be None or > 0, got {self.conv_clamp!r}")
+        if problems:
+            raise ValueError("invalid DiscriminatorConfig: " + "; ".join(problems))
+
+    def channels(self, res: int) -> int:
+        """Feature channels at resolution ``res``."""
+        return min(self.channel_base // res, self.channel_max)
+
+    @property
+    def block_resolutions(self) -> tuple[int, ...]:
+        """Input resolution of each residual block, highest first (R, R/2, ..., 8)."""
+        return tuple(2**i for i in range(int(math.log2(self.resolution)), 2, -1))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiscriminatorConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown discriminator config keys: {sorted(unknown)}")
+        if "resolution" not in d:
+            raise ValueError("discriminator config needs 'resolution'")
+        return cls(**d)
+
+
+# ------------------------------------------------------------------------------------------------ layers
+
+
+def _blur_filter() -> torch.Tensor:
+    """``[1, 3, 3, 1] / 8``: one factor of the separable 4x4 blur (their outer product sums to 1)."""
+    return torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8.0
+
+
+def _autocasting(x: torch.Tensor) -> bool:
+    return torch.is_autocast_enabled(x.device.type)
+
+
+# Convolution with a double backward made of ordinary convolutions. With PyTorch's built-in double backward
+# of F.conv2d, one R1 step of this D (512 px, batch 8, H100) took 11 s in float32 and 17 s under bf16
+# autocast against 55 ms for a plain step; on CPU the profile showed the depthwise blur's double backward
+# running one small convolution per channel, and replacing only that left 17.7 s, so the strided
+# convolutions' double backward is slow on CUDA too. Here the first backward is written out as a transposed
+# convolution (input gradient) and a weight-gradient op, whose own gradients are again plain convolutions:
+# the same step takes 499 / 273 ms (float32 / bf16), or 115 / 94 ms with torch.backends.cudnn.benchmark on
+# (as the official training runs). Without create_graph the backward is the one fused native call.
+
+
+Pair = tuple[int, int]
+
+
+def _pair(v: int | Pair) -> Pair:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _conv_input_grad(g: torch.Tensor, w: torch.Tensor, input_shape: torch.Size, stride: Pair, padding: Pair,
+                     groups: int) -> torch.Tensor:
+    """Gradient of ``conv2d(x, w)`` w.r.t. ``x`` for output gradient ``g``: a transposed convolution."""
+    out_pad = tuple(input_shape[i + 2] - ((g.shape[i + 2] - 1) * stride[i] - 2 * padding[i] + w.shape[i + 2])
+                    for i in (0, 1))
+    return F.conv_transpose2d(g, w, None, stride, padding, out_pad, groups)
+
+
+def _native_backward(g, x, w, stride: Pair, padding: Pair, groups: int, mask: list[bool], bias: bool = False):
+    return torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]] if bias else None, list(stride),
+                                               list(padding), [1, 1], False, [0, 0], groups, mask)
+
+
+class _ConvWeightGrad(torch.autograd.Function):
+    """``(g, x) -> d<g, conv2d(x, w)>/dw`` (bilinear in g and x), differentiable once more."""
+
+    @staticmethod
+    def forward(ctx, g, x, w, stride, padding, groups):  # w: for its shape only
+        ctx.save_for_backward(g, x)
+        ctx.conf = (stride, padding, groups)
+        return _native_backward(g, x, w, stride, padding, groups, [False, True, False])[1]
+
+    @staticmethod
+    def backward(ctx, ggw):
+        g, x = ctx.saved_tensors
+        stride, padding, groups = ctx.conf
+        gg = gx = None
+        if ctx.needs_input_grad[0]:  # d/dg <ggw, dW(g, x)> = conv2d(x, ggw)
+            gg = _Conv2d.apply(x, ggw, None, stride, padding, groups)
+        if ctx.needs_input_grad[1]:  # d/dx <ggw, dW(g, x)> = d/dx <g, conv2d(x, ggw)>
+            gx = _conv_input_grad(g, ggw, x.shape, stride, padding, groups)
+        return gg, gx, None, None, None, None
+
+
+class _Conv2d(torch.autograd.Function):
+    """``F.conv2d`` (dilation 1) whose backward is differentiable through efficient ops (see above)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, groups):
+        ctx.save_for_backward(x, w)
+        ctx.conf = (stride, padding, groups, b is not None)
+        return F.conv2d(x, w, b, stride, padding, 1, groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        stride, padding, groups, has_bias = ctx.conf
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        need_b = need_b and has_bias
+        if not torch.is_grad_enabled():  # plain first-order backward: one fused native call
+            mask = [need_x, need_w, need_b]
+            gx, gw, gb = _native_backward(g, x, w, stride, padding, groups, mask, has_bias)
+            return gx, gw, gb, None, None, None
+        gx = _conv_input_grad(g, w, x.shape, stride, padding, groups) if need_x else None
+        gw = _ConvWeightGrad.apply(g, x, w.detach(), stride, padding, groups) if need_w else None
+        gb = g.sum(dim=(0, 2, 3)) if need_b else None
+        return gx, gw, gb, None, None, None
+
+
+def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, stride: int | Pair = 1,
+            padding: int | Pair = 0, groups: int = 1) -> torch.Tensor:
+    """``F.conv2d`` (dilation 1) through :class:`_Conv2d`.
+
+    Under autocast, inputs are cast to the autocast dtype here (as autocast casts ``F.conv2d``) and the op
+    runs with autocast off, so the backward sees the forward's dtypes on any device.
+    """
+    stride, padding = _pair(stride), _pair(padding)
+    if _autocasting(x):
+        dt = torch.get_autocast_dtype(x.device.type)
+        x, w, b = x.to(dt), w.to(dt), None if b is None else b.to(dt)
+        with torch.autocast(x.device.type, enabled=False):
+            return _Conv2d.apply(x, w, b, stride, padding, groups)
+    return _Conv2d.apply(x, w, b, stride, padding, groups)
+
+
+def _blur(x: torch.Tensor, f: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
+    """Separable 4x4 blur of every channel of ``x [B, C, H, W]`` with zero ``padding`` and ``stride``:
+    two depthwise convolutions with the 1-D factor ``f [4]``."""
+    c = x.shape[1]
+    x = _conv2d(x, f.view(1, 1, 1, -1).expand(c, 1, 1, -1), None, (1, stride), (0, padding), c)
+    return _conv2d(x, f.view(1, 1, -1, 1).expand(c, 1, -1, 1), None, (stride, 1), (padding, 0), c)
+
+
+class EqualConv2d(nn.Module):
+    """Conv with equalized learning rate, optional 2x blur-downsample, leaky ReLU and clamp.
+
+    ``y = act(conv(x, w * lr_mul / sqrt(in * k * k)) + b * lr_mul) * gain`` with ``gain`` sqrt(2) for lrelu,
+    then clamped to ``+-conv_clamp`` when the result is fp16/bf16. ``down=2`` blurs with ``[1, 3, 3, 1]``
+    first (StyleGAN2 padding), so an input of H gives H/2 for kernel 1 and 3 alike; ``down=1`` keeps H with
+    ``padding = k // 2``. Supports double backward efficiently (R1).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 activation: Activation = "linear", bias: bool = True, down: int = 1,
+                 conv_clamp: float | None = None, lr_mul: float = 1.0) -> None:
+        super().__init__()
+        if down not in (1, 2):
+            raise ValueError(f"down must be 1 or 2, got {down}")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.activation, self.down, self.conv_clamp, self.lr_mul = activation, down, conv_clamp, lr_mul
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_mul)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = lr_mul / math.sqrt(in_channels * kernel_size * kernel_size)
+        self.act_gain = LRELU_GAIN if activation == "lrelu" else 1.0
+        if down > 1:
+            # Non-persistent: a constant, kept out of state dicts and checkpoints.
+            self.register_buffer("blur", _blur_filter(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight * (self.weight_gain * self.act_gain)
+        b = None if self.bias is None else self.bias * (self.lr_mul * self.act_gain)
+        if not _autocasting(x) and x.dtype != w.dtype:
+            w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
+        if self.down > 1:
+            f = self.blur if _autocasting(x) else self.blur.to(x.dtype)
+            if self.kernel_size == 1:
+                # Blur with 1 pixel of padding and keep every other sample: H -> H/2.
+                y = _conv2d(_blur(x, f, padding=1, stride=2), w, b)
+            else:
+                # Blur with (k + 1) / 2 pixels of padding (H -> H + k - 2), then a strided valid conv:
+                # H -> H/2.
+                y = _conv2d(_blur(x, f, padding=(self.kernel_size + 1) // 2, stride=1), w, b, stride=2)
+        else:
+            y = _conv2d(x, w, b, padding=self.kernel_size // 2)
+        if self.activation == "lrelu":
+            y = F.leaky_relu(y, LRELU_SLOPE)
+        if self.conv_clamp is not None and y.dtype in _REDUCED:
+            y = y.clamp(-self.conv_clamp, self.conv_clamp)
+        return y
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels} -> {self.out_channels}, k={self.kernel_size}, down={self.down}, "
+                f"{self.activation}, bias={self.bias is not None}, clamp={self.conv_clamp}")
+
+
+class DiscriminatorBlock(nn.Module):
+    """One residual block: ``[B, C_in, r, r] -> [B, C_out, r/2, r/2]`` (fromRGB first when ``from_rgb``)."""
+
+    def __init__(self, res: int, in_channels: int, out_channels: int, from_rgb: bool,
+                 conv_clamp: float | None) -> None:
+        super().__init__()
+        self.res = res
+        self.fromrgb = EqualConv2d(3, in_channels, 1, "lrelu", conv_clamp=conv_clamp) if from_rgb else None
+        self.conv0 = EqualConv2d(in_channels, in_channels, 3, "lrelu", conv_clamp=conv_clamp)
+        self.conv1 = EqualConv2d(in_channels, out_channels, 3, "lrelu", down=2, conv_clamp=conv_clamp)
+        self.skip = EqualConv2d(in_channels, out_channels, 1, "linear", bias=False, down=2,
+                                conv_clamp=conv_clamp)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fromrgb is not None:
+            x = self.fromrgb(x)
+        y = self.skip(x)
+        x = self.conv1(self.conv0(x))
+        return (x + y) * SQRT_HALF
+
+
+def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int = 1) -> torch.Tensor:
+    """Append ``num_channels`` feature maps holding the std over a group of samples.
+
+    The batch ``B`` is split into ``G = min(group_size, B)`` strided slices (sample n is grouped with
+    n + B/G, n + 2B/G, ...); G must divide B. The channels are split into ``num_channels`` parts; each new
+    channel is the std over the group, averaged over that part's channels and all pixels, broadcast to
+    ``[H, W]``. Computed in float32 for fp16/bf16 inputs, else in the input's dtype.
+    """
+    if num_channels == 0:
+        return x
+    b, c, h, w = x.shape
+    g = min(group_size, b)
+    if b % g:
+        raise ValueError(f"batch size {b} is not divisible by the minibatch-std group size {g} "
+                         f"(min(mbstd_group={group_size}, batch))")
+    y = (x.float() if x.dtype in _REDUCED else x).reshape(g, b // g, num_channels, c // num_channels, h, w)
+    y = (y - y.mean(dim=0)).square().mean(dim=0)  # variance over the group: [M, F, c, h, w]
+    y = (y + 1e-8).sqrt().mean(dim=(2, 3, 4))  # [M, F]
+    y = y.reshape(b // g, num_channels, 1, 1).repeat(g, 1, h, w)  # sample n -> row n mod M
+    return torch.cat([x, y.to(x.dtype)], dim=1)
+
+
+class CameraMapping(nn.Module):
+    """``c [B, c_dim] -> cmap [B, cmap_dim]``: embedding FC, normalise, ``num_layers`` lrelu FCs."""
+
+    def __init__(self, c_dim: int, cmap_dim: int, num_layers: int, lr_mul: float) -> None:
+        super().__init__()
+        self.embed = EqualLinear(c_dim, cmap_dim)
+        self.layers = nn.ModuleList([EqualLinear(cmap_dim, cmap_dim, "lrelu", lr_mul=lr_mul)
+                                     for _ in range(num_layers)])
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        x = normalize_2nd_moment(self.embed(c), dim=1)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 features -> ``[B, cmap_dim]`` (or ``[B, 1]`` unconditional): mbstd, conv3x3, FC, out FC."""
+
+    def __init__(self, channels: int, out_dim: int, mbstd_group: int, mbstd_channels: int,
+                 conv_clamp: float | None) -> None:
+        super().__init__()
+        self.mbstd_group, self.mbstd_channels = mbstd_group, mbstd_channels
+        self.conv = EqualConv2d(channels + mbstd_channels, channels, 3, "lrelu", conv_clamp=conv_clamp)
+        self.fc = EqualLinear(channels * 16, channels, "lrelu")
+        self.out = EqualLinear(channels, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = minibatch_std(x, self.mbstd_group, self.mbstd_channels)
+        x = self.conv(x)
+        x = self.fc(x.flatten(1))
+        return self.out(x)
+
+
+class Discriminator(nn.Module):
+    """``D(img [B, 3, R, R] in [-1, 1], c [B, c_dim]) -> logits [B, 1]`` (float32). See the module docstring.
+
+    Attributes:
+        blocks: ``ModuleDict`` ``b{res}`` for res = R, R/2, ..., 8; the first holds the fromRGB layer.
+        epilogue: the 4x4 head.
+        mapping: the camera mapping (None when ``c_dim == 0``).
+    """
+
+    def __init__(self, config: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.config = config
+        cfg = config
+        self.blocks = nn.ModuleDict()
+        for i, res in enumerate(cfg.block_resolutions):
+            self.blocks[f"b{res}"] = DiscriminatorBlock(res, cfg.channels(res), cfg.channels(res // 2),
+                                                        from_rgb=(i == 0), conv_clamp=cfg.conv_clamp)
+        out_dim = cfg.cmap_dim if cfg.c_dim > 0 else 1
+        self.epilogue = DiscriminatorEpilogue(cfg.channels(4), out_dim, cfg.mbstd_group, cfg.mbstd_channels,
+                                              cfg.conv_clamp)
+        self.mapping = (CameraMapping(cfg.c_dim, cfg.cmap_dim, cfg.mapping_layers, cfg.mapping_lr_mul)
+                        if cfg.c_dim > 0 else None)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        r = cfg.resolution
+        if img.dim() != 4 or img.shape[1:] != (3, r, r):
+            raise ValueError(f"img must have shape [B, 3, {r}, {r}], got {list(img.shape)}")
+        if cfg.c_dim > 0:
+            if c is None or c.dim() != 2 or c.shape != (img.shape[0], cfg.c_dim):
+                got = None if c is None else list(c.shape)
+                raise ValueError(f"c must have shape [{img.shape[0]}, {cfg.c_dim}], got {got}")
+        param_dtype = self.epilogue.out.weight.dtype
+        x = img
+        for i, block in enumerate(self.blocks.values()):
+            if i < cfg.num_autocast_blocks:
+                x = block(x)
+            else:
+                with torch.autocast(x.device.type, enabled=False):
+                    x = block(x.to(param_dtype))
+        with torch.autocast(x.device.type, enabled=False):
+            x = self.epilogue(x.to(param_dtype))
+            if self.mapping is None:
+                return x
+            cmap = self.mapping(c.to(param_dtype))
+            return (x * cmap).sum(dim=1, keepdim=True) * (1.0 / math.sqrt(cfg.cmap_dim))
