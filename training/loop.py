@@ -239,6 +239,8 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     from training.distributed import init_distributed
 
     info = info or init_distributed(opts.device)
+    if info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes; makes the R1 double backward ~4x faster
     if opts.precision != "fp32" and info.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
