@@ -11,7 +11,7 @@ import sys
 import torch
 
 CPU = ["bench.parameters", "bench.render_cpu"]
-GPU = ["bench.render_gpu"]
+GPU = ["bench.render_gpu", "bench.synthesis", "bench.train_speed"]
 
 
 def main() -> None:
