@@ -104,7 +104,9 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path):
            "--resolution", str(RES), "--batch", "4", "--batch-gpu", "2", "--kimg", "0.032", "--tick-kimg", "0.004",
            "--snap-kimg", "0.008", "--image-snap-kimg", "0.008", "--num-views", "2", "--d-channel-base", "512",
            "--d-channel-max", "32", "--workers", "0", "--device", "cpu", "--r1-interval", "2", "--knn-k", "8"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # same thread count as this process: float reductions must run in the same order for bit equality
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     run = None
     while time.time() < deadline:  # kill it as soon as its first snapshot exists
