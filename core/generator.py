@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from core.camera import Cameras
+from core.config_dict import config_from_dict, config_to_dict
 from core.gaussians import GaussianSet
 from core.mapping import MappingNetwork
 from core.point_hierarchy import (
@@ -152,15 +153,11 @@ class GeneratorConfig:
                         / max(num_up - 1, 1.0))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> GeneratorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "generator config")
 
 
 def official_preset(resolution: int, ws_layout: WsLayout = "per_block", **overrides) -> GeneratorConfig:

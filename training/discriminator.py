@@ -46,7 +46,6 @@ output FC (+0.8 M).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -54,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config_dict import config_from_dict, config_to_dict
 from core.layers import LRELU_GAIN, LRELU_SLOPE, Activation, EqualLinear, normalize_2nd_moment
 
 SQRT_HALF = math.sqrt(0.5)
@@ -136,17 +136,11 @@ class DiscriminatorConfig:
         return tuple(2**i for i in range(int(math.log2(self.resolution)), 2, -1))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> DiscriminatorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown discriminator config keys: {sorted(unknown)}")
-        if "resolution" not in d:
-            raise ValueError("discriminator config needs 'resolution'")
-        return cls(**d)
+        return config_from_dict(cls, d, "discriminator config")
 
 
 # ------------------------------------------------------------------------------------------------ layers

@@ -7,9 +7,10 @@ fade 200 kimg at batch 32, scaled linearly with the batch).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
+
+from core.config_dict import config_from_dict, config_to_dict
 
 Precision = Literal["fp32", "tf32", "bf16"]
 
@@ -120,15 +121,8 @@ class TrainOptions:
         return self.blur_fade_kimg if self.blur_fade_kimg is not None else 200.0 * self.batch / 32
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainOptions:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown training options: {sorted(unknown)}")
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
+        return config_from_dict(cls, d, "training options")
