@@ -104,14 +104,14 @@ class Cameras:
         check_finite(self.cam2world, "cam2world")
         check_finite(self.intrinsics, "intrinsics")
         R = self.cam2world[..., :3, :3].double()
-        eye = torch.eye(3, dtype=R.dtype)
+        eye = torch.eye(3, dtype=R.dtype, device=R.device)
         err = (R.transpose(-1, -2) @ R - eye).abs().amax() if R.numel() else torch.tensor(0.0)
         if err > atol:
             raise ValueError(f"cam2world rotation is not orthonormal (max |R^T R - I| = {float(err):.3g})")
         if R.numel() and (torch.linalg.det(R) < 0).any():
             raise ValueError("cam2world rotation is a reflection (det < 0)")
         bottom = self.cam2world[..., 3, :].double()
-        if (bottom - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=bottom.dtype)).abs().amax() > atol if bottom.numel() else False:
+        if (bottom - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=bottom.dtype, device=bottom.device)).abs().amax() > atol if bottom.numel() else False:
             raise ValueError("cam2world last row must be [0, 0, 0, 1]")
         K = self.intrinsics.double()
         if K.numel() and ((K[..., 0, 0] <= 0) | (K[..., 1, 1] <= 0)).any():

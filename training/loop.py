@@ -60,9 +60,12 @@ class Models:
     opt_D: torch.optim.Optimizer
 
 
-def step_generator(seed: int, rank: int, step: int, phase: int) -> torch.Generator:
-    """A CPU generator determined by (seed, rank, step, phase) alone."""
-    state = np.random.SeedSequence([seed, rank, step, phase]).generate_state(2, dtype=np.uint32)
+PHASE_G, PHASE_D = 1, 2
+
+
+def step_generator(seed: int, rank: int, step: int, phase: int, round_: int = 0) -> torch.Generator:
+    """A CPU generator determined by (seed, rank, step, phase, micro-batch round) alone."""
+    state = np.random.SeedSequence([seed, rank, step, phase, round_]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
@@ -76,11 +79,11 @@ def build_models(opts: TrainOptions, g_config: GeneratorConfig, resolution: int,
                                           mapping_layers=opts.d_mapping_layers)).to(device).train()
     xyz = [p for n, p in G.named_parameters() if n == "xyz_const"]
     rest = [p for n, p in G.named_parameters() if n != "xyz_const"]
-    opt_G = torch.optim.Adam([{"params": rest}, {"params": xyz, "lr": opts.g_lr * 0.01}], lr=opts.g_lr,
-                             betas=opts.betas, eps=1e-8)
-    ratio = opts.r1_interval / (opts.r1_interval + 1)  # lazy regularization (StyleGAN2)
-    opt_D = torch.optim.Adam(D.parameters(), lr=opts.d_lr * ratio,
-                             betas=(opts.betas[0] ** ratio, opts.betas[1] ** ratio), eps=1e-8)
+    hp = build_hyperparameters(opts)
+    (g_lr, g_betas), (xyz_lr, _) = hp["G"]
+    opt_G = torch.optim.Adam([{"params": rest}, {"params": xyz, "lr": xyz_lr}], lr=g_lr, betas=g_betas, eps=1e-8)
+    (d_lr, d_betas), = hp["D"]
+    opt_D = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=1e-8)
     return Models(G, G_ema, D, opt_G, opt_D)
 
 
@@ -95,28 +98,66 @@ def _state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_training_snapshot(path: Path, m: Models, opts: TrainOptions, cur_nimg: int, step: int,
-                           samples_drawn: int) -> None:
+                           samples_drawn: int, world_size: int = 1) -> None:
+    """Write G, G_ema, D, both optimizers and the progress counters (refuses non-finite weights, so a bad
+    state never replaces a good snapshot)."""
+    for name, module in (("G", m.G), ("G_ema", m.G_ema), ("D", m.D)):
+        for pname, p in module.state_dict().items():
+            if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+                raise TrainingStopped(f"{name}.{pname} holds NaN/Inf at {cur_nimg / 1000:.3f} kimg; not saved, "
+                                      "the last snapshot is intact")
     snapshot = Snapshot(
         kind="training",
         generator_config=m.G.config.to_dict(),
         modules={"G": _state(m.G), "G_ema": _state(m.G_ema), "D": _state(m.D)},
         optimizers={"G": m.opt_G.state_dict(), "D": m.opt_D.state_dict()},
         training={"options": opts.to_dict(), "d_config": m.D.config.to_dict(), "cur_nimg": cur_nimg,
-                  "step": step, "samples_drawn": samples_drawn},
+                  "step": step, "samples_drawn": samples_drawn, "world_size": world_size},
         metadata=default_metadata(kimg=cur_nimg / 1000),
     )
     save_snapshot(path, snapshot)
 
 
-def restore(m: Models, snapshot: Snapshot) -> tuple[int, int, int]:
-    """Load models and optimizers from a training snapshot; returns (cur_nimg, step, samples_drawn)."""
-    m.G.load_state_dict(snapshot.modules["G"])
-    m.G_ema.load_state_dict(snapshot.modules["G_ema"])
-    m.D.load_state_dict(snapshot.modules["D"])
-    m.opt_G.load_state_dict(snapshot.optimizers["G"])
-    m.opt_D.load_state_dict(snapshot.optimizers["D"])
-    t = snapshot.training
-    return int(t["cur_nimg"]), int(t["step"]), int(t["samples_drawn"])
+def restore(m: Models, snapshot: Snapshot, opts: TrainOptions) -> tuple[int, int, int]:
+    """Load models and optimizer states from a training snapshot; returns (cur_nimg, step, samples_drawn).
+
+    Learning rates and betas come from the *current* options (the saved optimizer states carry the old
+    ones), so a run can be resumed with, e.g., a lower learning rate."""
+    try:
+        m.G.load_state_dict(snapshot.modules["G"])
+        m.G_ema.load_state_dict(snapshot.modules["G_ema"])
+        m.D.load_state_dict(snapshot.modules["D"])
+        m.opt_G.load_state_dict(snapshot.optimizers["G"])
+        m.opt_D.load_state_dict(snapshot.optimizers["D"])
+        t = snapshot.training
+        progress = int(t["cur_nimg"]), int(t["step"]), int(t["samples_drawn"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"the snapshot does not fit this training setup: {exc}") from None
+    fresh = build_hyperparameters(opts)
+    for opt, groups in ((m.opt_G, fresh["G"]), (m.opt_D, fresh["D"])):
+        for group, (lr, betas) in zip(opt.param_groups, groups):
+            group["lr"], group["betas"] = lr, betas
+    return progress
+
+
+def build_hyperparameters(opts: TrainOptions) -> dict[str, list[tuple[float, tuple[float, float]]]]:
+    """(lr, betas) per parameter group: G = [everything else, xyz_const at lr x 0.01]; D with the lazy-R1
+    adjustment lr x k/(k+1), betas^(k/(k+1)) for interval k (StyleGAN2)."""
+    ratio = opts.r1_interval / (opts.r1_interval + 1)
+    d = (opts.d_lr * ratio, (opts.betas[0] ** ratio, opts.betas[1] ** ratio))
+    return {"G": [(opts.g_lr, opts.betas), (opts.g_lr * 0.01, opts.betas)], "D": [d]}
+
+
+EXACT_RESUME_FIELDS = ("batch", "batch_gpu", "seed", "num_views", "multiview", "mirror", "data")
+
+
+def resume_differences(saved: dict, opts: TrainOptions, world_size: int, saved_world: int | None) -> list[str]:
+    """Options whose change makes a resumed run differ from an uninterrupted one (it still runs)."""
+    diffs = [f"{k}: {saved.get(k)!r} -> {getattr(opts, k)!r}" for k in EXACT_RESUME_FIELDS
+             if k in saved and saved[k] != getattr(opts, k) and not (k == "data" and Path(saved[k]) == Path(opts.data))]
+    if saved_world is not None and saved_world != world_size:
+        diffs.append(f"GPUs: {saved_world} -> {world_size}")
+    return diffs
 
 
 def update_ema(m: Models, opts: TrainOptions, cur_nimg: int) -> None:
@@ -131,9 +172,14 @@ def update_ema(m: Models, opts: TrainOptions, cur_nimg: int) -> None:
             b_ema.copy_(b)
 
 
-def _clip(module: nn.Module, max_norm: float) -> None:
-    if max_norm > 0:
-        torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
+def _clip_and_check(module: nn.Module, max_norm: float, what: str, step: int) -> None:
+    """Clip the gradient norm (if ``max_norm`` > 0) and stop the run, before any weight changes, if the
+    gradients hold NaN or Inf (a finite loss can still have them, e.g. after an overflow)."""
+    params = [p for p in module.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
+    if not bool(torch.isfinite(norm)):
+        raise TrainingStopped(f"non-finite {what} gradients at step {step}; the weights were not updated and "
+                              f"the last snapshot is intact. Lower the learning rates or raise gamma, then resume.")
 
 
 class Trainer:
@@ -171,7 +217,7 @@ class Trainer:
         m.D.requires_grad_(False)
         m.opt_G.zero_grad(set_to_none=True)
         for r in range(self.rounds):
-            gen = step_generator(o.seed, rank, step, 10 + r)
+            gen = step_generator(o.seed, rank, step, PHASE_G, r)
             z, c = self._z_and_labels(gen)
             out = m.G(z)
             labels = multiview_labels(c, o.num_views) if o.multiview else c[:, None]
@@ -183,7 +229,7 @@ class Trainer:
             (loss / self.rounds).backward()
             stats[:3] += torch.stack([adv, center, knn]).detach() / self.rounds
         average_gradients(m.G, self.info.world_size)
-        _clip(m.G, o.g_clip)
+        _clip_and_check(m.G, o.g_clip, "G", step)
         m.opt_G.step()
         # --- D: reals against fakes rendered from their own labels
         m.G.requires_grad_(False)
@@ -191,7 +237,7 @@ class Trainer:
         m.opt_D.zero_grad(set_to_none=True)
         real_batches = []
         for r in range(self.rounds):
-            gen = step_generator(o.seed, rank, step, 20 + r)
+            gen = step_generator(o.seed, rank, step, PHASE_D, r)
             z, c = self._z_and_labels(gen)
             with torch.no_grad():
                 out = m.G(z, update_w_avg=True)
@@ -206,7 +252,7 @@ class Trainer:
             stats[3:5] += torch.stack([loss_fake.mean(), loss_real.mean()]).detach() / self.rounds
             stats[6:8] += torch.stack([real_logits.mean(), fake_logits.mean()]).detach() / self.rounds
         average_gradients(m.D, self.info.world_size)
-        _clip(m.D, o.d_clip)
+        _clip_and_check(m.D, o.d_clip, "D", step)
         m.opt_D.step()
         # --- lazy R1 on the reals
         if o.gamma > 0 and step % o.r1_interval == 0:
@@ -217,7 +263,7 @@ class Trainer:
                 (penalty.mean() * (o.gamma / 2) * o.r1_interval / self.rounds).backward()
                 stats[5] += penalty.mean().detach() / self.rounds
             average_gradients(m.D, self.info.world_size)
-            _clip(m.D, o.d_clip)
+            _clip_and_check(m.D, o.d_clip, "D (R1)", step)
             m.opt_D.step()
         m.D.requires_grad_(False)
         return stats
@@ -239,11 +285,16 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     from training.distributed import init_distributed
 
     info = info or init_distributed(opts.device)
+    if opts.deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+        torch.use_deterministic_algorithms(True, warn_only=info.device.type == "cuda")
     if info.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes; makes the R1 double backward ~4x faster
-    if opts.precision != "fp32" and info.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    if info.device.type == "cuda":  # explicit for every precision: "fp32" really means no TF32
+        torch.backends.cuda.matmul.allow_tf32 = opts.precision != "fp32"
+        torch.backends.cudnn.allow_tf32 = opts.precision != "fp32"
     resumed: Snapshot | None = None
     run_dir: Path | None = None
     if opts.resume:
@@ -271,7 +322,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
         m.G.feature_dtype = torch.bfloat16
     cur_nimg = step = samples_drawn = 0
     if resumed is not None:
-        cur_nimg, step, samples_drawn = restore(m, resumed)
+        cur_nimg, step, samples_drawn = restore(m, resumed, opts)
     for module in (m.G, m.G_ema, m.D):
         broadcast_module(module)
 
@@ -283,6 +334,12 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     if info.is_main:
         write_json(run_dir / "options.json", {"options": opts.to_dict(), "generator": g_config.to_dict(),
                                               "discriminator": m.D.config.to_dict(), "world_size": info.world_size})
+        if resumed is not None:
+            diffs = resume_differences(resumed.training.get("options", {}), opts, info.world_size,
+                                       resumed.training.get("world_size"))
+            if diffs:
+                log.log("note: resuming with changed " + "; ".join(diffs) + " (the run continues, but not "
+                        "exactly as the uninterrupted run would)")
         log.log(f"{'resuming' if resumed else 'starting'} {run_dir} at {cur_nimg / 1000:.3f} kimg on "
                 f"{info.world_size} x {info.device.type}; {g_config.num_gaussians:,} Gaussians at {res} px")
         if cur_nimg == 0:
@@ -292,7 +349,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     stream = infinite_batches(dataset, opts.batch_gpu, rank=info.rank, world_size=info.world_size, seed=opts.seed,
                               num_workers=opts.workers, start_index=samples_drawn)
     total = int(opts.kimg * 1000)
-    tick_start, tick_nimg, tick_time, tick_stats = time.time(), cur_nimg, time.time(), []
+    tick_start, tick_nimg, tick_time, tick_stats, tick_r1 = time.time(), cur_nimg, time.time(), [], []
     next_snap = _next_multiple(cur_nimg, opts.snap_kimg)
     next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
     next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
@@ -311,20 +368,23 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
             step += 1
             update_ema(m, opts, cur_nimg)
             tick_stats.append(stats)
+            if opts.gamma > 0 and (step - 1) % opts.r1_interval == 0:  # step was already incremented
+                tick_r1.append(stats[5])
             if bar is not None:
                 bar.update(opts.batch)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STAT_KEYS[:2] + STAT_KEYS[3:5], stats[[0, 1, 3, 4]].tolist())})
             done = cur_nimg >= total
             if cur_nimg >= next_tick or done:
-                _log_tick(log, tick_stats, cur_nimg, tick_nimg, tick_time, tick_start, total, info)
-                tick_stats, tick_nimg, tick_time = [], cur_nimg, time.time()
+                _log_tick(log, tick_stats, tick_r1, cur_nimg, tick_nimg, tick_time, tick_start, total, info)
+                tick_stats, tick_r1, tick_nimg, tick_time = [], [], cur_nimg, time.time()
                 next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
             if info.is_main and (cur_nimg >= next_grid or done):
                 save_grid(run_dir / f"fakes{kimg_tag(cur_nimg)}.png", image_grid(m.G_ema, res, info.device))
                 next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
             if cur_nimg >= next_snap or done:
                 if info.is_main:
-                    save_training_snapshot(run_dir / snapshot_name(cur_nimg), m, opts, cur_nimg, step, samples_drawn)
+                    save_training_snapshot(run_dir / snapshot_name(cur_nimg), m, opts, cur_nimg, step, samples_drawn,
+                                           info.world_size)
                     log.log(f"snapshot {snapshot_name(cur_nimg)}")
                 barrier()
                 next_snap = _next_multiple(cur_nimg, opts.snap_kimg)
@@ -335,6 +395,10 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
         if bar is not None:
             bar.close()
         log.close()
+        if info.world_size > 1:  # leave no process group behind (another rank may still be waiting on us)
+            from training.distributed import shutdown
+
+            shutdown()
     log.log(f"done: {cur_nimg / 1000:.3f} kimg")
     return run_dir
 
@@ -361,10 +425,12 @@ def _progress_bar(total: int, start: int):
     return tqdm(total=total, initial=start, unit="img", unit_scale=True, dynamic_ncols=True, desc="training")
 
 
-def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], cur_nimg: int, tick_nimg: int, tick_time: float,
-              start: float, total: int, info: DistInfo) -> None:
+def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], tick_r1: list[torch.Tensor], cur_nimg: int,
+              tick_nimg: int, tick_time: float, start: float, total: int, info: DistInfo) -> None:
+    """One line of log.txt and stats.jsonl: means over the tick's steps (R1 over the steps that ran it)."""
     now = time.time()
     mean = torch.stack(tick_stats).mean(0).tolist() if tick_stats else [math.nan] * len(STAT_KEYS)
+    mean[STAT_KEYS.index("D_r1")] = torch.stack(tick_r1).mean().item() if tick_r1 else None  # null in JSON
     sec_per_kimg = (now - tick_time) / max((cur_nimg - tick_nimg) / 1000, 1e-9)
     record = {"kimg": cur_nimg / 1000, "sec_per_kimg": sec_per_kimg, "time_s": now - start,
               "eta_s": sec_per_kimg * (total - cur_nimg) / 1000, **dict(zip(STAT_KEYS, mean))}
@@ -372,4 +438,4 @@ def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], cur_nimg: int, tick_n
         record["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(info.device) / 2**30
     log.stats(record)
     log.log(f"kimg {record['kimg']:.3f}  {sec_per_kimg:.1f} s/kimg  ETA {record['eta_s'] / 60:.1f} min  "
-            + "  ".join(f"{k} {v:.4f}" for k, v in zip(STAT_KEYS, mean)))
+            + "  ".join(f"{k} {v:.4f}" for k, v in zip(STAT_KEYS, mean) if v is not None))

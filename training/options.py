@@ -49,6 +49,9 @@ class TrainOptions:
         tick_kimg: progress/log interval; snap_kimg: network snapshot interval; image_snap_kimg: image
             grid interval (all in kimg).
         seed: global seed (each rank uses seed * world_size + rank).
+        deterministic: use PyTorch's deterministic kernels (slower), so that a resumed run matches an
+            uninterrupted one bit for bit; without it, some multi-threaded CPU and atomic GPU kernels make
+            repeated runs differ in the last bits.
         workers: data-loader worker processes per rank.
         resume: a run directory (continue it, from its latest snapshot) or a snapshot .pkl (start a new run
             from it).
@@ -92,6 +95,7 @@ class TrainOptions:
     snap_kimg: float = 50.0
     image_snap_kimg: float = 10.0
     seed: int = 0
+    deterministic: bool = False
     workers: int = 2
     resume: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -107,6 +111,10 @@ class TrainOptions:
             problems.append("num_views must be at least 1")
         if self.r1_interval < 1:
             problems.append("r1_interval must be at least 1")
+        if self.knn_k < 1:
+            problems.append("knn_k must be at least 1")
+        if self.batch_gpu % min(4, self.batch_gpu):
+            problems.append("batch_gpu must be divisible by the minibatch-std group size min(4, batch_gpu)")
         if min(self.tick_kimg, self.snap_kimg, self.image_snap_kimg) <= 0:
             problems.append("tick_kimg, snap_kimg and image_snap_kimg must be positive")
         if problems:

