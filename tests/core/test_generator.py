@@ -182,7 +182,7 @@ def test_config_round_trip_and_validation():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cgs64", "cgs128", "cgs256"])
+@pytest.mark.parametrize("name", ["cgs64", "cgs128", "cgs256", "cgs512", "cgs1024", "cgs2048"])
 def test_official_presets_run_on_cpu(name):
     G = Generator(PRESETS[name]).eval()
     with torch.no_grad():
