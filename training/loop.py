@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from core.checkpoint import Snapshot, default_metadata, load_snapshot, save_snapshot
+from core.config_dict import config_from_dict, config_to_dict
 from core.camera import orbit_cameras
 from core.generator import PRESETS, Generator, GeneratorConfig
 from core.render import render
@@ -45,6 +46,28 @@ from training.options import TrainOptions
 from training.run_dir import RunLog, create_run_dir, kimg_tag, latest_snapshot, save_grid, snapshot_name, write_json
 
 STAT_KEYS = ("G_adv", "G_center", "G_knn", "D_fake", "D_real", "D_r1", "score_real", "score_fake")
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a run is, saved in every training snapshot (``Snapshot.training["progress"]``).
+
+    Attributes:
+        cur_nimg: real images shown to D so far (all ranks); step: optimizer steps taken;
+        samples_drawn: images this rank has taken from its data stream; world_size: ranks that ran.
+    """
+
+    cur_nimg: int
+    step: int
+    samples_drawn: int
+    world_size: int = 1
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainingProgress:
+        return config_from_dict(cls, d, "training progress")
 
 
 class TrainingStopped(RuntimeError):
@@ -111,8 +134,8 @@ def save_training_snapshot(path: Path, m: Models, opts: TrainOptions, cur_nimg: 
         generator_config=m.G.config.to_dict(),
         modules={"G": _state(m.G), "G_ema": _state(m.G_ema), "D": _state(m.D)},
         optimizers={"G": m.opt_G.state_dict(), "D": m.opt_D.state_dict()},
-        training={"options": opts.to_dict(), "d_config": m.D.config.to_dict(), "cur_nimg": cur_nimg,
-                  "step": step, "samples_drawn": samples_drawn, "world_size": world_size},
+        training={"options": opts.to_dict(), "d_config": m.D.config.to_dict(),
+                  "progress": TrainingProgress(cur_nimg, step, samples_drawn, world_size).to_dict()},
         metadata=default_metadata(kimg=cur_nimg / 1000),
     )
     save_snapshot(path, snapshot)
@@ -129,9 +152,9 @@ def restore(m: Models, snapshot: Snapshot, opts: TrainOptions) -> tuple[int, int
         m.D.load_state_dict(snapshot.modules["D"])
         m.opt_G.load_state_dict(snapshot.optimizers["G"])
         m.opt_D.load_state_dict(snapshot.optimizers["D"])
-        t = snapshot.training
-        progress = int(t["cur_nimg"]), int(t["step"]), int(t["samples_drawn"])
-    except (KeyError, RuntimeError, ValueError) as exc:
+        p = TrainingProgress.from_dict(snapshot.training["progress"])
+        progress = p.cur_nimg, p.step, p.samples_drawn
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise ValueError(f"the snapshot does not fit this training setup: {exc}") from None
     fresh = build_hyperparameters(opts)
     for opt, groups in ((m.opt_G, fresh["G"]), (m.opt_D, fresh["D"])):
@@ -335,8 +358,8 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
         write_json(run_dir / "options.json", {"options": opts.to_dict(), "generator": g_config.to_dict(),
                                               "discriminator": m.D.config.to_dict(), "world_size": info.world_size})
         if resumed is not None:
-            diffs = resume_differences(resumed.training.get("options", {}), opts, info.world_size,
-                                       resumed.training.get("world_size"))
+            saved = TrainingProgress.from_dict(resumed.training["progress"])
+            diffs = resume_differences(resumed.training.get("options", {}), opts, info.world_size, saved.world_size)
             if diffs:
                 log.log("note: resuming with changed " + "; ".join(diffs) + " (the run continues, but not "
                         "exactly as the uninterrupted run would)")

@@ -103,7 +103,9 @@ def test_resume_continues_exactly(dataset, tmp_path):
     assert resumed == half  # continued in the same run directory
     assert_same(weights(full / "network-snapshot-000000.016.pkl"), weights(resumed / "network-snapshot-000000.016.pkl"))
     snap = load_snapshot(resumed / "network-snapshot-000000.016.pkl")
-    assert snap.training["cur_nimg"] == 16 and snap.training["step"] == 4
+    from training.loop import TrainingProgress
+
+    assert TrainingProgress.from_dict(snap.training["progress"]) == TrainingProgress(16, 4, 16, 1)
 
 
 @pytest.mark.slow

@@ -104,7 +104,7 @@ def test_resume_takes_learning_rates_from_the_current_options():
     snap = Snapshot(kind="training", generator_config=m.G.config.to_dict(),
                     modules={"G": m.G.state_dict(), "G_ema": m.G_ema.state_dict(), "D": m.D.state_dict()},
                     optimizers={"G": m.opt_G.state_dict(), "D": m.opt_D.state_dict()},
-                    training={"cur_nimg": 64, "step": 2, "samples_drawn": 64})
+                    training={"progress": {"cur_nimg": 64, "step": 2, "samples_drawn": 64}})
     new = TrainOptions(data="x", preset="tiny", g_lr=0.001, d_lr=0.002, d_channel_base=512, d_channel_max=32)
     m2 = build_models(new, PRESETS["tiny"], 32, torch.device("cpu"))
     assert restore(m2, snap, new) == (64, 2, 64)
