@@ -555,7 +555,7 @@ def load_snapshot(path: str | os.PathLike, map_location: torch.device | str = "c
 # ---------------------------------------------------------------------------------------------- generators
 
 
-def save_generator(path: str | os.PathLike, config: Any, state_dict: dict[str, torch.Tensor],
+def save_generator_state(path: str | os.PathLike, config: Any, state_dict: dict[str, torch.Tensor],
                    metadata: dict[str, Any] | None = None) -> None:
     """Write a weights-only snapshot (``kind="generator"``, ``modules={"G_ema": state_dict}``).
 

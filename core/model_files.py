@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.checkpoint import CorruptCheckpointError, read_generator_state, save_generator as _save_state
+from core.checkpoint import CorruptCheckpointError, read_generator_state, save_generator_state
 from core.generator import Generator, GeneratorConfig
 
 
@@ -68,4 +68,4 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
 def save_generator(G: Generator, path: str | os.PathLike, metadata: dict | None = None) -> None:
     """Write ``G``'s config and weights (``G_ema`` slot) as our data-only snapshot, atomically."""
     state = {k: v.detach() for k, v in G.state_dict().items()}
-    _save_state(path, G.config.to_dict(), state, metadata=metadata)
+    save_generator_state(path, G.config.to_dict(), state, metadata=metadata)

@@ -36,7 +36,7 @@ from core.checkpoint import (
     UnsafeCheckpointError,
     load_snapshot,
     read_generator_state,
-    save_generator,
+    save_generator_state,
     save_snapshot,
     snapshot_from_bytes,
     snapshot_to_bytes,
@@ -218,7 +218,7 @@ def test_generator_config_from_a_dataclass_rebuilds_the_dataclass(tmp_path):
 
     cfg = Cfg(psi=0.7)
     path = tmp_path / "g.pkl"
-    save_generator(path, cfg, {"w": torch.ones(3)}, metadata={"notes": "hello"})
+    save_generator_state(path, cfg, {"w": torch.ones(3)}, metadata={"notes": "hello"})
     config, state = read_generator_state(path)
     assert Cfg(**config) == cfg and type(config["level_channels"]) is tuple
     assert_same_tensor(state["w"], torch.ones(3))

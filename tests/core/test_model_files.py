@@ -67,7 +67,7 @@ def test_other_files_get_clear_errors(tmp_path):
 
 
 def test_weights_that_do_not_fit_their_config_are_refused(tmp_path):
-    from core.checkpoint import save_generator as save_state
+    from core.checkpoint import save_generator_state as save_state
 
     G = Generator(PRESETS["tiny"])
     state = G.state_dict()
