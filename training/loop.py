@@ -44,6 +44,7 @@ from training.losses import (
 )
 from training.options import TrainOptions
 from training.run_dir import RunLog, create_run_dir, kimg_tag, latest_snapshot, save_grid, snapshot_name, write_json
+from training.stopping import NONE, STOP_FILE, StopWatcher
 
 STAT_KEYS = ("G_adv", "G_center", "G_knn", "D_fake", "D_real", "D_r1", "score_real", "score_fake")
 
@@ -307,6 +308,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     from training.dataset import DatasetOptions, ImageLabelDataset, infinite_batches
     from training.distributed import init_distributed
 
+    start_time = time.time()
     info = info or init_distributed(opts.device)
     if opts.deterministic:
         import os
@@ -368,6 +370,10 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
         if cur_nimg == 0:
             save_grid(run_dir / "fakes_init.png", image_grid(m.G_ema, res, info.device))
 
+    watcher = StopWatcher(run_dir, info.is_main, opts.stop_after_minutes, start_time)
+    if watcher.remove_stale_stop_file():
+        log.log(f"removed a stale {STOP_FILE} file (older than this process)")
+    stop_reason = NONE
     trainer = Trainer(opts, info, dataset, m, res)
     stream = infinite_batches(dataset, opts.batch_gpu, rank=info.rank, world_size=info.world_size, seed=opts.seed,
                               num_workers=opts.workers, start_index=samples_drawn)
@@ -377,6 +383,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
     next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
     bar = _progress_bar(total, cur_nimg) if (progress and info.is_main) else None
+    watcher.install_signal_handlers()
     try:
         while cur_nimg < total:
             reals = [next(stream) for _ in range(trainer.rounds)]
@@ -397,24 +404,34 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
                 bar.update(opts.batch)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STAT_KEYS[:2] + STAT_KEYS[3:5], stats[[0, 1, 3, 4]].tolist())})
             done = cur_nimg >= total
-            if cur_nimg >= next_tick or done:
+            stop_reason = NONE if done else watcher.decide(cur_nimg >= next_tick, info.world_size, info.device)
+            stop = stop_reason != NONE
+            if cur_nimg >= next_tick or done or stop:
                 _log_tick(log, tick_stats, tick_r1, cur_nimg, tick_nimg, tick_time, tick_start, total, info)
                 tick_stats, tick_r1, tick_nimg, tick_time = [], [], cur_nimg, time.time()
                 next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
-            if info.is_main and (cur_nimg >= next_grid or done):
+            if info.is_main and (cur_nimg >= next_grid or done or stop):
                 save_grid(run_dir / f"fakes{kimg_tag(cur_nimg)}.png", image_grid(m.G_ema, res, info.device))
                 next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
-            if cur_nimg >= next_snap or done:
+            if cur_nimg >= next_snap or done or stop:
+                _log_sync(log, m.G, info)
                 if info.is_main:
                     save_training_snapshot(run_dir / snapshot_name(cur_nimg), m, opts, cur_nimg, step, samples_drawn,
                                            info.world_size)
                     log.log(f"snapshot {snapshot_name(cur_nimg)}")
                 barrier()
                 next_snap = _next_multiple(cur_nimg, opts.snap_kimg)
+            if stop:
+                watcher.acknowledge()
+                log.log(f"{watcher.describe(stop_reason, opts.stop_after_minutes)} at {cur_nimg / 1000:.3f} kimg "
+                        f"after {(time.time() - start_time) / 60:.1f} min; snapshot {snapshot_name(cur_nimg)} "
+                        f"written; continue with --resume {run_dir}")
+                break
     except TrainingStopped as exc:
         log.error(str(exc))
         raise
     finally:
+        watcher.restore_signal_handlers()
         if bar is not None:
             bar.close()
         log.close()
@@ -422,8 +439,28 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
             from training.distributed import shutdown
 
             shutdown()
-    log.log(f"done: {cur_nimg / 1000:.3f} kimg")
+    if stop_reason == NONE:
+        log.log(f"done: {cur_nimg / 1000:.3f} kimg")
     return run_dir
+
+
+def _log_sync(log: RunLog, G: Generator, info: DistInfo) -> None:
+    """With several ranks, log whether G's parameters agree across ranks (float64 sum and sum of squares
+    per rank; they should be equal bit for bit, since every rank applies the same averaged gradients)."""
+    if info.world_size <= 1:
+        return
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        flat = torch.cat([p.detach().reshape(-1).double() for p in G.parameters()])
+        mine = torch.stack([flat.sum(), flat.square().sum()])
+    every = [torch.zeros_like(mine) for _ in range(info.world_size)]
+    dist.all_gather(every, mine)
+    sums = torch.stack(every).cpu()
+    spread = float((sums - sums[0]).abs().max())
+    verdict = "in sync" if spread == 0.0 else f"OUT OF SYNC (max difference {spread:.3g})"
+    log.log(f"ranks {verdict}: G checksum {sums[0, 0].item():.10g} / {sums[0, 1].item():.10g} on "
+            f"{info.world_size} ranks")
 
 
 def _next_multiple(nimg: int, every_kimg: float) -> int:

@@ -53,6 +53,9 @@ class TrainOptions:
             uninterrupted one bit for bit; without it, some multi-threaded CPU and atomic GPU kernels make
             repeated runs differ in the last bits.
         workers: data-loader worker processes per rank.
+        stop_after_minutes: wall-clock limit for this process: at the first tick boundary after it, write a
+            snapshot and return normally (exit status 0), so ``--resume <run dir>`` continues. A ``STOP`` file
+            in the run directory, SIGTERM or SIGINT stop the same way at the next step (training/stopping.py).
         resume: a run directory (continue it, from its latest snapshot) or a snapshot .pkl (start a new run
             from it).
         device: "auto" (CUDA when available), "cpu" or "cuda".
@@ -97,6 +100,7 @@ class TrainOptions:
     seed: int = 0
     deterministic: bool = False
     workers: int = 2
+    stop_after_minutes: float | None = None
     resume: str | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     desc: str | None = None
@@ -117,6 +121,8 @@ class TrainOptions:
             problems.append("batch_gpu must be divisible by the minibatch-std group size min(4, batch_gpu)")
         if min(self.tick_kimg, self.snap_kimg, self.image_snap_kimg) <= 0:
             problems.append("tick_kimg, snap_kimg and image_snap_kimg must be positive")
+        if self.stop_after_minutes is not None and not self.stop_after_minutes >= 0:
+            problems.append("stop_after_minutes must be at least 0")
         if problems:
             raise ValueError("invalid training options: " + "; ".join(problems))
 
