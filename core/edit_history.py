@@ -98,7 +98,8 @@ class EditHistory:
         if d.get("format") != HISTORY_FORMAT:
             raise EditOpError(f"not an edit history: format is {d.get('format')!r}, expected {HISTORY_FORMAT!r}")
         if d.get("version") != HISTORY_VERSION:
-            raise EditOpError(f"edit history version {d.get('version')!r} is not supported (expected {HISTORY_VERSION})")
+            raise EditOpError(f"edit history version {d.get('version')!r} is not supported "
+                              f"(expected {HISTORY_VERSION})")
         unknown = sorted(set(d) - {"format", "version", "ops", "redo"})
         if unknown:
             raise EditOpError(f"edit history has unknown key(s) {unknown}")

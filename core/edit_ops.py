@@ -114,9 +114,9 @@ def _finite_float(value: object, where: str) -> float:
 
 
 def _vec3(value: object, where: str, unit: bool = False) -> Vec3:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:  # type: ignore[arg-type]
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)) or len(value) != 3:
         raise EditOpError(f"{where} must be 3 numbers, got {value!r}")
-    out = tuple(_finite_float(v, f"{where}[{i}]") for i, v in enumerate(value))  # type: ignore[union-attr]
+    out = tuple(_finite_float(v, f"{where}[{i}]") for i, v in enumerate(value))
     if unit and not all(0.0 <= v <= 1.0 for v in out):
         raise EditOpError(f"{where} must be RGB in [0, 1], got {out}")
     return out  # type: ignore[return-value]
@@ -193,8 +193,8 @@ class Recolor(EditOp):
 
     name: ClassVar[str] = "recolor"
     label: ClassVar[str] = "Recolor"
-    description: ClassVar[str] = ("Blend each Gaussian's colour toward a target RGB by 'strength' (1 = exactly the "
-                                  "target); optionally only Gaussians whose centre is inside a box.")
+    description: ClassVar[str] = ("Blend each Gaussian's colour toward a target RGB by 'strength' (1 = exactly "
+                                  "the target); optionally only Gaussians whose centre is inside a box.")
 
     rgb: Vec3 = _param((1.0, 0.0, 0.0), "rgb", 0.0, 1.0, "target colour, RGB in [0, 1]")
     strength: float = _param(0.5, "float", 0.0, 1.0, "0 = unchanged, 1 = exactly the target colour")

@@ -1,0 +1,351 @@
+"""Turntable (orbit) videos of a Gaussian scene: settings, frame rendering, atomic .mp4 writing, and a CLI.
+
+Cameras circle the origin (the head's centre) at ``radius``, looking at it, in the :mod:`core.camera`
+conventions: yaw 0 is the frontal view from +z, positive yaw moves the camera toward +x, elevation is the
+camera's pitch above the horizontal plane. Frame ``i`` of ``F`` has yaw
+``start_yaw_deg + 360 * turns * i / F``, so a whole number of turns loops without a repeated frame.
+
+Writing goes through imageio's FFMPEG plugin (imageio-ffmpeg): H.264 (libx264), yuv420p (plays everywhere;
+needs even width and height), into a hidden temporary file that is renamed over the target only after the
+encoder finished. A cancelled or failed write removes it, so no partial .mp4 is ever left.
+
+CLI::
+
+    python -m core.orbit_video --model G.pkl --seed 7 --psi 0.7 --out head.mp4 --frames 120
+    python -m core.orbit_video --ply scene.ply --out scene.mp4 --resolution 1024 --elevation-deg 10
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+import torch
+
+from core.camera import (
+    DEFAULT_FOCAL,
+    DEFAULT_RADIUS,
+    Cameras,
+    focal_from_fov_deg,
+    fov_deg_from_focal,
+    orbit_cameras,
+)
+from core.gaussians import GaussianSet
+from core.render import Backend, render
+
+SceneSource = GaussianSet | Callable[[int], GaussianSet]
+ProgressFn = Callable[[int, "int | None"], None]
+MAX_RESOLUTION = 8192
+
+
+class CancelFlag(Protocol):
+    """Anything with ``is_set()``, e.g. :class:`threading.Event`."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OrbitVideoSettings:
+    """Attributes:
+        frames: number of frames (>= 1).
+        fps: frames per second (> 0).
+        radius: camera distance from the origin, scene units (> 0); 2.7 is the CGS-GAN training radius.
+        elevation_deg: camera pitch above the horizontal plane, degrees, in (-90, 90).
+        resolution: square image size in pixels, even (H.264 yuv420p), 2..8192.
+        fov_deg: vertical (= horizontal) field of view, degrees, in (0, 180); default ~13.37 (focal 4.2647).
+        background: RGB in [0, 1] composited behind the splats.
+        turns: revolutions over the whole video (may be fractional or negative for the other direction).
+        start_yaw_deg: yaw of the first frame, degrees (0 = frontal).
+    """
+
+    frames: int = 120
+    fps: float = 30.0
+    radius: float = DEFAULT_RADIUS
+    elevation_deg: float = 0.0
+    resolution: int = 512
+    fov_deg: float = fov_deg_from_focal(DEFAULT_FOCAL)
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    turns: float = 1.0
+    start_yaw_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        def bad(name: str, rule: str) -> ValueError:
+            return ValueError(f"OrbitVideoSettings.{name} must be {rule}, got {getattr(self, name)!r}")
+
+        for name in ("frames", "resolution"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise bad(name, "an int")
+        for name in ("fps", "radius", "elevation_deg", "fov_deg", "turns", "start_yaw_deg"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise bad(name, "a finite number")
+        if self.frames < 1:
+            raise bad("frames", ">= 1")
+        if self.fps <= 0:
+            raise bad("fps", "> 0")
+        if self.radius <= 0:
+            raise bad("radius", "> 0")
+        if not -90.0 < self.elevation_deg < 90.0:
+            raise bad("elevation_deg", "in (-90, 90)")
+        if not 2 <= self.resolution <= MAX_RESOLUTION or self.resolution % 2:
+            raise bad("resolution", f"even and in 2..{MAX_RESOLUTION} (H.264 yuv420p needs even sizes)")
+        if not 0.0 < self.fov_deg < 180.0:
+            raise bad("fov_deg", "in (0, 180)")
+        bg = self.background
+        unit = lambda c: isinstance(c, (int, float)) and not isinstance(c, bool) and 0.0 <= c <= 1.0  # noqa: E731
+        if not isinstance(bg, tuple) or len(bg) != 3 or not all(unit(c) for c in bg):
+            raise bad("background", "a tuple of 3 numbers in [0, 1]")
+
+    def yaws_deg(self) -> np.ndarray:
+        """``[frames]`` float64 yaw of each frame, degrees."""
+        return self.start_yaw_deg + 360.0 * self.turns * np.arange(self.frames) / self.frames
+
+
+def orbit_video_cameras(settings: OrbitVideoSettings) -> Cameras:
+    """``[frames]`` cameras on the orbit (float32, CPU), looking at the origin."""
+    yaw = torch.from_numpy(np.radians(settings.yaws_deg()))
+    return orbit_cameras(yaw, math.radians(settings.elevation_deg), settings.radius,
+                         focal=focal_from_fov_deg(settings.fov_deg), dtype=torch.float64).to(torch.float32)
+
+
+def orbit_frames(source: SceneSource, settings: OrbitVideoSettings, device: torch.device | str = "cpu",
+                 backend: Backend = "auto") -> Iterator[np.ndarray]:
+    """Render the orbit one frame at a time (lazy: nothing is rendered until iterated).
+
+    Args:
+        source: one scene (batch shape ``[]``), or ``fn(frame_index) -> GaussianSet`` for animated scenes.
+        settings: the orbit and image settings.
+        device: where to render; the scene is moved there. ``backend="auto"`` picks gsplat on CUDA (float32)
+            and the pure-torch reference elsewhere (see :func:`core.render.choose_backend`).
+
+    Yields:
+        ``[H, W, 3]`` uint8 RGB frames, H = W = ``settings.resolution``, row 0 at the top.
+    """
+    if not isinstance(settings, OrbitVideoSettings):
+        raise TypeError(f"settings must be OrbitVideoSettings, got {type(settings).__name__}")
+    fixed = source if isinstance(source, GaussianSet) else None
+    if fixed is None and not callable(source):
+        raise TypeError("source must be a GaussianSet or a callable frame -> GaussianSet, "
+                        f"got {type(source).__name__}")
+    cams = orbit_video_cameras(settings).to(device)
+    if fixed is not None:
+        fixed = _check_scene(fixed).to(device)
+    res = settings.resolution
+    for i in range(settings.frames):
+        gs = fixed if fixed is not None else _check_scene(source(i)).to(device)  # type: ignore[operator]
+        with torch.no_grad():
+            out = render(gs, cams[i], res, res, background=settings.background, mode="rgb", backend=backend)
+        yield (out.color.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def _check_scene(gs: object) -> GaussianSet:
+    if not isinstance(gs, GaussianSet):
+        raise TypeError(f"expected a GaussianSet, got {type(gs).__name__}")
+    if gs.batch_shape != ():
+        raise ValueError("an orbit video renders one scene (batch shape []), "
+                         f"got batch shape {list(gs.batch_shape)}")
+    return gs
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class VideoWriteResult:
+    """Attributes:
+        path: the finished video, or ``None`` when cancelled (nothing was written).
+        frames_written: frames encoded before finishing or cancelling.
+        cancelled: whether ``cancel`` stopped the write.
+    """
+
+    path: str | None
+    frames_written: int
+    cancelled: bool
+
+
+def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30.0, *,
+                      total: int | None = None, progress: ProgressFn | None = None,
+                      cancel: CancelFlag | None = None, quality: float = 8.0) -> VideoWriteResult:
+    """Encode ``frames`` (``[H, W, 3]`` uint8, all the same even size) into an H.264 .mp4 at ``path``, atomically.
+
+    Args:
+        frames: any iterable, consumed lazily (pass :func:`orbit_frames` to render while encoding).
+        path: target ``.mp4``; its directory must exist; an existing file is replaced only on success.
+        fps: frames per second (> 0).
+        total: expected frame count, passed to ``progress`` (``None`` if unknown).
+        progress: called as ``progress(frames_done, total)`` after every frame (on the calling thread).
+        cancel: checked before every frame; once set, the write stops, the temporary file is removed and
+            the result says ``cancelled`` (``path`` untouched).
+        quality: imageio's 0..10 variable-bitrate quality (10 best).
+
+    Raises:
+        ValueError: bad arguments, a malformed frame, or no frames at all. Errors from ``frames`` or the
+            encoder propagate; in every failing case the temporary file is removed.
+    """
+    import imageio.v2 as imageio
+
+    path = os.fspath(path)
+    if not path.lower().endswith(".mp4"):
+        raise ValueError(f"{path}: the video file name must end in .mp4")
+    directory, base = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{path}: directory {directory} does not exist")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+    # Hidden, and named as a temporary (imageio picks the encoder by the .mp4 ending): only a hard kill
+    # mid-write can leave it behind, never under the target's name.
+    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp.mp4")
+    writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264",
+                                pixelformat="yuv420p", quality=quality, macro_block_size=2,
+                                ffmpeg_log_level="error")
+    done, size, cancelled = 0, None, False
+    try:
+        try:
+            for frame in frames:
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+                size = _check_frame(frame, done, size)
+                writer.append_data(frame)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            if not cancelled and cancel is not None and cancel.is_set():
+                cancelled = True
+        finally:
+            writer.close()
+        if cancelled:
+            _remove(tmp)
+            return VideoWriteResult(None, done, True)
+        if done == 0:
+            raise ValueError(f"{path}: no frames to write")
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return VideoWriteResult(path, done, False)
+
+
+def _check_frame(frame: object, index: int, size: tuple[int, int] | None) -> tuple[int, int]:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        desc = f"{frame.dtype} {list(frame.shape)}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise ValueError(f"frame {index} must be a uint8 [H, W, 3] array, got {desc}")
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2 or h == 0:
+        raise ValueError(f"frame {index} is {w}x{h}; H.264 yuv420p needs an even width and height")
+    if size is not None and (h, w) != size:
+        raise ValueError(f"frame {index} is {w}x{h} but frame 0 was {size[1]}x{size[0]}")
+    return h, w
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+# ---------------------------------------------------------------------------------------- CLI
+
+
+@dataclass(frozen=True)
+class OrbitVideoOptions:
+    """Render a turntable video of a generated head (--model) or a 3DGS scene (--ply) to an .mp4.
+
+    Attributes:
+        out: the .mp4 to write (replaced atomically; its directory must exist).
+        model: a generator file (our .pkl snapshot or an official CGS-GAN pickle); needs --seed/--psi.
+        ply: a 3DGS .ply scene (instead of --model).
+        seed: latent seed (z = standard normal from a CPU torch.Generator seeded with it, as the viewer).
+        psi: truncation psi (1 = none).
+        frames: number of frames.
+        fps: frames per second.
+        resolution: square image size in pixels (even).
+        radius: camera distance from the origin, scene units.
+        elevation_deg: camera elevation above the horizontal plane, degrees.
+        fov_deg: field of view, degrees.
+        turns: revolutions over the video.
+        start_yaw_deg: yaw of the first frame, degrees (0 = frontal).
+        background: RGB in [0, 1].
+        device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
+        backend: rasterizer, "auto", "torch" or "gsplat".
+        quality: encoder quality 0..10 (10 best, larger files).
+    """
+
+    out: str
+    model: str | None = None
+    ply: str | None = None
+    seed: int = 0
+    psi: float = 0.7
+    frames: int = 120
+    fps: float = 30.0
+    resolution: int = 512
+    radius: float = DEFAULT_RADIUS
+    elevation_deg: float = 0.0
+    fov_deg: float = fov_deg_from_focal(DEFAULT_FOCAL)
+    turns: float = 1.0
+    start_yaw_deg: float = 0.0
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    device: str = "auto"
+    backend: Backend = "auto"
+    quality: float = 8.0
+
+
+def load_scene(opts: OrbitVideoOptions, device: torch.device) -> GaussianSet:
+    """The scene the options name: a generated head (--model, --seed, --psi) or a .ply (--ply)."""
+    if (opts.model is None) == (opts.ply is None):
+        raise ValueError("give exactly one of --model (a generator .pkl) or --ply (a 3DGS scene)")
+    if opts.ply is not None:
+        from core.ply import read_ply
+
+        return read_ply(opts.ply, device=device)
+    from core.model_files import load_generator
+
+    G = load_generator(opts.model, device=device).generator
+    z = torch.randn(1, G.config.z_dim, generator=torch.Generator().manual_seed(int(opts.seed)))
+    with torch.no_grad():
+        return G(z.to(device), truncation_psi=float(opts.psi)).gaussians[0]
+
+
+_CLI_DESCRIPTION = """Render a turntable video of a generated head (--model) or a 3DGS scene (--ply) to an .mp4.
+
+Examples:
+    python -m core.orbit_video --model G.pkl --seed 7 --psi 0.7 --out head.mp4 --frames 120
+    python -m core.orbit_video --ply scene.ply --out scene.mp4 --resolution 1024 --elevation-deg 10
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit status: 0 done, 2 bad input or I/O error, 130 interrupted."""
+    import tyro
+    from tqdm import tqdm
+
+    opts = tyro.cli(OrbitVideoOptions, args=argv, description=_CLI_DESCRIPTION)
+    try:
+        settings = OrbitVideoSettings(opts.frames, opts.fps, opts.radius, opts.elevation_deg, opts.resolution,
+                                      opts.fov_deg, tuple(opts.background), opts.turns, opts.start_yaw_deg)
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(auto if opts.device == "auto" else opts.device)
+        scene = load_scene(opts, device)
+        with tqdm(total=settings.frames, unit="frame", desc=os.path.basename(opts.out), file=sys.stderr) as bar:
+            result = write_orbit_video(orbit_frames(scene, settings, device, opts.backend), opts.out, settings.fps,
+                                       total=settings.frames, progress=lambda done, _: bar.update(done - bar.n),
+                                       quality=opts.quality)
+    except KeyboardInterrupt:
+        print("interrupted: no video written", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {result.path} ({result.frames_written} frames, {settings.resolution}x{settings.resolution}, "
+          f"{settings.fps:g} fps)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
