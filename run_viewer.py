@@ -1,11 +1,13 @@
-"""SplatHead Studio viewer.  Usage: python run_viewer.py [FILE.ply] [--device cuda] [--width W] [--height H]
+"""SplatHead Studio viewer.  Usage: python run_viewer.py [MODEL.pkl | SCENE.ply] [--device cuda] [--resolution 512]
 
-For now this opens a placeholder window (viewer/placeholder.py); `--help` lists every option.
+With no file it opens the embedded default model from assets/; `--help` lists every option.
 """
 
+from imgui_bundle import imgui  # noqa: F401  (load imgui_bundle's libglfw before anything else can)
 import tyro
 
-from viewer.placeholder import PlaceholderConfig, main
+from viewer.app import main
+from viewer.viewer_config import ViewerConfig
 
 if __name__ == "__main__":
-    raise SystemExit(main(tyro.cli(PlaceholderConfig)))
+    raise SystemExit(main(tyro.cli(ViewerConfig)))

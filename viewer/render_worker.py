@@ -5,8 +5,9 @@ size-1 mailbox keeps only the newest request, older unstarted ones are dropped) 
 :meth:`RenderWorker.latest` (never blocks) for the newest finished :class:`~viewer.state.RenderResult`.
 Generations are monotonic; a published result is never older than one published before it.
 
-Caches: the loaded model per ``(source, device)``, and the generated Gaussians per ``(source, device, latent)``,
-so a camera-only change only re-rasterizes. Every exception in a request becomes ``RenderResult(error=...)``
+Caches: the loaded model per ``(source, device)``, the generated Gaussians per ``(source, device, latent)``, and
+the last edited scene (with its OpenGL arrays) per ``(..., edits)``, so a camera-only change only re-rasterizes
+and an ``output="scene"`` request for an unchanged scene costs nothing. Every exception in a request becomes ``RenderResult(error=...)``
 and the thread keeps serving; after a CUDA out-of-memory error the caches are dropped.
 
 torch and ``core`` are imported lazily, on the worker thread, so importing this module is cheap.
@@ -71,6 +72,7 @@ class RenderWorker:
         self._closed = False
         self._models: OrderedDict[tuple, _Model] = OrderedDict()
         self._scenes: OrderedDict[tuple, Any] = OrderedDict()
+        self._edited: tuple[tuple, Any, Any] | None = None  # (key, edited GaussianSet, SplatArrays or None)
         self.synthesis_count = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -140,8 +142,9 @@ class RenderWorker:
     def _serve(self, generation: int, p: RenderParams) -> RenderResult:
         t0 = time.perf_counter()
         info: dict[str, Any] = {}
+        out: dict[str, Any] = {}
         try:
-            image = self._render(p, info)
+            image = self._render(p, info, out)
             error = None
         except Exception as exc:  # noqa: BLE001 - the worker boundary: errors become data
             image, error = None, traceback.format_exc()
@@ -150,11 +153,17 @@ class RenderWorker:
                 error += "\n(out of GPU memory: caches dropped; try a smaller size or low resolution)"
         stats = RenderStats(total_ms=(time.perf_counter() - t0) * 1e3, synthesis_count=self.synthesis_count,
                             **info)
-        return RenderResult(image, stats, error, generation, p)
+        return RenderResult(image, stats, error, generation, p, scene=out.get("scene"),
+                            splats=out.get("splats"), ws=out.get("ws"))
+
+    def drop_caches(self) -> None:
+        """Forget loaded models and scenes at the next request (thread-safe: it runs on the worker)."""
+        self._drop_on_next = True
 
     def _drop_caches(self) -> None:
         self._models.clear()
         self._scenes.clear()
+        self._edited = None
         try:
             import torch
 
@@ -163,13 +172,21 @@ class RenderWorker:
         except Exception:  # noqa: BLE001
             pass
 
-    def _render(self, p: RenderParams, info: dict) -> np.ndarray:
+    def _render(self, p: RenderParams, info: dict, out: dict) -> np.ndarray | None:
         import torch
 
+        if getattr(self, "_drop_on_next", False):
+            self._drop_on_next = False
+            self._drop_caches()
         device = torch.device(p.device)
         timer = _Timer(device)
-        gs = self._scene(p, device, info)
+        gs, ws = self._scene(p, device, info)
+        gs, splats = self._edit(p, device, gs, need_splats=p.output == "scene")
+        out.update(scene=gs, ws=ws, splats=splats)
         info["synthesis_ms"] = timer.lap()
+        info["gaussians"] = int(gs.num_gaussians)
+        if p.output == "scene":
+            return None
         w, h = p.width, p.height
         if p.low_res:
             w, h = max(1, w // LOW_RES_DIVISOR), max(1, h // LOW_RES_DIVISOR)
@@ -193,21 +210,36 @@ class RenderWorker:
         return model
 
     def _scene(self, p: RenderParams, device, info: dict):
+        """``(GaussianSet [N], ws [num_ws, w_dim] numpy or None)`` for the request's source and latent."""
         model = self._model(p.source, device)
         info.update(source_kind=model.kind, random_weights=model.random_weights)
         if model.kind == "scene":
-            return model.obj
+            return model.obj, None
         key = (p.source, str(device), p.latent)
         if key in self._scenes:
             self._scenes.move_to_end(key)
             return self._scenes[key]
-        gs = _synthesize(model.obj, p.latent, device)
+        gs, ws = _synthesize(model.obj, p.latent, device)
         self.synthesis_count += 1
         info["synthesized"] = True
-        self._scenes[key] = gs
+        self._scenes[key] = (gs, ws)
         while len(self._scenes) > MAX_SCENES:
             self._scenes.popitem(last=False)
-        return gs
+        return gs, ws
+
+    def _edit(self, p: RenderParams, device, gs, need_splats: bool):
+        """The request's edit stack applied to ``gs`` (cached for the last key), and its OpenGL arrays."""
+        from viewer.gl_splats import splat_arrays
+
+        key = (p.source, str(device), p.latent, p.edits)
+        if self._edited is not None and self._edited[0] == key and self._edited[1] is not None:
+            _, edited, splats = self._edited
+        else:
+            edited, splats = apply_edits(gs, p.edits), None
+        if need_splats and splats is None:
+            splats = splat_arrays(edited)
+        self._edited = (key, edited, splats)
+        return edited, splats
 
 
 class _Timer:
@@ -260,24 +292,86 @@ def _load_source(source: str, device) -> _Model:
     return _Model("generator", load_generator(source, device=device).generator.eval())
 
 
-def _synthesize(G, latent: LatentParams, device):
-    """A single GaussianSet ``[N, ...]`` for ``latent`` (see :class:`viewer.state.LatentParams`)."""
+def seed_z(seed: int, z_dim: int):
+    """``[1, z_dim]`` standard normal z from a CPU generator seeded with ``seed`` (the viewer's seed -> z rule)."""
+    import torch
+
+    return torch.randn(1, z_dim, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def latent_ws(G, latent: LatentParams, device):
+    """``[1, num_ws, w_dim]`` for ``latent`` (see :class:`viewer.state.LatentParams`): explicit latent, seed, or
+    the drag plot's bilinear blend of grid latents; then the slider ``offset``."""
     import torch
 
     c = G.config
     with torch.no_grad():
         if latent.latent is not None and latent.space == "w":
-            ws = torch.tensor(latent.latent, dtype=torch.float32).reshape(1, -1, c.w_dim).to(device)
+            w = torch.tensor(latent.latent, dtype=torch.float32, device=device)
+            if w.numel() % c.w_dim:
+                raise ValueError(f"w latent has {w.numel()} numbers, not a multiple of w_dim={c.w_dim}")
+            ws = w.reshape(1, -1, c.w_dim)  # G.synthesis checks the count (1 or num_ws)
+        elif latent.latent is not None:
+            z = torch.tensor(latent.latent, dtype=torch.float32)
+            if z.numel() != c.z_dim:
+                raise ValueError(f"z latent has {z.numel()} numbers, the generator needs z_dim={c.z_dim}")
+            ws = G.map(z.reshape(1, c.z_dim).to(device), truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
+        elif latent.grid_xy is not None:
+            ws = _grid_ws(G, latent, device)
         else:
-            if latent.latent is not None:
-                z = torch.tensor(latent.latent, dtype=torch.float32)
-                if z.numel() != c.z_dim:
-                    raise ValueError(f"z latent has {z.numel()} numbers, the generator needs z_dim={c.z_dim}")
-                z = z.reshape(1, c.z_dim)
+            ws = G.map(seed_z(latent.seed, c.z_dim).to(device), truncation_psi=latent.psi,
+                       truncation_cutoff=latent.cutoff)
+        if latent.offset is not None:
+            off = torch.tensor(latent.offset, dtype=ws.dtype, device=device)
+            if off.numel() == c.w_dim:
+                ws = ws + off.reshape(1, 1, c.w_dim)
+            elif off.numel() == ws[0].numel():
+                ws = ws + off.reshape(ws.shape)
             else:
-                z = torch.randn(1, c.z_dim, generator=torch.Generator().manual_seed(int(latent.seed)))
-            ws = G.map(z.to(device), truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
-        return G.synthesis(ws).gaussians[0]
+                raise ValueError(f"latent offset has {off.numel()} numbers; expected w_dim={c.w_dim} or "
+                                 f"num_ws*w_dim={ws[0].numel()}")
+        return ws
+
+
+def _grid_ws(G, latent: LatentParams, device):
+    """Bilinear blend of the 4 grid latents around ``latent.grid_xy`` (z space: blend then map; w: map then
+    blend). Grid cell ``(i, j)`` has seed ``seed + i + j * grid_size``."""
+    import torch
+
+    n = latent.grid_size
+    x = min(max(float(latent.grid_xy[0]), 0.0), n - 1.0)
+    y = min(max(float(latent.grid_xy[1]), 0.0), n - 1.0)
+    i0, j0 = min(int(x), n - 2), min(int(y), n - 2)
+    fx, fy = x - i0, y - j0
+    corners = [(i0, j0, (1 - fx) * (1 - fy)), (i0 + 1, j0, fx * (1 - fy)), (i0, j0 + 1, (1 - fx) * fy),
+               (i0 + 1, j0 + 1, fx * fy)]
+    z = torch.cat([seed_z(latent.seed + i + j * n, G.config.z_dim) for i, j, _ in corners]).to(device)
+    weights = torch.tensor([w for _, _, w in corners], dtype=torch.float32, device=device)
+    if latent.space == "z":
+        zb = (weights[:, None] * z).sum(0, keepdim=True)
+        return G.map(zb, truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
+    ws = G.map(z, truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
+    return (weights[:, None, None] * ws).sum(0, keepdim=True)
+
+
+def _synthesize(G, latent: LatentParams, device):
+    """``(GaussianSet [N], ws [num_ws, w_dim] float32 numpy)`` for ``latent``."""
+    import torch
+
+    with torch.no_grad():
+        ws = latent_ws(G, latent, device)
+        return G.synthesis(ws).gaussians[0], ws[0].float().cpu().numpy()
+
+
+def apply_edits(gs, edits):
+    """``gs`` with the Edit panel's stack (``EditSpec`` tuple) applied in order via ``core.edit_ops``."""
+    if not edits:
+        return gs
+    from viewer.edit_catalog import edit_from_spec
+
+    for spec in edits:
+        gs = edit_from_spec(spec).apply(gs)
+    return gs
 
 
 def _make_image(gs, cams, w: int, h: int, p: RenderParams) -> tuple[np.ndarray, str]:

@@ -89,9 +89,18 @@ def reference_uint8(gaussians, camera, background) -> np.ndarray:
     return to_uint8(out.color.numpy())
 
 
+def draw(renderer, gaussians, camera, width, height, background, mode="rgb"):
+    """Set ``gaussians`` and draw them for a ``core.camera.Cameras`` (batch shape [])."""
+    from viewer.gl_splats import splat_arrays
+
+    renderer.set_scene(splat_arrays(gaussians))
+    view = camera.world_to_camera().double().numpy()
+    K = camera.pixel_intrinsics(width, height)
+    return renderer.draw(view, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), width, height, background, mode=mode)
+
+
 def gl_uint8(renderer, gaussians, camera, background) -> np.ndarray:
-    renderer.set_scene(gaussians)
-    renderer.render(camera, SIZE, SIZE, background)
+    draw(renderer, gaussians, camera, SIZE, SIZE, background)
     return renderer.read_rgb()
 
 
@@ -104,8 +113,9 @@ def save_comparison(name: str, gl: np.ndarray, ref: np.ndarray) -> Path:
     return path
 
 
-# Measured on Xvfb + Mesa 22.3.6 llvmpipe: all three uint8 images identical to the reference (PSNR inf).
-# The bounds leave room for another driver's float rounding flipping a few values by one level.
+# The projection runs in the vertex shader (float32), blending into RGBA32F. Measured on Xvfb + Mesa llvmpipe:
+# "random" and "tiny_generator" identical to the reference (PSNR inf), "random_sh2" 95 dB (view-dependent colours
+# through numpy on the CPU). The bounds leave room for another driver's rounding.
 @pytest.mark.parametrize(
     "name, make_scene, background, min_psnr",
     [
@@ -127,7 +137,6 @@ def test_matches_reference(renderer, name, make_scene, background, min_psnr):
     assert gl.shape == (SIZE, SIZE, 3) and gl.dtype == np.uint8
     assert len(np.unique(ref.reshape(-1, 3), axis=0)) > 50, "fixture scene renders (nearly) empty"
     assert p > min_psnr, f"{name}: PSNR {p:.2f} dB <= {min_psnr} (comparison image: {path})"
-    assert np.abs(gl.astype(int) - ref.astype(int)).max() <= 1
 
 
 def test_alpha_matches_reference(renderer):
@@ -135,13 +144,16 @@ def test_alpha_matches_reference(renderer):
     from core.render import render
 
     gaussians, camera = random_scene(300, 3), default_camera()
-    renderer.set_scene(gaussians)
-    renderer.render(camera, SIZE, SIZE, (0.0, 0.0, 0.0))
+    draw(renderer, gaussians, camera, SIZE, SIZE, (0.0, 0.0, 0.0))
     alpha = renderer.read_rgba()[..., 3]
     ref = render(gaussians, camera, SIZE, SIZE, mode="rgb", backend="torch").alpha[..., 0].numpy()
     err = np.abs(alpha - ref).max()
     print(f"alpha max abs error {err:.2e}")
-    assert err < 1e-4
+    assert err < 1e-3
+    draw(renderer, gaussians, camera, SIZE, SIZE, (0.0, 0.0, 0.0), mode="alpha")
+    grey = renderer.read_rgb()
+    assert np.abs(grey[..., 0].astype(int) - np.rint(ref * 255).astype(int)).max() <= 2
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
 
 
 def test_empty_scene_is_exactly_background(renderer):
@@ -150,8 +162,7 @@ def test_empty_scene_is_exactly_background(renderer):
 
     empty = GaussianSet(torch.zeros(0, 3), torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, 1, 3))
     bg = (0.25, 0.5, 1.0)
-    renderer.set_scene(empty)
-    renderer.render(default_camera(), 40, 30, bg)
+    draw(renderer, empty, default_camera(), 40, 30, bg)
     rgba = renderer.read_rgba()
     assert rgba.shape == (30, 40, 4)
     np.testing.assert_array_equal(rgba[..., :3], np.broadcast_to(np.float32(bg), (30, 40, 3)))
@@ -160,9 +171,7 @@ def test_empty_scene_is_exactly_background(renderer):
     # Gaussians all behind the camera: also nothing drawn.
     behind = random_scene(50, 4).map(lambda t: t.clone())
     behind.means[:, 2] = 10.0
-    renderer.set_scene(behind)
-    renderer.render(default_camera(), 40, 30, bg)
-    assert renderer.count == 0
+    draw(renderer, behind, default_camera(), 40, 30, bg)
     np.testing.assert_array_equal(renderer.read_rgba()[..., :3], np.broadcast_to(np.float32(bg), (30, 40, 3)))
 
 
@@ -176,10 +185,23 @@ def test_orientation_top_left(renderer):
     centre = torch.tensor([[-0.15, 0.15, 0.0]])
     g = GaussianSet(centre, torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), -3.5), torch.tensor([5.0]),
                     torch.ones(1, 1, 3))
-    renderer.set_scene(g)
-    renderer.render(cam, SIZE, SIZE, (0.0, 0.0, 0.0))
+    draw(renderer, g, cam, SIZE, SIZE, (0.0, 0.0, 0.0))
     img = renderer.read_rgb()
     ys, xs = np.nonzero(img[..., 0] > 128)
     assert xs.mean() < SIZE / 2 and ys.mean() < SIZE / 2
     ref = reference_uint8(g, cam, (0.0, 0.0, 0.0))
     assert psnr(img, ref) > 60
+
+
+def test_view_matrix_matches_the_worker_camera():
+    """The numpy camera of the OpenGL path equals the torch camera the render worker builds."""
+    from viewer.gl_splats import intrinsics, view_matrix
+    from viewer.render_worker import camera_from_params
+    from viewer.state import CameraParams
+
+    for cam in (CameraParams(), CameraParams(yaw_deg=37.0, pitch_deg=-21.0, radius=1.7, target=(0.1, -0.2, 0.05)),
+                CameraParams(mode="fly", yaw_deg=-120.0, pitch_deg=30.0, position=(0.3, 0.4, -2.0), fov_deg=40.0)):
+        ref = camera_from_params(cam, 96, 64)
+        np.testing.assert_allclose(view_matrix(cam), ref.world_to_camera().double().numpy(), atol=1e-5)
+        K = ref.pixel_intrinsics(96, 64).double().numpy()
+        np.testing.assert_allclose(intrinsics(cam, 96, 64), (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), rtol=1e-5)

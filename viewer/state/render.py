@@ -1,4 +1,5 @@
-"""The viewer's typed render state: pure, frozen, slotted dataclasses (architecture-and-style.md, principles 2 and 5).
+"""The viewer's typed render requests and results: pure, frozen, slotted dataclasses (architecture-and-style.md,
+principles 2 and 5).
 
 This module sits below both ``widgets`` and the rest of ``viewer``: it imports the standard library and numpy
 only (never torch, never anything local), so widgets can build requests without touching the GPU.
@@ -22,6 +23,8 @@ import numpy as np
 CameraMode = Literal["orbit", "fly"]
 LatentSpace = Literal["z", "w"]
 ImageMode = Literal["rgb", "alpha", "depth", "centres"]
+RenderOutputKind = Literal["image", "scene"]
+EditValue = float | int | bool | str | tuple[float, ...]
 
 DEFAULT_RADIUS = 2.7
 DEFAULT_FOV_DEG = math.degrees(2.0 * math.atan(0.5 / 4.2647))  # core.camera.DEFAULT_FOCAL, ~13.37 deg
@@ -83,6 +86,13 @@ class LatentParams:
         space: the space of ``latent``: ``"z"`` (mapped, then truncated by psi/cutoff) or ``"w"`` (used as is).
         latent: an explicit latent replacing the seed, flattened: ``z_dim`` numbers for ``"z"``; ``w_dim`` or
             ``num_ws * w_dim`` numbers for ``"w"``. None = use ``seed``.
+        grid_xy: the drag plot's point, in grid cells ``[0, grid_size - 1]^2`` (None = plain ``seed``): the
+            latent is the bilinear blend of the 4 surrounding grid latents, grid cell ``(i, j)`` having seed
+            ``seed + i + j * grid_size``; blended in ``space`` (z before mapping, or w after truncation).
+        grid_size: cells per side of that grid.
+        offset: added to the final ws (after truncation), flattened ``w_dim`` (every ws) or ``num_ws * w_dim``
+            numbers: the edit sliders' displacement. None = no edit. The base latent is never modified, so
+            setting the sliders back to 0 restores it exactly.
     """
 
     seed: int = 0
@@ -90,13 +100,39 @@ class LatentParams:
     cutoff: int | None = None
     space: LatentSpace = "z"
     latent: tuple[float, ...] | None = None
+    grid_xy: tuple[float, float] | None = None
+    grid_size: int = 8
+    offset: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_choice("space", self.space, ("z", "w"))
+        if self.grid_xy is not None:
+            _check_vec("grid_xy", self.grid_xy, 2)
+        if not isinstance(self.grid_size, int) or self.grid_size < 2:
+            raise ValueError(f"grid_size must be an int >= 2, got {self.grid_size!r}")
+        if self.offset is not None and not isinstance(self.offset, tuple):
+            raise ValueError(f"offset must be a tuple of floats or None, got {type(self.offset).__name__}")
         if self.latent is not None and not isinstance(self.latent, tuple):
             raise ValueError(f"latent must be a tuple of floats or None, got {type(self.latent).__name__}")
         if self.cutoff is not None and self.cutoff < 0:
             raise ValueError(f"cutoff must be >= 0 or None, got {self.cutoff!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class EditSpec:
+    """One named edit operation with its parameters, as plain data (the worker builds the ``core.edit_ops``
+    object from it; nothing is ever evaluated as code).
+
+    Attributes:
+        op: the registry name, e.g. ``"crop_box"``.
+        params: ``((field, value), ...)`` in the op's field order.
+    """
+
+    op: str
+    params: tuple[tuple[str, EditValue], ...] = ()
+
+    def as_dict(self) -> dict[str, EditValue]:
+        return dict(self.params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +152,9 @@ class RenderParams:
         splat_scale: multiplies every Gaussian's scale at render time (1 = as stored).
         device: torch device string for the model and the rasterizer, e.g. ``"cpu"`` or ``"cuda"``.
         low_res: render at a quarter of ``width``/``height`` (progressive quality while dragging).
+        edits: the Edit panel's stack, applied in order to the generated or loaded Gaussians.
+        output: ``"image"``: rasterize (the result has an image); ``"scene"``: only generate, edit and prepare
+            the Gaussians for the OpenGL splat renderer (``RenderResult.splats``); camera and size are unused.
     """
 
     source: str = "random:tiny"
@@ -128,9 +167,12 @@ class RenderParams:
     splat_scale: float = 1.0
     device: str = "cpu"
     low_res: bool = False
+    edits: tuple[EditSpec, ...] = ()
+    output: RenderOutputKind = "image"
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, ("rgb", "alpha", "depth", "centres"))
+        _check_choice("output", self.output, ("image", "scene"))
         _check_vec("background", self.background, 3)
         for name in ("width", "height"):
             v = getattr(self, name)
@@ -181,6 +223,10 @@ class RenderResult:
         generation: the value :meth:`RenderWorker.submit` returned for the request; compare with the newest
             generation submitted to tell whether the image is current.
         params: the request it answers.
+        scene: the edited ``core.gaussians.GaussianSet`` (batch shape ``[]``) that was drawn, for saving and
+            inspecting (typed ``object`` here: this module never imports torch).
+        splats: ``viewer.gl_splats.SplatArrays`` (numpy) for the OpenGL renderer when ``output == "scene"``.
+        ws: ``[num_ws, w_dim]`` float32, the latent that made ``scene`` (None for ``.ply`` scenes).
     """
 
     image: np.ndarray | None
@@ -188,7 +234,14 @@ class RenderResult:
     error: str | None
     generation: int
     params: RenderParams | None = None
+    scene: object | None = None
+    splats: object | None = None
+    ws: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.image is not None
+        if self.error is not None:
+            return False
+        if self.params is not None and self.params.output == "scene":
+            return self.splats is not None
+        return self.image is not None

@@ -1,0 +1,42 @@
+"""Load panel: open a generator pickle, a .ply scene or a built-in random generator; recent files; drop files on
+the window to open them."""
+
+from __future__ import annotations
+
+from imgui_bundle import imgui
+
+from viewer.state.actions import OpenFile
+from viewer.state.render import RANDOM_SOURCES
+from viewer.state.ui import UiState
+from widgets.layout import item_width
+
+EXTENSIONS = (".pkl", ".ply")
+
+
+def draw(ui: UiState, default_source: str = "") -> None:
+    s = ui.load
+    imgui.text_wrapped(f"Open: {s.current or '(nothing)'}")
+    item_width()
+    entered, s.path = imgui.input_text("path##load", s.path, imgui.InputTextFlags_.enter_returns_true)
+    imgui.same_line()
+    if imgui.button("Open##load") or entered:
+        if s.path.strip():
+            ui.request(OpenFile(s.path.strip()))
+    imgui.set_item_tooltip("A generator .pkl (ours or an official CGS-GAN pickle) or a 3DGS .ply. "
+                           "You can also drop files on the window.")
+    if imgui.button("Browse...##load"):
+        ui.request(OpenFile(":dialog"))
+    imgui.same_line()
+    for source in dict.fromkeys((default_source, *RANDOM_SOURCES)):
+        if not source:
+            continue
+        label = "default model" if source == default_source else source
+        if imgui.small_button(f"{label}##builtin"):
+            ui.request(OpenFile(source))
+        imgui.same_line()
+    imgui.new_line()
+    if s.recent:
+        imgui.text_disabled("Recent")
+        for i, path in enumerate(s.recent):
+            if imgui.selectable(f"{path}##recent{i}", path == s.current)[0]:
+                ui.request(OpenFile(path))
