@@ -1,0 +1,102 @@
+"""Face detection with five landmarks: facenet-pytorch's MTCNN, whose weights ship inside its wheel.
+
+facenet-pytorch is installed with ``--no-deps`` and imports torchvision, so :mod:`core.torchvision_compat` is
+set up before it. Under numpy 2 MTCNN returns object arrays; they are cast to float32 here.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inversion.photos import Photo
+
+MIN_FACE_PX = 40.0  # faces whose box is narrower than this are refused as too small to invert
+MIN_PROBABILITY = 0.9
+
+
+class FaceNotFoundError(ValueError):
+    """No usable face in a photo; ``str(err)`` is a complete message for the user."""
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """One detected face, in the photo's pixel coordinates (x right, y down, origin at the top-left corner).
+
+    Attributes:
+        box: ``[4]`` float64 ``(x0, y0, x1, y1)``.
+        landmarks: ``[5, 2]`` float64: image-left eye, image-right eye, nose, image-left and image-right mouth
+            corner.
+        probability: MTCNN's face score in [0, 1].
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    probability: float
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def area(self) -> float:
+        return float(max(self.box[2] - self.box[0], 0) * max(self.box[3] - self.box[1], 0))
+
+
+@dataclass(frozen=True, eq=False)
+class FacePick:
+    """The face used for a photo and what the user should be told about the choice (``message`` or None)."""
+
+    face: Face
+    faces_found: int
+    message: str | None
+
+
+_lock = threading.Lock()
+_detector: Any = None
+
+
+def mtcnn() -> Any:
+    """The shared MTCNN detector (CPU, keep_all, built once; its weights come from the facenet-pytorch wheel)."""
+    global _detector
+    with _lock:
+        if _detector is None:
+            from core.torchvision_compat import ensure_torchvision
+
+            ensure_torchvision()
+            from facenet_pytorch import MTCNN
+
+            _detector = MTCNN(keep_all=True, device="cpu", min_face_size=20)
+        return _detector
+
+
+def detect_faces(photo: Photo) -> list[Face]:
+    """Every face MTCNN finds in ``photo`` with probability >= :data:`MIN_PROBABILITY`, largest first."""
+    boxes, probs, points = mtcnn().detect(photo.pixels, landmarks=True)
+    if boxes is None:
+        return []
+    faces = [Face(np.asarray(b, dtype=np.float64), np.asarray(p, dtype=np.float64).reshape(5, 2), float(s))
+             for b, s, p in zip(np.asarray(boxes).astype(np.float64), np.asarray(probs).astype(np.float64),
+                                np.asarray(points).astype(np.float64))]
+    faces = [f for f in faces if f.probability >= MIN_PROBABILITY]
+    return sorted(faces, key=lambda f: -f.area)
+
+
+def pick_face(photo: Photo, faces: list[Face], min_face_px: float = MIN_FACE_PX) -> FacePick:
+    """Choose the largest face; raise :class:`FaceNotFoundError` when there is none or it is too small."""
+    h, w = photo.pixels.shape[:2]
+    if not faces:
+        raise FaceNotFoundError(f"{photo.name}: no face found ({w}x{h} px). Use a photo where one face is clearly "
+                                "visible, roughly frontal, at least 40 px wide.")
+    face = faces[0]
+    if face.width < min_face_px:
+        raise FaceNotFoundError(f"{photo.name}: the largest face is only {face.width:.0f} px wide (need at least "
+                                f"{min_face_px:.0f} px); use a larger or closer photo.")
+    message = None
+    if len(faces) > 1:
+        message = (f"{photo.name}: {len(faces)} faces found; using the largest ({face.width:.0f} px wide, box "
+                   f"{', '.join(f'{v:.0f}' for v in face.box)}).")
+    return FacePick(face, len(faces), message)

@@ -1,0 +1,143 @@
+"""Writing an inversion's results into one output folder.
+
+Layout (``write_*`` functions each write one part)::
+
+    aligned/NN_<name>.png        aligned inputs (uint8 RGB, the generator's resolution)
+    aligned/NN_<name>_weight.png loss weight maps (8-bit)
+    cameras.json                 per photo: name, 25-number EG3D label (initial and refined), yaw/pitch (deg)
+    pivot.npz                    ws [1, num_ws, w_dim] float32, space ("w" / "w+"), labels [N, 25], names
+    generator_tuned.pkl          the tuned generator (our data-only format; core.model_files.load_generator)
+    head.ply                     the inverted head's Gaussians (standard 3DGS .ply)
+    renders/NN_<stage>.png       renders from the input views after each stage
+    orbit.mp4                    a yaw orbit of the result (orbit.gif when no ffmpeg is available)
+    report.json                  settings, per-step losses of both stages, timings, messages
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.camera import Cameras, orbit_cameras
+from core.generator import Generator
+from core.ply import write_ply
+from inversion.framing import FaceFraming
+from inversion.preprocess import AlignedPhoto
+from inversion.steps import render_views, to_uint8
+
+
+def safe_stem(name: str) -> str:
+    """A file-name-safe version of a photo label (no folders, no odd characters)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem)[:60]
+    return stem or "photo"
+
+
+def write_aligned(out: Path, aligned: list[AlignedPhoto]) -> list[Path]:
+    """The aligned images and weight maps; returns the image paths."""
+    folder = out / "aligned"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, a in enumerate(aligned):
+        p = folder / f"{i:02d}_{safe_stem(a.name)}.png"
+        Image.fromarray(a.image).save(p)
+        Image.fromarray((a.weight * 255 + 0.5).astype(np.uint8)).save(p.with_name(p.stem + "_weight.png"))
+        paths.append(p)
+    return paths
+
+
+def camera_records(names: tuple[str, ...], initial: Cameras, refined: Cameras | None,
+                   target: tuple[float, float, float]) -> list[dict]:
+    """One JSON-able dict per photo: labels and orbit angles (degrees) of the initial and refined cameras."""
+    from core.camera import orbit_angles
+
+    records = []
+    for i, name in enumerate(names):
+        rec: dict = {"name": name}
+        for key, cams in (("initial", initial), ("refined", refined)):
+            if cams is None:
+                continue
+            cam = cams[i]
+            yaw, pitch, radius = orbit_angles(cam, target)
+            rec[key] = {"label": [float(v) for v in cam.to_label()], "yaw_deg": math.degrees(float(yaw)),
+                        "pitch_deg": math.degrees(float(pitch)), "radius": float(radius)}
+        records.append(rec)
+    return records
+
+
+def write_json(path: Path, data: dict | list) -> Path:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_pivot(path: Path, ws: torch.Tensor, space: str, cameras: Cameras, names: tuple[str, ...]) -> Path:
+    """``pivot.npz``: ``ws`` ``[1, num_ws, w_dim]`` float32, ``space``, camera ``labels [N, 25]``, ``names``."""
+    np.savez(path, ws=ws.detach().cpu().float().numpy(), space=np.array(space),
+             labels=cameras.to_label().detach().cpu().float().numpy(), names=np.array(list(names)))
+    return path
+
+
+def read_pivot(path: str | os.PathLike) -> tuple[torch.Tensor, Cameras, list[str]]:
+    """Read :func:`write_pivot`'s file: ``(ws [1, num_ws, w_dim], cameras [N], names)``."""
+    with np.load(path, allow_pickle=False) as f:
+        return (torch.from_numpy(f["ws"]), Cameras.from_label(torch.from_numpy(f["labels"])),
+                [str(n) for n in f["names"]])
+
+
+@torch.no_grad()
+def render_inputs(out: Path, G: Generator, ws: torch.Tensor, cameras: Cameras, names: tuple[str, ...],
+                  resolution: int, stage: str) -> list[Path]:
+    """``renders/NN_<stage>.png`` from each input view."""
+    folder = out / "renders"
+    folder.mkdir(parents=True, exist_ok=True)
+    device = next(G.parameters()).device
+    paths = []
+    for i, name in enumerate(names):
+        img = render_views(G, ws.to(device), cameras[i:i + 1].to(device), resolution)[0]
+        p = folder / f"{i:02d}_{safe_stem(name)}_{stage}.png"
+        Image.fromarray(to_uint8(img)).save(p)
+        paths.append(p)
+    return paths
+
+
+@torch.no_grad()
+def orbit_frames(G: Generator, ws: torch.Tensor, framing: FaceFraming, resolution: int, frames: int = 48,
+                 yaw_deg: float = 40.0, pitch_deg: float = 5.0) -> list[np.ndarray]:
+    """``frames`` renders ``uint8 [R, R, 3]`` on a yaw sweep ``+-yaw_deg`` (sinusoidal) at the framing's radius."""
+    device = next(G.parameters()).device
+    t = torch.arange(frames, dtype=torch.float32) / frames * 2 * math.pi
+    yaw = torch.sin(t) * math.radians(yaw_deg)
+    pitch = torch.full_like(yaw, math.radians(pitch_deg)) * torch.cos(t)
+    cams = orbit_cameras(yaw, pitch, framing.radius, framing.target, framing.focal)
+    return [to_uint8(render_views(G, ws.to(device), cams[i:i + 1].to(device), resolution)[0]) for i in range(frames)]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 24) -> Path:
+    """An mp4 (H.264, imageio-ffmpeg's bundled ffmpeg); falls back to a GIF beside it. Returns the file written."""
+    import imageio.v2 as imageio
+
+    try:
+        with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1) as w:
+            for f in frames:
+                w.append_data(f)
+        return path
+    except Exception:  # no ffmpeg backend: write a GIF instead
+        gif = path.with_suffix(".gif")
+        imageio.mimsave(gif, frames, duration=1.0 / fps)
+        return gif
+
+
+def write_head(path: Path, G: Generator, ws: torch.Tensor) -> Path:
+    """The Gaussians of ``ws`` as a 3DGS .ply."""
+    with torch.no_grad():
+        gaussians = G.synthesis(ws.to(next(G.parameters()).device)).gaussians
+    write_ply(path, gaussians[0])
+    return path
