@@ -19,6 +19,7 @@ weights (a *stand-in*: the loss runs but means nothing perceptually); only tests
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,9 @@ def load_lpips(net: str = "alex", weights_dir: str | os.PathLike | None = None,
     tv = ensure_torchvision().module
     import lpips
 
-    model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # torchvision's notes about its deprecated `pretrained` argument
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
     if path is not None:
         backbone = (tv.models.alexnet() if net == "alex" else tv.models.vgg16()).features
         backbone.load_state_dict({k.removeprefix("features."): v

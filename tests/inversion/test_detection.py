@@ -1,0 +1,52 @@
+"""Face detection on real photos (scikit-image's astronaut) and the user-facing messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inversion.detection import Face, FaceNotFoundError, detect_faces, pick_face
+from inversion.photos import photo_from_array
+from inversion.preprocess import PreprocessConfig, preprocess_photos
+
+
+def test_no_face_is_a_clear_error():
+    noise = np.random.default_rng(0).integers(0, 255, (160, 160, 3), dtype=np.uint8)
+    photo = photo_from_array(noise, "noise.png")
+    with pytest.raises(FaceNotFoundError, match="noise.png: no face found"):
+        pick_face(photo, detect_faces(photo))
+
+
+@pytest.mark.slow
+def test_largest_of_several_faces_is_picked_and_said(astronaut):
+    small = np.asarray(Image.fromarray(astronaut).resize((256, 256), Image.LANCZOS))
+    canvas = np.full((512, 768, 3), 255, np.uint8)
+    canvas[:, :512] = astronaut
+    canvas[128:384, 512:] = small
+    photo = photo_from_array(canvas, "two.png")
+    faces = detect_faces(photo)
+    assert len(faces) == 2
+    pick = pick_face(photo, faces)
+    assert pick.face.box[0] < 512 and pick.faces_found == 2
+    assert "2 faces found; using the largest" in pick.message
+
+
+def test_tiny_face_is_refused_with_its_size():
+    photo = photo_from_array(np.zeros((100, 100, 3), np.uint8), "far.jpg")
+    face = Face(np.array([10.0, 10.0, 30.0, 34.0]), np.zeros((5, 2)), 0.99)
+    with pytest.raises(FaceNotFoundError, match="only 20 px wide"):
+        pick_face(photo, [face])
+
+
+@pytest.mark.slow
+def test_preprocess_skips_bad_inputs_without_raising(tmp_path, astronaut):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    good = photo_from_array(astronaut, "astronaut.png")
+    res = preprocess_photos([bad, good], PreprocessConfig(resolution=64))
+    assert [a.name for a in res.aligned] == ["astronaut.png"]
+    assert len(res.problems) == 1 and "bad.jpg" in res.problems[0]
+    a = res.aligned[0]
+    assert a.image.shape == (64, 64, 3) and a.weight.shape == (64, 64)
+    assert abs(a.camera.yaw_deg) < 15  # a frontal portrait

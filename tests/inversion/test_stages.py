@@ -1,0 +1,91 @@
+"""Stage 1 and stage 2 on a tiny generator with explicitly requested stand-in loss networks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from inversion.framing import SYNTHETIC_HEADS
+from inversion.latent_search import LatentConfig, invert_latent
+from inversion.objective import LossNetworks, LossWeights, Objective
+from inversion.pivotal_tuning import GeneratorSwap, TuningConfig, tune_generator
+from inversion.steps import last_step, render_views
+
+STAND_INS = LossNetworks(allow_random=True)  # random LPIPS/ID backbones: tests only
+
+
+def _mse_objective() -> Objective:
+    return Objective(LossWeights(id=0.0, mse=1.0, lpips=0.0), SYNTHETIC_HEADS, STAND_INS)
+
+
+@pytest.mark.slow
+def test_stage1_reduces_the_loss(tiny_G, tiny_target):
+    cfg = LatentConfig(steps=8, lr=0.1, warmup=0.0, rampdown=0.0, batch_size=2, noise_strength=0.0,
+                       refine_cameras=False, losses=LossWeights(id=0.0, mse=1.0, lpips=0.0))
+    steps = list(invert_latent(tiny_G, tiny_target, cfg, _mse_objective()))
+    assert [s.step for s in steps] == list(range(1, 9))
+    first, last = steps[0], steps[-1]
+    with torch.no_grad():
+        pred = render_views(tiny_G, last.ws, tiny_target.cameras, 32)
+    final = float(((pred - tiny_target.images) ** 2).mean())
+    assert final < 0.5 * first.losses["mse"]
+    assert last.ws.shape == (1, tiny_G.config.num_ws, tiny_G.config.w_dim)
+    assert last.preview.shape == (32, 32, 3) and last.preview.dtype.name == "uint8"
+    assert set(last.losses) == {"total", "mse", "lpips", "id"}
+
+
+@pytest.mark.slow
+def test_stage1_all_losses_w_space_and_camera_refinement(tiny_G, tiny_target):
+    obj = Objective(LossWeights(id=0.1, mse=1.0, lpips=1.0), SYNTHETIC_HEADS, STAND_INS)
+    assert obj.sources == {"lpips": "random stand-in", "id": "random stand-in"}
+    cfg = LatentConfig(steps=3, lr=0.05, space="w", batch_size=1, camera_start=0.0, camera_lr=0.01,
+                       losses=obj.weights)
+    steps = list(invert_latent(tiny_G, tiny_target, cfg, obj))
+    assert steps[-1].ws.shape == (1, 1, tiny_G.config.w_dim)
+    moved = (steps[-1].cameras.cam2world - tiny_target.cameras.cam2world).abs().sum(dim=(1, 2))
+    assert (moved > 0).any()  # the cameras of the photos seen so far moved
+    assert all(s.losses["id"] >= 0 and s.losses["lpips"] >= 0 for s in steps)
+
+
+def test_stage2_leaves_the_original_untouched_and_restores(tiny_G, tiny_target):
+    before = {k: v.clone() for k, v in tiny_G.state_dict().items()}
+    flags = [p.requires_grad for p in tiny_G.parameters()]
+    pivot = tiny_G.mapping.w_avg[None, None].repeat(1, tiny_G.config.num_ws, 1)
+    cfg = TuningConfig(steps=3, lr=1e-2, batch_size=2, losses=LossWeights(id=0.0, mse=1.0, lpips=0.0),
+                       locality_weight=0.1, locality_alpha=5.0)
+    steps = list(tune_generator(tiny_G, pivot, tiny_target, cfg, _mse_objective()))
+    tuned = steps[-1].generator
+    assert tuned is not tiny_G and "locality" in steps[-1].losses
+    for k, v in tiny_G.state_dict().items():
+        assert torch.equal(v, before[k]), f"original generator changed: {k}"
+    assert [p.requires_grad for p in tiny_G.parameters()] == flags
+    assert any(not torch.equal(a, b) for a, b in zip(tuned.parameters(), tiny_G.parameters()))
+    assert steps[-1].losses["mse"] < steps[0].losses["mse"]
+    swap = GeneratorSwap(tiny_G)
+    swap.use(tuned)
+    assert swap.is_tuned and swap.current is tuned
+    assert swap.restore() is tiny_G and not swap.is_tuned
+
+
+def test_cancel_event_and_close_stop_a_stage(tiny_G, tiny_target):
+    cancel = threading.Event()
+    cfg = LatentConfig(steps=50, batch_size=2, refine_cameras=False, preview_every=0,
+                       losses=LossWeights(id=0.0, mse=1.0, lpips=0.0))
+    seen = []
+    for step in invert_latent(tiny_G, tiny_target, cfg, _mse_objective(), cancel=cancel):
+        seen.append(step.step)
+        if step.step == 2:
+            cancel.set()
+    assert seen == [1, 2]
+    gen = tune_generator(tiny_G, torch.zeros(1, 1, tiny_G.config.w_dim), tiny_target,
+                         TuningConfig(steps=50, losses=LossWeights(id=0.0, mse=1.0, lpips=0.0), locality_weight=0.0),
+                         _mse_objective())
+    assert next(gen).step == 1
+    gen.close()  # the viewer's other way out
+    assert last_step(gen) is None
+    cancel2 = threading.Event()
+    cancel2.set()
+    assert last_step(invert_latent(tiny_G, tiny_target, cfg, _mse_objective(), cancel=cancel2)) is None
+    assert all(p.requires_grad for p in tiny_G.parameters())  # flags restored after a cancelled stage 1
