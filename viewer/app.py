@@ -89,6 +89,8 @@ class ViewerApp:
         self.gl_draws = 0
         self.orbit_started: float | None = None
         self.frame_log: list[tuple[float, int]] = []  # (perf_counter, gl_draws) per frame while benchmarking
+        self._capture_requested = False
+        self.captured_view: np.ndarray | None = None
         self.ui.info.device = device
         self.ui.info.banner = ""
 
@@ -190,7 +192,16 @@ class ViewerApp:
         imgui.pop_style_var()
         self._handle_actions()
         self._thumbnails()
+        if self._capture_requested:
+            self._capture_requested = False
+            self.captured_view = self._current_image()
         self._bench_and_exit()
+
+    def request_capture(self) -> None:
+        """Ask the GUI thread to store the current full-resolution view in :attr:`captured_view` at the end of
+        the next frame (GL calls must run on the GUI thread; scripts and the test engine's thread use this)."""
+        self.captured_view = None
+        self._capture_requested = True
 
     def _panels(self) -> None:
         ui = self.ui

@@ -278,8 +278,9 @@ def _load_source(source: str, device) -> _Model:
         if source not in RANDOM_SOURCES or preset not in PRESETS:
             raise ValueError(f"unknown built-in source {source!r}; use one of {RANDOM_SOURCES}")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # the same random head every time
+            torch.manual_seed(0)  # the same random generator every time
             G = Generator(PRESETS[preset]).eval()
+            _wake_layer_scales(G)
         return _Model("generator", G.to(device), random_weights=True)
     with open(source, "rb") as f:  # FileNotFoundError / IsADirectoryError speak for themselves
         head = f.read(4)
@@ -352,6 +353,18 @@ def _grid_ws(G, latent: LatentParams, device):
         return G.map(zb, truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
     ws = G.map(z, truncation_psi=latent.psi, truncation_cutoff=latent.cutoff)
     return (weights[:, None, None] * ws).sum(0, keepdim=True)
+
+
+def _wake_layer_scales(G) -> None:
+    """Give a freshly initialised generator's zero-initialised layers (the transformer's layer scales, which make
+    every block start as the identity) small random weights, so that, for a random-weight test source, the head
+    depends on the latent. A trained generator is never touched."""
+    import torch
+
+    with torch.no_grad():
+        for p in G.parameters():
+            if p.dim() == 2 and not p.any():
+                p.normal_(0.0, 0.5)
 
 
 def _synthesize(G, latent: LatentParams, device):

@@ -147,16 +147,13 @@ def read_latent(path: str | os.PathLike) -> np.ndarray:
     batch axis of 1 is dropped). Raises ``ValueError`` with the reason for anything else."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            key = next((k for k in LATENT_KEYS if k in data.files), None)
-            if key is None:
-                raise ValueError(f"{path}: no 'ws' or 'w' array (found: {', '.join(data.files) or 'nothing'})")
-            ws = np.asarray(data[key])
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable .npz ({e})") from e
-    except Exception as e:  # zipfile.BadZipFile, pickle refusals, ...
-        if isinstance(e, ValueError):
-            raise
+            files = list(data.files) if hasattr(data, "files") else None
+            key = next((k for k in LATENT_KEYS if files and k in files), None)
+            ws = np.asarray(data[key]) if key is not None else None
+    except Exception as e:  # noqa: BLE001 - OSError, BadZipFile, pickled data refused, ...
         raise ValueError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from e
+    if ws is None:
+        raise ValueError(f"{path}: no 'ws' or 'w' array (found: {', '.join(files or []) or 'nothing'})")
     if ws.ndim == 3 and ws.shape[0] == 1:
         ws = ws[0]
     if ws.ndim == 1:

@@ -21,10 +21,15 @@ def draw(ui: UiState) -> None:
     if s.selected not in names:
         s.selected = names[0]
         s.draft = None
-    item_width()
-    changed, idx = imgui.combo("operation", names.index(s.selected), names)
+    idx = names.index(s.selected)
+    imgui.text("operation")
+    for i, name in enumerate(names):
+        if i % 3:
+            imgui.same_line()
+        if imgui.radio_button(f"{name}##op", i == idx):
+            idx = i
     op = ops[idx]
-    if changed or s.draft is None or s.draft.op != op.name:
+    if s.draft is None or s.draft.op != op.name:
         s.selected, s.draft = op.name, op.default_spec()
     imgui.text_wrapped(op.description)
     values = dict(s.draft.params)

@@ -204,3 +204,29 @@ def test_close_joins_the_thread():
     with RenderWorker() as w2:
         ok(run(w2, BASE))
     assert not w2.alive
+
+
+def test_latent_grid_offsets_and_scene_output(worker):
+    """Drag-plot grid corners equal their seeds; a zero offset is exact; "scene" output carries GL arrays."""
+    import dataclasses as dc
+
+    from viewer.render_worker import _load_source, latent_ws
+
+    G = _load_source("random:tiny", "cpu").obj
+    n = 4
+    corner = latent_ws(G, LatentParams(seed=5, grid_xy=(2.0, 1.0), grid_size=n, space="w"), "cpu")
+    direct = latent_ws(G, LatentParams(seed=5 + 2 + 1 * n), "cpu")
+    torch.testing.assert_close(corner, direct)
+    mid = latent_ws(G, LatentParams(seed=5, grid_xy=(2.5, 1.0), grid_size=n, space="w"), "cpu")
+    right = latent_ws(G, LatentParams(seed=5 + 3 + 1 * n), "cpu")
+    torch.testing.assert_close(mid, 0.5 * (direct + right))
+    base = latent_ws(G, LatentParams(seed=2), "cpu")
+    zero = latent_ws(G, LatentParams(seed=2, offset=(0.0,) * G.config.w_dim), "cpu")
+    assert torch.equal(base, zero)
+    moved = latent_ws(G, LatentParams(seed=2, offset=(0.5,) * G.config.w_dim), "cpu")
+    torch.testing.assert_close(moved - base, torch.full_like(base, 0.5))
+    with pytest.raises(ValueError, match="offset"):
+        latent_ws(G, LatentParams(seed=2, offset=(1.0, 2.0)), "cpu")
+    r = ok(run(worker, dc.replace(BASE, output="scene")))
+    assert r.image is None and r.splats is not None and len(r.splats) == r.stats.gaussians
+    assert r.ws is not None and r.ws.shape == (G.config.num_ws, G.config.w_dim)

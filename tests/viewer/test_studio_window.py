@@ -1,0 +1,208 @@
+"""The studio window for real (glfw + OpenGL + imgui-bundle under Xvfb), driven by the ImGui test engine.
+
+One window runs the whole scenario (opening a window costs seconds): the head is drawn, sliders change it, the
+mouse orbits, every panel does its job (Edit, Save, Video, Inspect, Performance, Render modes), and bad files
+show errors while the app keeps running. Assertions are on the UI state, on files written, and on pixels: the
+OpenGL renderer's read-back and the window screenshot.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.gui
+ROOT = Path(__file__).resolve().parents[2]
+RES = 128
+
+
+def _wait(ctx, condition, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        ctx.yield_()
+
+
+def _image(ctx, app) -> np.ndarray:
+    """What the viewport shows now, at full resolution (uint8 [H, W, 3]), read back on the GUI thread (the test
+    function runs on the test engine's own thread, which has no GL context)."""
+    app.request_capture()
+    _wait(ctx, lambda: app.captured_view is not None, "the captured view", 30.0)
+    return app.captured_view
+
+
+def _settled(app) -> bool:
+    """The worker has answered the newest request and the OpenGL texture shows it."""
+    r = app._result
+    return r is not None and r.params == app._submitted and app._gl_key is not None
+
+
+def test_studio_scenario(tmp_path):
+    from imgui_bundle import imgui
+    from imgui_bundle.immapp import testing
+
+    from core.ply import read_ply
+    from viewer.app import ViewerApp
+    from viewer.viewer_config import ViewerConfig
+
+    bad_ply = tmp_path / "broken.ply"
+    bad_ply.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 999999999\nend_header\n")
+    shot = tmp_path / "window.png"
+    cfg = ViewerConfig(path="random:tiny", resolution=RES, width=1100, height=760, state_dir=tmp_path / "state")
+    app = ViewerApp(cfg, device="cpu")
+    app.ui.save.folder = str(tmp_path / "saved")
+    app.ui.video.path = str(tmp_path / "orbit.mp4")
+    seen: dict = {}
+
+    def test(ctx: imgui.test_engine.TestContext) -> None:
+        ui = app.ui
+        _wait(ctx, lambda: _settled(app), "the first head")
+        assert ui.info.display_path == "opengl" and ui.info.error is None, ui.info.error
+        first = _image(ctx, app)
+        bg = np.array([255, 255, 255])
+        covered = np.any(np.abs(first.astype(int) - bg) > 8, axis=-1).mean()
+        seen["coverage"] = covered
+        assert 0.002 < covered < 0.95, f"head coverage {covered:.3f}: nothing (or only splats) drawn"
+
+        # Latent panel: the seed field changes the head.
+        ctx.item_input_value("Panels/Latent/seed", 7)
+        _wait(ctx, lambda: ui.latent.latent.seed == 7 and _settled(app), "seed 7")
+        seed7 = _image(ctx, app)
+        assert np.abs(seed7.astype(int) - first.astype(int)).mean() > 0.5, "seed change did not change the image"
+        ctx.item_input_value("Panels/Latent/truncation psi", 0.0)
+        _wait(ctx, lambda: ui.latent.latent.psi == 0.0 and _settled(app), "psi 0")
+        avg = _image(ctx, app)
+        ctx.item_input_value("Panels/Latent/seed", 3)
+        _wait(ctx, lambda: ui.latent.latent.seed == 3 and _settled(app), "seed 3 at psi 0")
+        assert np.array_equal(_image(ctx, app), avg), "at psi = 0 every seed must give the average head"
+
+        # Mouse: a left drag on the image orbits, the wheel zooms.
+        yaw0 = ui.camera.camera.yaw_deg
+        ctx.mouse_move("Viewport/##view")
+        ctx.mouse_drag_with_delta(imgui.ImVec2(80, 0), 0)
+        assert ui.camera.camera.yaw_deg < yaw0 - 5, f"drag right did not orbit: yaw {ui.camera.camera.yaw_deg}"
+        r0 = ui.camera.camera.radius
+        ctx.mouse_wheel_y(2.0)
+        ctx.yield_()
+        assert ui.camera.camera.radius < r0, "wheel up did not zoom in"
+        _wait(ctx, lambda: _settled(app), "orbited view")
+        ctx.item_click("Panels/Camera/Reset camera")
+        assert ui.camera.camera.yaw_deg == 0 and ui.camera.camera.radius == pytest.approx(2.7)
+
+        # Render panel: background colour and modes.
+        ctx.item_open("Panels/Render")
+        ui.render.background = (1.0, 0.0, 0.0)
+        _wait(ctx, lambda: _settled(app) and app._gl_key[4] == (1.0, 0.0, 0.0), "red background")
+        red = _image(ctx, app)
+        assert tuple(red[0, 0]) == (255, 0, 0) and tuple(red[-1, -1]) == (255, 0, 0), red[0, 0]
+        ui.render.background = (1.0, 1.0, 1.0)
+        ctx.item_click("Panels/Render/mode/depth")
+        _wait(ctx, lambda: ui.info.display_path == "image" and app._result.params.mode == "depth"
+              and app._result.image is not None, "depth image")
+        depth = app._result.image
+        assert depth[..., 0].max() > 200 and depth[0, 0, 0] == 0, "depth: near not bright / empty not black"
+        ctx.item_click("Panels/Render/mode/RGB")
+        _wait(ctx, lambda: ui.info.display_path == "opengl" and _settled(app), "back to RGB")
+
+        # Edit panel: an opacity threshold removes Gaussians; undo brings them back.
+        n0 = app._result.stats.gaussians
+        ctx.item_open("Panels/Edit")
+        ctx.item_click("Panels/Edit/opacity_threshold##op")
+        ctx.item_input_value("Panels/Edit/min_opacity", 0.5)
+        ctx.item_click("Panels/Edit/Apply##edit")
+        _wait(ctx, lambda: len(ui.edit.stack) == 1 and _settled(app), "the edit")
+        n1 = app._result.stats.gaussians
+        assert 0 < n1 < n0, f"opacity threshold kept {n1} of {n0}"
+        ctx.item_click("Panels/Edit/Undo##edit")
+        _wait(ctx, lambda: not ui.edit.stack and _settled(app), "undo")
+        assert app._result.stats.gaussians == n0
+        ctx.item_click("Panels/Edit/Redo##edit")
+        _wait(ctx, lambda: len(ui.edit.stack) == 1 and _settled(app), "redo")
+        seen["edited_count"] = app._result.stats.gaussians
+
+        # Save panel: .ply of what is shown (edited), the image, the latent.
+        ctx.item_open("Panels/Save")
+        ctx.item_click("Panels/Save/Save .ply")
+        ctx.item_click("Panels/Save/Save image")
+        ctx.item_click("Panels/Save/Save latent")
+        for job in ("save_ply", "save_image", "save_latent"):
+            _wait(ctx, lambda: job in ui.info.jobs and not ui.info.jobs[job].running, job)
+            assert ui.info.jobs[job].error is None, ui.info.jobs[job].error
+        seen["saved_image"] = _image(ctx, app)
+
+        # Video panel: a short orbit in the background.
+        ctx.item_open("Panels/Video")
+        ctx.item_input_value("Panels/Video/frames", 4)
+        ctx.item_input_value("Panels/Video/resolution (px)", 32)
+        ctx.item_click("Panels/Video/Render video")
+        _wait(ctx, lambda: "video" in ui.info.jobs and not ui.info.jobs["video"].running, "the video")
+        assert ui.info.jobs["video"].error is None, ui.info.jobs["video"].error
+
+        # Inspect and Performance panels.
+        ctx.item_open("Panels/Inspect")
+        ctx.item_click("Panels/Inspect/Refresh##inspect")
+        _wait(ctx, lambda: ui.info.inspect is not None and ui.info.inspect.count == seen["edited_count"],
+              "statistics of the edited head")
+        ctx.item_open("Panels/Performance")
+        for _ in range(3):
+            ctx.yield_()
+        assert len(ui.info.gui_ms) > 10 and len(ui.info.render_ms) > 0
+
+        # Saved latents: checkpoint, change, restore.
+        ctx.item_click("Panels/Latent/Save##latent")
+        ctx.item_input_value("Panels/Latent/seed", 11)
+        _wait(ctx, lambda: ui.latent.latent.seed == 11, "seed 11")
+        ctx.item_click("Panels/Latent/saved0/restore")
+        assert ui.latent.latent.seed == 3 and app.ui.info.thumbnail_textures, "restore / thumbnail"
+
+        # Bad input: a missing file is refused with a message, a corrupt .ply shows its error over the image.
+        ctx.item_input_value("Panels/Load/path##load", str(tmp_path / "missing.pkl"))
+        ctx.item_click("Panels/Load/Open##load")
+        assert any("file not found" in m.text for m in ui.info.messages), ui.info.messages
+        ctx.item_input_value("Panels/Load/path##load", str(bad_ply))
+        ctx.item_click("Panels/Load/Open##load")
+        _wait(ctx, lambda: ui.info.error is not None, "the corrupt-file error")
+        seen["error"] = ui.info.error
+        for _ in range(3):
+            ctx.yield_()
+        testing.capture(ctx, str(shot))
+        # ... and the app still works: back to the generator.
+        ctx.item_click("Panels/Load/random:tiny##builtin")
+        _wait(ctx, lambda: ui.info.error is None and _settled(app), "recovery after the error")
+
+    testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
+
+    assert "coverage" in seen, "the test function did not run to the end"
+    assert "broken.ply" in seen["error"] or "vertex" in seen["error"], seen["error"]
+    ply = read_ply(next((tmp_path / "saved").glob("*.ply")))
+    assert ply.num_gaussians == seen["edited_count"], "the .ply is not what was shown (edits applied)"
+    png = np.asarray(Image.open(next((tmp_path / "saved").glob("*.png"))))
+    assert png.shape == (RES, RES, 3) and np.array_equal(png, seen["saved_image"])
+    with np.load(next((tmp_path / "saved").glob("*.npz"))) as z:
+        assert z["ws"].ndim == 2 and int(z["seed"]) == 3
+    import imageio
+
+    with imageio.get_reader(tmp_path / "orbit.mp4") as video:
+        frames = [f for f in video]
+    assert len(frames) == 4 and frames[0].shape == (32, 32, 3)
+    window = np.asarray(Image.open(shot).convert("RGB"))
+    assert window.shape[0] > 500 and len(np.unique(window.reshape(-1, 3), axis=0)) > 50
+
+
+def test_run_viewer_smoke(tmp_path):
+    """run_viewer.py end to end in a fresh process: default model, a screenshot, exit 0."""
+    png = tmp_path / "cli.png"
+    cmd = [sys.executable, "run_viewer.py", "random:tiny", "--frames", "3", "--screenshot", str(png), "--width",
+           "800", "--height", "480", "--resolution", "96", "--state-dir", str(tmp_path)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "saved 800x480 screenshot" in r.stdout
+    img = np.asarray(Image.open(png).convert("RGB"))
+    assert img.shape[:2] == (480, 800)
+    assert (np.all(img == (240, 190, 60), axis=-1)).sum() > 2000, "no random-weights banner"
