@@ -1,0 +1,28 @@
+"""The SHA-256 of a model file, which keys the files saved beside it (directions, saved latents)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of the file's bytes (cached per path, size and modification time)."""
+    st = os.stat(path)
+    return _sha256(os.path.abspath(os.fspath(path)), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sidecar_path(model_path: str | os.PathLike, suffix: str) -> str:
+    """``model.pkl`` -> ``model<suffix>`` in the same folder (e.g. ``.directions.npz``)."""
+    stem, _ = os.path.splitext(os.fspath(model_path))
+    return stem + suffix

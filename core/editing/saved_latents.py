@@ -1,0 +1,143 @@
+"""Named saved latents (checkpoints of the viewer's current latent, with thumbnails), kept beside the model.
+
+``model.pkl`` -> ``model.latents.npz``, a NumPy ``.npz`` read with ``allow_pickle=False``:
+
+    header        0-d unicode array: JSON {"format": "splathead-latents", "format_version": 1,
+                  "model_sha256", "entries": [{"name", "values": {slider: value}, "thumbnail": bool}, ...]}
+    base_<i>      [num_ws, w_dim] float32, the base latent of entry i
+    thumb_<i>     [H, W, 3] uint8 RGB thumbnail of entry i (when it has one)
+
+An entry stores the base and the slider values, not only the edited w, so restoring it gives back the
+sliders as they were (sliders that no longer exist in the directions file are reported by the viewer).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from core.atomic_file import atomic_write
+from core.editing.fingerprint import sidecar_path
+from core.editing.latent_edit import LatentEdit
+
+FORMAT = "splathead-latents"
+FORMAT_VERSION = 1
+SUFFIX = ".latents.npz"
+
+
+class LatentsFileError(ValueError):
+    """A saved-latents file that cannot be used; the message starts with the path."""
+
+
+@dataclass(frozen=True, eq=False)
+class SavedLatent:
+    """Attributes:
+        name: unique within a library.
+        edit: the base latent and slider values.
+        thumbnail: ``[H, W, 3]`` uint8 RGB, or None.
+    """
+
+    name: str
+    edit: LatentEdit
+    thumbnail: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"a saved latent needs a non-empty name, got {self.name!r}")
+        if self.thumbnail is not None:
+            t = np.asarray(self.thumbnail)
+            if t.dtype != np.uint8 or t.ndim != 3 or t.shape[2] != 3:
+                raise ValueError(f"thumbnail must be uint8 [H, W, 3], got {t.dtype} {list(t.shape)}")
+
+
+@dataclass(frozen=True, eq=False)
+class LatentLibrary:
+    """The saved latents of one model file, in the order they were saved.
+
+    Attributes:
+        model_sha256: SHA-256 of the model file (see :func:`core.editing.fingerprint.file_sha256`).
+        entries: the saved latents, names unique.
+    """
+
+    model_sha256: str
+    entries: tuple[SavedLatent, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.entries)
+
+    def get(self, name: str) -> SavedLatent:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(f"no saved latent named {name!r}; have {list(self.names)}")
+
+    def save(self, name: str, edit: LatentEdit, thumbnail: np.ndarray | None = None) -> LatentLibrary:
+        """Add ``name`` (replacing an entry of that name in place)."""
+        new = SavedLatent(name, edit, thumbnail)
+        if name in self.names:
+            return replace(self, entries=tuple(new if e.name == name else e for e in self.entries))
+        return replace(self, entries=self.entries + (new,))
+
+    def remove(self, name: str) -> LatentLibrary:
+        self.get(name)
+        return replace(self, entries=tuple(e for e in self.entries if e.name != name))
+
+    def rename(self, old: str, new: str) -> LatentLibrary:
+        if new in self.names and new != old:
+            raise ValueError(f"a saved latent named {new!r} exists already")
+        return replace(self, entries=tuple(replace(e, name=new) if e.name == old else e for e in self.entries))
+
+
+def latents_path(model_path: str | os.PathLike) -> str:
+    """``model.pkl`` -> ``model.latents.npz``."""
+    return sidecar_path(model_path, SUFFIX)
+
+
+def save_library(library: LatentLibrary, path: str | os.PathLike) -> None:
+    """Write ``library`` to ``path`` atomically."""
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "model_sha256": library.model_sha256,
+              "entries": [{"name": e.name, "values": dict(e.edit.values), "thumbnail": e.thumbnail is not None}
+                          for e in library.entries]}
+    arrays = {"header": np.array(json.dumps(header))}
+    for i, e in enumerate(library.entries):
+        arrays[f"base_{i}"] = e.edit.base.numpy().astype(np.float32)
+        if e.thumbnail is not None:
+            arrays[f"thumb_{i}"] = np.asarray(e.thumbnail, dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
+
+
+def load_library(path: str | os.PathLike, model_sha256: str | None = None) -> LatentLibrary:
+    """Read a saved-latents file; with ``model_sha256`` refuse one saved for another model
+    (``LatentsFileError``). A missing file raises ``FileNotFoundError``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such saved-latents file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        header = json.loads(str(arrays["header"]))
+        if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"format {header.get('format')!r} version {header.get('format_version')!r}")
+        if model_sha256 is not None and header["model_sha256"] != model_sha256:
+            raise LatentsFileError(f"{path}: saved for another model file (SHA-256 "
+                                   f"{header['model_sha256'][:12]}..., this one {model_sha256[:12]}...)")
+        entries = tuple(
+            SavedLatent(e["name"], LatentEdit(torch.from_numpy(arrays[f"base_{i}"].astype(np.float32)),
+                                              tuple((str(k), float(v)) for k, v in e["values"].items())),
+                        arrays[f"thumb_{i}"] if e["thumbnail"] else None)
+            for i, e in enumerate(header["entries"]))
+        return LatentLibrary(str(header["model_sha256"]), entries)
+    except LatentsFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, TypeError, ValueError) as exc:
+        raise LatentsFileError(f"{path}: not a readable saved-latents file ({type(exc).__name__}: {exc})") from None
