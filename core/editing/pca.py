@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.editing.directions import Direction, WStatistics
+from core.editing.directions import Direction, DirectionSet, WStatistics
 
 
 def sample_ws(G: torch.nn.Module, num_samples: int, seed: int = 0, psi: float = 1.0, batch: int = 1024
@@ -88,11 +88,9 @@ def pca_directions(fit: PcaFit, prefix: str = "PCA") -> tuple[Direction, ...]:
 
 
 def pca_direction_set(G: torch.nn.Module, model_sha256: str, num_samples: int = 10_000,
-                      num_components: int = 20, seed: int = 0) -> "DirectionSet":
+                      num_components: int = 20, seed: int = 0) -> DirectionSet:
     """A new :class:`DirectionSet` for ``G``: statistics of ``num_samples`` w and their first
     ``num_components`` principal components (``num_components=0``: statistics only, no sliders)."""
-    from core.editing.directions import DirectionSet
-
     ws = sample_ws(G, num_samples, seed=seed)
     stats = w_statistics(ws)
     dirs = pca_directions(fit_pca(ws, num_components)) if num_components > 0 else ()
