@@ -28,12 +28,14 @@ from inversion.pivotal_tuning import TuningConfig, tune_generator
 from inversion.preprocess import InversionTarget, PreprocessConfig, make_target, preprocess_photos
 from inversion.pretrained import MissingWeightsError
 from inversion.steps import InversionStep
+from inversion.webcam import WebcamError, grab_frames
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m inversion", description=__doc__,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("photos", nargs="+", help="photos of one person (jpg/png/webp/...)")
+    ap.add_argument("photos", nargs="*", help="photos of one person (jpg/png/webp/...)")
+    ap.add_argument("--webcam", type=int, default=0, metavar="N", help="also grab N frames from the first webcam")
     ap.add_argument("--model", required=True, help="generator file (.pkl: ours or an official CGS-GAN pickle)")
     ap.add_argument("--out", required=True, help="output folder (created)")
     ap.add_argument("--framing", default="synthetic-heads", choices=sorted(FRAMINGS), help="the model's face framing")
@@ -127,8 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    sources: list = list(args.photos)
+    if args.webcam > 0:
+        try:
+            sources += grab_frames(args.webcam)
+        except WebcamError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if not sources:
+        print("error: give at least one photo (or --webcam N)", file=sys.stderr)
+        return 2
     try:
-        pre = preprocess_photos(args.photos, pre_cfg)
+        pre = preprocess_photos(sources, pre_cfg)
     except KeyboardInterrupt:
         return 130
     for msg in pre.problems:

@@ -121,15 +121,16 @@ def orbit_frames(G: Generator, ws: torch.Tensor, framing: FaceFraming, resolutio
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 24) -> Path:
-    """An mp4 (H.264, imageio-ffmpeg's bundled ffmpeg); falls back to a GIF beside it. Returns the file written."""
-    import imageio.v2 as imageio
+    """An H.264 mp4 (core.orbit_video's atomic writer, imageio-ffmpeg's bundled ffmpeg); a GIF beside it when
+    that fails (no ffmpeg, odd frame size). Returns the file written."""
+    from core.orbit_video import write_orbit_video
 
     try:
-        with imageio.get_writer(path, fps=fps, codec="libx264", quality=8, macro_block_size=1) as w:
-            for f in frames:
-                w.append_data(f)
+        write_orbit_video(frames, path, fps)
         return path
-    except Exception:  # no ffmpeg backend: write a GIF instead
+    except Exception:  # no ffmpeg backend or a size the encoder refuses: a GIF always works
+        import imageio.v2 as imageio
+
         gif = path.with_suffix(".gif")
         imageio.mimsave(gif, frames, duration=1.0 / fps)
         return gif

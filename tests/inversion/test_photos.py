@@ -70,3 +70,10 @@ def test_missing_file_and_folder(tmp_path):
         load_photo(tmp_path / "nope.jpg")
     with pytest.raises(PhotoError, match="folder"):
         load_photo(tmp_path)
+
+
+def test_missing_webcam_is_a_clear_error():
+    from inversion.webcam import WebcamError, grab_frames
+
+    with pytest.raises(WebcamError, match="cannot open the camera <video9>"):
+        grab_frames(1, device="<video9>")
