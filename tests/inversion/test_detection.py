@@ -50,3 +50,18 @@ def test_preprocess_skips_bad_inputs_without_raising(tmp_path, astronaut):
     a = res.aligned[0]
     assert a.image.shape == (64, 64, 3) and a.weight.shape == (64, 64)
     assert abs(a.camera.yaw_deg) < 15  # a frontal portrait
+
+
+@pytest.mark.slow
+def test_real_portraits_get_plausible_cameras(astronaut):
+    """scikit-image's two portraits: the astronaut looks into the camera, the cameraman is turned to his left
+    (toward image right), so the camera sits on his right side: negative yaw."""
+    from skimage import data
+
+    res = preprocess_photos([photo_from_array(astronaut, "astronaut"), photo_from_array(data.camera(), "camera")],
+                            PreprocessConfig(resolution=64))
+    assert not res.problems
+    front, side = res.aligned
+    assert abs(front.camera.yaw_deg) < 15 and abs(front.camera.pitch_deg) < 20
+    assert -75 < side.camera.yaw_deg < -30
+    assert front.camera.rms_px_norm < 0.03 and side.camera.rms_px_norm < 0.03

@@ -49,6 +49,7 @@ def test_stage1_all_losses_w_space_and_camera_refinement(tiny_G, tiny_target):
     assert all(s.losses["id"] >= 0 and s.losses["lpips"] >= 0 for s in steps)
 
 
+@pytest.mark.slow
 def test_stage2_leaves_the_original_untouched_and_restores(tiny_G, tiny_target):
     before = {k: v.clone() for k, v in tiny_G.state_dict().items()}
     flags = [p.requires_grad for p in tiny_G.parameters()]
