@@ -18,12 +18,11 @@ from typing import Iterator
 import torch
 from tqdm import tqdm
 
-from core.model_files import load_generator, save_generator
+from core.model_files import load_generator
 from inversion.framing import FRAMINGS, get_framing
 from inversion.latent_search import LatentConfig, invert_latent
 from inversion.objective import LossNetworks, LossWeights, Objective
-from inversion.outputs import (camera_records, orbit_frames, render_inputs, write_aligned, write_head,
-                               write_json, write_pivot, write_video)
+from inversion.outputs import write_results
 from inversion.pivotal_tuning import TuningConfig, tune_generator
 from inversion.preprocess import InversionTarget, PreprocessConfig, make_target, preprocess_photos
 from inversion.pretrained import MissingWeightsError
@@ -150,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     if not pre.aligned:
         print("error: no usable photo; nothing to invert", file=sys.stderr)
         return 2
-    write_aligned(out, pre.aligned)
     target: InversionTarget = make_target(pre.aligned)
     t_pre = time.perf_counter()
 
@@ -162,29 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     if s1 is None:
         print("error: stage 1 took no step", file=sys.stderr)
         return 130
-    cams = s1.cameras
-    refined = InversionTarget(target.images, target.weights, cams, target.names)
-    write_pivot(out / "pivot.npz", s1.ws, lat_cfg.space, cams, target.names)
-    render_inputs(out, G, s1.ws, cams, target.names, res, "stage1")
-
+    refined = InversionTarget(target.images, target.weights, s1.cameras, target.names)
     hist2: list[dict] = []
-    final_G = G
     s2 = None
     if tune_objective is not None and not cancel.is_set():
         s2 = run_stage(tune_generator(G, s1.ws, refined, tune_cfg, tune_objective, cancel), tune_cfg.steps,
                        "stage 2 (tuning)", args.quiet, hist2, cancel)
-        if s2 is not None:
-            final_G = s2.generator.eval()
-            save_generator(final_G, out / "generator_tuned.pkl",
-                           metadata={"inversion": {"photos": list(target.names), "model": str(args.model)}})
-            render_inputs(out, final_G, s1.ws, cams, target.names, res, "stage2")
     t_s2 = time.perf_counter()
-
-    write_head(out / "head.ply", final_G, s1.ws)
-    video = None
-    if args.orbit_frames > 0:
-        video = write_video(out / "orbit.mp4", orbit_frames(final_G, s1.ws, framing, res, args.orbit_frames))
-    write_json(out / "cameras.json", camera_records(target.names, target.cameras, cams, framing.target))
     report = {
         "photos": list(target.names), "skipped": pre.problems, "notes": pre.messages,
         "model": str(args.model), "model_format": loaded.source_format, "framing": framing.name,
@@ -193,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
                      for k, v in vars(args).items()},
         "stage1": {"steps_done": s1.step, "final": s1.losses, "history": hist1},
         "stage2": None if s2 is None else {"steps_done": s2.step, "final": s2.losses, "history": hist2},
-        "seconds": {"preprocess": t_pre - t_start, "stage1": t_s1 - t_pre, "stage2": t_s2 - t_s1,
-                    "total": time.perf_counter() - t_start},
-        "outputs": {"video": None if video is None else video.name},
+        "seconds": {"preprocess": t_pre - t_start, "stage1": t_s1 - t_pre, "stage2": t_s2 - t_s1},
     }
-    write_json(out / "report.json", report)
+    write_results(out, G, pre.aligned, s1, framing, lat_cfg.space, None if s2 is None else s2.generator,
+                  args.orbit_frames, report,
+                  metadata={"inversion": {"photos": list(target.names), "model": str(args.model)}})
     if not args.quiet:
         print(f"done: results in {out}")
     return 0

@@ -30,7 +30,7 @@ from core.generator import Generator
 from core.ply import write_ply
 from inversion.framing import FaceFraming
 from inversion.preprocess import AlignedPhoto
-from inversion.steps import render_views, to_uint8
+from inversion.steps import InversionStep, render_views, to_uint8
 
 
 def safe_stem(name: str) -> str:
@@ -142,3 +142,48 @@ def write_head(path: Path, G: Generator, ws: torch.Tensor) -> Path:
         gaussians = G.synthesis(ws.to(next(G.parameters()).device)).gaussians
     write_ply(path, gaussians[0])
     return path
+
+
+def write_results(out: str | os.PathLike, G: Generator, aligned: list[AlignedPhoto], latent: InversionStep,
+                  framing: FaceFraming, space: str = "w+", tuned: Generator | None = None, orbit_count: int = 48,
+                  report: dict | None = None, metadata: dict | None = None) -> dict[str, Path]:
+    """Write every output of the module docstring for one finished (or cancelled) inversion.
+
+    Args:
+        out: the output folder (created).
+        G: the original generator; tuned: the stage-2 copy (``InversionStep.generator``) or None.
+        aligned: the preprocessed photos (their cameras are the initial estimates).
+        latent: stage 1's last step (pivot ``ws`` and refined ``cameras``).
+        framing: the model's framing (orbit video camera sphere).
+        space: ``"w"`` or ``"w+"``, recorded in pivot.npz.
+        orbit_count: frames of the orbit video (0: none).
+        report: JSON-able dict written as report.json (None: not written).
+        metadata: stored inside generator_tuned.pkl.
+
+    Returns:
+        Output name -> path of what was written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = tuple(a.name for a in aligned)
+    res = aligned[0].image.shape[0]
+    initial = Cameras(torch.stack([a.camera.camera.cam2world for a in aligned]),
+                      torch.stack([a.camera.camera.intrinsics for a in aligned]))
+    paths: dict[str, Path] = {"aligned": write_aligned(out, aligned)[0].parent}
+    paths["cameras"] = write_json(out / "cameras.json", camera_records(names, initial, latent.cameras, framing.target))
+    paths["pivot"] = write_pivot(out / "pivot.npz", latent.ws, space, latent.cameras, names)
+    paths["renders"] = render_inputs(out, G, latent.ws, latent.cameras, names, res, "stage1")[0].parent
+    final = G
+    if tuned is not None:
+        final = tuned.eval()
+        from core.model_files import save_generator
+
+        save_generator(final, out / "generator_tuned.pkl", metadata=metadata)
+        paths["generator"] = out / "generator_tuned.pkl"
+        render_inputs(out, final, latent.ws, latent.cameras, names, res, "stage2")
+    paths["ply"] = write_head(out / "head.ply", final, latent.ws)
+    if orbit_count > 0:
+        paths["video"] = write_video(out / "orbit.mp4", orbit_frames(final, latent.ws, framing, res, orbit_count))
+    if report is not None:
+        paths["report"] = write_json(out / "report.json", {**report, "outputs": {k: str(v) for k, v in paths.items()}})
+    return paths
