@@ -157,7 +157,8 @@ class Marks:
 
     def add(self, w: torch.Tensor | np.ndarray, yes: bool) -> Marks:
         """Mark one sample: ``w`` is ``[w_dim]`` or ``[num_ws, w_dim]`` (the first slot is used)."""
-        v = np.asarray(torch.as_tensor(np.asarray(w), dtype=torch.float64).reshape(-1, np.asarray(w).shape[-1])[0])
+        a = w.detach().cpu().double().numpy() if isinstance(w, torch.Tensor) else np.asarray(w, dtype=np.float64)
+        v = a.reshape(-1, a.shape[-1])[0]
         ws = v[None] if self.ws.size == 0 else np.concatenate([self.ws, v[None]])
         return Marks(self.name, ws, np.concatenate([self.labels, [bool(yes)]]))
 
