@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +78,8 @@ def compare(G, ws, cams: Cameras, gt: np.ndarray, keep: list[int], lpips_net, de
     true = torch.from_numpy(gt[keep]).permute(0, 3, 1, 2).float() / 255.0
     out = {"psnr": float(np.mean([psnr(p, t) for p, t in zip(pred, true)]))}
     if lpips_net is not None:
-        out["lpips"] = float(lpips_net(lpips_size(pred.to(device)) * 2 - 1, lpips_size(true.to(device)) * 2 - 1).mean())
+        p, t = lpips_size(pred.to(device)) * 2 - 1, lpips_size(true.to(device)) * 2 - 1
+        out["lpips"] = float(lpips_net(p, t).mean())
     return out
 
 
@@ -130,7 +130,8 @@ def main() -> None:
                     help="only the camera estimate, for these EVAL_VIEWS indices (all when none are given)")
     args = ap.parse_args()
     if args.camera_only is not None:
-        camera_only(args.heads, args.camera_only or list(range(len(EVAL_VIEWS))), args.detect_resolution, args.json)
+        views = args.camera_only or list(range(len(EVAL_VIEWS)))
+        camera_only(args.heads, views, args.detect_resolution, args.json)
         return
     device = torch.device(args.device)
     if args.model:
@@ -168,7 +169,8 @@ def main() -> None:
         row["stage1"] = compare(G, s1.ws, cams, gt, keep, lpips_net, device)
         if args.tune_steps > 0:
             refined = InversionTarget(target.images, target.weights, s1.cameras, target.names)
-            s2 = last_step(tune_generator(G, s1.ws, refined, TuningConfig(steps=args.tune_steps, batch_size=1, preview_every=0, losses=obj2.weights), obj2))
+            tune = TuningConfig(steps=args.tune_steps, batch_size=1, preview_every=0, losses=obj2.weights)
+            s2 = last_step(tune_generator(G, s1.ws, refined, tune, obj2))
             row["stage1+2"] = compare(s2.generator, s1.ws, cams, gt, keep, lpips_net, device)
         rows.append(row)
         print(json.dumps(row))

@@ -34,10 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m inversion", description=__doc__,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("photos", nargs="*", help="photos of one person (jpg/png/webp/...)")
-    ap.add_argument("--webcam", type=int, default=0, metavar="N", help="also grab N frames from the first webcam")
-    ap.add_argument("--model", required=True, help="generator file (.pkl: ours or an official CGS-GAN pickle)")
+    ap.add_argument("--webcam", type=int, default=0, metavar="N",
+                    help="also grab N frames from the first webcam")
+    ap.add_argument("--model", required=True,
+                    help="generator file (.pkl: ours or an official CGS-GAN pickle)")
     ap.add_argument("--out", required=True, help="output folder (created)")
-    ap.add_argument("--framing", default="synthetic-heads", choices=sorted(FRAMINGS), help="the model's face framing")
+    ap.add_argument("--framing", default="synthetic-heads", choices=sorted(FRAMINGS),
+                    help="the model's face framing")
     ap.add_argument("--resolution", type=int, default=None, help="aligned/render size (default: the model's)")
     ap.add_argument("--camera-model", default="pnp", choices=["pnp", "orbit"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -67,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--locality-alpha", type=float, default=30.0)
     t.add_argument("--lpips-stop", type=float, default=None)
     w = ap.add_argument_group("loss networks")
-    w.add_argument("--weights-dir", default=None, help="folder searched first for the pretrained weight files")
+    w.add_argument("--weights-dir", default=None,
+                   help="folder searched first for the pretrained weight files")
     w.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"])
     w.add_argument("--random-loss-weights", action="store_true",
                    help="use untrained stand-ins for missing LPIPS/ID weights (testing only: not meaningful)")
@@ -89,8 +93,8 @@ def run_stage(steps: Iterator[InversionStep], total: int, label: str, quiet: boo
             bar.set_postfix({k: f"{v:.4f}" for k, v in last.losses.items()}, refresh=False)
     except KeyboardInterrupt:
         cancel.set()
-        print(f"\n{label}: interrupted after {0 if last is None else last.step} steps; keeping the result so far",
-              file=sys.stderr)
+        done = 0 if last is None else last.step
+        print(f"\n{label}: interrupted after {done} steps; keeping the result so far", file=sys.stderr)
     finally:
         bar.close()
     return last
@@ -118,12 +122,15 @@ def main(argv: list[str] | None = None) -> int:
                            refine_cameras=not args.no_camera_refine, camera_lr=args.camera_lr,
                            preview_every=0, seed=args.seed)
     tune_cfg = TuningConfig(steps=max(args.tune_steps, 1), lr=args.tune_lr, batch_size=args.tune_batch_size,
-                            losses=LossWeights(args.tune_id_weight, args.tune_mse_weight, args.tune_lpips_weight),
+                            losses=LossWeights(args.tune_id_weight, args.tune_mse_weight,
+                                               args.tune_lpips_weight),
                             locality_weight=args.locality_weight, locality_alpha=args.locality_alpha,
                             lpips_stop=args.lpips_stop, preview_every=0, seed=args.seed)
     try:
         objective = Objective(lat_cfg.losses, framing, networks).to(args.device)
-        tune_objective = Objective(tune_cfg.losses, framing, networks).to(args.device) if args.tune_steps > 0 else None
+        tune_objective = None
+        if args.tune_steps > 0:
+            tune_objective = Objective(tune_cfg.losses, framing, networks).to(args.device)
     except MissingWeightsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -33,7 +33,8 @@ def ffhq_quad(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mouth_avg = (lm[3] + lm[4]) / 2
     eye_to_eye = lm[1] - lm[0]
     eye_to_mouth = mouth_avg - eye_avg
-    x = np.array([eye_to_eye[0] + eye_to_mouth[1], eye_to_eye[1] - eye_to_mouth[0]])  # e2e - flipud(e2m) * [-1, 1]
+    # eye_to_eye - flipud(eye_to_mouth) * [-1, 1]
+    x = np.array([eye_to_eye[0] + eye_to_mouth[1], eye_to_eye[1] - eye_to_mouth[0]])
     norm = np.hypot(*x)
     if norm < 1e-9:
         raise ValueError("degenerate landmarks: the eyes and the mouth coincide")

@@ -92,7 +92,8 @@ SYNTHETIC_HEADS = FaceFraming(
 # (approximate; calibrate per model by overriding the landmarks).
 FFHQ_EG3D = FaceFraming(
     name="ffhq-eg3d",
-    landmarks=tuple(tuple(round(1.18 * v, 4) for v in p) for p in SYNTHETIC_HEADS.landmarks),  # type: ignore[arg-type]
+    landmarks=tuple(tuple(round(1.18 * v, 4) for v in p)  # type: ignore[arg-type]
+                    for p in SYNTHETIC_HEADS.landmarks),
     note="approximate: synthetic mean head x 1.18 (eyes ~0.2 of the image apart); not calibrated on FFHQ",
 )
 

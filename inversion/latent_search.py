@@ -132,9 +132,11 @@ def invert_latent(G: Generator, target: InversionTarget, cfg: LatentConfig, obje
             lr = schedule.lr_at(step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = batch_indices(n, cfg.batch_size, step, rng)
+            idx = batch_indices(n, cfg.batch_size, rng)
             t = step / cfg.steps
-            noise_scale = w_std * cfg.noise_strength * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2 if cfg.noise_ramp > 0 else 0.0
+            noise_scale = 0.0
+            if cfg.noise_ramp > 0:
+                noise_scale = w_std * cfg.noise_strength * max(0.0, 1.0 - t / cfg.noise_ramp) ** 2
             w_in = w + torch.randn(w.shape, generator=rng).to(device) * noise_scale if noise_scale > 0 else w
             cams = apply_camera_deltas(target.cameras, rot, shift)[idx.to(device)]
             pred = render_views(G, w_in, cams, res)
@@ -154,7 +156,8 @@ def invert_latent(G: Generator, target: InversionTarget, cfg: LatentConfig, obje
                 cams_now = apply_camera_deltas(target.cameras, rot, shift)
             yield InversionStep(
                 "latent", step + 1, cfg.steps, {k: float(v.detach()) for k, v in terms.items()}, lr,
-                w.detach().cpu().clone(), Cameras(cams_now.cam2world.detach().cpu(), cams_now.intrinsics.cpu()),
+                w.detach().cpu().clone(),
+                Cameras(cams_now.cam2world.detach().cpu(), cams_now.intrinsics.detach().cpu()),
                 to_uint8(pred[0]) if show else None, int(idx[0]),
             )
     finally:

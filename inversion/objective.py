@@ -69,7 +69,8 @@ class Objective(nn.Module):
     Build it once per run; :meth:`embed` precomputes target embeddings for the ID term.
     """
 
-    def __init__(self, weights: LossWeights, framing: FaceFraming, networks: LossNetworks = LossNetworks()) -> None:
+    def __init__(self, weights: LossWeights, framing: FaceFraming,
+                 networks: LossNetworks = LossNetworks()) -> None:
         super().__init__()
         self.weights = weights
         self.box = id_box(framing)

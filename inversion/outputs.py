@@ -117,7 +117,8 @@ def orbit_frames(G: Generator, ws: torch.Tensor, framing: FaceFraming, resolutio
     yaw = torch.sin(t) * math.radians(yaw_deg)
     pitch = torch.full_like(yaw, math.radians(pitch_deg)) * torch.cos(t)
     cams = orbit_cameras(yaw, pitch, framing.radius, framing.target, framing.focal)
-    return [to_uint8(render_views(G, ws.to(device), cams[i:i + 1].to(device), resolution)[0]) for i in range(frames)]
+    ws = ws.to(device)
+    return [to_uint8(render_views(G, ws, cams[i:i + 1].to(device), resolution)[0]) for i in range(frames)]
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 24) -> Path:
@@ -145,8 +146,8 @@ def write_head(path: Path, G: Generator, ws: torch.Tensor) -> Path:
 
 
 def write_results(out: str | os.PathLike, G: Generator, aligned: list[AlignedPhoto], latent: InversionStep,
-                  framing: FaceFraming, space: str = "w+", tuned: Generator | None = None, orbit_count: int = 48,
-                  report: dict | None = None, metadata: dict | None = None) -> dict[str, Path]:
+                  framing: FaceFraming, space: str = "w+", tuned: Generator | None = None,
+                  orbit_count: int = 48, report: dict | None = None, metadata: dict | None = None) -> dict[str, Path]:
     """Write every output of the module docstring for one finished (or cancelled) inversion.
 
     Args:
@@ -170,7 +171,8 @@ def write_results(out: str | os.PathLike, G: Generator, aligned: list[AlignedPho
     initial = Cameras(torch.stack([a.camera.camera.cam2world for a in aligned]),
                       torch.stack([a.camera.camera.intrinsics for a in aligned]))
     paths: dict[str, Path] = {"aligned": write_aligned(out, aligned)[0].parent}
-    paths["cameras"] = write_json(out / "cameras.json", camera_records(names, initial, latent.cameras, framing.target))
+    records = camera_records(names, initial, latent.cameras, framing.target)
+    paths["cameras"] = write_json(out / "cameras.json", records)
     paths["pivot"] = write_pivot(out / "pivot.npz", latent.ws, space, latent.cameras, names)
     paths["renders"] = render_inputs(out, G, latent.ws, latent.cameras, names, res, "stage1")[0].parent
     final = G
@@ -183,7 +185,9 @@ def write_results(out: str | os.PathLike, G: Generator, aligned: list[AlignedPho
         render_inputs(out, final, latent.ws, latent.cameras, names, res, "stage2")
     paths["ply"] = write_head(out / "head.ply", final, latent.ws)
     if orbit_count > 0:
-        paths["video"] = write_video(out / "orbit.mp4", orbit_frames(final, latent.ws, framing, res, orbit_count))
+        frames = orbit_frames(final, latent.ws, framing, res, orbit_count)
+        paths["video"] = write_video(out / "orbit.mp4", frames)
     if report is not None:
-        paths["report"] = write_json(out / "report.json", {**report, "outputs": {k: str(v) for k, v in paths.items()}})
+        listed = {k: str(v) for k, v in paths.items()}
+        paths["report"] = write_json(out / "report.json", {**report, "outputs": listed})
     return paths

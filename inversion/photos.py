@@ -61,7 +61,8 @@ def photo_from_array(pixels: np.ndarray, name: str = "frame") -> Photo:
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
-        raise PhotoError(f"{name}: expected an image array [H, W], [H, W, 3] or [H, W, 4], got shape {list(a.shape)}")
+        raise PhotoError(f"{name}: expected an image array [H, W], [H, W, 3] or [H, W, 4], "
+                         f"got shape {list(a.shape)}")
     if a.dtype == np.uint16:
         a = (a.astype(np.float64) / 65535.0)
     if a.dtype == bool:

@@ -121,7 +121,7 @@ def tune_generator(G: Generator, pivot: torch.Tensor, target: InversionTarget, c
         lr = schedule.lr_at(step)
         for group in opt.param_groups:
             group["lr"] = lr
-        idx = batch_indices(n, cfg.batch_size, step, rng)
+        idx = batch_indices(n, cfg.batch_size, rng)
         pred = render_views(tuned, pivot, target.cameras[idx.to(device)], res)
         terms = objective(pred, target.images[idx], target.weights[idx],
                           None if embeddings is None else embeddings[idx])

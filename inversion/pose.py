@@ -125,7 +125,8 @@ def estimate_camera(landmarks_norm: np.ndarray, framing: FaceFraming) -> CameraE
     X = torch.as_tensor(framing.points())
     best = None
     for yaw in START_YAWS_DEG:
-        cam = orbit_cameras(math.radians(yaw), 0.0, framing.radius, framing.target, framing.focal, dtype=torch.float64)
+        cam = orbit_cameras(math.radians(yaw), 0.0, framing.radius, framing.target, framing.focal,
+                            dtype=torch.float64)
         w2c = cam.world_to_camera()
         x0 = torch.cat([axis_angle(w2c[:3, :3]), w2c[:3, 3]])
         p, err = _solve(x0, X, uv, framing.focal)

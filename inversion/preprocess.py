@@ -167,7 +167,8 @@ class InversionTarget:
         return self.images.shape[-1]
 
     def to(self, device: torch.device | str) -> InversionTarget:
-        return InversionTarget(self.images.to(device), self.weights.to(device), self.cameras.to(device), self.names)
+        return InversionTarget(self.images.to(device), self.weights.to(device), self.cameras.to(device),
+                               self.names)
 
 
 def make_target(aligned: list[AlignedPhoto]) -> InversionTarget:

@@ -94,7 +94,7 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def batch_indices(n: int, batch_size: int, step: int, rng: torch.Generator) -> torch.Tensor:
+def batch_indices(n: int, batch_size: int, rng: torch.Generator) -> torch.Tensor:
     """The target images of one step: all of them when ``batch_size >= n``, else a random subset."""
     if batch_size >= n:
         return torch.arange(n)

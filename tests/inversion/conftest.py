@@ -36,7 +36,8 @@ def tiny_target(tiny_G: Generator) -> InversionTarget:
     """Two 32 px views of a random latent of ``tiny_G`` (frontal and 20 deg to the side)."""
     cams = orbit_cameras(torch.tensor([0.0, 0.35]), 0.0)
     with torch.no_grad():
-        ws = torch.randn(1, tiny_G.config.num_ws, tiny_G.config.w_dim, generator=torch.Generator().manual_seed(1)) * 2
+        gen = torch.Generator().manual_seed(1)
+        ws = torch.randn(1, tiny_G.config.num_ws, tiny_G.config.w_dim, generator=gen) * 2
         images = render_views(tiny_G, ws, cams, 32)
     return InversionTarget(images, torch.ones(2, 1, 32, 32), cams, ("front", "side"))
 

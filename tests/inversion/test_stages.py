@@ -81,7 +81,8 @@ def test_cancel_event_and_close_stop_a_stage(tiny_G, tiny_target):
             cancel.set()
     assert seen == [1, 2]
     gen = tune_generator(tiny_G, torch.zeros(1, 1, tiny_G.config.w_dim), tiny_target,
-                         TuningConfig(steps=50, losses=LossWeights(id=0.0, mse=1.0, lpips=0.0), locality_weight=0.0),
+                         TuningConfig(steps=50, losses=LossWeights(id=0.0, mse=1.0, lpips=0.0),
+                                      locality_weight=0.0),
                          _mse_objective())
     assert next(gen).step == 1
     gen.close()  # the viewer's other way out
