@@ -214,7 +214,7 @@ def main() -> None:
         row["camera_error_refined_deg"] = view_angle_error_deg(s1.cameras[0], true_cam)
         row["stage1"] = compare(G, s1.ws, cams, gt, keep, lpips_net, device)
         if args.tune_steps > 0:
-            refined = InversionTarget(target.images, target.weights, s1.cameras, target.names)
+            refined = target.with_cameras(s1.cameras)
             tune = TuningConfig(steps=args.tune_steps, batch_size=1, preview_every=0, losses=obj2.weights)
             s2 = last_step(tune_generator(G, s1.ws, refined, tune, obj2))
             row["stage1+2"] = compare(s2.generator, s1.ws, cams, gt, keep, lpips_net, device)

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if s1 is None:
         print("error: stage 1 took no step", file=sys.stderr)
         return 130
-    refined = InversionTarget(target.images, target.weights, s1.cameras, target.names)
+    refined = target.with_cameras(s1.cameras)
     hist2: list[dict] = []
     s2 = None
     if tune_objective is not None and not cancel.is_set():

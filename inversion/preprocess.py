@@ -166,6 +166,10 @@ class InversionTarget:
     def resolution(self) -> int:
         return self.images.shape[-1]
 
+    def with_cameras(self, cameras: Cameras) -> InversionTarget:
+        """The same photos with other cameras (e.g. stage 1's refined ``InversionStep.cameras`` for stage 2)."""
+        return InversionTarget(self.images, self.weights, cameras, self.names)
+
     def to(self, device: torch.device | str) -> InversionTarget:
         return InversionTarget(self.images.to(device), self.weights.to(device), self.cameras.to(device),
                                self.names)
