@@ -31,11 +31,12 @@ from viewer.jobs import JobRunner
 from viewer.render_worker import RenderWorker
 from viewer.state import camera_control as cc
 from viewer.state.actions import (
-    CancelJob, ClearEdits, EmptyCache, LoadLatent, OpenFile, PushEdit, RedoEdit, RefreshInspect, SaveImage,
-    SaveLatent, SavePly, StartVideo, UndoEdit,
+    AttachRun, CancelJob, ClearEdits, EmptyCache, LoadLatent, LoadSnapshot, OpenFile, PushEdit, RedoEdit,
+    RefreshInspect, SaveImage, SaveLatent, SavePly, StartTraining, StartVideo, StopTraining, UndoEdit,
 )
 from viewer.state.render import CameraParams, RenderParams, RenderResult
 from viewer.state.ui import UiState, render_params
+from viewer.training_follow import TrainingFollower
 from viewer.viewer_config import APP_NAME, ViewerConfig, default_source, random_banner
 from widgets import camera as camera_panel
 from widgets import edit as edit_panel
@@ -45,6 +46,7 @@ from widgets import load as load_panel
 from widgets import performance as performance_panel
 from widgets import render as render_panel
 from widgets import save as save_panel
+from widgets import training as training_panel
 from widgets import video as video_panel
 from widgets.layout import BANNER_RGB, ERROR_RGBA
 
@@ -52,7 +54,8 @@ PANEL_WIDTH = 400.0
 GL_LOW_RES_DIVISOR = 2
 THUMB = 64
 PANELS = (("Load", True), ("Camera", True), ("Render", False), ("Latent", True), ("Edit", False),
-          ("Save", False), ("Video", False), ("Performance", False), ("Inspect", False))
+          ("Save", False), ("Video", False), ("Training", False), ("Performance", False), ("Inspect", False))
+QUIT_POPUP = "Training is running"
 
 
 class ViewerApp:
@@ -69,6 +72,12 @@ class ViewerApp:
         self.ui.load.remember(self.ui.load.current)
         self.worker = RenderWorker()
         self.jobs = JobRunner()
+        self.training = TrainingFollower(self.ui, self.jobs)
+        # Feature controllers: poll() every frame (GUI thread), handle(action) -> True when consumed, release().
+        self.controllers: list = [self.training]
+        self.extra_panels: list[tuple[str, bool, object]] = []  # (header, default open, draw(ui)) after Latent
+        self._quit_confirmed = False
+        self._quit_after_stop = False
         self.gl = None  # GLSplatRenderer, created in post_init
         self.texture = None  # ImageTexture for the image path
         self.gl_error = ""
@@ -83,6 +92,7 @@ class ViewerApp:
         self._display_size = (0, 0)
         self._dialog = None
         self._dropped: list[str] = []
+        self._glfw_window = None
         self._thumb_textures: dict[int, object] = {}
         self._frames = 0
         self._first_result_frame: int | None = None
@@ -124,6 +134,12 @@ class ViewerApp:
         self._hook_drop()
 
     def before_exit(self) -> None:
+        if self.training.child_running:
+            print(f"{APP_NAME}: the training run started here keeps running in the background "
+                  f"(pid {self.training.process.proc.pid}; run directory {self.training.run_dir}); stop it with "
+                  f"'touch <run dir>/STOP' or from the Training panel after attaching to it")
+        for c in self.controllers:
+            c.release()
         left = self.jobs.shutdown(timeout=5.0)
         if left:
             print(f"{APP_NAME}: background jobs still running at exit: {', '.join(left)}")
@@ -156,18 +172,26 @@ class ViewerApp:
     # ------------------------------------------------------------------ the frame
 
     def gui(self) -> None:
+        state = imgui.internal.ErrorRecoveryState()
+        imgui.internal.error_recovery_store_state(state)
         try:
             self._frame()
         except Exception:  # noqa: BLE001 - a bug in a panel must not close the studio
             self.ui.info.error = "internal error in the viewer (please report):\n" + traceback.format_exc(limit=8)
+            imgui.internal.error_recovery_try_to_recover_state(state)  # close what the failed frame left open
 
     def _frame(self) -> None:
+        self._quit_guard()
         io = imgui.get_io()
         info = self.ui.info
         info.gui_ms.append(1000.0 * io.delta_time)
         self._frames += 1
         self._poll_worker()
         info.jobs = self.jobs.poll()
+        for c in self.controllers:
+            opened = c.poll()
+            if opened is not None:
+                self.ui.request(OpenFile(opened))
         self._poll_dialog()
         for path in self._dropped:
             self.ui.request(OpenFile(path))
@@ -215,12 +239,16 @@ class ViewerApp:
             "Video": lambda: video_panel.draw(ui),
             "Performance": lambda: performance_panel.draw(ui),
             "Inspect": lambda: inspect_panel.draw(ui),
+            "Training": lambda: training_panel.draw(ui),
         }
-        for name, default_open in PANELS:
+        panels = [(name, open_, draw[name]) for name, open_ in PANELS]
+        at = next(i for i, p in enumerate(panels) if p[0] == "Latent") + 1
+        panels[at:at] = [(name, open_, (lambda f=f: f(ui))) for name, open_, f in self.extra_panels]
+        for name, default_open, fn in panels:
             flags = imgui.TreeNodeFlags_.default_open if default_open else 0
             if imgui.collapsing_header(name, flags):
                 imgui.push_id(name)
-                draw[name]()
+                fn()
                 imgui.pop_id()
         if ui.info.messages:
             imgui.separator_text("Messages")
@@ -230,6 +258,45 @@ class ViewerApp:
                     imgui.text_colored(imgui.ImVec4(*color), m.text)
                 else:
                     imgui.text_wrapped(m.text)
+
+    def _quit_guard(self) -> None:
+        """Closing the window while a run started here is training: ask (keep it, stop it, or stay)."""
+        rp = hello_imgui.get_runner_params()
+        if self._quit_after_stop:
+            if not self.training.child_running:
+                rp.app_shall_exit = True
+                return
+            rp.app_shall_exit = False
+        if rp.app_shall_exit and self.training.child_running and not self._quit_confirmed:
+            rp.app_shall_exit = False
+            self._cancel_window_close()
+            imgui.open_popup(QUIT_POPUP)
+        if imgui.begin_popup_modal(QUIT_POPUP, None, imgui.WindowFlags_.always_auto_resize)[0]:
+            if self._quit_after_stop:
+                imgui.text("Waiting for the run to write its snapshot and exit...")
+            else:
+                imgui.text("A training run started from this window is still running.")
+                if imgui.button("Keep it running and quit"):
+                    self._quit_confirmed = True
+                    rp.app_shall_exit = True
+                    imgui.close_current_popup()
+                imgui.same_line()
+                if imgui.button("Stop it (snapshot) and quit"):
+                    self.training.stop()
+                    self._quit_after_stop = True
+                imgui.same_line()
+                if imgui.button("Cancel"):
+                    imgui.close_current_popup()
+            imgui.end_popup()
+
+    def _cancel_window_close(self) -> None:
+        """Clear glfw's should-close flag (else the backend asks to exit again every frame)."""
+        try:
+            import glfw
+
+            glfw.set_window_should_close(self._glfw_window, False)
+        except Exception:  # noqa: BLE001 - no glfw window handle: the popup still appears every frame
+            pass
 
     # ------------------------------------------------------------------ viewport: input, drawing, overlays
 
@@ -425,6 +492,8 @@ class ViewerApp:
     def _handle(self, a) -> None:
         ui = self.ui
         scene = self._result.scene if self._result is not None else None
+        if any(c is not self.training and c.handle(a) for c in self.controllers):
+            return
         if isinstance(a, OpenFile):
             if a.path == ":dialog":
                 self._open_dialog()
@@ -465,6 +534,16 @@ class ViewerApp:
         elif isinstance(a, RefreshInspect):
             if scene is not None:
                 tasks.start_inspect(self.jobs, ui, scene)
+        elif isinstance(a, StartTraining):
+            self.training.start(a.launch)
+        elif isinstance(a, AttachRun):
+            self.training.attach(a.run_dir)
+        elif isinstance(a, StopTraining):
+            self.training.stop()
+        elif isinstance(a, LoadSnapshot):
+            path = self.training.snapshot_path(a.name)
+            if path is not None:
+                self._handle(OpenFile(path))
         elif isinstance(a, EmptyCache):
             self.worker.drop_caches()
             self._submitted = None  # resubmit so the worker reloads
@@ -505,6 +584,7 @@ class ViewerApp:
             import glfw
 
             win = ctypes.cast(hello_imgui.get_glfw_window_address(), ctypes.POINTER(glfw._GLFWwindow))
+            self._glfw_window = win
             self._drop_cb = lambda _w, paths: self._dropped.extend(str(p) for p in paths)
             glfw.set_drop_callback(win, self._drop_cb)
         except Exception as e:  # noqa: BLE001 - drag and drop is a convenience

@@ -73,6 +73,7 @@ class RenderWorker:
         self._models: OrderedDict[tuple, _Model] = OrderedDict()
         self._scenes: OrderedDict[tuple, Any] = OrderedDict()
         self._edited: tuple[tuple, Any, Any] | None = None  # (key, edited GaussianSet, SplatArrays or None)
+        self._memory: dict[str, Any] = {}  # "memory:<name>" sources: generators handed over by the app
         self.synthesis_count = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -102,6 +103,21 @@ class RenderWorker:
             self._cond.wait_for(lambda: (self._latest is not None and self._latest.generation >= generation)
                                 or not self._thread.is_alive(), timeout)
             return self._latest
+
+    def put_model(self, name: str, generator) -> str:
+        """Make an in-memory generator (e.g. one tuned by inversion) available as source ``memory:<name>``;
+        replacing a name drops its cached scenes. Returns the source string. The caller must not change the
+        generator's weights afterwards (hand over a copy)."""
+        source = f"memory:{name}"
+        with self._cond:
+            self._memory[source] = generator
+            self._drop_on_next = True
+        return source
+
+    def drop_model(self, name: str) -> None:
+        with self._cond:
+            self._memory.pop(f"memory:{name}", None)
+            self._drop_on_next = True
 
     @property
     def alive(self) -> bool:
@@ -203,7 +219,14 @@ class RenderWorker:
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
-        model = _load_source(source, device)
+        if source.startswith("memory:"):
+            with self._cond:
+                G = self._memory.get(source)
+            if G is None:
+                raise ValueError(f"{source} is no longer available")
+            model = _Model("generator", G.to(device).eval())
+        else:
+            model = _load_source(source, device)
         self._models[key] = model
         while len(self._models) > MAX_MODELS:
             self._models.popitem(last=False)

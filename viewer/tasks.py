@@ -30,7 +30,7 @@ HISTOGRAM_LABELS = (("scale_log10", "scale (log10)"), ("opacity", "opacity"), ("
 
 def check_source(path: str) -> str:
     """'' if ``path`` can be opened (a file that exists, or a built-in source), else why not."""
-    if path in RANDOM_SOURCES:
+    if path in RANDOM_SOURCES or path.startswith("memory:"):
         return ""
     if path.startswith("random:"):
         return f"unknown built-in source {path!r}; use one of {', '.join(RANDOM_SOURCES)}"

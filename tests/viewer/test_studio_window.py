@@ -61,6 +61,10 @@ def test_studio_scenario(tmp_path):
     seen: dict = {}
 
     def test(ctx: imgui.test_engine.TestContext) -> None:
+        from imgui_bundle import hello_imgui
+
+        io = imgui.test_engine.get_io(hello_imgui.get_imgui_test_engine())  # slow machines: no 60 s watchdog
+        io.config_watchdog_warning, io.config_watchdog_kill_test, io.config_watchdog_kill_app = 120, 900, 1200
         ui = app.ui
         _wait(ctx, lambda: _settled(app), "the first head")
         assert ui.info.display_path == "opengl" and ui.info.error is None, ui.info.error

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from viewer.state.render import EditSpec
+from viewer.state.training import TrainingLaunch
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,5 +105,32 @@ class EmptyCache:
     """Drop the render worker's caches (and CUDA's cached blocks)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StartTraining:
+    """Start ``python -m training`` (or torchrun) with these settings as a separate process and follow it."""
+
+    launch: TrainingLaunch
+
+
+@dataclass(frozen=True, slots=True)
+class AttachRun:
+    """Follow an existing run directory (started anywhere) through its files."""
+
+    run_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopTraining:
+    """Ask the followed run to write a snapshot and exit cleanly (a STOP file in its run directory)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSnapshot:
+    """Open one of the followed run's snapshots in the viewer ("" = the newest)."""
+
+    name: str = ""
+
+
 Action = (OpenFile | SavePly | SaveImage | SaveLatent | LoadLatent | StartVideo | CancelJob | PushEdit | UndoEdit
-          | RedoEdit | ClearEdits | RefreshInspect | EmptyCache)
+          | RedoEdit | ClearEdits | RefreshInspect | EmptyCache | StartTraining | AttachRun | StopTraining
+          | LoadSnapshot)

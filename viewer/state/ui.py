@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from viewer.state.actions import Action
+from viewer.state.training import TrainingInfo
 from viewer.state.render import (
     CameraParams, EditSpec, EditValue, ImageMode, LatentParams, RenderParams, RenderStats,
 )
@@ -162,6 +163,26 @@ class InspectPanel:
 
 
 @dataclass
+class TrainingPanel:
+    """The Training panel's form (see ``TrainingLaunch`` for the meaning) and follow settings."""
+
+    data: str = ""
+    outdir: str = "runs"
+    preset: str = "cpu128"
+    batch: int = 32
+    batch_gpu: int = 8
+    gpus: int = 1
+    kimg: float = 1000.0
+    resume: str = ""
+    device: str = "auto"
+    snap_kimg: float = 50.0
+    image_snap_kimg: float = 10.0
+    extra: str = ""
+    attach_dir: str = ""
+    follow: bool = False
+
+
+@dataclass
 class PerformancePanel:
     show_plot: bool = True
 
@@ -228,6 +249,7 @@ class AppInfo:
         current_ws: ``[num_ws, w_dim]`` latent of the head on screen (None for .ply scenes).
         thumbnail: ``[64, 64, 3]`` uint8 of the current view (for saved latents).
         thumbnail_textures: GL texture id per saved latent, keyed by ``id(SavedLatent)``.
+        training: the followed training run (Training panel).
     """
 
     source_kind: str = ""
@@ -249,6 +271,7 @@ class AppInfo:
     current_ws: np.ndarray | None = None
     thumbnail: np.ndarray | None = None
     thumbnail_textures: dict[int, int] = field(default_factory=dict)
+    training: TrainingInfo = field(default_factory=TrainingInfo)
 
     def say(self, text: str, level: str = "info") -> None:
         self.messages.append(Message(text, level))
@@ -268,6 +291,7 @@ class UiState:
     video: VideoPanel = field(default_factory=VideoPanel)
     inspect: InspectPanel = field(default_factory=InspectPanel)
     performance: PerformancePanel = field(default_factory=PerformancePanel)
+    training: TrainingPanel = field(default_factory=TrainingPanel)
     info: AppInfo = field(default_factory=AppInfo)
     actions: list[Action] = field(default_factory=list)
     device: str = "cpu"

@@ -1,0 +1,174 @@
+"""The Training panel in the real window (ImGui test engine under Xvfb): start a tiny CPU run from the panel,
+watch its progress, load its snapshot, stop it cleanly, resume it from the panel to the end, and see a failing
+run's error. Plus the run-directory reader on its own."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from viewer.state.training import TrainingLaunch
+from viewer.training_runs import read_run
+
+RES = 32
+TINY = ("--resolution 32 --num-views 2 --d-channel-base 512 --d-channel-max 32 --workers 0 --r1-interval 2 "
+        "--knn-k 8")
+
+
+def make_dataset(root: Path, n: int = 12) -> Path:
+    from core.camera import orbit_cameras
+
+    root.mkdir(parents=True)
+    g = np.random.default_rng(0)
+    labels = orbit_cameras(torch.linspace(-0.6, 0.6, n), 0.1).to_label()
+    entries = []
+    for i in range(n):
+        img = np.full((RES, RES, 3), 255, np.uint8)
+        y, x = np.mgrid[:RES, :RES]
+        img[(x - 16) ** 2 + (y - 16) ** 2 < 60 + 5 * i] = g.integers(0, 255, 3)
+        Image.fromarray(img).save(root / f"{i:05d}.png")
+        entries.append([f"{i:05d}.png", labels[i].tolist()])
+    (root / "dataset.json").write_text(json.dumps({"labels": entries}))
+    return root
+
+
+def test_launch_command_is_the_cli():
+    cmd = TrainingLaunch(data="d", batch=8, batch_gpu=4, kimg=2, resume="runs/00001", extra=("--gamma", "0.3"))\
+        .command("python")
+    assert cmd[:3] == ["python", "-m", "training"]
+    assert cmd[cmd.index("--resume") + 1] == "runs/00001" and cmd[-2:] == ["--gamma", "0.3"]
+    two = TrainingLaunch(data="d", gpus=2, batch=16, batch_gpu=8).command("python")
+    assert two[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node" in two
+    with pytest.raises(ValueError, match="multiple"):
+        TrainingLaunch(data="d", gpus=2, batch=12, batch_gpu=8)
+    with pytest.raises(ValueError, match="dataset"):
+        TrainingLaunch(data=" ")
+
+
+def test_read_run_tolerates_partial_files(tmp_path):
+    run = tmp_path / "00000-tiny"
+    run.mkdir()
+    (run / "options.json").write_text(json.dumps({"options": {"kimg": 2.0}}))
+    (run / "stats.jsonl").write_text('{"kimg": 0.5, "sec_per_kimg": 10, "eta_s": 15, "G_adv": 1.0, "D_r1": null}\n'
+                                     '{"kimg": 1.0, "G_a')  # the second line is being written
+    (run / "log.txt").write_text("x starting runs/00000-tiny at 0.000 kimg on 1 x cpu\n")
+    (run / "network-snapshot-000000.004.pkl").write_bytes(b"")
+    (run / "network-snapshot-000001.pkl").write_bytes(b"")
+    v = read_run(run, process_alive=True)
+    assert (v.status, v.kimg, v.total_kimg, v.eta_s) == ("running", 0.5, 2.0, 15.0)
+    assert [p.name for p in v.snapshots] == ["network-snapshot-000000.004.pkl", "network-snapshot-000001.pkl"]
+    assert np.isnan(v.series["D_r1"][0]) and v.series["G_adv"][0] == 1.0
+    (run / "error.txt").write_text("non-finite loss\n")
+    assert read_run(run, process_alive=False).status == "failed"
+    with pytest.raises(FileNotFoundError):
+        read_run(tmp_path / "nope")
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_training_panel_start_follow_stop_resume(tmp_path):
+    from imgui_bundle import hello_imgui, imgui
+    from imgui_bundle.immapp import testing
+
+    from viewer.app import QUIT_POPUP, ViewerApp
+    from viewer.viewer_config import ViewerConfig
+
+    data = make_dataset(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "runs"
+    app = ViewerApp(ViewerConfig(path="random:tiny", resolution=64, state_dir=tmp_path / "state",
+                                 width=1100, height=900), device="cpu")
+    seen: dict = {}
+
+    def wait(ctx, cond, what, timeout=240.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, (f"timed out waiting for {what}: {app.ui.info.training.status} "
+                                                 f"{app.ui.load.current} {app.ui.info.messages[-3:]} "
+                                                 f"{app._result.error if app._result else None}")
+            ctx.yield_()
+
+    def fill(ctx, kimg: float, resume: str = "", dataset: Path = data) -> None:
+        ctx.item_input_value("Panels/Training/New run/dataset", str(dataset))
+        ctx.item_input_value("Panels/Training/New run/output folder", str(out))
+        ctx.item_click("Panels/Training/New run/preset/tiny")
+        ctx.item_click("Panels/Training/New run/device/cpu")
+        ctx.item_input_value("Panels/Training/New run/batch", 4)
+        ctx.item_input_value("Panels/Training/New run/batch per GPU", 2)
+        ctx.item_input_value("Panels/Training/New run/kimg", kimg)
+        ctx.item_input_value("Panels/Training/New run/snapshot every (kimg)", 0.008)
+        ctx.item_input_value("Panels/Training/New run/grid every (kimg)", 0.008)
+        ctx.item_input_value("Panels/Training/New run/resume from", resume)
+        ctx.item_input_value("Panels/Training/New run/more options", TINY)
+
+    def test(ctx: imgui.test_engine.TestContext) -> None:
+        io = imgui.test_engine.get_io(hello_imgui.get_imgui_test_engine())
+        io.config_watchdog_warning, io.config_watchdog_kill_test, io.config_watchdog_kill_app = 120, 1200, 1500
+        info = lambda: app.ui.info.training  # noqa: E731
+        for header in ("Load", "Camera", "Latent"):  # keep the Training panel near the top
+            ctx.item_close(f"Panels/{header}")
+        ctx.item_open("Panels/Training")
+        ctx.item_open("Panels/Training/New run")
+        # A run that fails at start (no dataset.json) shows its error in the panel.
+        fill(ctx, 0.064, dataset=tmp_path / "empty")
+        ctx.item_click("Panels/Training/New run/Start training")
+        wait(ctx, lambda: info().status == "failed", "the failing run")
+        seen["failure"] = info().error
+        # A real tiny run: progress, a grid, a snapshot loaded into the viewer.
+        fill(ctx, 2.0)
+        ctx.item_click("Panels/Training/New run/Start training")
+        wait(ctx, lambda: info().status == "running" and info().kimg > 0 and info().grid_texture
+             and info().snapshots, "progress, a grid and a snapshot")
+        seen["run_dir"] = info().run_dir
+        ctx.item_click("Panels/Training/Load latest snapshot")
+        wait(ctx, lambda: app.ui.load.current.endswith(".pkl") and app._result is not None
+             and app._result.params.source == app.ui.load.current, "the snapshot in the viewer")
+        assert app._result.error is None, app._result.error
+        assert app.ui.info.source_kind == "generator"
+        # Closing the window while it trains asks first; Cancel keeps everything running.
+        import ctypes
+
+        import glfw
+
+        glfw.set_window_should_close(ctypes.cast(hello_imgui.get_glfw_window_address(),
+                                                 ctypes.POINTER(glfw._GLFWwindow)), True)
+        for _ in range(3):
+            ctx.yield_()
+        assert not hello_imgui.get_runner_params().app_shall_exit and app.training.child_running
+        assert ctx.item_exists(f"//{QUIT_POPUP}/Keep it running and quit")
+        ctx.item_click(f"//{QUIT_POPUP}/Cancel")
+        for _ in range(3):
+            ctx.yield_()
+        assert not ctx.item_exists(f"//{QUIT_POPUP}/Cancel"), "the question came back after Cancel"
+        # Stop: the run writes a snapshot and exits cleanly.
+        ctx.item_click("Panels/Training/Stop (save snapshot)")
+        wait(ctx, lambda: info().status == "stopped" and not app.training.child_running, "the clean stop")
+        seen["stopped_at"] = info().kimg
+        seen["returncode"] = app.training.process.returncode
+        # Resume from the panel and run to the end.
+        fill(ctx, seen["stopped_at"] + 0.016, resume=seen["run_dir"])
+        ctx.item_click("Panels/Training/New run/Start training")
+        wait(ctx, lambda: info().status == "finished", "the resumed run to finish")
+        seen["final_kimg"] = info().kimg
+
+    try:
+        testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
+    finally:  # never leave a training process behind, whatever failed
+        if app.training.process is not None and app.training.process.running:
+            app.training.process.terminate()
+            app.training.process.wait(30)
+
+    assert "dataset" in seen["failure"].lower() or "json" in seen["failure"].lower(), seen["failure"]
+    assert seen["returncode"] == 0
+    run = Path(seen["run_dir"])
+    log = (run / "log.txt").read_text()
+    assert "stopped on request (STOP file)" in log and "resuming" in log and "done:" in log
+    assert not (run / "STOP").exists()
+    assert seen["final_kimg"] >= seen["stopped_at"] + 0.016 - 1e-6
+    assert len(list(run.glob("network-snapshot-*.pkl"))) >= 2 and (run / "options.json").exists()

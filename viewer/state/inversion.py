@@ -1,0 +1,226 @@
+"""The Inversion panel's data: the form the user edits (:class:`InversionPanel`), what the controller
+(``viewer/inversion_session.py``) publishes for the panel to read (:class:`InversionInfo`), and the panel's
+actions.
+
+Plain data (standard library and numpy only, like the rest of ``viewer.state``). ``UiState`` has no field for
+this panel (the app file is shared by several features), so the panel and its info hang off the UI state as one
+attribute, reached through :func:`inversion_ui`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FRAMINGS = ("synthetic-heads", "ffhq-eg3d")  # inversion.framing.FRAMINGS keys
+SPACES = ("w", "w+")
+STAND_IN_LABEL = "random-weight loss networks (testing only)"
+
+
+@dataclass
+class StageForm:
+    """Settings of one optimisation stage as the panel edits them.
+
+    Attributes:
+        id_weight, mse_weight, lpips_weight: loss term weights (>= 0; 0 skips the term and its network).
+        lr: Adam learning rate. steps: planned steps. batch_size: photos per step.
+    """
+
+    id_weight: float = 0.1
+    mse_weight: float = 0.1
+    lpips_weight: float = 1.0
+    lr: float = 0.01
+    steps: int = 500
+    batch_size: int = 4
+
+
+def _tuning_form() -> StageForm:
+    return StageForm(id_weight=0.1, mse_weight=1.0, lpips_weight=1.0, lr=3e-4, steps=300, batch_size=4)
+
+
+@dataclass
+class InversionPanel:
+    """The panel's form (mutable; widgets write it every frame).
+
+    Attributes:
+        paths: photo paths typed by the user, separated by ``;``.
+        webcam_open: the webcam section is open this frame (the controller opens the camera only then).
+        framing: the model's face framing (a key of ``inversion.framing.FRAMINGS``).
+        latent: stage 1 settings; space: ``"w"`` or ``"w+"``; refine_cameras: stage 1 refines the cameras.
+        follow_every: stage 1 shows its current latent in the view every this many steps.
+        tuning: stage 2 settings; locality_weight: PTI's locality regulariser weight (0: off).
+        publish_every: stage 2 hands its tuned copy to the view every this many steps (and at the end).
+        output: folder for "Save everything". orbit_frames: frames of the orbit video (0: none).
+        stand_in_losses: use untrained stand-ins for missing LPIPS/ID weight files (testing only).
+        weights_dir: an extra folder searched for the pretrained loss weights ("" = the torch caches only).
+    """
+
+    paths: str = ""
+    webcam_open: bool = False
+    framing: str = "synthetic-heads"
+    latent: StageForm = field(default_factory=StageForm)
+    space: str = "w+"
+    refine_cameras: bool = True
+    follow_every: int = 5
+    tuning: StageForm = field(default_factory=_tuning_form)
+    locality_weight: float = 0.1
+    publish_every: int = 25
+    output: str = "out/inversion"
+    orbit_frames: int = 48
+    stand_in_losses: bool = False
+    weights_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoThumb:
+    """One preprocessed photo as the panel shows it.
+
+    Attributes:
+        name: the photo's label. texture: GL texture id of the aligned crop with its landmarks drawn (0 = none).
+        size: ``(w, h)`` of that texture in pixels. yaw_deg, pitch_deg: the estimated camera (degrees, viewer
+        convention: yaw 0 frontal). note: a remark (several faces, ...), or "".
+    """
+
+    name: str
+    texture: int
+    size: tuple[int, int]
+    yaw_deg: float
+    pitch_deg: float
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InversionMessage:
+    """A line in the panel: ``level`` is "info", "warning" or "error"."""
+
+    text: str
+    level: str = "info"
+
+
+@dataclass(frozen=True, eq=False)
+class InversionInfo:
+    """What the controller publishes (replaced whole; the panel only reads it).
+
+    Attributes:
+        photos: labels of the chosen inputs (files and webcam pictures), in order.
+        thumbs: the preprocessed photos (empty until "Preprocess" finished).
+        webcam_texture, webcam_size: live preview (0 = none); webcam_status: "" or a line about the camera.
+        stage: what runs now: "", "preprocess", "latent", "tuning" or "saving".
+        step, total_steps: progress of the running (or last) optimisation stage.
+        latent_history, tuning_history: term name (``total``, ``mse``, ``lpips``, ``id``, ``locality``) ->
+            ``float64 [steps]`` loss per step of stage 1 / stage 2 (empty dict before the stage ran).
+        has_target: preprocessing produced usable photos. has_latent: stage 1 has a result.
+        has_tuned: stage 2 has a tuned generator. tuned_active: the view shows it (source ``memory:tuned``).
+        loss_sources: loss network -> where its weights came from (a file or "random stand-in").
+        messages: newest last (errors included, with level "error").
+        saved_to: the folder of the last "Save everything" ("" = none yet).
+    """
+
+    photos: tuple[str, ...] = ()
+    thumbs: tuple[PhotoThumb, ...] = ()
+    webcam_texture: int = 0
+    webcam_size: tuple[int, int] = (0, 0)
+    webcam_status: str = ""
+    stage: str = ""
+    step: int = 0
+    total_steps: int = 0
+    latent_history: dict[str, np.ndarray] = field(default_factory=dict)
+    tuning_history: dict[str, np.ndarray] = field(default_factory=dict)
+    has_target: bool = False
+    has_latent: bool = False
+    has_tuned: bool = False
+    tuned_active: bool = False
+    loss_sources: dict[str, str] = field(default_factory=dict)
+    messages: tuple[InversionMessage, ...] = ()
+    saved_to: str = ""
+
+    @property
+    def running(self) -> bool:
+        return bool(self.stage)
+
+
+@dataclass
+class InversionUi:
+    """The panel's form and the controller's published info, kept together on the UI state."""
+
+    panel: InversionPanel = field(default_factory=InversionPanel)
+    info: InversionInfo = field(default_factory=InversionInfo)
+
+
+def inversion_ui(ui: object) -> InversionUi:
+    """The :class:`InversionUi` of a ``UiState`` (created on first use as the attribute ``ui.inversion``)."""
+    state = getattr(ui, "inversion", None)
+    if not isinstance(state, InversionUi):
+        state = InversionUi()
+        setattr(ui, "inversion", state)
+    return state
+
+
+def split_paths(text: str) -> list[str]:
+    """``"a.jpg; b.png ;"`` -> ``["a.jpg", "b.png"]`` (``;``-separated, whitespace and quotes stripped)."""
+    return [p.strip().strip('"').strip("'").strip() for p in text.split(";") if p.strip().strip("\"'").strip()]
+
+
+# ---------------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPhotos:
+    """Add these photo files to the inputs (missing files are reported and left out)."""
+
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsePhotos:
+    """Choose photo files with the desktop's file dialog (several at once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearPhotos:
+    """Forget every input photo (and the preprocessed targets and results that came from them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeWebcamPicture:
+    """Add the webcam's newest frame as an input photo."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preprocess:
+    """Detect, align and estimate a camera for every input photo (in the background)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartLatentSearch:
+    """Stage 1: optimise a latent against the preprocessed photos with the panel's settings."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopLatentSearch:
+    """Stop stage 1 after its current step (the latent so far is kept)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartTuning:
+    """Stage 2: tune a copy of the generator around stage 1's latent."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopTuning:
+    """Stop stage 2 after its current step (the tuned copy so far is kept and shown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SaveInversion:
+    """Write every output (aligned photos, cameras, pivot, tuned generator, .ply, renders, video, report)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResetModel:
+    """Show the original generator again and drop the tuned copy."""
+
+
+InversionAction = (LoadPhotos | BrowsePhotos | ClearPhotos | TakeWebcamPicture | Preprocess | StartLatentSearch
+                   | StopLatentSearch | StartTuning | StopTuning | SaveInversion | ResetModel)
