@@ -1,0 +1,102 @@
+"""The Inversion panel's live webcam: a job thread reading frames through imageio's ffmpeg reader while the
+webcam section is open, the newest frame kept for the preview and for "Take picture".
+
+The camera is opened when :meth:`WebcamFeed.poll` sees the section open and released (the job ends, the reader
+closes) when it sees it closed. A camera that cannot be opened is reported once, as a plain sentence, and not
+retried until the section is closed and opened again.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from viewer.jobs import JobContext, JobRunner
+
+JOB = "inversion_webcam"
+DEVICE = "<video0>"  # imageio's name of the first camera
+
+
+def no_camera_message(device: str, exc: BaseException) -> str:
+    """One readable line for a camera that cannot be opened (ffmpeg's own output stays out of it)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"No camera found: cannot open the camera {device} ({first})"
+
+
+class WebcamFeed:
+    """GUI-thread side of the webcam (see the module docstring). ``status``: "" or a line for the user."""
+
+    def __init__(self, jobs: JobRunner, device: str = DEVICE, mirror: bool = True) -> None:
+        self.jobs, self.device, self.mirror = jobs, device, mirror
+        self.status = ""
+        self._lock = threading.Lock()
+        self._frame: np.ndarray | None = None
+        self._frame_count = 0
+        self._failed = False
+        self._running = False
+
+    @property
+    def frame(self) -> np.ndarray | None:
+        """The newest frame, ``uint8 [H, W, 3]`` (mirrored like a preview), or None."""
+        with self._lock:
+            return self._frame
+
+    @property
+    def frame_count(self) -> int:
+        with self._lock:
+            return self._frame_count
+
+    def poll(self, section_open: bool) -> None:
+        """Open the camera while ``section_open``; release it when the section closes."""
+        if not section_open:
+            if self._running:
+                self.jobs.cancel(JOB)
+            self._running = self.jobs.running(JOB)
+            self._failed = False
+            if not self._running:
+                with self._lock:
+                    self._frame = None
+            return
+        self._running = self.jobs.running(JOB)
+        if self._running or self._failed:
+            return
+        self.status = f"opening the camera {self.device}..."
+        self._failed = True  # until the job reports frames; a closed-and-reopened section retries
+        self._running = self.jobs.start(JOB, self._read, on_done=self._done, output=self.device)
+
+    def _read(self, ctx: JobContext) -> str:
+        try:
+            import imageio.v2 as imageio
+
+            reader = imageio.get_reader(self.device)
+        except Exception as exc:  # noqa: BLE001 - imageio raises several types depending on the platform
+            return no_camera_message(self.device, exc)
+        try:
+            for frame in reader:
+                if ctx.cancelled:
+                    return "camera closed"
+                img = np.ascontiguousarray(np.asarray(frame)[..., :3][:, ::-1] if self.mirror else frame[..., :3])
+                with self._lock:
+                    self._frame = img
+                    self._frame_count += 1
+                ctx.progress(0.0, "live")
+        except Exception as exc:  # noqa: BLE001
+            return f"reading the camera {self.device} failed: {str(exc).strip().splitlines()[0] if str(exc) else exc}"
+        finally:
+            reader.close()
+        return "the camera stopped sending frames"
+
+    def _done(self, message: str) -> None:
+        self._running = False
+        if message != "camera closed":
+            self.status = message
+
+    def live(self) -> bool:
+        """Frames are arriving."""
+        if self.frame is not None and self.status.startswith("opening"):
+            self.status = ""
+        return self.frame is not None
+
+    def release(self) -> None:
+        self.jobs.cancel(JOB)
