@@ -40,6 +40,7 @@ from viewer.training_follow import TrainingFollower
 from viewer.viewer_config import APP_NAME, ViewerConfig, default_source, random_banner
 from widgets import camera as camera_panel
 from widgets import edit as edit_panel
+from widgets import inversion as inversion_panel
 from widgets import inspect as inspect_panel
 from widgets import latent as latent_panel
 from widgets import load as load_panel
@@ -76,6 +77,10 @@ class ViewerApp:
         # Feature controllers: poll() every frame (GUI thread), handle(action) -> True when consumed, release().
         self.controllers: list = [self.training]
         self.extra_panels: list[tuple[str, bool, object]] = []  # (header, default open, draw(ui)) after Latent
+        from viewer.inversion_session import InversionSession  # noqa: E402
+        self.inversion = InversionSession(self)
+        self.controllers.append(self.inversion)
+        self.extra_panels.append(("Inversion", False, inversion_panel.draw))
         self._quit_confirmed = False
         self._quit_after_stop = False
         self.gl = None  # GLSplatRenderer, created in post_init
