@@ -10,6 +10,7 @@ Records ``inversion_s_<res>`` (total seconds for ``--steps`` + ``--tune-steps``,
 500 + 300 at 512) and the per-step milliseconds of each stage.
 
     python -m bench.inversion [--preset cgs512] [--steps 500] [--tune-steps 300] [--bf16] [--tf32]
+                              [--locality-every 1]
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--bf16", action="store_true", help="bf16 feature path (G.feature_dtype)")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls")
+    ap.add_argument("--locality-every", type=int, default=1, help="stage-2 locality regulariser every N steps")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -72,7 +74,8 @@ def main() -> None:
     obj1 = Objective(weights, SYNTHETIC_HEADS, stand_ins).to(device)
     obj2 = Objective(LossWeights(id=0.1, mse=1.0, lpips=1.0), SYNTHETIC_HEADS, stand_ins).to(device)
     lat = LatentConfig(steps=args.steps, batch_size=1, losses=weights, preview_every=0)
-    tune = TuningConfig(steps=max(args.tune_steps, 1), batch_size=1, losses=obj2.weights, preview_every=0)
+    tune = TuningConfig(steps=max(args.tune_steps, 1), batch_size=1, losses=obj2.weights, preview_every=0,
+                        locality_every=args.locality_every)
     # Warm-up (cudnn autotuning, lazy inits, gsplat JIT load): a few steps of each stage.
     warm = last_step(invert_latent(G, target, LatentConfig(steps=3, batch_size=1, losses=weights,
                                                            preview_every=0), obj1))
@@ -89,7 +92,8 @@ def main() -> None:
     t2 = time.perf_counter()
     total = t2 - t0
     dev = device_name(device)
-    flags = f"{'bf16' if args.bf16 else 'fp32'} features, tf32 {'on' if args.tf32 else 'off'}"
+    flags = (f"{'bf16' if args.bf16 else 'fp32'} features, tf32 {'on' if args.tf32 else 'off'}, "
+             f"locality every {args.locality_every}")
     note = (f"{args.preset}, {args.steps} latent + {args.tune_steps} tuning steps, 1 photo, stand-in LPIPS/ID nets, "
             f"{flags}")
     print(f"stage 1: {t1 - t0:.2f} s ({1000 * (t1 - t0) / args.steps:.1f} ms/step); stage 2: {t2 - t1:.2f} s; "

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--camera-model", default="pnp", choices=["pnp", "orbit"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bf16", action="store_true", help="bf16 feature path on CUDA (faster; heads stay fp32)")
     g = ap.add_argument_group("stage 1: latent inversion")
     g.add_argument("--steps", type=int, default=500)
     g.add_argument("--lr", type=float, default=0.01)
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tune-lpips-weight", type=float, default=1.0)
     t.add_argument("--locality-weight", type=float, default=0.1)
     t.add_argument("--locality-alpha", type=float, default=30.0)
+    t.add_argument("--locality-every", type=int, default=1, help="apply the regulariser every N steps")
     t.add_argument("--lpips-stop", type=float, default=None)
     w = ap.add_argument_group("loss networks")
     w.add_argument("--weights-dir", default=None,
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
     G = loaded.generator
+    if args.bf16:
+        G.feature_dtype = torch.bfloat16
     framing = get_framing(args.framing)
     res = args.resolution or G.config.resolution
     pre_cfg = PreprocessConfig(framing=framing, resolution=res, camera_model=args.camera_model)
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                             losses=LossWeights(args.tune_id_weight, args.tune_mse_weight,
                                                args.tune_lpips_weight),
                             locality_weight=args.locality_weight, locality_alpha=args.locality_alpha,
+                            locality_every=args.locality_every,
                             lpips_stop=args.lpips_stop, preview_every=0, seed=args.seed)
     try:
         objective = Objective(lat_cfg.losses, framing, networks).to(args.device)
