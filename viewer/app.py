@@ -36,6 +36,7 @@ from viewer.state.actions import (
 )
 from viewer.state.render import CameraParams, RenderParams, RenderResult
 from viewer.state.ui import UiState, render_params
+from viewer.latent_sliders import LatentSliders
 from viewer.training_follow import TrainingFollower
 from viewer.viewer_config import APP_NAME, ViewerConfig, default_source, random_banner
 from widgets import camera as camera_panel
@@ -75,7 +76,8 @@ class ViewerApp:
         self.jobs = JobRunner()
         self.training = TrainingFollower(self.ui, self.jobs)
         # Feature controllers: poll() every frame (GUI thread), handle(action) -> True when consumed, release().
-        self.controllers: list = [self.training]
+        self.sliders = LatentSliders(self)
+        self.controllers: list = [self.training, self.sliders]
         self.extra_panels: list[tuple[str, bool, object]] = []  # (header, default open, draw(ui)) after Latent
         from viewer.inversion_session import InversionSession  # noqa: E402
         self.inversion = InversionSession(self)

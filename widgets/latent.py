@@ -10,6 +10,7 @@ from imgui_bundle import imgui, implot
 
 from viewer.state.render import LatentParams
 from viewer.state.ui import SavedLatent, UiState
+from widgets import latent_sliders
 from widgets.layout import item_width
 
 SPACES = ("z", "w")
@@ -44,6 +45,8 @@ def draw(ui: UiState) -> None:
     if imgui.button("Reset latent"):
         s.latent = LatentParams()
         s.use_grid = False
+        s.sliders.clear()
+    latent_sliders.draw(ui)
     _saved(ui)
 
 
@@ -68,7 +71,7 @@ def _saved(ui: UiState) -> None:
     if imgui.button("Save##latent") and s.save_name.strip():
         ws = ui.info.current_ws
         s.saved.append(SavedLatent(s.save_name.strip(), s.latent, ui.info.thumbnail,
-                                   None if ws is None else np.array(ws, np.float32)))
+                                   None if ws is None else np.array(ws, np.float32), dict(s.sliders)))
         s.save_name = f"latent {len(s.saved) + 1}"
     for i, item in enumerate(list(s.saved)):
         imgui.push_id(f"saved{i}")
@@ -80,6 +83,7 @@ def _saved(ui: UiState) -> None:
         imgui.same_line()
         if imgui.small_button("restore"):
             s.latent = item.latent
+            s.sliders = dict(item.sliders)
             s.use_grid = item.latent.grid_xy is not None
         imgui.same_line()
         if imgui.small_button("delete"):
@@ -100,6 +104,7 @@ def _saved(ui: UiState) -> None:
         if changed or imgui.small_button("interpolate"):
             a, b = s.saved[usable[s.interp_a]].ws, s.saved[usable[s.interp_b]].ws
             if a.shape == b.shape:
-                w = (1.0 - s.interp_t) * a + s.interp_t * b
+                w = (1.0 - s.interp_t) * a + s.interp_t * b  # the saved ws include their slider offsets
                 s.latent = LatentParams(space="w", latent=tuple(float(v) for v in w.reshape(-1)), psi=1.0)
+                s.sliders.clear()
                 s.use_grid = False

@@ -210,3 +210,50 @@ def test_run_viewer_smoke(tmp_path):
     img = np.asarray(Image.open(png).convert("RGB"))
     assert img.shape[:2] == (480, 800)
     assert (np.all(img == (240, 190, 60), axis=-1)).sum() > 2000, "no random-weights banner"
+
+
+def test_latent_sliders_pca_teach_and_reversibility(tmp_path):
+    """PCA sliders computed in the window move the head; back to 0 restores it exactly; a taught slider appears."""
+    from imgui_bundle import hello_imgui, imgui
+    from imgui_bundle.immapp import testing
+
+    from viewer.app import ViewerApp
+    from viewer.viewer_config import ViewerConfig
+
+    app = ViewerApp(ViewerConfig(path="random:tiny", resolution=RES, width=1100, height=900,
+                                 state_dir=tmp_path / "state"), device="cpu")
+    seen: dict = {}
+
+    def test(ctx: imgui.test_engine.TestContext) -> None:
+        io = imgui.test_engine.get_io(hello_imgui.get_imgui_test_engine())
+        io.config_watchdog_warning, io.config_watchdog_kill_test, io.config_watchdog_kill_app = 120, 900, 1200
+        ui = app.ui
+        for header in ("Load", "Camera"):
+            ctx.item_close(f"Panels/{header}")
+        _wait(ctx, lambda: _settled(app), "the first head")
+        base = _image(ctx, app)
+        ctx.item_click("Panels/Latent/Compute PCA sliders")
+        _wait(ctx, lambda: len(ui.info.directions.sliders) > 0, "PCA sliders")
+        ctx.item_input_value("Panels/Latent/slider_PCA0/PCA0", 2.5)
+        _wait(ctx, lambda: ui.latent.latent.offset is not None and _settled(app), "the slider's effect")
+        moved = _image(ctx, app)
+        seen["moved"] = float(np.abs(moved.astype(int) - base.astype(int)).mean())
+        ctx.item_click("Panels/Latent/slider_PCA0/0")
+        _wait(ctx, lambda: ui.latent.latent.offset is None and _settled(app), "the slider back at 0")
+        seen["back"] = _image(ctx, app)
+        seen["base"] = base
+        ctx.item_open("Panels/Latent/Teach a slider")
+        ctx.item_input_value("Panels/Latent/Teach a slider/attribute", "wide")
+        for seed, yes in ((1, True), (2, False), (3, True), (4, False)):
+            ctx.item_input_value("Panels/Latent/seed", seed)
+            _wait(ctx, lambda: _settled(app) and ui.latent.latent.seed == seed, f"seed {seed}")
+            ctx.item_click(f"Panels/Latent/Teach a slider/{'Yes' if yes else 'No'}##mark")
+        ctx.yield_()
+        assert ui.info.directions.marks == (2, 2)
+        ctx.item_click("Panels/Latent/Teach a slider/Make slider")
+        _wait(ctx, lambda: any(d.name == "wide" and d.kind == "user" for d in ui.info.directions.sliders),
+              "the taught slider")
+
+    testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
+    assert seen["moved"] > 0.5, "moving PCA0 did not change the head"
+    assert np.array_equal(seen["back"], seen["base"]), "slider back to 0 must restore the head exactly"

@@ -131,6 +131,34 @@ class LoadSnapshot:
     name: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ComputeDirections:
+    """Fit PCA sliders for the open generator now (and save them beside its file when it has one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarkSample:
+    """Mark the head on screen yes/no for the attribute ``name`` (teaching a slider)."""
+
+    name: str
+    yes: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TeachSlider:
+    """Turn the marks of ``name`` into a slider (saved with the model's directions)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchTarget:
+    """Move the latent so the 3D-measured attribute ``name`` approaches ``target`` (RGB or width)."""
+
+    name: str
+    target: tuple[float, ...]
+
+
 Action = (OpenFile | SavePly | SaveImage | SaveLatent | LoadLatent | StartVideo | CancelJob | PushEdit | UndoEdit
           | RedoEdit | ClearEdits | RefreshInspect | EmptyCache | StartTraining | AttachRun | StopTraining
-          | LoadSnapshot)
+          | LoadSnapshot | ComputeDirections | MarkSample | TeachSlider | MatchTarget)

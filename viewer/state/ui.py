@@ -87,6 +87,7 @@ class SavedLatent:
     latent: LatentParams
     thumbnail: np.ndarray | None = None
     ws: np.ndarray | None = None
+    sliders: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,6 +101,42 @@ class LatentPanel:
     interp_a: int = 0
     interp_b: int = 1
     interp_t: float = 0.5
+    sliders: dict[str, float] = field(default_factory=dict)  # direction name -> value (std units)
+    pca_shown: int = 8
+    teach_name: str = "my_attribute"
+    color_targets: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    width_targets: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SliderInfo:
+    """One slider of the open model's directions file. ``kind``: "pca", "attribute", "user" or "measured"."""
+
+    name: str
+    kind: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredInfo:
+    """A 3D-measured attribute: ``quantity`` "color" (RGB) or "width" (scene units); ``value``: measured on the
+    head on screen (None until measured)."""
+
+    name: str
+    quantity: str
+    value: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionsInfo:
+    """The open model's sliders (published by the app). ``status``: a line saying where they come from or why
+    there are none; ``marks``: (yes, no) counts for the attribute being taught."""
+
+    sliders: tuple[SliderInfo, ...] = ()
+    measured: tuple[MeasuredInfo, ...] = ()
+    status: str = ""
+    can_compute: bool = False
+    marks: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +309,7 @@ class AppInfo:
     thumbnail: np.ndarray | None = None
     thumbnail_textures: dict[int, int] = field(default_factory=dict)
     training: TrainingInfo = field(default_factory=TrainingInfo)
+    directions: DirectionsInfo = field(default_factory=DirectionsInfo)
 
     def say(self, text: str, level: str = "info") -> None:
         self.messages.append(Message(text, level))
