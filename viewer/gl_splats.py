@@ -4,15 +4,17 @@ Split of the work:
 
 1. Once per scene (render worker thread, numpy/torch): :func:`splat_arrays` turns a ``GaussianSet`` into plain
    arrays: centres, 3D covariances ``R S S^T R^T`` (6 numbers), activated opacities, SH coefficients.
-2. Per frame (GUI thread, numpy, a few ms): :meth:`GLSplatRenderer.draw` sorts the splats back to front by camera
-   depth, evaluates view-dependent colours when the SH degree is above 0, and writes one instance buffer.
-3. Per frame (GL): one instanced draw of a quad per splat. The **vertex shader projects each Gaussian exactly as
-   ``core.render_torch.project`` does**: EWA Jacobian with the 1.3x-frustum clamp of ``t``, ``+ 0.3 px^2``
-   low-pass, opacity-aware footprint ``ceil(min(3.33, sqrt(2 ln(o / (1/255)))) * sigma)`` per axis, near/far and
-   off-screen culling. The fragment shader evaluates ``alpha = min(0.999, o exp(-0.5 d^T conic d))`` at the pixel
-   centre, discards below 1/255 and blends premultiplied "over" into an RGBA32F target cleared to the background
-   (alpha 0, so alpha ends as the accumulated opacity ``1 - T``). A last pass resolves it into an RGBA8 texture
-   (colour, or alpha as grey) for ImGui and screenshots.
+2. Per frame (GUI thread, vectorised numpy, a few ms for 20k splats): :func:`project` projects every Gaussian
+   **exactly as ``core.render_torch.project`` does** (EWA Jacobian with the 1.3x-frustum clamp of ``t``,
+   ``+ 0.3 px^2`` low-pass, opacity-aware footprint ``ceil(min(3.33, sqrt(2 ln(o / (1/255)))) * sigma)`` per axis,
+   near/far and off-screen culling), evaluates view-dependent colours when the SH degree is above 0, sorts the
+   visible splats back to front and writes one instance buffer. (Projecting in the vertex shader instead runs
+   the maths 4x per splat in Mesa's single-threaded vertex stage: about 3x slower on llvmpipe.)
+3. Per frame (GL): one instanced draw of a screen-space quad per splat. The fragment shader evaluates
+   ``alpha = min(0.999, o exp(-0.5 d^T conic d))`` at the pixel centre, discards below 1/255 and blends
+   premultiplied "over" into an RGBA32F target cleared to the background (alpha 0, so alpha ends as the
+   accumulated opacity ``1 - T``). A last pass resolves it into an RGBA8 texture (colour, or alpha as grey) for
+   ImGui and screenshots.
 
 Back-to-front blending has no early termination; it differs from the reference only where transmittance has
 already fallen below 1e-4. Float32 shader maths vs torch: tests/viewer/test_gl_splats.py measures the PSNR.
@@ -50,57 +52,27 @@ EPS2D = 0.3
 NEAR_PLANE = 0.01
 FAR_PLANE = 1e10
 QUAD_MARGIN = 1.0  # px added to the footprint box (the shader's 1/255 test is what bounds the splat)
-FLOATS_PER_SPLAT = 16  # vec4 (mean, opacity), vec4 (cov xx xy xz yy), vec4 (cov yz zz, -, -), vec4 (rgb, -)
+FLOATS_PER_SPLAT = 12  # vec4 (mean2d.xy, half-size.xy), vec4 (conic a, b, c, opacity), vec4 (rgb, -)
 SH_C0 = 0.28209479177387814
 
 _VERTEX_SHADER = """
 #version 330 core
-layout(location = 0) in vec4 a_mean_op;   // world centre xyz, activated opacity
-layout(location = 1) in vec4 a_cov0;      // 3D covariance xx, xy, xz, yy (world units^2)
-layout(location = 2) in vec4 a_cov1;      // yz, zz, -, -
-layout(location = 3) in vec4 a_color;     // rgb, -
-uniform mat4 u_view;        // world-to-camera, OpenCV axes
-uniform vec4 u_K;           // fx, fy, cx, cy in pixels
-uniform vec2 u_size;        // framebuffer width, height (px)
-uniform float u_scale2;     // splat scale squared (multiplies the covariance)
+layout(location = 0) in vec4 a_mean_half;    // pixel centre x, y; box half-size x, y (px)
+layout(location = 1) in vec4 a_conic_op;     // conic a, b, c (px^-2); opacity
+layout(location = 2) in vec4 a_color;        // rgb, unused
+uniform vec2 u_size;                          // framebuffer width, height (px)
 flat out vec2 v_mean;
 flat out vec4 v_conic_op;
 flat out vec3 v_color;
-void cull() { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); v_conic_op = vec4(0.0); }
 void main() {
-    vec3 mc = (u_view * vec4(a_mean_op.xyz, 1.0)).xyz;
-    float z = mc.z;
-    float op = a_mean_op.w;
-    if (z < %(near)r || z > %(far)r || op < %(thr)r) { cull(); return; }
-    float fx = u_K.x, fy = u_K.y, cx = u_K.z, cy = u_K.w;
-    float tanx = 0.5 * u_size.x / fx, tany = 0.5 * u_size.y / fy;
-    float tx = z * min(max(mc.x / z, -(cx / fx + 0.3 * tanx)), (u_size.x - cx) / fx + 0.3 * tanx);
-    float ty = z * min(max(mc.y / z, -(cy / fy + 0.3 * tany)), (u_size.y - cy) / fy + 0.3 * tany);
-    mat3 R = mat3(u_view);
-    vec3 jr0 = transpose(R) * vec3(fx / z, 0.0, -fx * tx / (z * z));
-    vec3 jr1 = transpose(R) * vec3(0.0, fy / z, -fy * ty / (z * z));
-    mat3 S = mat3(a_cov0.x, a_cov0.y, a_cov0.z,
-                  a_cov0.y, a_cov0.w, a_cov1.x,
-                  a_cov0.z, a_cov1.x, a_cov1.y) * u_scale2;
-    float a = dot(jr0, S * jr0) + %(eps)r;
-    float b = dot(jr0, S * jr1);
-    float c = dot(jr1, S * jr1) + %(eps)r;
-    float det = a * c - b * b;
-    vec2 mean2d = vec2(fx * mc.x / z + cx, fy * mc.y / z + cy);
-    float extend = min(sqrt(2.0 * log(op / %(thr)r)), %(max_extend)r);
-    vec2 radius = vec2(ceil(extend * sqrt(max(a, 0.0))), ceil(extend * sqrt(max(c, 0.0))));
-    if (det <= 0.0 || (radius.x <= 0.0 && radius.y <= 0.0)
-        || mean2d.x + radius.x <= 0.0 || mean2d.x - radius.x >= u_size.x
-        || mean2d.y + radius.y <= 0.0 || mean2d.y - radius.y >= u_size.y) { cull(); return; }
     vec2 corner = vec2(float(gl_VertexID & 1), float((gl_VertexID >> 1) & 1)) * 2.0 - 1.0;  // strip order
-    vec2 p = mean2d + corner * (radius + %(margin)r);   // pixel coordinates, y down = GL row index
+    vec2 p = a_mean_half.xy + corner * a_mean_half.zw;   // pixel coordinates, y down = GL row index
     gl_Position = vec4(p / u_size * 2.0 - 1.0, 0.0, 1.0);
-    v_mean = mean2d;
-    v_conic_op = vec4(c / det, -b / det, a / det, op);
+    v_mean = a_mean_half.xy;
+    v_conic_op = a_conic_op;
     v_color = a_color.rgb;
 }
-""" % {"near": NEAR_PLANE, "far": FAR_PLANE, "thr": ALPHA_THRESHOLD, "eps": EPS2D, "max_extend": MAX_EXTEND,
-       "margin": QUAD_MARGIN}
+"""
 
 _FRAGMENT_SHADER = """
 #version 330 core
@@ -271,8 +243,7 @@ class GLSplatRenderer:
     def __init__(self) -> None:
         self.program = _program(_VERTEX_SHADER, _FRAGMENT_SHADER)
         self.resolve_program = _program(_RESOLVE_VS, _RESOLVE_FS)
-        self._u = {name: GL.glGetUniformLocation(self.program, name)
-                   for name in ("u_view", "u_K", "u_size", "u_scale2")}
+        self._u_size = GL.glGetUniformLocation(self.program, "u_size")
         self._u_tex = GL.glGetUniformLocation(self.resolve_program, "u_tex")
         self._u_mode = GL.glGetUniformLocation(self.resolve_program, "u_mode")
         self.vao = GL.glGenVertexArrays(1)
@@ -281,7 +252,7 @@ class GLSplatRenderer:
         GL.glBindVertexArray(self.vao)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.vbo)
         stride = FLOATS_PER_SPLAT * 4
-        for loc in range(4):
+        for loc in range(3):
             GL.glEnableVertexAttribArray(loc)
             GL.glVertexAttribPointer(loc, 4, GL.GL_FLOAT, GL.GL_FALSE, stride, ctypes.c_void_p(16 * loc))
             GL.glVertexAttribDivisor(loc, 1)
@@ -293,7 +264,6 @@ class GLSplatRenderer:
         self._display: _Target | None = None
         self.size = (0, 0)
         self._scene: SplatArrays | None = None
-        self._static: np.ndarray | None = None  # [N, 16] float32 in scene order
 
     @property
     def texture_id(self) -> int:
@@ -304,35 +274,20 @@ class GLSplatRenderer:
 
     def set_scene(self, arrays: SplatArrays | None) -> None:
         """Keep ``arrays`` (see :func:`splat_arrays`) for the following draws; None shows only the background."""
-        self._scene = arrays
-        if arrays is None or len(arrays) == 0:
-            self._static = None
-            return
-        n = len(arrays)
-        static = np.zeros((n, FLOATS_PER_SPLAT), np.float32)
-        static[:, 0:3] = arrays.means
-        static[:, 3] = arrays.opacity
-        static[:, 4:10] = arrays.cov3d
-        static[:, 12:15] = arrays.colors
-        self._static = static
+        self._scene = arrays if arrays is not None and len(arrays) else None
 
-    def _upload(self, view: np.ndarray) -> None:
-        static = self._static
-        if static is None:
+    def _upload(self, view: np.ndarray, K: Sequence[float], width: int, height: int, splat_scale: float) -> None:
+        if self._scene is None:
             self.count = 0
             return
-        depth = static[:, 0:3] @ view[2, :3].astype(np.float32) + np.float32(view[2, 3])
-        order = np.argsort(depth, kind="stable")[::-1]  # back to front; ties as the reference, reversed
-        data = static[order]
-        if self._scene is not None and self._scene.sh.shape[1] > 1:
-            campos = -view[:3, :3].T @ view[:3, 3]
-            data[:, 12:15] = _sh_colors(self._scene.sh[order], self._scene.means[order] - campos)
-        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.vbo)
-        if data.nbytes > self._capacity:
-            self._capacity = max(data.nbytes, 2 * self._capacity)
-            GL.glBufferData(GL.GL_ARRAY_BUFFER, self._capacity, None, GL.GL_DYNAMIC_DRAW)
-        GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, data.nbytes, data)
-        GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+        data = project(self._scene, view, K, width, height, splat_scale)
+        if len(data):
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.vbo)
+            if data.nbytes > self._capacity:
+                self._capacity = max(data.nbytes, 2 * self._capacity)
+                GL.glBufferData(GL.GL_ARRAY_BUFFER, self._capacity, None, GL.GL_DYNAMIC_DRAW)
+            GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, data.nbytes, data)
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
         self.count = len(data)
 
     # ------------------------------------------------------------------ drawing
@@ -346,7 +301,7 @@ class GLSplatRenderer:
             raise ValueError(f"the OpenGL path draws modes 'rgb' and 'alpha', not {mode!r}")
         self._ensure_targets(width, height)
         view = np.asarray(view, np.float64)
-        self._upload(view)
+        self._upload(view, K, width, height, splat_scale)
         prev_fbo = GL.glGetIntegerv(GL.GL_FRAMEBUFFER_BINDING)
         prev_viewport = GL.glGetIntegerv(GL.GL_VIEWPORT)
         blend_was_on = GL.glIsEnabled(GL.GL_BLEND)
@@ -364,10 +319,7 @@ class GLSplatRenderer:
             GL.glBlendEquation(GL.GL_FUNC_ADD)
             GL.glBlendFunc(GL.GL_ONE, GL.GL_ONE_MINUS_SRC_ALPHA)
             GL.glUseProgram(self.program)
-            GL.glUniformMatrix4fv(self._u["u_view"], 1, GL.GL_TRUE, view.astype(np.float32))
-            GL.glUniform4f(self._u["u_K"], *(float(k) for k in K))
-            GL.glUniform2f(self._u["u_size"], float(width), float(height))
-            GL.glUniform1f(self._u["u_scale2"], float(splat_scale) ** 2)
+            GL.glUniform2f(self._u_size, float(width), float(height))
             GL.glBindVertexArray(self.vao)
             GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, self.count)
         GL.glDisable(GL.GL_BLEND)
@@ -440,6 +392,66 @@ class GLSplatRenderer:
             GL.glDeleteProgram(self.resolve_program)
         self.vbo = self.vao = self.empty_vao = self.program = self.resolve_program = 0
         self.count = 0
+
+
+def project(arrays: SplatArrays, view: np.ndarray, K: Sequence[float], width: int, height: int,
+            splat_scale: float = 1.0) -> np.ndarray:
+    """The visible splats of ``arrays`` for world-to-camera ``view [4, 4]`` and ``K = (fx, fy, cx, cy)``, as the
+    instance buffer ``[V, 12]`` float32 sorted back to front: ``(mean2d.xy, half-size.xy + margin, conic a b c,
+    opacity, rgb, 0)``. The maths (float32) of ``core.render_torch.project``."""
+    f32 = np.float32
+    R = np.asarray(view[:3, :3], f32)
+    t = np.asarray(view[:3, 3], f32)
+    fx, fy, cx, cy = (f32(k) for k in K)
+    mc = arrays.means @ R.T + t
+    z = mc[:, 2]
+    keep = (z >= NEAR_PLANE) & (z <= FAR_PLANE) & (arrays.opacity >= ALPHA_THRESHOLD)
+    idx = np.nonzero(keep)[0]
+    mc, z = mc[idx], z[idx]
+    x, y = mc[:, 0], mc[:, 1]
+    tanx, tany = f32(0.5 * width) / fx, f32(0.5 * height) / fy
+    tx = z * np.minimum(np.maximum(x / z, -(cx / fx + f32(0.3) * tanx)), (f32(width) - cx) / fx + f32(0.3) * tanx)
+    ty = z * np.minimum(np.maximum(y / z, -(cy / fy + f32(0.3) * tany)), (f32(height) - cy) / fy + f32(0.3) * tany)
+    # Rows of J R (J the EWA Jacobian, R the view rotation), then Sigma_2d = (J R) Sigma_3d (J R)^T.
+    z2 = z * z
+    j0 = (fx / z)[:, None] * R[0] - (fx * tx / z2)[:, None] * R[2]
+    j1 = (fy / z)[:, None] * R[1] - (fy * ty / z2)[:, None] * R[2]
+    c = arrays.cov3d[idx] * f32(splat_scale * splat_scale)
+    xx, xy, xz, yy, yz, zz = (c[:, i] for i in range(6))
+
+    def quad(u, v):  # u^T Sigma v for rows u, v
+        return (u[:, 0] * (xx * v[:, 0] + xy * v[:, 1] + xz * v[:, 2])
+                + u[:, 1] * (xy * v[:, 0] + yy * v[:, 1] + yz * v[:, 2])
+                + u[:, 2] * (xz * v[:, 0] + yz * v[:, 1] + zz * v[:, 2]))
+
+    a = quad(j0, j0) + f32(EPS2D)
+    b = quad(j0, j1)
+    cc = quad(j1, j1) + f32(EPS2D)
+    det = a * cc - b * b
+    mx, my = fx * x / z + cx, fy * y / z + cy
+    op = arrays.opacity[idx]
+    extend = np.minimum(np.sqrt(f32(2.0) * np.log(np.maximum(op, f32(ALPHA_THRESHOLD)) / f32(ALPHA_THRESHOLD))),
+                        f32(MAX_EXTEND))
+    rx = np.ceil(extend * np.sqrt(np.maximum(a, 0)))
+    ry = np.ceil(extend * np.sqrt(np.maximum(cc, 0)))
+    ok = (det > 0) & ((rx > 0) | (ry > 0))
+    ok &= (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
+    sel = np.nonzero(ok)[0]
+    order = sel[np.argsort(z[sel], kind="stable")[::-1]]  # back to front; ties as the reference, reversed
+    out = np.empty((len(order), FLOATS_PER_SPLAT), f32)
+    inv = f32(1.0) / det[order]
+    out[:, 0], out[:, 1] = mx[order], my[order]
+    out[:, 2], out[:, 3] = rx[order] + f32(QUAD_MARGIN), ry[order] + f32(QUAD_MARGIN)
+    out[:, 4], out[:, 5], out[:, 6] = cc[order] * inv, -b[order] * inv, a[order] * inv
+    out[:, 7] = op[order]
+    gid = idx[order]
+    if arrays.sh.shape[1] > 1:
+        campos = -(view[:3, :3].T @ view[:3, 3])
+        out[:, 8:11] = _sh_colors(arrays.sh[gid], arrays.means[gid] - campos.astype(f32))
+    else:
+        out[:, 8:11] = arrays.colors[gid]
+    out[:, 11] = 0.0
+    return out
 
 
 def _sh_colors(sh: np.ndarray, dirs: np.ndarray) -> np.ndarray:
