@@ -1,10 +1,10 @@
 """The app's side of the Inversion panel: photos (files or webcam) -> preprocessing -> stage 1 (latent) ->
 stage 2 (pivotal tuning) -> outputs, all on job threads, with the view following the optimisation.
 
-GUI thread only (:meth:`InversionSession.poll` every frame, :meth:`InversionSession.handle` for actions); model
-work runs on :class:`viewer.jobs.JobRunner` jobs that talk back through a small locked mailbox (:class:`_Feed`)
-and through their results, so every change to the UI state (the latent shown, the source, textures) happens in
-``poll`` on the GUI thread:
+GUI thread only (:meth:`InversionSession.poll` every frame, :meth:`InversionSession.handle` for actions);
+model work runs on :class:`viewer.jobs.JobRunner` jobs that talk back through a small locked mailbox
+(:class:`_Feed`) and through their results, so every change to the UI state (the latent shown, the source,
+textures) happens in ``poll`` on the GUI thread:
 
 - stage 1 publishes its current latent every ``follow_every`` steps and at the end: the view shows
   ``LatentParams(space="w", latent=ws.flatten(), psi=1.0)``;
@@ -48,8 +48,8 @@ IMAGE_FILTERS = ["Images", "*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff", "All 
 
 
 class _Feed:
-    """Job thread -> GUI thread mailbox of one stage run: per-step losses, the newest latent to show and the newest
-    tuned-generator copy to hand to the worker."""
+    """Job thread -> GUI thread mailbox of one stage run: per-step losses, the newest latent to show and the
+    newest tuned-generator copy to hand to the worker."""
 
     def __init__(self, stage: str) -> None:
         self.stage = stage  # "latent" or "tuning"
@@ -91,7 +91,8 @@ class _StageDone:
 
 
 def _thumbnail(image: np.ndarray, landmarks: np.ndarray, size: int = THUMB) -> np.ndarray:
-    """``uint8 [size, size, 3]``: the aligned crop with its five landmarks (normalised ``[5, 2]``) as red crosses."""
+    """``uint8 [size, size, 3]``: the aligned crop with its five landmarks (normalised ``[5, 2]``) drawn as
+    red crosses."""
     from PIL import Image
 
     img = np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
@@ -110,7 +111,8 @@ def _snapshot(G):
 
 
 def _free_folder(path: Path) -> Path:
-    """``path`` if it does not exist or is empty, else ``path_2``, ``path_3``, ... (never overwrite results)."""
+    """``path`` if it does not exist or is empty, else ``path_2``, ``path_3``, ... (results are never
+    overwritten)."""
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return path
     n = 2
@@ -359,8 +361,9 @@ class InversionSession:
         if target is None:
             self.say("no usable photo: nothing to invert", "error")
         else:
-            self.say(f"{len(aligned)} photo(s) ready: " + ", ".join(
-                f"{a.name} (yaw {a.camera.yaw_deg:+.1f}, pitch {a.camera.pitch_deg:+.1f} deg)" for a in aligned))
+            cams = (f"{a.name} (yaw {a.camera.yaw_deg:+.1f}, pitch {a.camera.pitch_deg:+.1f} deg)"
+                    for a in aligned)
+            self.say(f"{len(aligned)} photo(s) ready: " + ", ".join(cams))
 
     # ------------------------------------------------------------------ stage 1
 
@@ -375,7 +378,8 @@ class InversionSession:
 
         p, f = self.state.panel, self.state.panel.latent
         try:
-            cfg = LatentConfig(steps=int(f.steps), lr=float(f.lr), space=p.space, batch_size=int(f.batch_size),
+            cfg = LatentConfig(steps=int(f.steps), lr=float(f.lr), space=p.space,  # type: ignore[arg-type]
+                               batch_size=int(f.batch_size),
                                losses=LossWeights(f.id_weight, f.mse_weight, f.lpips_weight),
                                refine_cameras=p.refine_cameras, preview_every=0)
         except ValueError as e:
@@ -538,8 +542,9 @@ class InversionSession:
 
         p = self.state.panel
         out = _free_folder(Path(os.path.expanduser(p.output.strip() or "out/inversion")))
-        source, device, framing, aligned = self.latent_source, self.ui.device, self.framing, list(self.aligned)
-        latent, space, tuned, frames = self.latent_step, self.latent_space, self.tuned, max(0, int(p.orbit_frames))
+        source, device, framing = self.latent_source, self.ui.device, self.framing
+        aligned, latent, space, tuned = list(self.aligned), self.latent_step, self.latent_space, self.tuned
+        frames = max(0, int(p.orbit_frames))
         report = {"photos": [a.name for a in aligned], "model": source, "framing": framing.name,
                   "loss_networks": dict(self.loss_sources), "space": space,
                   "stage1": {"steps_done": latent.step, "final": latent.losses,
@@ -594,6 +599,8 @@ class InversionSession:
         """Per frame (GUI thread): webcam, file dialog, stage reports, failed jobs, then publish the info."""
         p = self.state.panel
         self._webcam.poll(p.webcam_open)
+        p.webcam_open = False  # the panel sets it again while it draws an open Webcam section (a collapsed
+        # Inversion header, or a closed window, releases the camera)
         if self._webcam.live() and self._webcam.frame_count != self._webcam_seen:
             self._webcam_seen = self._webcam.frame_count
             if self._webcam_texture is None:
@@ -613,7 +620,8 @@ class InversionSession:
                 lines = st.error.strip().splitlines()
                 self.say(f"{WORK_JOBS.get(name, name)} failed: {lines[-1] if lines else st.error}", "error")
         stage = self._busy()
-        if stage != self.state.info.stage or self._dirty or self._webcam.status != self.state.info.webcam_status:
+        info = self.state.info
+        if stage != info.stage or self._dirty or self._webcam.status != info.webcam_status:
             self._publish(stage)
 
     def _poll_dialog(self) -> None:
@@ -630,7 +638,8 @@ class InversionSession:
             photos=tuple(os.path.basename(s) if isinstance(s, str) else s.name for s in self.sources),
             thumbs=tuple(t for _, t in self._thumbs),
             webcam_texture=tex.texture_id if live else 0, webcam_size=tex.size if live else (0, 0),
-            webcam_status=self._webcam.status, stage=stage, step=self._progress[0], total_steps=self._progress[1],
+            webcam_status=self._webcam.status, stage=stage, step=self._progress[0],
+            total_steps=self._progress[1],
             latent_history={k: np.asarray(v, np.float64) for k, v in self._history["latent"].items()},
             tuning_history={k: np.asarray(v, np.float64) for k, v in self._history["tuning"].items()},
             has_target=self.target is not None, has_latent=self.latent_step is not None,

@@ -76,13 +76,15 @@ class WebcamFeed:
             for frame in reader:
                 if ctx.cancelled:
                     return "camera closed"
-                img = np.ascontiguousarray(np.asarray(frame)[..., :3][:, ::-1] if self.mirror else frame[..., :3])
+                rgb = np.asarray(frame)[..., :3]
+                img = np.ascontiguousarray(rgb[:, ::-1] if self.mirror else rgb)
                 with self._lock:
                     self._frame = img
                     self._frame_count += 1
                 ctx.progress(0.0, "live")
         except Exception as exc:  # noqa: BLE001
-            return f"reading the camera {self.device} failed: {str(exc).strip().splitlines()[0] if str(exc) else exc}"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"reading the camera {self.device} failed: {first}"
         finally:
             reader.close()
         return "the camera stopped sending frames"

@@ -1,7 +1,7 @@
-"""Inversion panel: photos (files or webcam) -> preprocessing (aligned crops, landmarks, estimated cameras) ->
-stage 1 latent inversion -> stage 2 generator tuning -> save everything, with live loss plots; the view follows
-the optimisation. Edits ``InversionPanel`` and queues ``viewer.state.inversion`` actions; never runs model
-work."""
+"""Inversion panel: photos (files or webcam) -> preprocessing (aligned crops, landmarks, estimated cameras)
+-> stage 1 latent inversion -> stage 2 generator tuning -> save everything, with live loss plots; the view
+follows the optimisation. Edits ``InversionPanel`` and queues ``viewer.state.inversion`` actions; never runs
+model work."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def draw(ui: UiState) -> None:
     _thumbs(info)
     imgui.separator_text("3. Latent inversion")
     _, p.stand_in_losses = imgui.checkbox(STAND_IN_LABEL, p.stand_in_losses)
-    imgui.set_item_tooltip("Missing LPIPS/ID weight files are replaced by untrained networks: the run works but "
-                           "its losses mean nothing perceptually. For tests only.")
+    imgui.set_item_tooltip("Missing LPIPS/ID weight files are replaced by untrained networks: the run works "
+                           "but its losses mean nothing perceptually. For tests only.")
     item_width()
     _, p.weights_dir = imgui.input_text("weights folder", p.weights_dir)
     imgui.set_item_tooltip("Extra folder searched for the pretrained loss weights (before the torch caches)")
@@ -159,7 +159,8 @@ def _thumbs(info: InversionInfo) -> None:
 
 
 def _form(f: StageForm) -> None:
-    for attr, label in (("id_weight", "ID weight"), ("mse_weight", "MSE weight"), ("lpips_weight", "LPIPS weight")):
+    weights = (("id_weight", "ID weight"), ("mse_weight", "MSE weight"), ("lpips_weight", "LPIPS weight"))
+    for attr, label in weights:
         item_width()
         _, v = imgui.input_float(label, getattr(f, attr), 0.01, 0.1, "%.3f")
         setattr(f, attr, max(0.0, v))

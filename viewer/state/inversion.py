@@ -2,9 +2,9 @@
 (``viewer/inversion_session.py``) publishes for the panel to read (:class:`InversionInfo`), and the panel's
 actions.
 
-Plain data (standard library and numpy only, like the rest of ``viewer.state``). ``UiState`` has no field for
-this panel (the app file is shared by several features), so the panel and its info hang off the UI state as one
-attribute, reached through :func:`inversion_ui`.
+Plain data (standard library and numpy only, like the rest of ``viewer.state``). ``UiState`` has no field
+for this panel (the app file is shared by several features), so the panel and its info hang off the UI state
+as one attribute, reached through :func:`inversion_ui`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class InversionPanel:
 
     Attributes:
         paths: photo paths typed by the user, separated by ``;``.
-        webcam_open: the webcam section is open this frame (the controller opens the camera only then).
+        webcam_open: the webcam section was drawn open in the last frame (the panel sets it each frame, the
+            controller reads and clears it; the camera is open only while it stays set).
         framing: the model's face framing (a key of ``inversion.framing.FRAMINGS``).
         latent: stage 1 settings; space: ``"w"`` or ``"w+"``; refine_cameras: stage 1 refines the cameras.
         follow_every: stage 1 shows its current latent in the view every this many steps.
@@ -77,7 +78,8 @@ class PhotoThumb:
     """One preprocessed photo as the panel shows it.
 
     Attributes:
-        name: the photo's label. texture: GL texture id of the aligned crop with its landmarks drawn (0 = none).
+        name: the photo's label.
+        texture: GL texture id of the aligned crop with its landmarks drawn (0 = none).
         size: ``(w, h)`` of that texture in pixels. yaw_deg, pitch_deg: the estimated camera (degrees, viewer
         convention: yaw 0 frontal). note: a remark (several faces, ...), or "".
     """
@@ -159,7 +161,8 @@ def inversion_ui(ui: object) -> InversionUi:
 
 def split_paths(text: str) -> list[str]:
     """``"a.jpg; b.png ;"`` -> ``["a.jpg", "b.png"]`` (``;``-separated, whitespace and quotes stripped)."""
-    return [p.strip().strip('"').strip("'").strip() for p in text.split(";") if p.strip().strip("\"'").strip()]
+    parts = (p.strip().strip("\"'").strip() for p in text.split(";"))
+    return [p for p in parts if p]
 
 
 # ---------------------------------------------------------------------------------------------- actions
@@ -222,5 +225,6 @@ class ResetModel:
     """Show the original generator again and drop the tuned copy."""
 
 
-InversionAction = (LoadPhotos | BrowsePhotos | ClearPhotos | TakeWebcamPicture | Preprocess | StartLatentSearch
-                   | StopLatentSearch | StartTuning | StopTuning | SaveInversion | ResetModel)
+InversionAction = (LoadPhotos | BrowsePhotos | ClearPhotos | TakeWebcamPicture | Preprocess
+                   | StartLatentSearch | StopLatentSearch | StartTuning | StopTuning | SaveInversion
+                   | ResetModel)

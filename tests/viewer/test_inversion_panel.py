@@ -1,0 +1,245 @@
+"""The Inversion panel: its controller on its own (fake worker and textures, no window), and the real window
+driven by the ImGui test engine under Xvfb (tiny random generator, scikit-image's astronaut portrait, stand-in
+loss networks): add photos (one without a face, one missing), preprocess, stage 1 with the view following and
+Stop, stage 2 shown as ``memory:tuned`` with the original generator untouched, save everything, reset, and the
+webcam section on a machine without a camera."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from viewer.jobs import JobRunner
+from viewer.state.inversion import (
+    STAND_IN_LABEL, InversionAction, LoadPhotos, StartLatentSearch, inversion_ui, split_paths,
+)
+from viewer.state.ui import UiState
+
+
+class FakeWorker:
+    def __init__(self) -> None:
+        self.models: dict = {}
+
+    def put_model(self, name: str, G) -> str:
+        self.models[name] = G
+        return f"memory:{name}"
+
+    def drop_model(self, name: str) -> None:
+        self.models.pop(name, None)
+
+
+class FakeTexture:
+    count = 0
+
+    def __init__(self) -> None:
+        FakeTexture.count += 1
+        self.texture_id, self.size = FakeTexture.count, (0, 0)
+
+    def upload(self, image: np.ndarray) -> int:
+        self.size = (image.shape[1], image.shape[0])
+        return self.texture_id
+
+    def release(self) -> None:
+        self.texture_id = 0
+
+
+def session_without_window():
+    from viewer.inversion_session import InversionSession
+
+    ui = UiState()
+    ui.load.current = "random:tiny"
+    app = SimpleNamespace(ui=ui, jobs=JobRunner(), worker=FakeWorker())
+    return app, InversionSession(app, texture_factory=FakeTexture)
+
+
+def pump(app, session, condition, what: str, timeout: float = 60.0, webcam_open: bool = False) -> None:
+    """Frames without a window: job statuses, queued actions, the controller's poll (``webcam_open``: the panel
+    draws an open Webcam section every frame)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        session.state.panel.webcam_open = webcam_open
+        app.ui.info.jobs = app.jobs.poll()
+        actions, app.ui.actions = app.ui.actions, []
+        for a in actions:
+            assert session.handle(a)
+        session.poll()
+        if condition():
+            return
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {session._messages[-3:]}"
+        time.sleep(0.02)
+
+
+def test_paths_field_and_action_routing(tmp_path):
+    assert split_paths(' a.jpg; "b c.png" ;; ') == ["a.jpg", "b c.png"]
+    app, session = session_without_window()
+    assert not session.handle(object()) and isinstance(LoadPhotos(("x",)), InversionAction)
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(photo)
+    app.ui.request(LoadPhotos((str(photo), str(tmp_path / "missing.jpg"), str(tmp_path), str(photo))))
+    pump(app, session, lambda: session.state.info.photos == ("p.png",), "the photo list")
+    texts = [m.text for m in session.state.info.messages]
+    assert f"{tmp_path / 'missing.jpg'}: no such file" in texts and any("is a folder" in t for t in texts)
+    assert any("already an input" in t for t in texts)
+    app.ui.request(StartLatentSearch())  # before preprocessing: a message, no job
+    pump(app, session, lambda: "preprocess the photos first" in session._messages[-1].text, "the refusal")
+    assert inversion_ui(app.ui) is session.state
+
+
+def test_webcam_without_camera_says_so():
+    app, session = session_without_window()
+    pump(app, session, lambda: session.state.info.webcam_status.startswith("No camera found"),
+         "the webcam message", 30.0, webcam_open=True)
+    pump(app, session, lambda: not app.jobs.running("inversion_webcam"), "the failed camera job", 10.0,
+         webcam_open=True)
+    for _ in range(5):  # no retry while the section stays open
+        pump(app, session, lambda: True, "a frame", webcam_open=True)
+        assert not app.jobs.running("inversion_webcam")
+    assert "<video0>" in session.state.info.webcam_status and "\n" not in session.state.info.webcam_status
+    session.take_picture()
+    assert session.state.info.webcam_texture == 0 and not session.sources
+    assert session._messages[-1].level == "error"
+    pump(app, session, lambda: not app.jobs.running("inversion_webcam"), "the camera to close", 10.0)
+    session.release()
+
+
+def test_missing_loss_weights_show_the_package_message(tmp_path, monkeypatch):
+    """Without the stand-in checkbox, a missing weight file stops stage 1 with the package's own message."""
+    from core.camera import orbit_cameras
+    from inversion.framing import SYNTHETIC_HEADS
+    from inversion.pretrained import LPIPS_FILES
+    from inversion.preprocess import InversionTarget
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    app, session = session_without_window()
+    session.target = InversionTarget(torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32),
+                                     orbit_cameras(torch.tensor([0.0]), 0.0), ("x",))
+    session.framing = SYNTHETIC_HEADS
+    session.state.panel.latent.steps = 2
+    app.ui.request(StartLatentSearch())
+    pump(app, session, lambda: session.state.info.messages[-1].level == "error", "the error", 120.0)
+    text = session.state.info.messages[-1].text
+    assert LPIPS_FILES["alex"] in text and "--random-loss-weights" in text and str(tmp_path) in text
+    assert not session.state.info.has_latent and not session.state.info.running
+
+
+# ---------------------------------------------------------------------------------------------- the window
+
+
+def _wait(ctx, condition, what: str, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        ctx.yield_()
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_inversion_panel_in_the_window(tmp_path):
+    from imgui_bundle import hello_imgui, imgui
+    from imgui_bundle.immapp import testing
+
+    from viewer.app import ViewerApp
+    from viewer.render_worker import _load_source
+    from viewer.viewer_config import ViewerConfig
+
+    astronaut = pytest.importorskip("skimage.data").astronaut()
+    photo, blank = tmp_path / "astronaut.jpg", tmp_path / "wall.png"
+    Image.fromarray(astronaut).save(photo)
+    Image.fromarray(np.full((160, 160, 3), 128, np.uint8)).save(blank)
+    out = tmp_path / "results"
+    app = ViewerApp(ViewerConfig(path="random:tiny", resolution=64, state_dir=tmp_path / "state", width=1100,
+                                 height=900), device="cpu")
+    session = app.inversion
+    info = lambda: session.state.info  # noqa: E731
+    texts = lambda: [m.text for m in info().messages]  # noqa: E731
+    seen: dict = {}
+    P = "Panels/Inversion"
+
+    def form(ctx, stage: str, steps: int, every: int) -> None:
+        ctx.item_input_value(f"{P}/{stage}/ID weight", 0.0)  # no facenet: keeps the test quick
+        ctx.item_input_value(f"{P}/{stage}/steps", steps)
+        ctx.item_input_value(f"{P}/{stage}/batch size", 1)
+        ctx.item_input_value(f"{P}/{stage}/show every (steps)", every)
+
+    def test(ctx: imgui.test_engine.TestContext) -> None:
+        io = imgui.test_engine.get_io(hello_imgui.get_imgui_test_engine())  # slow machines: no 60 s watchdog
+        io.config_watchdog_warning, io.config_watchdog_kill_test, io.config_watchdog_kill_app = 120, 900, 1200
+        ui = app.ui
+        for header in ("Load", "Camera", "Latent"):
+            ctx.item_close(f"Panels/{header}")
+        ctx.item_open(P)
+        # 1. photos: a portrait, a photo without a face, a missing file
+        ctx.item_input_value(f"{P}/photos", f"{photo}; {blank};{tmp_path / 'nope.jpg'}")
+        ctx.item_click(f"{P}/Add photos")
+        _wait(ctx, lambda: info().photos == ("astronaut.jpg", "wall.png"), "the inputs")
+        assert f"{tmp_path / 'nope.jpg'}: no such file" in texts()
+        # 2. preprocess: a thumbnail with a camera for the portrait, a message for the other
+        ctx.item_click(f"{P}/Preprocess")
+        _wait(ctx, lambda: info().has_target and not info().running, "preprocessing")
+        (thumb,) = info().thumbs
+        assert thumb.name == "astronaut.jpg" and thumb.texture and abs(thumb.yaw_deg) < 15, thumb
+        assert any("wall.png" in t and "no face" in t for t in texts()), texts()
+        # 3. stage 1 with stand-ins: the loss history grows, the view follows the latent, Stop ends it early
+        ctx.item_check(f"{P}/{STAND_IN_LABEL}")
+        assert session.state.panel.stand_in_losses
+        form(ctx, "stage1", 400, 1)
+        ctx.item_click(f"{P}/stage1/space/W")
+        latent0 = ui.latent.latent
+        ctx.item_click(f"{P}/stage1/Start")
+        _wait(ctx, lambda: info().latent_history.get("total", np.zeros(0)).size >= 2
+              and ui.latent.latent != latent0, "two stage-1 steps in the view")
+        assert len(ui.latent.latent.latent) == 64 and ui.latent.latent.space == "w"  # one w (space W)
+        ctx.item_click(f"{P}/stage1/Stop")
+        _wait(ctx, lambda: info().has_latent and not info().running, "stage 1 to stop")
+        seen["stage1_steps"] = info().latent_history["total"].size
+        assert any(t.startswith("stage 1 stopped after") for t in texts()), texts()
+        assert info().loss_sources.get("lpips") == "random stand-in"
+        _wait(ctx, lambda: app._result is not None and app._result.params.latent == ui.latent.latent,
+              "the view to show the final latent")
+        assert app._result.error is None, app._result.error
+        # 4. stage 2: the view switches to the tuned copy; the original generator is untouched
+        G = session._generator_cache[1]
+        before = {k: v.clone() for k, v in G.state_dict().items()}
+        form(ctx, "stage2", 2, 1)
+        ctx.item_click(f"{P}/stage2/Start")
+        _wait(ctx, lambda: info().has_tuned and not info().running and app._result is not None
+              and app._result.params.source == "memory:tuned", "the tuned generator in the view")
+        assert info().tuned_active and ui.load.current == "memory:tuned" and app._result.error is None
+        assert info().tuning_history["total"].size == 2 and "locality" in info().tuning_history
+        seen["untouched"] = all(torch.equal(v, before[k]) for k, v in G.state_dict().items())
+        fresh = _load_source("random:tiny", torch.device("cpu")).obj.state_dict()
+        seen["same_as_fresh"] = all(torch.equal(v, fresh[k]) for k, v in G.state_dict().items())
+        # 5. save everything (stage 1 + tuned generator), then reset to the original model
+        ctx.item_input_value(f"{P}/output folder", str(out))
+        ctx.item_input_value(f"{P}/orbit video frames", 2)
+        ctx.item_click(f"{P}/Save everything")
+        _wait(ctx, lambda: info().saved_to and not info().running, "saving")
+        ctx.item_click(f"{P}/Reset to original model")
+        _wait(ctx, lambda: ui.load.current == "random:tiny" and app._result.params.source == "random:tiny",
+              "the original model in the view")
+        assert not info().tuned_active and app._result.error is None
+        # 6. the webcam section on a machine without a camera
+        ctx.item_open(f"{P}/Webcam")
+        _wait(ctx, lambda: info().webcam_status.startswith("No camera found"), "the no-camera message", 60.0)
+        ctx.item_close(f"{P}/Webcam")
+        _wait(ctx, lambda: not app.jobs.running("inversion_webcam"), "the camera released", 30.0)
+
+    testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
+
+    assert seen["untouched"] and seen["same_as_fresh"], "tuning changed the original generator"
+    assert 2 <= seen["stage1_steps"] < 400
+    for name in ("aligned/00_astronaut.png", "cameras.json", "pivot.npz", "generator_tuned.pkl", "head.ply",
+                 "renders/00_astronaut_stage1.png", "renders/00_astronaut_stage2.png", "report.json"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["photos"] == ["astronaut.jpg"] and len(report["stage1"]["history"]["total"]) == \
+        seen["stage1_steps"]
+    assert list((out).glob("orbit.*")), "no orbit video"
+    with np.load(out / "pivot.npz") as f:
+        assert f["ws"].shape == (1, 1, 64) and str(f["space"]) == "w"
