@@ -3,9 +3,14 @@
 # Run from the repository root on the GPU machine, one step per call (each ends well inside 10 minutes):
 #
 #   tools/train_default_model.sh data            # 4000 identities x 5 views = 20,000 images at 128 px
-#   tools/train_default_model.sh train 6         # start the run, stop with a snapshot after 6 minutes
-#   tools/train_default_model.sh resume 8        # continue the latest run for 8 more minutes (repeat)
+#   tools/train_default_model.sh train 4.03      # start the run, stop with a snapshot after 4.03 minutes
+#   tools/train_default_model.sh resume 7.6      # continue the latest run for 7.6 more minutes
+#   tools/train_default_model.sh resume 7.4
 #   tools/train_default_model.sh export out/default_model.pkl   # EMA generator, float16 weights
+#
+# These are the calls of the run in docs/training/default_model_log.txt (one H100, 2026-11-21: data and
+# "train" in one call, the minutes being what was left of it; 84 kimg in 19.6 minutes). Each device call
+# began with the wheel install of shared/gpu/README.md and TQDM_DISABLE=1.
 #
 # Settings (fact sheet section 3 unless noted): batch 32 in one micro-batch (one GPU), 4 multi-view renders,
 # Adam (0, 0.99) at G 0.0025 / D 0.002, lazy R1 every 16 steps. Changed for 128 px and a short run:
