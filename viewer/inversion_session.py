@@ -512,9 +512,18 @@ class InversionSession:
         if self.ui.load.current != TUNED_SOURCE:
             self.original_source = self.original_source or self.ui.load.current
             self.ui.load.current = TUNED_SOURCE
-        if self._pivot_latent is not None:
-            self.ui.latent.latent = self._pivot_latent
+            if self._pivot_latent is not None:  # on the switch only: the user may move the latent afterwards
+                self.ui.latent.latent = self._pivot_latent
         self._dirty = True
+
+    def _opened_elsewhere(self) -> None:
+        """The user opened another model while the tuned one showed: stop showing (and tuning) it."""
+        if self._feed is not None and self.jobs.running(JOB_TUNING):
+            self._feed.closed = True
+            self._stop(JOB_TUNING)
+        self.original_source = None
+        self.worker.drop_model(TUNED)
+        self.say("another model was opened: the tuned generator is no longer shown", "warning")
 
     def reset_model(self, quiet: bool = False) -> None:
         """Back to the original generator; the tuned copy is dropped (a running stage 2 is stopped)."""
@@ -608,6 +617,8 @@ class InversionSession:
             self._webcam_texture.upload(self._webcam.frame)
             self._dirty = True
         self._poll_dialog()
+        if self.original_source is not None and self.ui.load.current != TUNED_SOURCE:
+            self._opened_elsewhere()
         self._drain()
         statuses = self.ui.info.jobs
         for name in list(self._watch):

@@ -91,6 +91,19 @@ def test_paths_field_and_action_routing(tmp_path):
     assert inversion_ui(app.ui) is session.state
 
 
+def test_opening_another_model_ends_the_tuned_view():
+    app, session = session_without_window()
+    app.worker.put_model("tuned", object())
+    session.original_source, app.ui.load.current = "random:tiny", "memory:tuned"
+    pump(app, session, lambda: True, "a frame")
+    assert session.state.info.tuned_active and session._base_source() == "random:tiny"
+    app.ui.load.current = "other.pkl"  # the Load panel opened another model
+    pump(app, session, lambda: True, "a frame")
+    assert session.original_source is None and "tuned" not in app.worker.models
+    assert not session.state.info.tuned_active and session._base_source() == "other.pkl"
+    assert session._messages[-1].level == "warning"
+
+
 def test_webcam_without_camera_says_so():
     app, session = session_without_window()
     pump(app, session, lambda: session.state.info.webcam_status.startswith("No camera found"),
