@@ -59,8 +59,8 @@ def session_without_window():
 
 
 def pump(app, session, condition, what: str, timeout: float = 60.0, webcam_open: bool = False) -> None:
-    """Frames without a window: job statuses, queued actions, the controller's poll (``webcam_open``: the panel
-    draws an open Webcam section every frame)."""
+    """Frames without a window: job statuses, queued actions, the controller's poll (``webcam_open``: the
+    panel draws an open Webcam section every frame)."""
     deadline = time.monotonic() + timeout
     while True:
         session.state.panel.webcam_open = webcam_open
