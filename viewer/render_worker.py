@@ -252,14 +252,14 @@ class RenderWorker:
 
     def _edit(self, p: RenderParams, device, gs, need_splats: bool):
         """The request's edit stack applied to ``gs`` (cached for the last key), and its OpenGL arrays."""
-        from viewer.gl_splats import splat_arrays
-
         key = (p.source, str(device), p.latent, p.edits)
         if self._edited is not None and self._edited[0] == key and self._edited[1] is not None:
             _, edited, splats = self._edited
         else:
             edited, splats = apply_edits(gs, p.edits), None
         if need_splats and splats is None:
+            from viewer.gl_splats import splat_arrays  # imports OpenGL: only for the OpenGL display path
+
             splats = splat_arrays(edited)
         self._edited = (key, edited, splats)
         return edited, splats
