@@ -442,8 +442,13 @@ class ViewerApp:
         text = f"{st.gaussians:,} Gaussians  {st.width}x{st.height}  {info.display_path}"
         if busy:
             text += "  (working...)"
-        imgui.set_cursor_screen_pos(imgui.ImVec2(p0.x + 8, p0.y + avail.y - 24))
-        imgui.text_disabled(text)
+        pos = imgui.ImVec2(p0.x + 8, p0.y + avail.y - 26)
+        size = imgui.calc_text_size(text)
+        imgui.get_window_draw_list().add_rect_filled(
+            imgui.ImVec2(pos.x - 4, pos.y - 2), imgui.ImVec2(pos.x + size.x + 4, pos.y + size.y + 2),
+            imgui.get_color_u32(imgui.ImVec4(0.0, 0.0, 0.0, 0.55)), 3.0)
+        imgui.set_cursor_screen_pos(pos)
+        imgui.text(text)
 
     def worker_generation(self) -> int:
         return getattr(self.worker, "_generation", 0)
