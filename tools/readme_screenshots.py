@@ -43,8 +43,12 @@ def main() -> int:
         settled = lambda: app._result is not None and app._result.params == app._submitted  # noqa: E731
         wait(ctx, settled)
         if args.what == "viewer":
+            for header in ("Load", "Camera"):
+                ctx.item_close(f"Panels/{header}")
             ctx.item_input_value("Panels/Latent/seed", 3)
             wait(ctx, lambda: settled() and app.ui.latent.latent.seed == 3)
+            wait(ctx, lambda: len(app.ui.info.directions.sliders) > 0, 60)
+            ctx.item_input_value("Panels/Latent/PCA sliders shown", 4)
             app.ui.camera.camera = type(app.ui.camera.camera)(yaw_deg=30.0, pitch_deg=5.0)
         else:
             for header in ("Load", "Camera", "Latent"):

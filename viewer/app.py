@@ -52,7 +52,7 @@ from widgets import training as training_panel
 from widgets import video as video_panel
 from widgets.layout import BANNER_RGB, ERROR_RGBA
 
-PANEL_WIDTH = 400.0
+PANEL_WIDTH = 460.0
 GL_LOW_RES_DIVISOR = 2
 THUMB = 64
 PANELS = (("Load", True), ("Camera", True), ("Render", False), ("Latent", True), ("Edit", False),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imgui_bundle import imgui
 
-LABEL_WIDTH = 120.0  # px of the right-hand labels; item widths are the panel width minus this
+LABEL_WIDTH = 150.0  # px of the right-hand labels; item widths are the panel width minus this
 ERROR_RGBA = (1.0, 0.45, 0.4, 1.0)
 WARNING_RGBA = (1.0, 0.8, 0.35, 1.0)
 OK_RGBA = (0.55, 0.9, 0.55, 1.0)
