@@ -161,6 +161,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--tune-steps", type=int, default=200)
     ap.add_argument("--random-loss-weights", action="store_true")
+    ap.add_argument("--mse-only", action="store_true",
+                    help="MSE loss only in both stages (no pretrained networks needed; PSNR only)")
     ap.add_argument("--weights-dir", default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -188,8 +190,11 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(result, indent=1) + "\n")
         return
-    obj1 = Objective(LossWeights(id=0.1, mse=0.1, lpips=1.0), SYNTHETIC_HEADS, nets).to(device)
-    obj2 = Objective(LossWeights(id=0.1, mse=1.0, lpips=1.0), SYNTHETIC_HEADS, nets).to(device)
+    w1, w2 = LossWeights(id=0.1, mse=0.1, lpips=1.0), LossWeights(id=0.1, mse=1.0, lpips=1.0)
+    if args.mse_only:
+        w1 = w2 = LossWeights(id=0.0, mse=1.0, lpips=0.0)
+    obj1 = Objective(w1, SYNTHETIC_HEADS, nets).to(device)
+    obj2 = Objective(w2, SYNTHETIC_HEADS, nets).to(device)
     lpips_net = obj1.lpips
     pre = PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=res)
     source = (heads_from_dataset(args.dataset, args.heads, res, args.input_view) if args.dataset
@@ -222,6 +227,7 @@ def main() -> None:
         print(json.dumps(row))
     ok = [r for r in rows if "error" not in r]
     summary = {"model": args.model or f"random {args.preset}", "lpips": obj1.sources.get("lpips"),
+               "losses": {"stage1": vars(w1), "stage2": vars(w2)},
                "heads": len(rows), "detected": len(ok), "input_view_deg": EVAL_VIEWS[args.input_view],
                "steps": args.steps, "tune_steps": args.tune_steps}
     if ok:
