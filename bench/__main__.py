@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-CPU = ["bench.parameters", "bench.render_cpu"]
-GPU = ["bench.render_gpu", "bench.synthesis", "bench.train_speed"]
+CPU = ["bench.parameters", "bench.render_cpu", "bench.viewer_fps"]  # viewer_fps needs a display or xvfb-run
+GPU = ["bench.render_gpu", "bench.synthesis", "bench.train_speed", "bench.viewer_gpu", "bench.inversion"]
 
 
 def main() -> None:
