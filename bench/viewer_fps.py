@@ -6,8 +6,9 @@ log into figures:
 
 - ``viewer_fps_cpu_512``: on-screen frames per second at 512 x 512 on the OpenGL splat path (no CUDA), every
   frame a new camera and a new full-resolution splat draw.
-- ``viewer_fps_cpu_512_dragging``: the same with the progressive low-resolution drag mode (half size while
-  the camera moves, full size when it stops).
+- ``viewer_fps_cpu_512_dragging``: the same with the progressive drag mode (while the camera moves the OpenGL
+  path draws at 1/2 .. 1/6 of the size, the largest that kept the last draw under 22 ms; full size when it
+  stops).
 
     python -m bench.viewer_fps [--seconds 10] [--model PATH] [--resolution 512]
 """
@@ -54,7 +55,8 @@ def main() -> None:
         s = run_orbit(args.model, args.resolution, args.seconds, low_res)
         fps = s["frames"] / s["seconds"]
         draws = s["gl_draws"] / s["seconds"]
-        note = (f"{s['display_path']} path, {s['gaussians']:,} Gaussians, {args.model or 'default model'}, "
+        drag = f", size divisors used while moving {s.get('drawn_sizes')}" if low_res else ""
+        note = (f"{s['display_path']} path{drag}, {s['gaussians']:,} Gaussians, {args.model or 'default model'}, "
                 f"orbit 90 deg/s for {s['seconds']:.1f} s, {draws:.1f} splat draws/s, {s['gl_renderer']}")
         print(f"viewer_fps_cpu_{args.resolution}{suffix}: {fps:.1f} fps ({note})")
         record(f"viewer_fps_cpu_{args.resolution}{suffix}", fps, "frames/s", f"CPU x86_64, {os.cpu_count()} cores",

@@ -53,7 +53,8 @@ from widgets import video as video_panel
 from widgets.layout import BANNER_RGB, ERROR_RGBA
 
 PANEL_WIDTH = 460.0
-GL_LOW_RES_DIVISOR = 2
+GL_DRAG_DIVISORS = (2, 3, 4, 6)  # image size divisors the OpenGL path may use while the camera moves
+GL_DRAG_BUDGET_MS = 22.0  # pick the smallest divisor whose last draw fit this (about 30 fps with the GUI)
 THUMB = 64
 PANELS = (("Load", True), ("Camera", True), ("Render", False), ("Latent", True), ("Edit", False),
           ("Save", False), ("Video", False), ("Training", False), ("Performance", False), ("Inspect", False))
@@ -95,6 +96,7 @@ class ViewerApp:
         self._gl_key = None  # what the OpenGL texture currently shows
         self._gl_scene = None  # SplatArrays on the GL renderer
         self._gl_full = False  # the last GL draw was at full resolution
+        self._gl_ms: dict[tuple[int, int, int], float] = {}  # last draw ms per (divisor, width, height)
         self._display_tex = 0
         self._display_size = (0, 0)
         self._dialog = None
@@ -394,8 +396,11 @@ class ViewerApp:
         if self._gl_scene is None:
             return self._display_tex, self._display_size
         w, h = r.width, r.height
-        if low:
-            w, h = max(1, w // GL_LOW_RES_DIVISOR), max(1, h // GL_LOW_RES_DIVISOR)
+        divisor = 1
+        if low:  # progressive: the largest size whose last draw kept the frame rate up
+            divisor = next((d for d in GL_DRAG_DIVISORS if self._gl_ms.get((d, w, h), 0.0) <= GL_DRAG_BUDGET_MS),
+                           GL_DRAG_DIVISORS[-1])
+            w, h = max(1, w // divisor), max(1, h // divisor)
         key = (id(self._gl_scene), self.ui.camera.camera, w, h, r.background, r.splat_scale, r.mode)
         if key != self._gl_key:
             from OpenGL import GL
@@ -405,6 +410,7 @@ class ViewerApp:
                                                     r.mode)
             GL.glFinish()
             ms = 1000.0 * (time.perf_counter() - t0)
+            self._gl_ms[(divisor, r.width, r.height)] = ms
             self.ui.info.render_ms.append(ms)
             self.ui.info.stats = replace(self.ui.info.stats, render_ms=ms, width=w, height=h, backend="opengl")
             self._gl_key, self._gl_full, self._display_size = key, not low, (w, h)
@@ -640,7 +646,8 @@ class ViewerApp:
                "seconds": (log[-1][0] - log[0][0]) if len(log) > 1 else 0.0,
                "gui_ms": list(self.ui.info.gui_ms), "render_ms": list(self.ui.info.render_ms),
                "synth_ms": list(self.ui.info.synth_ms), "display_path": self.ui.info.display_path,
-               "gaussians": self.ui.info.stats.gaussians, "resolution": [self.ui.render.width,
+               "gaussians": self.ui.info.stats.gaussians, "drawn_sizes": sorted({k[0] for k in self._gl_ms}),
+               "resolution": [self.ui.render.width,
                                                                           self.ui.render.height],
                "gl_renderer": self.ui.info.gl_renderer, "device": self.ui.info.device}
         path.parent.mkdir(parents=True, exist_ok=True)
