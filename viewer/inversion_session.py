@@ -191,6 +191,19 @@ class InversionSession:
         """The source the inversion works on: the view's, or the original one while the tuned model shows."""
         return self.original_source or self.ui.load.current or "random:tiny"
 
+    def _stage_inputs(self, ctx: JobContext, source: str, device: str, cfg, framing, networks):
+        """(generator, objective) for a stage's job thread; the objective is a ``_Failure`` carrying the exact
+        message when a pretrained weight file is missing."""
+        from inversion.objective import Objective
+        from inversion.pretrained import MissingWeightsError
+
+        ctx.progress(0.0, "loading")
+        G = self._generator(source, device)
+        try:
+            return G, Objective(cfg.losses, framing, networks).to(device)
+        except MissingWeightsError as exc:
+            return G, _Failure(str(exc))
+
     def _generator(self, source: str, device: str):
         """Load (or reuse) the generator of ``source`` on ``device`` (job thread)."""
         key = (source, device)
@@ -396,15 +409,10 @@ class InversionSession:
 
         def work(ctx: JobContext):
             from inversion.latent_search import invert_latent
-            from inversion.objective import Objective
-            from inversion.pretrained import MissingWeightsError
 
-            ctx.progress(0.0, "loading")
-            G = self._generator(source, device)
-            try:
-                objective = Objective(cfg.losses, framing, networks).to(device)
-            except MissingWeightsError as exc:
-                return _Failure(str(exc))
+            G, objective = self._stage_inputs(ctx, source, device, cfg, framing, networks)
+            if isinstance(objective, _Failure):
+                return objective
             last = None
             for step in invert_latent(G, target, cfg, objective, cancel=cancel):
                 last = step
@@ -465,16 +473,11 @@ class InversionSession:
         self._pivot_latent = self._latent_params(pivot.numpy())
 
         def work(ctx: JobContext):
-            from inversion.objective import Objective
             from inversion.pivotal_tuning import tune_generator
-            from inversion.pretrained import MissingWeightsError
 
-            ctx.progress(0.0, "loading")
-            G = self._generator(source, device)
-            try:
-                objective = Objective(cfg.losses, framing, networks).to(device)
-            except MissingWeightsError as exc:
-                return _Failure(str(exc))
+            G, objective = self._stage_inputs(ctx, source, device, cfg, framing, networks)
+            if isinstance(objective, _Failure):
+                return objective
             last = None
             for step in tune_generator(G, pivot, target, cfg, objective, cancel=cancel):
                 last = step
