@@ -34,3 +34,18 @@ def job_line(status, idle_text: str = "") -> None:
         colored_text(ERROR_RGBA, f"{status.name}: {status.error.strip().splitlines()[-1]}")
     else:
         colored_text(OK_RGBA, f"{status.name}: done in {status.seconds:.1f} s {status.output}")
+
+
+def radio_row(label: str, values: tuple, current, labels: tuple | None = None, per_line: int = 0):
+    """Radio buttons choosing one of ``values`` (shown as ``labels``, default the values), under the id scope
+    ``label`` so each is its own clickable item ``<label>/<text>``. ``per_line`` 0: all on the label's line;
+    n > 0: on the following lines, n per line. Returns the chosen value."""
+    imgui.text(label)
+    imgui.push_id(label)
+    for i, (value, text) in enumerate(zip(values, labels or values)):
+        if per_line == 0 or i % per_line:
+            imgui.same_line()
+        if imgui.radio_button(str(text), current == value):
+            current = value
+    imgui.pop_id()
+    return current

@@ -5,7 +5,7 @@ from __future__ import annotations
 from imgui_bundle import imgui
 
 from viewer.state.ui import UiState
-from widgets.layout import item_width
+from widgets.layout import item_width, radio_row
 
 MODES = ("rgb", "alpha", "depth", "centres")
 MODE_LABELS = ("RGB", "alpha", "depth", "Gaussian centres")
@@ -28,24 +28,13 @@ def draw(ui: UiState) -> None:
     item_width()
     _, bg = imgui.color_edit3("background", list(s.background))
     s.background = tuple(float(min(1.0, max(0.0, v))) for v in bg)
-    s.mode = _radio("mode", MODES, MODE_LABELS, s.mode)
+    s.mode = radio_row("mode", MODES, s.mode, MODE_LABELS)
     item_width()
     _, scale = imgui.slider_float("splat scale", s.splat_scale, 0.05, 4.0, "%.2f", imgui.SliderFlags_.logarithmic)
     s.splat_scale = max(0.01, scale)
     _, s.low_res_while_dragging = imgui.checkbox("low resolution while dragging", s.low_res_while_dragging)
-    s.display = _radio("display", DISPLAYS, DISPLAYS, s.display)
+    s.display = radio_row("display", DISPLAYS, s.display)
     imgui.set_item_tooltip("auto: gsplat image on CUDA, OpenGL splats elsewhere. The OpenGL path draws RGB and "
                            "alpha; depth and centres always come from the render worker as images.")
     imgui.text_disabled(f"showing: {ui.info.display_path}")
 
-
-def _radio(label: str, values: tuple, labels: tuple, current):
-    """One row of radio buttons (each is its own clickable item, ``<label>/<value label>``)."""
-    imgui.text(label)
-    imgui.push_id(label)
-    for value, text in zip(values, labels):
-        imgui.same_line()
-        if imgui.radio_button(text, current == value):
-            current = value
-    imgui.pop_id()
-    return current

@@ -11,7 +11,7 @@ from imgui_bundle import imgui, implot
 from viewer.state.actions import AttachRun, LoadSnapshot, StartTraining, StopTraining
 from viewer.state.training import TrainingLaunch
 from viewer.state.ui import UiState
-from widgets.layout import ERROR_RGBA, colored_text, item_width
+from widgets.layout import ERROR_RGBA, colored_text, item_width, radio_row
 
 PRESETS = ("tiny", "cpu128", "cgs64", "cgs128", "cgs256", "cgs512", "cgs1024")
 DEVICES = ("auto", "cpu", "cuda")
@@ -77,7 +77,7 @@ def _form(ui: UiState, running: bool) -> None:
     _, s.data = imgui.input_text("dataset", s.data)
     item_width()
     _, s.outdir = imgui.input_text("output folder", s.outdir)
-    s.preset = _radio("preset", PRESETS, s.preset)
+    s.preset = radio_row("preset", PRESETS, s.preset, per_line=4)
     item_width()
     _, s.batch = imgui.input_int("batch", s.batch)
     item_width()
@@ -90,7 +90,7 @@ def _form(ui: UiState, running: bool) -> None:
     _, s.snap_kimg = imgui.input_float("snapshot every (kimg)", s.snap_kimg, 1.0, 10.0, "%.2f")
     item_width()
     _, s.image_snap_kimg = imgui.input_float("grid every (kimg)", s.image_snap_kimg, 1.0, 10.0, "%.2f")
-    s.device = _radio("device", DEVICES, s.device)
+    s.device = radio_row("device", DEVICES, s.device, per_line=4)
     item_width()
     _, s.resume = imgui.input_text("resume from", s.resume)
     imgui.set_item_tooltip("A run directory (continue it) or a snapshot .pkl (start a new run from it); empty = new")
@@ -126,14 +126,3 @@ def _plots(series: dict) -> None:
                     implot.plot_line(key, np.ascontiguousarray(kimg[ok]), np.ascontiguousarray(y[ok]))
         implot.end_plot()
 
-
-def _radio(label: str, values: tuple, current: str) -> str:
-    imgui.text(label)
-    imgui.push_id(label)
-    for i, value in enumerate(values):
-        if i % 4:
-            imgui.same_line()
-        if imgui.radio_button(value, current == value):
-            current = value
-    imgui.pop_id()
-    return current
