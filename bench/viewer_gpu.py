@@ -26,7 +26,7 @@ import torch
 from bench.results import device_name, record
 from core.generator import PRESETS, Generator
 from core.model_files import save_generator
-from viewer.render_worker import RenderWorker
+from viewer.render_worker import RenderWorker, wake_layer_scales
 from viewer.state import CameraParams, LatentParams, RenderParams
 
 
@@ -41,10 +41,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         G = Generator(PRESETS[args.preset])
-        with torch.no_grad():  # switch the zero-initialised layer scales on, as a trained model has them
-            for p in G.parameters():
-                if p.dim() == 2 and not p.any():
-                    p.normal_(0.0, 0.5)
+        wake_layer_scales(G)  # switch the zero-initialised layer scales on, as a trained model has them
         path = Path(tmp) / f"{args.preset}.pkl"
         save_generator(G, path)
         del G

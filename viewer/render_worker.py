@@ -303,7 +303,7 @@ def _load_source(source: str, device) -> _Model:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # the same random generator every time
             G = Generator(PRESETS[preset]).eval()
-            _wake_layer_scales(G)
+            wake_layer_scales(G)
         return _Model("generator", G.to(device), random_weights=True)
     with open(source, "rb") as f:  # FileNotFoundError / IsADirectoryError speak for themselves
         head = f.read(4)
@@ -378,7 +378,7 @@ def _grid_ws(G, latent: LatentParams, device):
     return (weights[:, None, None] * ws).sum(0, keepdim=True)
 
 
-def _wake_layer_scales(G) -> None:
+def wake_layer_scales(G, std: float = 0.5) -> None:
     """Give a freshly initialised generator's zero-initialised layers (the transformer's layer scales, which make
     every block start as the identity) small random weights, so that, for a random-weight test source, the head
     depends on the latent. A trained generator is never touched."""
@@ -387,7 +387,7 @@ def _wake_layer_scales(G) -> None:
     with torch.no_grad():
         for p in G.parameters():
             if p.dim() == 2 and not p.any():
-                p.normal_(0.0, 0.5)
+                p.normal_(0.0, std)
 
 
 def _synthesize(G, latent: LatentParams, device):
