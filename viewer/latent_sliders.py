@@ -31,6 +31,7 @@ class LatentSliders:
         self.dirs = None  # core.editing.DirectionSet of the open model, or None
         self._source: str | None = None
         self._offset_key = None
+        self._offset: tuple[float, ...] | None = None  # the sliders' offset, flattened [num_ws * w_dim]
         self._marks = {}  # attribute name -> core.editing.Marks
 
     # ------------------------------------------------------------------ per frame
@@ -53,27 +54,23 @@ class LatentSliders:
         return None
 
     def _apply_offset(self) -> None:
+        """Keep ``LatentParams.offset`` equal to the sliders' offset (recomputed only when they change)."""
         ui = self.app.ui
         values = {k: v for k, v in ui.latent.sliders.items() if v != 0.0}
         dirs = self.dirs
         key = (id(dirs), tuple(sorted(values.items())))
-        lat = ui.latent.latent
-        if key == self._offset_key and (lat.offset is None) == (not values or dirs is None):
-            return
-        self._offset_key = key
-        offset = None
-        if dirs is not None and values:
-            off = np.zeros((dirs.num_ws, dirs.w_dim), np.float64)
-            for name, value in values.items():
-                try:
-                    d = dirs.get(name)
-                except KeyError:
-                    continue
-                start, stop = d.slots if d.slots is not None else (0, dirs.num_ws)
-                off[start:stop] += d.offset(value)
-            offset = tuple(float(x) for x in off.reshape(-1))
-        if lat.offset != offset:
-            ui.latent.latent = replace(lat, offset=offset)
+        if key != self._offset_key:
+            self._offset_key, self._offset = key, None
+            if dirs is not None and values:
+                import torch
+
+                from core.editing import apply_sliders
+
+                known = {k: v for k, v in values.items() if k in dirs.names}
+                off = apply_sliders(torch.zeros(dirs.num_ws, dirs.w_dim, dtype=torch.float64), dirs, known)
+                self._offset = tuple(off.reshape(-1).tolist())
+        if ui.latent.latent.offset != self._offset:
+            ui.latent.latent = replace(ui.latent.latent, offset=self._offset)
 
     # ------------------------------------------------------------------ loading and computing
 
