@@ -444,7 +444,7 @@ class ViewerApp:
             imgui.pop_style_color()
         st = info.stats
         busy = self._result is None or (self._submitted is not None and self._result.params != self._submitted
-                                        and self._result.generation < self.worker_generation())
+                                        and self._result.generation < self.worker.generation)
         text = f"{st.gaussians:,} Gaussians  {st.width}x{st.height}  {info.display_path}"
         if busy:
             text += "  (working...)"
@@ -455,9 +455,6 @@ class ViewerApp:
             imgui.get_color_u32(imgui.ImVec4(0.0, 0.0, 0.0, 0.55)), 3.0)
         imgui.set_cursor_screen_pos(pos)
         imgui.text(text)
-
-    def worker_generation(self) -> int:
-        return getattr(self.worker, "_generation", 0)
 
     # ------------------------------------------------------------------ results
 
@@ -510,7 +507,7 @@ class ViewerApp:
     def _handle(self, a) -> None:
         ui = self.ui
         scene = self._result.scene if self._result is not None else None
-        if any(c is not self.training and c.handle(a) for c in self.controllers):
+        if any(c.handle(a) for c in self.controllers):
             return
         if isinstance(a, OpenFile):
             if a.path == ":dialog":

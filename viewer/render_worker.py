@@ -120,6 +120,12 @@ class RenderWorker:
             self._drop_on_next = True
 
     @property
+    def generation(self) -> int:
+        """The generation of the newest request submitted."""
+        with self._cond:
+            return self._generation
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
