@@ -361,10 +361,9 @@ def test_cli_makes_a_dataset(tmp_path, capsys):
     assert (out / "images" / "00000.png").exists() and (out / "mask" / "00000.png").exists()
 
 
-def test_readme_documents_the_distributions_and_shows_the_contact_sheet():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Synthetic heads dataset", 1)[1].split("\n## ", 1)[0]
+def test_docs_document_the_distributions_and_show_the_contact_sheet():
+    page = (ROOT / "docs" / "synthetic-heads.md").read_text()
     for name, distribution in DISTRIBUTIONS.items():
-        assert f"| `{name}` | {distribution} |" in section, name
+        assert f"| `{name}` | {distribution} |" in page, name
     image = ROOT / "docs" / "images" / "synthetic_heads.png"
-    assert "docs/images/synthetic_heads.png" in section and image.stat().st_size < 1_000_000
+    assert "](images/synthetic_heads.png)" in page and image.stat().st_size < 1_000_000
