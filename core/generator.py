@@ -200,7 +200,10 @@ class GeneratorOutput:
 
 
 class Generator(nn.Module):
-    """See the module docstring. Build with ``Generator(PRESETS["cgs512"])`` or any :class:`GeneratorConfig`."""
+    """See the module docstring. Build with ``Generator(PRESETS["cgs512"])`` or any :class:`GeneratorConfig`.
+    Implements :class:`core.generator_interface.GaussianHeadGenerator`."""
+
+    family = "cgs-gan"
 
     def __init__(self, config: GeneratorConfig = PRESETS["cgs512"]) -> None:
         super().__init__()
@@ -223,6 +226,11 @@ class Generator(nn.Module):
         self.register_buffer("parent_init", torch.tensor(parent), persistent=False)
 
     # ---------------------------------------------------------------- the two halves
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """``[w_dim]`` the truncation centre (the mapping network's running mean of w)."""
+        return self.mapping.w_avg
 
     def map(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
             update_w_avg: bool = False) -> torch.Tensor:

@@ -170,10 +170,83 @@ class VideoWriteResult:
     cancelled: bool
 
 
+class VideoFile:
+    """An H.264 .mp4 written one frame at a time, atomically: frames go to a hidden temporary file that is
+    renamed over ``path`` by :meth:`finish`; :meth:`abort` (or leaving a ``with`` block by an exception)
+    removes it, so no partial .mp4 is ever left under the target's name.
+
+    Use this when the frames come one per turn of a loop you do not own (the viewer's render worker);
+    :func:`write_orbit_video` is the one-call form.
+
+    Args:
+        path: target ``.mp4``; its directory must exist; an existing file is replaced only by :meth:`finish`.
+        fps: frames per second (> 0). quality: imageio's 0..10 variable-bitrate quality (10 best).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0, quality: float = 8.0) -> None:
+        import imageio.v2 as imageio
+
+        path = os.fspath(path)
+        if not path.lower().endswith(".mp4"):
+            raise ValueError(f"{path}: the video file name must end in .mp4")
+        directory, base = os.path.split(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"{path}: directory {directory} does not exist")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
+        self.path = path
+        self.frames_written = 0
+        self._size: tuple[int, int] | None = None
+        # Hidden, and named as a temporary (imageio picks the encoder by the .mp4 ending): only a hard kill
+        # mid-write can leave it behind, never under the target's name.
+        self._tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp.mp4")
+        self._writer = imageio.get_writer(self._tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264",
+                                          pixelformat="yuv420p", quality=quality, macro_block_size=2,
+                                          ffmpeg_log_level="error")
+
+    def append(self, frame: np.ndarray) -> None:
+        """Encode one ``[H, W, 3]`` uint8 frame (every frame the same even size); on a bad frame the file is
+        aborted and ``ValueError`` raised."""
+        try:
+            self._size = _check_frame(frame, self.frames_written, self._size)
+            self._writer.append_data(frame)
+        except BaseException:
+            self.abort()
+            raise
+        self.frames_written += 1
+
+    def finish(self) -> str:
+        """Close the encoder and move the video to its name; returns the path. ``ValueError`` (and no file)
+        when no frame was written."""
+        try:
+            self._writer.close()
+            if self.frames_written == 0:
+                raise ValueError(f"{self.path}: no frames to write")
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            _remove(self._tmp)
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Stop and remove the temporary file (the target is untouched)."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        _remove(self._tmp)
+
+    def __enter__(self) -> VideoFile:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
 def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30.0, *,
                       total: int | None = None, progress: ProgressFn | None = None,
                       cancel: CancelFlag | None = None, quality: float = 8.0) -> VideoWriteResult:
-    """Encode ``frames`` (``[H, W, 3]`` uint8, all the same even size) into an H.264 .mp4 at ``path``, atomically.
+    """Encode ``frames`` (``[H, W, 3]`` uint8, all the same even size) into an H.264 .mp4 at ``path``, atomically
+    (through :class:`VideoFile`).
 
     Args:
         frames: any iterable, consumed lazily (pass :func:`orbit_frames` to render while encoding).
@@ -189,48 +262,17 @@ def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps
         ValueError: bad arguments, a malformed frame, or no frames at all. Errors from ``frames`` or the
             encoder propagate; in every failing case the temporary file is removed.
     """
-    import imageio.v2 as imageio
-
-    path = os.fspath(path)
-    if not path.lower().endswith(".mp4"):
-        raise ValueError(f"{path}: the video file name must end in .mp4")
-    directory, base = os.path.split(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{path}: directory {directory} does not exist")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
-    # Hidden, and named as a temporary (imageio picks the encoder by the .mp4 ending): only a hard kill
-    # mid-write can leave it behind, never under the target's name.
-    tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:12]}.tmp.mp4")
-    writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264",
-                                pixelformat="yuv420p", quality=quality, macro_block_size=2,
-                                ffmpeg_log_level="error")
-    done, size, cancelled = 0, None, False
-    try:
-        try:
-            for frame in frames:
-                if cancel is not None and cancel.is_set():
-                    cancelled = True
-                    break
-                size = _check_frame(frame, done, size)
-                writer.append_data(frame)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            if not cancelled and cancel is not None and cancel.is_set():
-                cancelled = True
-        finally:
-            writer.close()
-        if cancelled:
-            _remove(tmp)
-            return VideoWriteResult(None, done, True)
-        if done == 0:
-            raise ValueError(f"{path}: no frames to write")
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-    return VideoWriteResult(path, done, False)
+    with VideoFile(path, fps, quality) as video:
+        for frame in frames:
+            if cancel is not None and cancel.is_set():
+                break
+            video.append(frame)
+            if progress is not None:
+                progress(video.frames_written, total)
+        if cancel is not None and cancel.is_set():
+            video.abort()
+            return VideoWriteResult(None, video.frames_written, True)
+        return VideoWriteResult(video.finish(), video.frames_written, False)
 
 
 def _check_frame(frame: object, index: int, size: tuple[int, int] | None) -> tuple[int, int]:
@@ -261,7 +303,7 @@ class OrbitVideoOptions:
         out: the .mp4 to write (replaced atomically; its directory must exist).
         model: a generator file (our .pkl snapshot or an official CGS-GAN pickle); needs --seed/--psi.
         ply: a 3DGS .ply scene (instead of --model).
-        seed: latent seed (z = standard normal from a CPU torch.Generator seeded with it, as the viewer).
+        seed: latent seed (the studio's seed -> z rule, core.latent.seed_z).
         psi: truncation psi (1 = none).
         frames: number of frames.
         fps: frames per second.
@@ -304,12 +346,11 @@ def load_scene(opts: OrbitVideoOptions, device: torch.device) -> GaussianSet:
         from core.ply import read_ply
 
         return read_ply(opts.ply, device=device)
-    from core.model_files import load_generator
+    from core.latent import load_generator_source, seed_ws
 
-    G = load_generator(opts.model, device=device).generator
-    z = torch.randn(1, G.config.z_dim, generator=torch.Generator().manual_seed(int(opts.seed)))
+    G = load_generator_source(opts.model, device)
     with torch.no_grad():
-        return G(z.to(device), truncation_psi=float(opts.psi)).gaussians[0]
+        return G.synthesis(seed_ws(G, opts.seed, float(opts.psi), device=device)).gaussians[0]
 
 
 _CLI_DESCRIPTION = """Render a turntable video of a generated head (--model) or a 3DGS scene (--ply) to an .mp4.

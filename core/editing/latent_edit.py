@@ -13,16 +13,14 @@ from typing import Mapping
 import torch
 
 from core.editing.directions import DirectionSet
+from core.latent import seed_ws
 
 
 def base_from_seed(G: torch.nn.Module, seed: int, psi: float = 0.7, cutoff: int | None = None) -> torch.Tensor:
-    """``[num_ws, w_dim]`` float32 CPU: the w of ``seed`` as the viewer makes it (z = standard normal
-    ``[1, z_dim]`` from a CPU ``torch.Generator`` seeded with ``seed``, mapped, truncated by psi/cutoff)."""
-    z = torch.randn(1, G.config.z_dim, generator=torch.Generator().manual_seed(int(seed)))
-    device = next(G.parameters()).device
-    with torch.no_grad():
-        ws = G.map(z.to(device), psi, cutoff)
-    return ws[0].detach().float().cpu()
+    """``[num_ws, w_dim]`` float32 CPU: the w of ``seed`` by the studio's one rule (:func:`core.latent.seed_ws`:
+    z = standard normal ``[1, z_dim]`` from a CPU ``torch.Generator`` seeded with ``seed``, mapped, truncated
+    by psi/cutoff)."""
+    return seed_ws(G, seed, psi, cutoff)[0].detach().float().cpu()
 
 
 def apply_sliders(base: torch.Tensor, directions: DirectionSet, values: Mapping[str, float]) -> torch.Tensor:
