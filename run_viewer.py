@@ -7,7 +7,7 @@ from imgui_bundle import imgui  # noqa: F401  (load imgui_bundle's libglfw befor
 import tyro
 
 from viewer.app import main
-from viewer.viewer_config import ViewerConfig
+from viewer.config import ViewerConfig
 
 if __name__ == "__main__":
     raise SystemExit(main(tyro.cli(ViewerConfig)))

@@ -26,8 +26,9 @@ import torch
 from bench.results import device_name, record
 from core.generator import PRESETS, Generator
 from core.model_files import save_generator
-from viewer.render_worker import RenderWorker, wake_layer_scales
-from viewer.state import CameraParams, LatentParams, RenderParams
+from core.latent import wake_layer_scales
+from ui_state.render import CameraParams, LatentParams, RenderParams
+from viewer.viewport.worker import RenderWorker
 
 
 def main() -> None:

@@ -19,9 +19,9 @@ from typing import Sequence
 
 import torch
 
+from core.sh import C0 as SH_C0  # noqa: F401  (1 / (2 sqrt(pi)), the degree-0 SH constant; re-exported)
 from core.shapes import check_finite, check_tensor, check_trailing_shape
 
-SH_C0 = 0.28209479177387814  # 1 / (2 sqrt(pi)), the degree-0 real spherical-harmonic constant
 
 FIELD_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh")
 

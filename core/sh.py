@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-C0 = 0.28209479177387814
+C0 = 0.28209479177387814  # 1 / (2 sqrt(pi)): the studio's one definition (core.gaussians.SH_C0 is this)
 C1 = 0.4886025119029199
 C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
 C3 = (

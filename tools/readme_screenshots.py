@@ -19,7 +19,7 @@ from imgui_bundle import hello_imgui, imgui  # noqa: E402
 from imgui_bundle.immapp import testing  # noqa: E402
 
 from viewer.app import ViewerApp  # noqa: E402
-from viewer.viewer_config import ViewerConfig  # noqa: E402
+from viewer.config import ViewerConfig  # noqa: E402
 
 
 def main() -> int:
@@ -40,7 +40,7 @@ def main() -> int:
     def test(ctx: imgui.test_engine.TestContext) -> None:
         io = imgui.test_engine.get_io(hello_imgui.get_imgui_test_engine())
         io.config_watchdog_warning, io.config_watchdog_kill_test, io.config_watchdog_kill_app = 600, 1200, 1500
-        settled = lambda: app._result is not None and app._result.params == app._submitted  # noqa: E731
+        settled = lambda: app.display.settled  # noqa: E731
         wait(ctx, settled)
         if args.what == "viewer":
             for header in ("Load", "Camera"):

@@ -1,7 +1,7 @@
 """The app's side of the Inversion panel: photos (files or webcam) -> preprocessing -> stage 1 (latent) ->
 stage 2 (pivotal tuning) -> outputs, all on job threads, with the view following the optimisation.
 
-GUI thread only (:meth:`InversionSession.poll` every frame, :meth:`InversionSession.handle` for actions);
+GUI thread only (:meth:`InversionSession.poll` every frame, :meth:`InversionSession.handlers` for actions);
 model work runs on :class:`viewer.jobs.JobRunner` jobs that talk back through a small locked mailbox
 (:class:`_Feed`) and through their results, so every change to the UI state (the latent shown, the source,
 textures) happens in ``poll`` on the GUI thread:
@@ -28,14 +28,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from viewer.inversion_webcam import WebcamFeed
-from viewer.jobs import JobContext
-from viewer.state.inversion import (
-    BrowsePhotos, ClearPhotos, InversionAction, InversionInfo, InversionMessage, LoadPhotos, PhotoThumb,
-    Preprocess, ResetModel, SaveInversion, StartLatentSearch, StartTuning, StopLatentSearch, StopTuning,
-    TakeWebcamPicture, inversion_ui,
+from ui_state.actions import (
+    BrowsePhotos, ClearPhotos, LoadPhotos, Preprocess, ResetModel, SaveInversion, SetLatent,
+    ShowSource, StartLatentSearch, StartTuning, StopLatentSearch, StopTuning, TakeWebcamPicture,
 )
-from viewer.state.render import LatentParams
+from ui_state.inversion import InversionInfo, InversionMessage, PhotoThumb
+from ui_state.render import LatentParams
+from viewer.events import SourceChanged
+from viewer.features.webcam import WebcamFeed
+from viewer.jobs import JobContext
 
 JOB_PREPROCESS, JOB_LATENT, JOB_TUNING, JOB_SAVE = ("inversion_preprocess", "inversion_latent",
                                                     "inversion_tuning", "inversion_save")
@@ -131,7 +132,7 @@ class InversionSession:
         self.ui = app.ui
         self.jobs = app.jobs
         self.worker = app.worker
-        self.state = inversion_ui(app.ui)
+        self.state = app.ui.inversion
         self._texture_factory = texture_factory
         self.sources: list = []  # photo paths (str) and webcam pictures (inversion.photos.Photo)
         self.aligned: list = []  # inversion.preprocess.AlignedPhoto
@@ -212,14 +213,9 @@ class InversionSession:
             return cached[1]
         if source.startswith("memory:"):
             raise ValueError(f"{source} is an in-memory model; open a generator file (or random:*) to invert")
-        import torch
+        from core.latent import load_generator_source
 
-        from viewer.render_worker import _load_source
-
-        model = _load_source(source, torch.device(device))
-        if model.kind != "generator":
-            raise ValueError(f"{source} is a .ply scene; inversion needs a generator (.pkl or random:*)")
-        G = model.obj.eval()
+        G = load_generator_source(source, device).eval()
         self._generator_cache = (key, G)
         return G
 
@@ -239,35 +235,19 @@ class InversionSession:
 
     # ------------------------------------------------------------------ actions
 
-    def handle(self, action) -> bool:
-        """Carry out an Inversion-panel action (GUI thread); False for anything else."""
-        if not isinstance(action, InversionAction):
-            return False
-        if isinstance(action, LoadPhotos):
-            self.add_photos(action.paths)
-        elif isinstance(action, BrowsePhotos):
-            self._browse()
-        elif isinstance(action, ClearPhotos):
-            if not self._refuse_if_busy("clear the photos"):
-                self.sources.clear()
-                self.say("inputs cleared")
-        elif isinstance(action, TakeWebcamPicture):
-            self.take_picture()
-        elif isinstance(action, Preprocess):
-            self.start_preprocess()
-        elif isinstance(action, StartLatentSearch):
-            self.start_latent()
-        elif isinstance(action, StopLatentSearch):
-            self._stop(JOB_LATENT)
-        elif isinstance(action, StartTuning):
-            self.start_tuning()
-        elif isinstance(action, StopTuning):
-            self._stop(JOB_TUNING)
-        elif isinstance(action, SaveInversion):
-            self.start_save()
-        elif isinstance(action, ResetModel):
-            self.reset_model()
-        return True
+    def handlers(self) -> dict[type, Callable[[Any], None]]:
+        """The Inversion panel's actions (GUI thread)."""
+        return {LoadPhotos: lambda a: self.add_photos(a.paths), BrowsePhotos: lambda a: self._browse(),
+                ClearPhotos: lambda a: self.clear_photos(), TakeWebcamPicture: lambda a: self.take_picture(),
+                Preprocess: lambda a: self.start_preprocess(), StartLatentSearch: lambda a: self.start_latent(),
+                StopLatentSearch: lambda a: self._stop(JOB_LATENT), StartTuning: lambda a: self.start_tuning(),
+                StopTuning: lambda a: self._stop(JOB_TUNING), SaveInversion: lambda a: self.start_save(),
+                ResetModel: lambda a: self.reset_model()}
+
+    def clear_photos(self) -> None:
+        if not self._refuse_if_busy("clear the photos"):
+            self.sources.clear()
+            self.say("inputs cleared")
 
     def add_photos(self, paths) -> None:
         known = {s for s in self.sources if isinstance(s, str)}
@@ -398,9 +378,9 @@ class InversionSession:
         except ValueError as e:
             self.say(f"stage 1 settings: {e}", "error")
             return
+        source, device, target, framing = self._base_source(), self.ui.device, self.target, self.framing
         if self.tuned is not None or self.original_source is not None:
             self.reset_model(quiet=True)  # the latent belongs to the original generator
-        source, device, target, framing = self._base_source(), self.ui.device, self.target, self.framing
         networks, every = self._networks(), max(1, int(p.follow_every))
         feed = self._new_feed("latent")
         cancel = self._cancel = threading.Event()
@@ -512,11 +492,9 @@ class InversionSession:
     def _show_tuned(self, generator) -> None:
         """Hand a tuned copy to the worker and show it (GUI thread)."""
         self.worker.put_model(TUNED, generator)
-        if self.ui.load.current != TUNED_SOURCE:
-            self.original_source = self.original_source or self.ui.load.current
-            self.ui.load.current = TUNED_SOURCE
-            if self._pivot_latent is not None:  # on the switch only: the user may move the latent afterwards
-                self.ui.latent.latent = self._pivot_latent
+        if self.original_source is None:  # the switch (only then: the user may move the latent afterwards)
+            self.original_source = self.ui.load.current
+            self.ui.request(ShowSource(TUNED_SOURCE, self._pivot_latent))
         self._dirty = True
 
     def _opened_elsewhere(self) -> None:
@@ -533,14 +511,15 @@ class InversionSession:
         if self._feed is not None and self.jobs.running(JOB_TUNING):
             self._feed.closed = True
             self._stop(JOB_TUNING)
+        original = self._base_source()
         if self.original_source is not None:
-            self.ui.load.current = self.original_source
+            self.ui.request(ShowSource(self.original_source))
         self.original_source = None
         self.tuned = None
         self.worker.drop_model(TUNED)
         self._dirty = True
         if not quiet:
-            self.say(f"showing the original model again ({self.ui.load.current})")
+            self.say(f"showing the original model again ({original})")
 
     # ------------------------------------------------------------------ saving
 
@@ -602,10 +581,14 @@ class InversionSession:
                 hist.setdefault(k, []).append(float(v))
             self._dirty = True
         if ws is not None:
-            self.ui.latent.latent = self._latent_params(ws)
-            self.ui.latent.use_grid = False
+            self.ui.request(SetLatent(self._latent_params(ws)))
         if generator is not None:
             self._show_tuned(generator)
+
+    def source_changed(self, event: SourceChanged) -> None:
+        """Another model was opened while the tuned one showed: stop showing (and tuning) it."""
+        if self.original_source is not None and event.source != TUNED_SOURCE:
+            self._opened_elsewhere()
 
     def poll(self) -> None:
         """Per frame (GUI thread): webcam, file dialog, stage reports, failed jobs, then publish the info."""
@@ -620,8 +603,6 @@ class InversionSession:
             self._webcam_texture.upload(self._webcam.frame)
             self._dirty = True
         self._poll_dialog()
-        if self.original_source is not None and self.ui.load.current != TUNED_SOURCE:
-            self._opened_elsewhere()
         self._drain()
         statuses = self.ui.info.jobs
         for name in list(self._watch):

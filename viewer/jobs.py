@@ -1,11 +1,18 @@
-"""Background jobs (video, saving, statistics, inversion, ...): one daemon thread each, progress and cancel as
-data, errors as data.
+"""Background jobs with progress, cancel and errors as data; two kinds, one status table.
 
-The GUI thread calls :meth:`JobRunner.start` with a function ``work(ctx) -> result``; ``work`` reports with
-``ctx.progress(fraction, message)`` and checks ``ctx.cancelled`` (or calls ``ctx.check()``, which raises
-:class:`JobCancelled`). Every frame the GUI calls :meth:`JobRunner.poll`, which returns the statuses and runs
-each finished job's ``on_done(result)`` callback **on the GUI thread**, so callbacks may touch UI state. An
-exception in ``work`` becomes ``JobStatus.error``; nothing propagates.
+- **Thread jobs** (:meth:`JobRunner.start`): ``work(ctx) -> result`` on a daemon thread of its own, for file
+  work that touches no model (writing a .png, reading a latent or directions file, following a training run).
+- **Worker jobs** (:meth:`JobRunner.start_on_worker`): ``work(ctx, gpu) -> result`` run by the render worker,
+  the only thread that touches models and device tensors (``gpu`` is its :class:`~viewer.viewport.models.
+  GpuAccess`). If ``work`` is a Python generator, the worker advances it one ``next()`` per turn, between
+  render requests, so long jobs (inversion stages, videos) never hold the view up for more than a step; its
+  ``return`` value is the result. A cancelled generator is closed, so its ``finally`` blocks run.
+
+``work`` reports with ``ctx.progress(fraction, message)`` and checks ``ctx.cancelled`` (or calls
+``ctx.check()``, which raises :class:`JobCancelled`). Every frame the GUI calls :meth:`JobRunner.poll`, which
+returns the statuses and runs each finished job's ``on_done(result)`` **on the GUI thread**, so callbacks may
+touch UI state. An exception in ``work`` becomes ``JobStatus.error``; nothing propagates. Job names are the
+closed list :data:`ui_state.jobs.JobName`; one job per name runs at a time.
 """
 
 from __future__ import annotations
@@ -14,9 +21,9 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-from viewer.state.ui import JobStatus
+from ui_state.jobs import JOB_NAMES, JobName, JobStatus
 
 
 class JobCancelled(Exception):
@@ -37,6 +44,14 @@ class JobContext:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    @property
+    def cancel_event(self) -> threading.Event:
+        """The cancel flag as an ``Event`` (for APIs that take one, e.g. ``core.orbit_video``, inversion)."""
+        return self._cancel
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
     def check(self) -> None:
         if self._cancel.is_set():
             raise JobCancelled(f"{self.name} cancelled")
@@ -51,64 +66,95 @@ class JobContext:
             return self._progress, self._message
 
 
+class WorkerHost(Protocol):
+    """The render worker as a host of jobs (see :meth:`viewer.viewport.worker.RenderWorker.add_job`)."""
+
+    def add_job(self, ctx: JobContext, work: Callable[..., Any], finish: Callable[[Any, str | None], None]
+                ) -> None: ...
+
+
 @dataclass
 class _Job:
-    work: Callable[[JobContext], Any]
     ctx: JobContext
-    thread: threading.Thread
     on_done: Callable[[Any], None] | None
     started: float
+    output: str = ""
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
     finished: float | None = None
     result: Any = None
     error: str | None = None
-    output: str = ""
     delivered: bool = False
+
+    def finish(self, result: Any, error: str | None) -> None:
+        """Record the outcome (any thread); the GUI delivers it in :meth:`JobRunner.poll`."""
+        self.result, self.error = result, error
+        self.finished = time.perf_counter()
+        self.done.set()
 
 
 class JobRunner:
-    """Named background jobs; one job per name at a time."""
+    """Named background jobs; one job per name at a time. ``worker``: where :meth:`start_on_worker` jobs run."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: WorkerHost | None = None) -> None:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._worker = worker
 
-    def running(self, name: str) -> bool:
+    def running(self, name: JobName) -> bool:
         job = self._jobs.get(name)
         return job is not None and job.finished is None
 
-    def start(self, name: str, work: Callable[[JobContext], Any], on_done: Callable[[Any], None] | None = None,
+    def _new(self, name: JobName, on_done, output: str) -> _Job | None:
+        if name not in JOB_NAMES:
+            raise ValueError(f"unknown job name {name!r}; add it to ui_state.jobs.JobName")
+        with self._lock:
+            if self.running(name):
+                return None
+            job = _Job(JobContext(name), on_done, time.perf_counter(), output=output)
+            self._jobs[name] = job
+            return job
+
+    def start(self, name: JobName, work: Callable[[JobContext], Any], on_done: Callable[[Any], None] | None = None,
               output: str = "") -> bool:
         """Start ``work`` on a new thread unless a job called ``name`` is still running (then return False).
         ``output``: a path or short text shown with the job's status."""
-        with self._lock:
-            if self.running(name):
-                return False
-            ctx = JobContext(name)
-            job = _Job(work, ctx, threading.Thread(target=lambda: self._run(name), name=f"job-{name}", daemon=True),
-                       on_done, time.perf_counter(), output=output)
-            self._jobs[name] = job
+        job = self._new(name, on_done, output)
+        if job is None:
+            return False
+        job.thread = threading.Thread(target=self._run, args=(job, work), name=f"job-{name}", daemon=True)
         job.thread.start()
         return True
 
-    def _run(self, name: str) -> None:
-        job = self._jobs[name]
-        try:
-            job.result = job.work(job.ctx)
-        except JobCancelled:
-            job.error = "cancelled"
-        except Exception:  # noqa: BLE001 - the job boundary: errors become data
-            job.error = traceback.format_exc(limit=6)
-        finally:
-            job.finished = time.perf_counter()
+    def start_on_worker(self, name: JobName, work: Callable[..., Any], on_done: Callable[[Any], None] | None = None,
+                        output: str = "") -> bool:
+        """Queue ``work(ctx, gpu)`` on the render worker (see the module docstring); False while ``name`` runs."""
+        if self._worker is None:
+            raise RuntimeError("this JobRunner has no render worker for GPU jobs")
+        job = self._new(name, on_done, output)
+        if job is None:
+            return False
+        self._worker.add_job(job.ctx, work, job.finish)
+        return True
 
-    def cancel(self, name: str) -> None:
+    @staticmethod
+    def _run(job: _Job, work: Callable[[JobContext], Any]) -> None:
+        try:
+            result, error = work(job.ctx), None
+        except JobCancelled:
+            result, error = None, "cancelled"
+        except Exception:  # noqa: BLE001 - the job boundary: errors become data
+            result, error = None, traceback.format_exc(limit=6)
+        job.finish(result, error)
+
+    def cancel(self, name: JobName) -> None:
         job = self._jobs.get(name)
         if job is not None:
-            job.ctx._cancel.set()
+            job.ctx.cancel()
 
-    def poll(self) -> dict[str, JobStatus]:
+    def poll(self) -> dict[JobName, JobStatus]:
         """Statuses by name; runs ``on_done`` of newly finished, successful jobs (GUI thread)."""
-        out = {}
+        out: dict[JobName, JobStatus] = {}
         for name, job in list(self._jobs.items()):
             progress, message = job.ctx.snapshot()
             done = job.finished is not None
@@ -120,24 +166,21 @@ class JobRunner:
                     except Exception:  # noqa: BLE001
                         job.error = traceback.format_exc(limit=4)
             end = job.finished if done else time.perf_counter()
-            out[name] = JobStatus(name, not done, 1.0 if done and job.error is None else progress,
+            out[name] = JobStatus(name, not done, 1.0 if done and job.error is None else progress,  # type: ignore[arg-type]
                                   message if not done else ("done" if job.error is None else "failed"),
                                   job.error, job.output, end - job.started)
         return out
 
-    def wait(self, name: str, timeout: float | None = None) -> bool:
+    def wait(self, name: JobName, timeout: float | None = None) -> bool:
         """Block until the job ends (scripts and tests, not the GUI); True if it ended."""
         job = self._jobs.get(name)
-        if job is None:
-            return True
-        job.thread.join(timeout)
-        return not job.thread.is_alive()
+        return job is None or job.done.wait(timeout)
 
     def shutdown(self, timeout: float = 5.0) -> list[str]:
         """Cancel everything and wait up to ``timeout`` s in total; returns the names still running."""
         for name in list(self._jobs):
-            self.cancel(name)
+            self.cancel(name)  # type: ignore[arg-type]
         deadline = time.perf_counter() + timeout
-        for job in self._jobs.values():
-            job.thread.join(max(0.0, deadline - time.perf_counter()))
-        return [n for n, j in self._jobs.items() if j.thread.is_alive()]
+        for job in list(self._jobs.values()):
+            job.done.wait(max(0.0, deadline - time.perf_counter()))
+        return [n for n, j in self._jobs.items() if j.finished is None]

@@ -1,6 +1,6 @@
 """Camera panel: orbit or fly, angles, radius, look-at, FOV, named views, reset and input speeds.
 
-Mouse and keys act on the image (rules in viewer/state/camera_control.py, bindings in README.md): left-drag
+Mouse and keys act on the image (rules in ui_state/camera_control.py, bindings in docs/viewer.md): left-drag
 orbits/looks, right- or middle-drag pans, the wheel zooms, W/A/S/D/Q/E move, arrows turn, Shift is faster.
 """
 
@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from imgui_bundle import imgui
 
-from viewer.state import camera_control as cc
-from viewer.state.ui import UiState
+from ui_state import camera_control as cc
+from ui_state.ui import UiState
 from widgets.layout import item_width
 
 MODES = ("orbit", "fly")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viewer.state.actions import ClearEdits, PushEdit, RedoEdit, UndoEdit
-from viewer.state.render import EditSpec
-from viewer.state.ui import EditField, UiState
+from ui_state.actions import ClearEdits, PushEdit, RedoEdit, UndoEdit
+from ui_state.render import EditSpec
+from ui_state.info import EditField
+from ui_state.ui import UiState
 from widgets.layout import item_width
 
 
@@ -38,23 +39,24 @@ def draw(ui: UiState) -> None:
     s.draft = EditSpec(op.name, tuple((f.name, values[f.name]) for f in op.fields))
     if imgui.button("Apply##edit"):
         ui.request(PushEdit(s.draft))
+    history = ui.info.edits
     imgui.same_line()
-    imgui.begin_disabled(not s.stack)
+    imgui.begin_disabled(not history.applied)
     if imgui.button("Undo##edit"):
         ui.request(UndoEdit())
     imgui.end_disabled()
     imgui.same_line()
-    imgui.begin_disabled(not s.redo)
+    imgui.begin_disabled(not history.redo)
     if imgui.button("Redo##edit"):
         ui.request(RedoEdit())
     imgui.end_disabled()
     imgui.same_line()
-    imgui.begin_disabled(not s.stack)
+    imgui.begin_disabled(not history.applied)
     if imgui.button("Clear##edit"):
         ui.request(ClearEdits())
     imgui.end_disabled()
-    imgui.text_disabled(f"history: {len(s.stack)} applied, {len(s.redo)} to redo")
-    for i, spec in enumerate(s.stack):
+    imgui.text_disabled(f"history: {len(history.applied)} applied, {len(history.redo)} to redo")
+    for i, spec in enumerate(history.applied):
         imgui.bullet_text(f"{i + 1}. {spec.op} " + ", ".join(f"{k}={_short(v)}" for k, v in spec.params))
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from imgui_bundle import imgui
 
-from viewer.state.actions import RefreshInspect
-from viewer.state.ui import UiState
+from ui_state.actions import RefreshInspect
+from ui_state.ui import UiState
 
 HIST_HEIGHT = 46.0
 

@@ -1,19 +1,19 @@
 """Inversion panel: photos (files or webcam) -> preprocessing (aligned crops, landmarks, estimated cameras)
 -> stage 1 latent inversion -> stage 2 generator tuning -> save everything, with live loss plots; the view
-follows the optimisation. Edits ``InversionPanel`` and queues ``viewer.state.inversion`` actions; never runs
-model work."""
+follows the optimisation. Edits ``ui.inversion.panel`` and queues the inversion actions of ``ui_state.actions``;
+never runs model work."""
 
 from __future__ import annotations
 
 import numpy as np
 from imgui_bundle import imgui, implot
 
-from viewer.state.inversion import (
-    FRAMINGS, SPACES, STAND_IN_LABEL, BrowsePhotos, ClearPhotos, InversionInfo, LoadPhotos, Preprocess,
-    ResetModel, SaveInversion, StageForm, StartLatentSearch, StartTuning, StopLatentSearch, StopTuning,
-    TakeWebcamPicture, inversion_ui, split_paths,
+from ui_state.actions import (
+    BrowsePhotos, ClearPhotos, LoadPhotos, Preprocess, ResetModel, SaveInversion, StartLatentSearch, StartTuning,
+    StopLatentSearch, StopTuning, TakeWebcamPicture,
 )
-from viewer.state.ui import UiState
+from ui_state.inversion import FRAMINGS, SPACES, STAND_IN_LABEL, InversionInfo, StageForm, split_paths
+from ui_state.ui import UiState
 from widgets.layout import ERROR_RGBA, OK_RGBA, WARNING_RGBA, colored_text, item_width
 
 PLOT_HEIGHT = 150.0
@@ -23,7 +23,7 @@ LEVEL_RGBA = {"error": ERROR_RGBA, "warning": WARNING_RGBA}
 
 
 def draw(ui: UiState) -> None:
-    state = inversion_ui(ui)
+    state = ui.inversion
     p, info = state.panel, state.info
     busy = info.running
     _photos(ui, info)
@@ -109,7 +109,7 @@ def draw(ui: UiState) -> None:
 
 
 def _photos(ui: UiState, info: InversionInfo) -> None:
-    p = inversion_ui(ui).panel
+    p = ui.inversion.panel
     imgui.separator_text("1. Photos")
     item_width()
     entered, p.paths = imgui.input_text("photos", p.paths, imgui.InputTextFlags_.enter_returns_true)
@@ -159,11 +159,12 @@ def _thumbs(info: InversionInfo) -> None:
 
 
 def _form(f: StageForm) -> None:
-    weights = (("id_weight", "ID weight"), ("mse_weight", "MSE weight"), ("lpips_weight", "LPIPS weight"))
-    for attr, label in weights:
-        item_width()
-        _, v = imgui.input_float(label, getattr(f, attr), 0.01, 0.1, "%.3f")
-        setattr(f, attr, max(0.0, v))
+    item_width()
+    f.id_weight = max(0.0, imgui.input_float("ID weight", f.id_weight, 0.01, 0.1, "%.3f")[1])
+    item_width()
+    f.mse_weight = max(0.0, imgui.input_float("MSE weight", f.mse_weight, 0.01, 0.1, "%.3f")[1])
+    item_width()
+    f.lpips_weight = max(0.0, imgui.input_float("LPIPS weight", f.lpips_weight, 0.01, 0.1, "%.3f")[1])
     item_width()
     _, f.lr = imgui.input_float("learning rate", f.lr, 0.0, 0.0, "%.5f")
     f.lr = max(1e-7, f.lr)

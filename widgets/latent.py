@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 from imgui_bundle import imgui, implot
 
-from viewer.state.render import LatentParams
-from viewer.state.ui import SavedLatent, UiState
+from ui_state.render import LatentParams
+from ui_state.actions import DeleteLatent, InterpolateLatents, RestoreLatent, SaveCurrentLatent
+from ui_state.ui import UiState
 from widgets import latent_sliders
 from widgets.layout import item_width
 
@@ -64,47 +64,41 @@ def _drag_plot(lat: LatentParams) -> LatentParams:
 
 def _saved(ui: UiState) -> None:
     s = ui.latent
+    saved = ui.info.saved_latents
     imgui.separator_text("Saved latents")
     item_width()
     _, s.save_name = imgui.input_text("name##latent", s.save_name)
     imgui.same_line()
+    imgui.begin_disabled(ui.info.current_ws is None)
     if imgui.button("Save##latent") and s.save_name.strip():
-        ws = ui.info.current_ws
-        s.saved.append(SavedLatent(s.save_name.strip(), s.latent, ui.info.thumbnail,
-                                   None if ws is None else np.array(ws, np.float32), dict(s.sliders)))
-        s.save_name = f"latent {len(s.saved) + 1}"
-    for i, item in enumerate(list(s.saved)):
+        ui.request(SaveCurrentLatent(s.save_name.strip()))
+        s.save_name = f"latent {len(saved) + 2}"
+    imgui.end_disabled()
+    for i, item in enumerate(saved):
         imgui.push_id(f"saved{i}")
-        tex = ui.info.thumbnail_textures.get(id(item))
-        if tex:
-            imgui.image(imgui.ImTextureRef(tex), imgui.ImVec2(40, 40))
+        if item.texture:
+            imgui.image(imgui.ImTextureRef(item.texture), imgui.ImVec2(40, 40))
             imgui.same_line()
         imgui.text(item.name)
         imgui.same_line()
         if imgui.small_button("restore"):
-            s.latent = item.latent
-            s.sliders = dict(item.sliders)
-            s.use_grid = item.latent.grid_xy is not None
+            ui.request(RestoreLatent(item.name))
         imgui.same_line()
         if imgui.small_button("delete"):
-            s.saved.pop(i)
-            imgui.pop_id()
-            break
+            ui.request(DeleteLatent(item.name))
         imgui.pop_id()
-    usable = [i for i, item in enumerate(s.saved) if item.ws is not None]
-    if len(usable) >= 2:
-        names = [s.saved[i].name for i in usable]
-        s.interp_a, s.interp_b = min(s.interp_a, len(usable) - 1), min(s.interp_b, len(usable) - 1)
+    if len(saved) >= 2:
+        names = [item.name for item in saved]
+        if s.interp_a not in names:
+            s.interp_a = names[0]
+        if s.interp_b not in names:
+            s.interp_b = names[1]
         item_width()
-        _, s.interp_a = imgui.combo("from", s.interp_a, names)
+        a = imgui.combo("from", names.index(s.interp_a), names)[1]
         item_width()
-        _, s.interp_b = imgui.combo("to", s.interp_b, names)
+        b = imgui.combo("to", names.index(s.interp_b), names)[1]
+        s.interp_a, s.interp_b = names[a], names[b]
         item_width()
         changed, s.interp_t = imgui.slider_float("blend", s.interp_t, 0.0, 1.0, "%.2f")
         if changed or imgui.small_button("interpolate"):
-            a, b = s.saved[usable[s.interp_a]].ws, s.saved[usable[s.interp_b]].ws
-            if a.shape == b.shape:
-                w = (1.0 - s.interp_t) * a + s.interp_t * b  # the saved ws include their slider offsets
-                s.latent = LatentParams(space="w", latent=tuple(float(v) for v in w.reshape(-1)), psi=1.0)
-                s.sliders.clear()
-                s.use_grid = False
+            ui.request(InterpolateLatents(s.interp_a, s.interp_b, s.interp_t))

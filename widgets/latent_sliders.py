@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viewer.state.actions import ComputeDirections, MarkSample, MatchTarget, TeachSlider
-from viewer.state.ui import UiState
+from ui_state.actions import ComputeDirections, MarkSample, MatchTarget, TeachSlider
+from ui_state.ui import UiState
 from widgets.layout import item_width
 
 RANGE = 3.0

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viewer.state.actions import OpenFile
-from viewer.state.render import RANDOM_SOURCES
-from viewer.state.ui import UiState
+from ui_state.actions import BrowseSource, OpenFile
+from ui_state.ui import UiState
 from widgets.layout import item_width
 
 EXTENSIONS = (".pkl", ".ply")
 
 
-def draw(ui: UiState, default_source: str = "") -> None:
+def draw(ui: UiState) -> None:
     s = ui.load
+    default_source = ui.info.default_source
     imgui.text_wrapped(f"Open: {s.current or '(nothing)'}")
     item_width()
     entered, s.path = imgui.input_text("path##load", s.path, imgui.InputTextFlags_.enter_returns_true)
@@ -25,9 +25,9 @@ def draw(ui: UiState, default_source: str = "") -> None:
     imgui.set_item_tooltip("A generator .pkl (ours or an official CGS-GAN pickle) or a 3DGS .ply. "
                            "You can also drop files on the window.")
     if imgui.button("Browse...##load"):
-        ui.request(OpenFile(":dialog"))
+        ui.request(BrowseSource())
     imgui.same_line()
-    for source in dict.fromkeys((default_source, *RANDOM_SOURCES)):
+    for source in dict.fromkeys((default_source, *ui.info.builtin_sources)):
         if not source:
             continue
         label = "default model" if source == default_source else source

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from imgui_bundle import imgui, implot
 
-from viewer.state.actions import EmptyCache
-from viewer.state.ui import UiState
+from ui_state.actions import EmptyCache
+from ui_state.ui import UiState
 
 
 def draw(ui: UiState) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viewer.state.ui import UiState
+from ui_state.ui import UiState
 from widgets.layout import item_width, radio_row
 
 MODES = ("rgb", "alpha", "depth", "centres")

@@ -1,12 +1,12 @@
-"""Save panel: the edited Gaussians as a standard 3DGS .ply, the view as .png, the latent as .npz (and load a
-latent back). Files go to ``<folder>/<stem>_<n>.<ext>`` with the next free ``n``; nothing is overwritten."""
+"""Save panel: the edited Gaussians as a standard 3DGS .ply, the view as .png, the latent as a saved-latents file
+(``.latents.npz``, the studio's one latent format; and load one back). Files go to ``<folder>/<stem>_<n>.<ext>`` with the next free ``n``; nothing is overwritten."""
 
 from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viewer.state.actions import LoadLatent, SaveImage, SaveLatent, SavePly
-from viewer.state.ui import UiState
+from ui_state.actions import LoadLatent, SaveImage, SaveLatent, SavePly
+from ui_state.ui import UiState
 from widgets.layout import item_width, job_line
 
 
@@ -27,10 +27,10 @@ def draw(ui: UiState) -> None:
     imgui.same_line()
     imgui.begin_disabled(ui.info.current_ws is None)
     if imgui.button("Save latent"):
-        ui.request(SaveLatent(f"{stem}.npz"))
+        ui.request(SaveLatent(f"{stem}.latents.npz"))
     imgui.end_disabled()
     item_width()
-    entered, s.latent_path = imgui.input_text("latent .npz##load", s.latent_path,
+    entered, s.latent_path = imgui.input_text("latents file##load", s.latent_path,
                                               imgui.InputTextFlags_.enter_returns_true)
     imgui.same_line()
     if (imgui.button("Load##latent") or entered) and s.latent_path.strip():

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from imgui_bundle import imgui
 
-from viewer.state.actions import CancelJob, StartVideo
-from viewer.state.ui import UiState
+from ui_state.actions import CancelJob, StartVideo
+from ui_state.ui import UiState
 from widgets.layout import item_width, job_line
 
 

@@ -91,7 +91,7 @@ class LatentEdit:
         return apply_sliders(self.base, directions, dict(self.values))
 
     def flat(self, directions: DirectionSet) -> tuple[float, ...]:
-        """The edited latent flattened (``num_ws * w_dim`` floats), for ``viewer.state.LatentParams.latent``
+        """The edited latent flattened (``num_ws * w_dim`` floats), for ``ui_state.render.LatentParams.latent``
         with ``space="w"``."""
         return tuple(self.ws(directions).flatten().tolist())
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from viewer.state import camera_control as cc
-from viewer.state.render import CameraParams
+from ui_state import camera_control as cc
+from ui_state.render import CameraParams
 
 angles = st.floats(-179.0, 179.0)
 pitches = st.floats(-80.0, 80.0)
@@ -20,7 +20,7 @@ pitches = st.floats(-80.0, 80.0)
 def test_eye_matches_the_render_camera():
     import torch
 
-    from viewer.render_worker import camera_from_params
+    from viewer.viewport.requests import camera_from_params
 
     cam = CameraParams(yaw_deg=30.0, pitch_deg=20.0, radius=2.0, target=(0.1, 0.2, 0.3))
     centre = torch.linalg.inv(camera_from_params(cam, 64, 64).world_to_camera())[:3, 3].numpy()

@@ -1,4 +1,4 @@
-"""The OpenGL splat renderer (viewer/gl_splats.py) against the reference renderer (core.render, torch backend).
+"""The OpenGL splat renderer (viewer/viewport/gl_splats.py) against the reference renderer (core.render, torch backend).
 
 Opens a hidden glfw window with a 3.3 core context, so it needs a display (`make test` provides Xvfb).
 Measured under Xvfb + Mesa llvmpipe: see the PSNR bounds below.
@@ -43,7 +43,7 @@ def gl_context():
 
 @pytest.fixture(scope="module")
 def renderer(gl_context):
-    from viewer.gl_splats import GLSplatRenderer
+    from viewer.viewport.gl_splats import GLSplatRenderer
 
     r = GLSplatRenderer()
     yield r
@@ -83,7 +83,7 @@ def tiny_generator_scene():
 
 def reference_uint8(gaussians, camera, background) -> np.ndarray:
     from core.render import render
-    from viewer.gl_splats import to_uint8
+    from viewer.viewport.gl_splats import to_uint8
 
     out = render(gaussians, camera, SIZE, SIZE, background=list(background), mode="rgb", backend="torch")
     return to_uint8(out.color.numpy())
@@ -91,7 +91,7 @@ def reference_uint8(gaussians, camera, background) -> np.ndarray:
 
 def draw(renderer, gaussians, camera, width, height, background, mode="rgb"):
     """Set ``gaussians`` and draw them for a ``core.camera.Cameras`` (batch shape [])."""
-    from viewer.gl_splats import splat_arrays
+    from viewer.viewport.gl_splats import splat_arrays
 
     renderer.set_scene(splat_arrays(gaussians))
     view = camera.world_to_camera().double().numpy()
@@ -195,9 +195,9 @@ def test_orientation_top_left(renderer):
 
 def test_view_matrix_matches_the_worker_camera():
     """The numpy camera of the OpenGL path equals the torch camera the render worker builds."""
-    from viewer.gl_splats import intrinsics, view_matrix
-    from viewer.render_worker import camera_from_params
-    from viewer.state import CameraParams
+    from viewer.viewport.gl_splats import intrinsics, view_matrix
+    from viewer.viewport.requests import camera_from_params
+    from ui_state.render import CameraParams
 
     for cam in (CameraParams(), CameraParams(yaw_deg=37.0, pitch_deg=-21.0, radius=1.7, target=(0.1, -0.2, 0.05)),
                 CameraParams(mode="fly", yaw_deg=-120.0, pitch_deg=30.0, position=(0.3, 0.4, -2.0), fov_deg=40.0)):

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import time
 from types import SimpleNamespace
+from typing import get_args
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from ui_state.actions import InversionAction, LoadPhotos, StartLatentSearch
+from ui_state.inversion import STAND_IN_LABEL, split_paths
+from ui_state.ui import UiState
 from viewer.jobs import JobRunner
-from viewer.state.inversion import (
-    STAND_IN_LABEL, InversionAction, LoadPhotos, StartLatentSearch, inversion_ui, split_paths,
-)
-from viewer.state.ui import UiState
 
 
 class FakeWorker:
@@ -49,13 +49,20 @@ class FakeTexture:
         self.texture_id = 0
 
 
-def session_without_window():
+def session_without_window(tmp_path):
+    """The inversion feature with the real source and latent features beside it (no window, fake worker)."""
+    from viewer.features.base import Studio
+    from viewer.features.latents import Latents
+    from viewer.features.sources import Sources
     from viewer.inversion_session import InversionSession
 
-    ui = UiState()
-    ui.load.current = "random:tiny"
-    app = SimpleNamespace(ui=ui, jobs=JobRunner(), worker=FakeWorker())
-    return app, InversionSession(app, texture_factory=FakeTexture)
+    features = []
+    studio = Studio(UiState(), JobRunner(), FakeWorker(), SimpleNamespace(result=None),
+                    emit=lambda event: [f.source_changed(event) for f in features])
+    session = InversionSession(studio, texture_factory=FakeTexture)
+    features += [Sources(studio, "random:tiny", tmp_path / "recent.json"), Latents(studio), session]
+    studio.handlers = {k: v for f in features for k, v in f.handlers().items()}
+    return studio, session
 
 
 def pump(app, session, condition, what: str, timeout: float = 60.0, webcam_open: bool = False) -> None:
@@ -67,7 +74,7 @@ def pump(app, session, condition, what: str, timeout: float = 60.0, webcam_open:
         app.ui.info.jobs = app.jobs.poll()
         actions, app.ui.actions = app.ui.actions, []
         for a in actions:
-            assert session.handle(a)
+            app.handlers[type(a)](a)
         session.poll()
         if condition():
             return
@@ -77,8 +84,8 @@ def pump(app, session, condition, what: str, timeout: float = 60.0, webcam_open:
 
 def test_paths_field_and_action_routing(tmp_path):
     assert split_paths(' a.jpg; "b c.png" ;; ') == ["a.jpg", "b c.png"]
-    app, session = session_without_window()
-    assert not session.handle(object()) and isinstance(LoadPhotos(("x",)), InversionAction)
+    app, session = session_without_window(tmp_path)
+    assert set(session.handlers()) == set(get_args(InversionAction)) and isinstance(LoadPhotos(("x",)), InversionAction)
     photo = tmp_path / "p.png"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(photo)
     app.ui.request(LoadPhotos((str(photo), str(tmp_path / "missing.jpg"), str(tmp_path), str(photo))))
@@ -88,24 +95,28 @@ def test_paths_field_and_action_routing(tmp_path):
     assert any("already an input" in t for t in texts)
     app.ui.request(StartLatentSearch())  # before preprocessing: a message, no job
     pump(app, session, lambda: "preprocess the photos first" in session._messages[-1].text, "the refusal")
-    assert inversion_ui(app.ui) is session.state
+    assert app.ui.inversion is session.state
 
 
-def test_opening_another_model_ends_the_tuned_view():
-    app, session = session_without_window()
-    app.worker.put_model("tuned", object())
-    session.original_source, app.ui.load.current = "random:tiny", "memory:tuned"
-    pump(app, session, lambda: True, "a frame")
+def test_opening_another_model_ends_the_tuned_view(tmp_path):
+    from ui_state.actions import OpenFile
+
+    app, session = session_without_window(tmp_path)
+    session._show_tuned(object())  # stage 2 handed a tuned copy: the view switches to it
+    pump(app, session, lambda: app.ui.load.current == "memory:tuned", "the tuned view")
     assert session.state.info.tuned_active and session._base_source() == "random:tiny"
-    app.ui.load.current = "other.pkl"  # the Load panel opened another model
+    assert "memory:tuned" not in app.ui.load.recent  # shown, not opened
+    other = tmp_path / "other.pkl"
+    other.write_bytes(b"x")
+    app.ui.request(OpenFile(str(other)))  # the Load panel opened another model
     pump(app, session, lambda: True, "a frame")
     assert session.original_source is None and "tuned" not in app.worker.models
-    assert not session.state.info.tuned_active and session._base_source() == "other.pkl"
+    assert not session.state.info.tuned_active and session._base_source() == str(other)
     assert session._messages[-1].level == "warning"
 
 
-def test_webcam_without_camera_says_so():
-    app, session = session_without_window()
+def test_webcam_without_camera_says_so(tmp_path):
+    app, session = session_without_window(tmp_path)
     pump(app, session, lambda: session.state.info.webcam_status.startswith("No camera found"),
          "the webcam message", 30.0, webcam_open=True)
     pump(app, session, lambda: not app.jobs.running("inversion_webcam"), "the failed camera job", 10.0,
@@ -129,7 +140,7 @@ def test_missing_loss_weights_show_the_package_message(tmp_path, monkeypatch):
     from inversion.preprocess import InversionTarget
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
-    app, session = session_without_window()
+    app, session = session_without_window(tmp_path)
     session.target = InversionTarget(torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32),
                                      orbit_cameras(torch.tensor([0.0]), 0.0), ("x",))
     session.framing = SYNTHETIC_HEADS
@@ -158,8 +169,8 @@ def test_inversion_panel_in_the_window(tmp_path):
     from imgui_bundle.immapp import testing
 
     from viewer.app import ViewerApp
-    from viewer.render_worker import _load_source
-    from viewer.viewer_config import ViewerConfig
+    from core.latent import load_generator_source
+    from viewer.config import ViewerConfig
 
     astronaut = pytest.importorskip("skimage.data").astronaut()
     photo, blank = tmp_path / "astronaut.jpg", tmp_path / "wall.png"
@@ -213,20 +224,20 @@ def test_inversion_panel_in_the_window(tmp_path):
         seen["stage1_steps"] = info().latent_history["total"].size
         assert any(t.startswith("stage 1 stopped after") for t in texts()), texts()
         assert info().loss_sources.get("lpips") == "random stand-in"
-        _wait(ctx, lambda: app._result is not None and app._result.params.latent == ui.latent.latent,
+        _wait(ctx, lambda: app.display.result is not None and app.display.result.params.latent == ui.latent.latent,
               "the view to show the final latent")
-        assert app._result.error is None, app._result.error
+        assert app.display.result.error is None, app.display.result.error
         # 4. stage 2: the view switches to the tuned copy; the original generator is untouched
         G = session._generator_cache[1]
         before = {k: v.clone() for k, v in G.state_dict().items()}
         form(ctx, "stage2", 2, 1)
         ctx.item_click(f"{P}/stage2/Start")
-        _wait(ctx, lambda: info().has_tuned and not info().running and app._result is not None
-              and app._result.params.source == "memory:tuned", "the tuned generator in the view")
-        assert info().tuned_active and ui.load.current == "memory:tuned" and app._result.error is None
+        _wait(ctx, lambda: info().has_tuned and not info().running and app.display.result is not None
+              and app.display.result.params.source == "memory:tuned", "the tuned generator in the view")
+        assert info().tuned_active and ui.load.current == "memory:tuned" and app.display.result.error is None
         assert info().tuning_history["total"].size == 2 and "locality" in info().tuning_history
         seen["untouched"] = all(torch.equal(v, before[k]) for k, v in G.state_dict().items())
-        fresh = _load_source("random:tiny", torch.device("cpu")).obj.state_dict()
+        fresh = load_generator_source("random:tiny").state_dict()
         seen["same_as_fresh"] = all(torch.equal(v, fresh[k]) for k, v in G.state_dict().items())
         # 5. save everything (stage 1 + tuned generator), then reset to the original model
         ctx.item_input_value(f"{P}/output folder", str(out))
@@ -234,9 +245,9 @@ def test_inversion_panel_in_the_window(tmp_path):
         ctx.item_click(f"{P}/Save everything")
         _wait(ctx, lambda: info().saved_to and not info().running, "saving")
         ctx.item_click(f"{P}/Reset to original model")
-        _wait(ctx, lambda: ui.load.current == "random:tiny" and app._result.params.source == "random:tiny",
+        _wait(ctx, lambda: ui.load.current == "random:tiny" and app.display.result.params.source == "random:tiny",
               "the original model in the view")
-        assert not info().tuned_active and app._result.error is None
+        assert not info().tuned_active and app.display.result.error is None
         # 6. the webcam section on a machine without a camera
         ctx.item_open(f"{P}/Webcam")
         _wait(ctx, lambda: info().webcam_status.startswith("No camera found"), "the no-camera message", 60.0)

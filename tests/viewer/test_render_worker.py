@@ -1,4 +1,4 @@
-"""The render worker (viewer/render_worker.py) and the render state (viewer/state.py): CPU, tiny generator, no display.
+"""The render worker (viewer/viewport/worker.py) and the render state (ui_state/render.py): CPU, tiny generator, no display.
 
 Note: tests/viewer has no __init__.py on purpose (it would shadow the ``viewer`` package).
 """
@@ -6,6 +6,7 @@ Note: tests/viewer has no __init__.py on purpose (it would shadow the ``viewer``
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace as dc_replace
 import os
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from core.camera import default_camera
 from core.generator import PRESETS, Generator
 from core.ply import read_ply, write_ply
 from core.render import render
-from viewer.render_worker import RenderWorker, camera_from_params
-from viewer.state import CameraParams, LatentParams, RenderParams, RenderResult
+from ui_state.render import CameraParams, LatentParams, RenderParams, RenderResult, SliderParams
+from viewer.jobs import JobRunner
+from viewer.viewport.requests import camera_from_params
+from viewer.viewport.worker import RenderWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 120.0
@@ -51,7 +54,8 @@ def ok(r: RenderResult) -> RenderResult:
 
 
 def test_state_imports_no_torch():
-    code = "import sys, viewer.state; bad = [m for m in ('torch', 'core', 'numpy.torch') if m in sys.modules]; print(bad)"
+    code = ("import sys, ui_state.ui, ui_state.actions, ui_state.camera_control; "
+            "bad = [m for m in ('torch', 'core', 'numpy.torch') if m in sys.modules]; print(bad)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -206,13 +210,14 @@ def test_close_joins_the_thread():
     assert not w2.alive
 
 
-def test_latent_grid_offsets_and_scene_output(worker):
-    """Drag-plot grid corners equal their seeds; a zero offset is exact; "scene" output carries GL arrays."""
-    import dataclasses as dc
+def test_latent_grid_sliders_and_scene_output(worker):
+    """Drag-plot grid corners equal their seeds; sliders move the latent through core.editing and 0 is exact;
+    "scene" output carries GL arrays and both the base and the edited ws."""
+    from core.editing import pca_direction_set
+    from core.latent import load_generator_source
+    from viewer.viewport.requests import latent_ws
 
-    from viewer.render_worker import _load_source, latent_ws
-
-    G = _load_source("random:tiny", "cpu").obj
+    G = load_generator_source("random:tiny")
     n = 4
     corner = latent_ws(G, LatentParams(seed=5, grid_xy=(2.0, 1.0), grid_size=n, space="w"), "cpu")
     direct = latent_ws(G, LatentParams(seed=5 + 2 + 1 * n), "cpu")
@@ -220,13 +225,57 @@ def test_latent_grid_offsets_and_scene_output(worker):
     mid = latent_ws(G, LatentParams(seed=5, grid_xy=(2.5, 1.0), grid_size=n, space="w"), "cpu")
     right = latent_ws(G, LatentParams(seed=5 + 3 + 1 * n), "cpu")
     torch.testing.assert_close(mid, 0.5 * (direct + right))
-    base = latent_ws(G, LatentParams(seed=2), "cpu")
-    zero = latent_ws(G, LatentParams(seed=2, offset=(0.0,) * G.config.w_dim), "cpu")
-    assert torch.equal(base, zero)
-    moved = latent_ws(G, LatentParams(seed=2, offset=(0.5,) * G.config.w_dim), "cpu")
-    torch.testing.assert_close(moved - base, torch.full_like(base, 0.5))
-    with pytest.raises(ValueError, match="offset"):
-        latent_ws(G, LatentParams(seed=2, offset=(1.0, 2.0)), "cpu")
-    r = ok(run(worker, dc.replace(BASE, output="scene")))
-    assert r.image is None and r.splats is not None and len(r.splats) == r.stats.gaussians
-    assert r.ws is not None and r.ws.shape == (G.config.num_ws, G.config.w_dim)
+    dirs = pca_direction_set(G, "0" * 64, 256, 4)
+    worker.set_directions(BASE.source, 1, dirs)
+    plain = ok(run(worker, dc_replace(BASE, output="scene", latent=LatentParams(seed=2))))
+    moved = ok(run(worker, dc_replace(BASE, output="scene", latent=LatentParams(seed=2),
+                                      sliders=SliderParams((("PCA0", 2.0),), 1))))
+    np.testing.assert_array_equal(moved.base_ws, plain.ws)
+    expected = plain.ws + dirs.get("PCA0").offset(2.0).astype(np.float32)  # PCA: every slot
+    np.testing.assert_allclose(moved.ws, expected, atol=1e-5)
+    assert not np.array_equal(moved.ws, plain.ws)
+    unknown = ok(run(worker, dc_replace(BASE, output="scene", latent=LatentParams(seed=2),
+                                        sliders=SliderParams((("nope", 1.0),), 1))))
+    np.testing.assert_array_equal(unknown.ws, plain.ws)  # a slider the model does not have adds nothing
+    stale = run(worker, dc_replace(BASE, latent=LatentParams(seed=2), sliders=SliderParams((("PCA0", 1.0),), 7)))
+    assert stale.error and "directions" in stale.error
+    assert plain.image is None and plain.splats is not None and len(plain.splats) == plain.stats.gaussians
+    assert plain.ws.shape == (G.config.num_ws, G.config.w_dim)
+
+
+def test_worker_jobs_interleave_with_renders_and_cancel(worker):
+    """A GPU job that is a generator runs one step per worker turn, renders are served in between, progress
+    and errors are data, and a cancel closes it (its finally block runs)."""
+    jobs = JobRunner(worker)
+    steps, closed, gate = [], [], threading.Event()
+
+    def long_job(ctx, gpu):
+        G = gpu.generator("random:tiny", "cpu")
+        try:
+            for i in range(10_000):
+                steps.append(i)
+                ctx.progress(i / 10_000, f"step {i}")
+                if i == 2:
+                    gate.set()
+                yield
+        finally:
+            closed.append(G.config.z_dim)
+
+    assert jobs.start_on_worker("video", long_job)
+    assert gate.wait(TIMEOUT)
+    r = ok(run(worker, BASE))  # served while the job still runs
+    assert r.image is not None and jobs.running("video")
+    jobs.cancel("video")
+    assert jobs.wait("video", TIMEOUT)
+    status = jobs.poll()["video"]
+    assert status.error == "cancelled" and closed == [64] and len(steps) < 10_000
+    got = []
+    assert jobs.start_on_worker("inspect", lambda ctx, gpu: gpu.generator("random:tiny", "cpu").config.w_dim,
+                                on_done=got.append)
+    assert jobs.wait("inspect", TIMEOUT)
+    assert jobs.poll()["inspect"].error is None and got == [64]
+    assert jobs.start_on_worker("match", lambda ctx, gpu: gpu.generator(str(Path("/nonexistent.pkl")), "cpu"))
+    assert jobs.wait("match", TIMEOUT)
+    assert "FileNotFoundError" in jobs.poll()["match"].error
+    with pytest.raises(ValueError, match="job name"):
+        jobs.start("no such job", lambda ctx: None)  # type: ignore[arg-type]

@@ -39,8 +39,7 @@ def _image(ctx, app) -> np.ndarray:
 
 def _settled(app) -> bool:
     """The worker has answered the newest request and the OpenGL texture shows it."""
-    r = app._result
-    return r is not None and r.params == app._submitted and app._gl_key is not None
+    return app.display.settled
 
 
 def test_studio_scenario(tmp_path):
@@ -49,7 +48,7 @@ def test_studio_scenario(tmp_path):
 
     from core.ply import read_ply
     from viewer.app import ViewerApp
-    from viewer.viewer_config import ViewerConfig
+    from viewer.config import ViewerConfig
 
     bad_ply = tmp_path / "broken.ply"
     bad_ply.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 999999999\nend_header\n")
@@ -102,33 +101,33 @@ def test_studio_scenario(tmp_path):
         # Render panel: background colour and modes.
         ctx.item_open("Panels/Render")
         ui.render.background = (1.0, 0.0, 0.0)
-        _wait(ctx, lambda: _settled(app) and app._gl_key[4] == (1.0, 0.0, 0.0), "red background")
+        _wait(ctx, lambda: _settled(app) and app.display.gl_background == (1.0, 0.0, 0.0), "red background")
         red = _image(ctx, app)
         assert tuple(red[0, 0]) == (255, 0, 0) and tuple(red[-1, -1]) == (255, 0, 0), red[0, 0]
         ui.render.background = (1.0, 1.0, 1.0)
         ctx.item_click("Panels/Render/mode/depth")
-        _wait(ctx, lambda: ui.info.display_path == "image" and app._result.params.mode == "depth"
-              and app._result.image is not None, "depth image")
-        depth = app._result.image
+        _wait(ctx, lambda: ui.info.display_path == "image" and app.display.result.params.mode == "depth"
+              and app.display.result.image is not None, "depth image")
+        depth = app.display.result.image
         assert depth[..., 0].max() > 200 and depth[0, 0, 0] == 0, "depth: near not bright / empty not black"
         ctx.item_click("Panels/Render/mode/RGB")
         _wait(ctx, lambda: ui.info.display_path == "opengl" and _settled(app), "back to RGB")
 
         # Edit panel: an opacity threshold removes Gaussians; undo brings them back.
-        n0 = app._result.stats.gaussians
+        n0 = app.display.result.stats.gaussians
         ctx.item_open("Panels/Edit")
         ctx.item_click("Panels/Edit/opacity_threshold##op")
         ctx.item_input_value("Panels/Edit/min_opacity", 0.5)
         ctx.item_click("Panels/Edit/Apply##edit")
-        _wait(ctx, lambda: len(ui.edit.stack) == 1 and _settled(app), "the edit")
-        n1 = app._result.stats.gaussians
+        _wait(ctx, lambda: len(ui.info.edits.applied) == 1 and _settled(app), "the edit")
+        n1 = app.display.result.stats.gaussians
         assert 0 < n1 < n0, f"opacity threshold kept {n1} of {n0}"
         ctx.item_click("Panels/Edit/Undo##edit")
-        _wait(ctx, lambda: not ui.edit.stack and _settled(app), "undo")
-        assert app._result.stats.gaussians == n0
+        _wait(ctx, lambda: not ui.info.edits.applied and _settled(app), "undo")
+        assert app.display.result.stats.gaussians == n0
         ctx.item_click("Panels/Edit/Redo##edit")
-        _wait(ctx, lambda: len(ui.edit.stack) == 1 and _settled(app), "redo")
-        seen["edited_count"] = app._result.stats.gaussians
+        _wait(ctx, lambda: len(ui.info.edits.applied) == 1 and _settled(app), "redo")
+        seen["edited_count"] = app.display.result.stats.gaussians
 
         # Save panel: .ply of what is shown (edited), the image, the latent.
         ctx.item_open("Panels/Save")
@@ -158,12 +157,19 @@ def test_studio_scenario(tmp_path):
             ctx.yield_()
         assert len(ui.info.gui_ms) > 10 and len(ui.info.render_ms) > 0
 
-        # Saved latents: checkpoint, change, restore.
+        # Saved latents: checkpoint, change, restore: the same head again, with a thumbnail.
+        ctx.item_input_value("Panels/Latent/truncation psi", 0.7)  # (at psi 0 every seed is the same head)
+        _wait(ctx, lambda: ui.latent.latent.psi == pytest.approx(0.7) and _settled(app), "psi 0.7")
+        saved_head = _image(ctx, app)
         ctx.item_click("Panels/Latent/Save##latent")
+        ctx.yield_()
+        assert [e.name for e in ui.info.saved_latents] == ["latent 1"] and ui.info.saved_latents[0].texture
         ctx.item_input_value("Panels/Latent/seed", 11)
-        _wait(ctx, lambda: ui.latent.latent.seed == 11, "seed 11")
+        _wait(ctx, lambda: ui.latent.latent.seed == 11 and _settled(app), "seed 11")
+        assert not np.array_equal(_image(ctx, app), saved_head)
         ctx.item_click("Panels/Latent/saved0/restore")
-        assert ui.latent.latent.seed == 3 and app.ui.info.thumbnail_textures, "restore / thumbnail"
+        _wait(ctx, lambda: ui.latent.latent.space == "w" and _settled(app), "the restored latent")
+        assert np.array_equal(_image(ctx, app), saved_head), "restoring a saved latent must give the same head"
 
         # Bad input: a missing file is refused with a message, a corrupt .ply shows its error over the image.
         ctx.item_input_value("Panels/Load/path##load", str(tmp_path / "missing.pkl"))
@@ -188,8 +194,10 @@ def test_studio_scenario(tmp_path):
     assert ply.num_gaussians == seen["edited_count"], "the .ply is not what was shown (edits applied)"
     png = np.asarray(Image.open(next((tmp_path / "saved").glob("*.png"))))
     assert png.shape == (RES, RES, 3) and np.array_equal(png, seen["saved_image"])
-    with np.load(next((tmp_path / "saved").glob("*.npz"))) as z:
-        assert z["ws"].ndim == 2 and int(z["seed"]) == 3
+    from core.editing import load_library
+
+    (entry,) = load_library(next((tmp_path / "saved").glob("*.latents.npz"))).entries
+    assert entry.edit.base.dim() == 2 and entry.thumbnail is not None
     import imageio
 
     with imageio.get_reader(tmp_path / "orbit.mp4") as video:
@@ -218,7 +226,7 @@ def test_latent_sliders_pca_teach_and_reversibility(tmp_path):
     from imgui_bundle.immapp import testing
 
     from viewer.app import ViewerApp
-    from viewer.viewer_config import ViewerConfig
+    from viewer.config import ViewerConfig
 
     app = ViewerApp(ViewerConfig(path="random:tiny", resolution=RES, width=1100, height=900,
                                  state_dir=tmp_path / "state"), device="cpu")
@@ -235,11 +243,13 @@ def test_latent_sliders_pca_teach_and_reversibility(tmp_path):
         ctx.item_click("Panels/Latent/Compute PCA sliders")
         _wait(ctx, lambda: len(ui.info.directions.sliders) > 0, "PCA sliders")
         ctx.item_input_value("Panels/Latent/slider_PCA0/PCA0", 2.5)
-        _wait(ctx, lambda: ui.latent.latent.offset is not None and _settled(app), "the slider's effect")
+        _wait(ctx, lambda: _settled(app) and app.display.result.params.sliders.values == (("PCA0", 2.5),),
+              "the slider's effect")
+        assert ui.latent.latent.latent is None and ui.latent.latent.seed == 0, "the sliders must not touch the latent"
         moved = _image(ctx, app)
         seen["moved"] = float(np.abs(moved.astype(int) - base.astype(int)).mean())
         ctx.item_click("Panels/Latent/slider_PCA0/0")
-        _wait(ctx, lambda: ui.latent.latent.offset is None and _settled(app), "the slider back at 0")
+        _wait(ctx, lambda: _settled(app) and not app.display.result.params.sliders.values, "the slider back at 0")
         seen["back"] = _image(ctx, app)
         seen["base"] = base
         ctx.item_open("Panels/Latent/Teach a slider")

@@ -76,8 +76,9 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
     from imgui_bundle import hello_imgui, imgui
     from imgui_bundle.immapp import testing
 
-    from viewer.app import QUIT_POPUP, ViewerApp
-    from viewer.viewer_config import ViewerConfig
+    from viewer.app import ViewerApp
+    from viewer.window.quit_guard import QUIT_POPUP
+    from viewer.config import ViewerConfig
 
     data = make_dataset(tmp_path / "data")
     (tmp_path / "empty").mkdir()
@@ -91,7 +92,7 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
         while not cond():
             assert time.monotonic() < deadline, (f"timed out waiting for {what}: {app.ui.info.training.status} "
                                                  f"{app.ui.load.current} {app.ui.info.messages[-3:]} "
-                                                 f"{app._result.error if app._result else None}")
+                                                 f"{app.display.result.error if app.display.result else None}")
             ctx.yield_()
 
     def fill(ctx, kimg: float, resume: str = "", dataset: Path = data) -> None:
@@ -127,9 +128,9 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
              and info().snapshots, "progress, a grid and a snapshot")
         seen["run_dir"] = info().run_dir
         ctx.item_click("Panels/Training/Load latest snapshot")
-        wait(ctx, lambda: app.ui.load.current.endswith(".pkl") and app._result is not None
-             and app._result.params.source == app.ui.load.current, "the snapshot in the viewer")
-        assert app._result.error is None, app._result.error
+        wait(ctx, lambda: app.ui.load.current.endswith(".pkl") and app.display.result is not None
+             and app.display.result.params.source == app.ui.load.current, "the snapshot in the viewer")
+        assert app.display.result.error is None, app.display.result.error
         assert app.ui.info.source_kind == "generator"
         # Closing the window while it trains asks first; Cancel keeps everything running.
         import ctypes
@@ -150,7 +151,7 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
         ctx.item_click("Panels/Training/Stop (save snapshot)")
         wait(ctx, lambda: info().status == "stopped" and not app.training.child_running, "the clean stop")
         seen["stopped_at"] = info().kimg
-        seen["returncode"] = app.training.process.returncode
+        seen["returncode"] = app.training.follower.process.returncode
         # Resume from the panel and run to the end.
         fill(ctx, seen["stopped_at"] + 0.008, resume=seen["run_dir"])
         ctx.item_click("Panels/Training/New run/Start training")
@@ -160,9 +161,9 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
     try:
         testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
     finally:  # never leave a training process behind, whatever failed
-        if app.training.process is not None and app.training.process.running:
-            app.training.process.terminate()
-            app.training.process.wait(30)
+        if app.training.follower.process is not None and app.training.follower.process.running:
+            app.training.follower.process.terminate()
+            app.training.follower.process.wait(30)
 
     assert "dataset" in seen["failure"].lower() or "json" in seen["failure"].lower(), seen["failure"]
     assert seen["returncode"] == 0

@@ -1,11 +1,2 @@
-"""The viewer's typed state, importable without torch or anything local (it sits below widgets and viewer).
-
-- :mod:`viewer.state.render`: frozen render requests and results (``RenderParams``, ``RenderResult``, ...).
-- :mod:`viewer.state.actions`: requests from the panels to the app (``OpenFile``, ``SavePly``, ...).
-- :mod:`viewer.state.ui`: the mutable per-panel UI state and what the app publishes (``UiState``, ``AppInfo``).
-"""
-
-from viewer.state.render import (  # noqa: F401  (re-exports)
-    DEFAULT_FOV_DEG, DEFAULT_RADIUS, RANDOM_SOURCES, CameraMode, CameraParams, EditSpec, EditValue, ImageMode,
-    LatentParams, LatentSpace, RenderParams, RenderResult, RenderStats,
-)
+"""Left-over home of ``training.py`` (the Training panel's launch form and run info), which moves into
+``ui_state`` once the run-directory work has landed. It imports nothing local, so ``ui_state`` may use it."""

@@ -1,10 +1,6 @@
-"""The Inversion panel's data: the form the user edits (:class:`InversionPanel`), what the controller
-(``viewer/inversion_session.py``) publishes for the panel to read (:class:`InversionInfo`), and the panel's
-actions.
-
-Plain data (standard library and numpy only, like the rest of ``viewer.state``). ``UiState`` has no field
-for this panel (the app file is shared by several features), so the panel and its info hang off the UI state
-as one attribute, reached through :func:`inversion_ui`.
+"""The Inversion panel's data: the form the user edits (:class:`InversionPanel`) and what the inversion
+feature publishes for the panel to read (:class:`InversionInfo`), kept together as ``UiState.inversion``.
+Its actions are in :mod:`ui_state.actions`. Plain data (standard library and numpy only).
 """
 
 from __future__ import annotations
@@ -150,81 +146,7 @@ class InversionUi:
     info: InversionInfo = field(default_factory=InversionInfo)
 
 
-def inversion_ui(ui: object) -> InversionUi:
-    """The :class:`InversionUi` of a ``UiState`` (created on first use as the attribute ``ui.inversion``)."""
-    state = getattr(ui, "inversion", None)
-    if not isinstance(state, InversionUi):
-        state = InversionUi()
-        setattr(ui, "inversion", state)
-    return state
-
-
 def split_paths(text: str) -> list[str]:
     """``"a.jpg; b.png ;"`` -> ``["a.jpg", "b.png"]`` (``;``-separated, whitespace and quotes stripped)."""
     parts = (p.strip().strip("\"'").strip() for p in text.split(";"))
     return [p for p in parts if p]
-
-
-# ---------------------------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class LoadPhotos:
-    """Add these photo files to the inputs (missing files are reported and left out)."""
-
-    paths: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class BrowsePhotos:
-    """Choose photo files with the desktop's file dialog (several at once)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClearPhotos:
-    """Forget every input photo (and the preprocessed targets and results that came from them)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TakeWebcamPicture:
-    """Add the webcam's newest frame as an input photo."""
-
-
-@dataclass(frozen=True, slots=True)
-class Preprocess:
-    """Detect, align and estimate a camera for every input photo (in the background)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StartLatentSearch:
-    """Stage 1: optimise a latent against the preprocessed photos with the panel's settings."""
-
-
-@dataclass(frozen=True, slots=True)
-class StopLatentSearch:
-    """Stop stage 1 after its current step (the latent so far is kept)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StartTuning:
-    """Stage 2: tune a copy of the generator around stage 1's latent."""
-
-
-@dataclass(frozen=True, slots=True)
-class StopTuning:
-    """Stop stage 2 after its current step (the tuned copy so far is kept and shown)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SaveInversion:
-    """Write every output (aligned photos, cameras, pivot, tuned generator, .ply, renders, video, report)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ResetModel:
-    """Show the original generator again and drop the tuned copy."""
-
-
-InversionAction = (LoadPhotos | BrowsePhotos | ClearPhotos | TakeWebcamPicture | Preprocess
-                   | StartLatentSearch | StopLatentSearch | StartTuning | StopTuning | SaveInversion
-                   | ResetModel)

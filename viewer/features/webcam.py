@@ -1,5 +1,5 @@
-"""The Inversion panel's live webcam: a job thread reading frames through imageio's ffmpeg reader while the
-webcam section is open, the newest frame kept for the preview and for "Take picture".
+"""The Inversion panel's live webcam: a job thread streaming ``inversion.webcam.camera_frames`` (the studio's one
+camera reader) while the webcam section is open, the newest frame kept for the preview and for "Take picture".
 
 The camera is opened when :meth:`WebcamFeed.poll` sees the section open and released (the job ends, the reader
 closes) when it sees it closed. A camera that cannot be opened is reported once, as a plain sentence, and not
@@ -15,20 +15,15 @@ import numpy as np
 from viewer.jobs import JobContext, JobRunner
 
 JOB = "inversion_webcam"
-DEVICE = "<video0>"  # imageio's name of the first camera
-
-
-def no_camera_message(device: str, exc: BaseException) -> str:
-    """One readable line for a camera that cannot be opened (ffmpeg's own output stays out of it)."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"No camera found: cannot open the camera {device} ({first})"
 
 
 class WebcamFeed:
     """GUI-thread side of the webcam (see the module docstring). ``status``: "" or a line for the user."""
 
-    def __init__(self, jobs: JobRunner, device: str = DEVICE, mirror: bool = True) -> None:
-        self.jobs, self.device, self.mirror = jobs, device, mirror
+    def __init__(self, jobs: JobRunner, device: str | None = None, mirror: bool = True) -> None:
+        from inversion.webcam import DEFAULT_DEVICE
+
+        self.jobs, self.device, self.mirror = jobs, device or DEFAULT_DEVICE, mirror
         self.status = ""
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None
@@ -66,27 +61,21 @@ class WebcamFeed:
         self._running = self.jobs.start(JOB, self._read, on_done=self._done, output=self.device)
 
     def _read(self, ctx: JobContext) -> str:
-        try:
-            import imageio.v2 as imageio
+        from inversion.webcam import WebcamError, camera_frames
 
-            reader = imageio.get_reader(self.device)
-        except Exception as exc:  # noqa: BLE001 - imageio raises several types depending on the platform
-            return no_camera_message(self.device, exc)
+        frames = camera_frames(self.device, self.mirror)
         try:
-            for frame in reader:
+            for img in frames:
                 if ctx.cancelled:
                     return "camera closed"
-                rgb = np.asarray(frame)[..., :3]
-                img = np.ascontiguousarray(rgb[:, ::-1] if self.mirror else rgb)
                 with self._lock:
                     self._frame = img
                     self._frame_count += 1
                 ctx.progress(0.0, "live")
-        except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"reading the camera {self.device} failed: {first}"
+        except WebcamError as exc:
+            return f"No camera found: {exc}" if str(exc).startswith("cannot open") else str(exc)
         finally:
-            reader.close()
+            frames.close()
         return "the camera stopped sending frames"
 
     def _done(self, message: str) -> None:

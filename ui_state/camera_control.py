@@ -1,10 +1,10 @@
 """Mouse and keyboard camera control: pure functions from a :class:`CameraParams` and an input to a new one.
 
-No GUI and no torch here, so every rule is unit-tested. Conventions are those of :mod:`viewer.state.render`:
+No GUI and no torch here, so every rule is unit-tested. Conventions are those of :mod:`ui_state.render`:
 world +y up, the head at the origin facing +z; yaw in degrees about +y (positive moves an orbit camera toward
 +x); pitch in degrees, positive = camera above, looking down; screen pixels x right, y down.
 
-Bindings (as in Blender / most DCC viewers; documented in README.md):
+Bindings (as in Blender / most DCC viewers; documented in docs/viewer.md):
 
 - Orbit mode: left-drag orbits (turntable), right- or middle-drag pans the look-at point, the wheel zooms
   (radius), W/S dolly in/out, A/D/Q/E pan left/right/down/up, arrow keys orbit.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from viewer.state.render import DEFAULT_RADIUS, CameraParams
+from ui_state.render import DEFAULT_RADIUS, CameraParams
 
 PITCH_LIMIT_DEG = 89.0
 MIN_RADIUS = 0.05
@@ -78,7 +78,7 @@ def rotate(cam: CameraParams, dx_px: float, dy_px: float, deg_per_px: float, inv
     (pitch increases), reversed with ``invert_y``. Pitch stays within +-89 degrees.
     """
     sign = -1.0 if invert_y else 1.0
-    yaw = _wrap(cam.yaw_deg - dx_px * deg_per_px)
+    yaw = wrap_deg(cam.yaw_deg - dx_px * deg_per_px)
     pitch = _clamp_pitch(cam.pitch_deg + sign * dy_px * deg_per_px)
     return replace(cam, yaw_deg=yaw, pitch_deg=pitch)
 
@@ -115,7 +115,7 @@ def keyboard(cam: CameraParams, keys: Keys, dt_s: float, move_units_per_s: float
     turn_x = (keys.turn_right - keys.turn_left) * turn
     turn_y = (keys.turn_down - keys.turn_up) * turn
     if turn_x or turn_y:
-        cam = replace(cam, yaw_deg=_wrap(cam.yaw_deg - turn_x), pitch_deg=_clamp_pitch(cam.pitch_deg + turn_y))
+        cam = replace(cam, yaw_deg=wrap_deg(cam.yaw_deg - turn_x), pitch_deg=_clamp_pitch(cam.pitch_deg + turn_y))
     r, u, f = basis(cam)
     side = (keys.right - keys.left) * move
     vertical = (keys.up - keys.down) * move
@@ -168,7 +168,8 @@ def reset(cam: CameraParams | None = None) -> CameraParams:
     return CameraParams()
 
 
-def _wrap(deg: float) -> float:
+def wrap_deg(deg: float) -> float:
+    """``deg`` wrapped into [-180, 180)."""
     return (deg + 180.0) % 360.0 - 180.0
 
 

@@ -6,8 +6,8 @@ sliders of ``core.editing``. Nothing here evaluates text: specs name a registere
 
 from __future__ import annotations
 
-from viewer.state.render import EditSpec
-from viewer.state.ui import EditField, EditOpInfo
+from ui_state.render import EditSpec
+from ui_state.info import EditField, EditOpInfo
 
 _KINDS = {"float": "float", "bool": "bool", "vec3": "vec3", "rgb": "color", "int": "int"}
 
@@ -37,3 +37,11 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return tuple(float(v) for v in value)
     return value
+
+
+def spec_from_op(op) -> EditSpec:
+    """The plain ``EditSpec`` of a ``core.edit_ops.EditOp`` (inverse of :func:`edit_from_spec`)."""
+    from core.edit_ops import op_to_dict
+
+    d = op_to_dict(op)
+    return EditSpec(d["op"], tuple((k, _plain(v)) for k, v in d["params"].items()))

@@ -1,8 +1,8 @@
-"""The viewer's typed render requests and results: pure, frozen, slotted dataclasses (architecture-and-style.md,
-principles 2 and 5).
+"""The viewer's typed render requests and results: pure, frozen, slotted dataclasses (docs/architecture.md,
+"The path of one render request").
 
-This module sits below both ``widgets`` and the rest of ``viewer``: it imports the standard library and numpy
-only (never torch, never anything local), so widgets can build requests without touching the GPU.
+Like all of ``ui_state`` this imports the standard library and numpy only (never torch, never ``core``), so
+widgets can build requests without touching the GPU.
 
 Conventions (the same as ``core.camera``): world +y up, the head centred at the origin inside the unit cube and
 facing +z; camera axes OpenCV (x right, y down, z forward). Angles here are in **degrees** (the core takes
@@ -28,7 +28,6 @@ EditValue = float | int | bool | str | tuple[float, ...]
 
 DEFAULT_RADIUS = 2.7
 DEFAULT_FOV_DEG = math.degrees(2.0 * math.atan(0.5 / 4.2647))  # core.camera.DEFAULT_FOCAL, ~13.37 deg
-RANDOM_SOURCES = ("random:tiny", "random:cpu128")
 
 
 def _check_choice(name: str, value: object, choices: tuple) -> None:
@@ -90,9 +89,8 @@ class LatentParams:
             latent is the bilinear blend of the 4 surrounding grid latents, grid cell ``(i, j)`` having seed
             ``seed + i + j * grid_size``; blended in ``space`` (z before mapping, or w after truncation).
         grid_size: cells per side of that grid.
-        offset: added to the final ws (after truncation), flattened ``w_dim`` (every ws) or ``num_ws * w_dim``
-            numbers: the edit sliders' displacement. None = no edit. The base latent is never modified, so
-            setting the sliders back to 0 restores it exactly.
+
+    (The rule lives in ``core.latent``: ``seed_ws``, ``map_z``, ``ws_from_values``, ``seed_grid_ws``.)
     """
 
     seed: int = 0
@@ -102,7 +100,6 @@ class LatentParams:
     latent: tuple[float, ...] | None = None
     grid_xy: tuple[float, float] | None = None
     grid_size: int = 8
-    offset: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_choice("space", self.space, ("z", "w"))
@@ -110,12 +107,30 @@ class LatentParams:
             _check_vec("grid_xy", self.grid_xy, 2)
         if not isinstance(self.grid_size, int) or self.grid_size < 2:
             raise ValueError(f"grid_size must be an int >= 2, got {self.grid_size!r}")
-        if self.offset is not None and not isinstance(self.offset, tuple):
-            raise ValueError(f"offset must be a tuple of floats or None, got {type(self.offset).__name__}")
         if self.latent is not None and not isinstance(self.latent, tuple):
             raise ValueError(f"latent must be a tuple of floats or None, got {type(self.latent).__name__}")
         if self.cutoff is not None and self.cutoff < 0:
             raise ValueError(f"cutoff must be >= 0 or None, got {self.cutoff!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SliderParams:
+    """The Latent panel's sliders as the worker applies them (``core.editing.apply_sliders``) on top of the
+    base latent: ``ws = base + sum value * scale * unit``. The base is never modified, so all sliders at 0
+    give it back exactly.
+
+    Attributes:
+        values: ``((name, value), ...)`` sorted by name, no zeros; value in std units along the direction.
+        directions: version of the direction set the viewer handed the worker for this source (0 = none);
+            part of the request so a recomputed set re-renders.
+    """
+
+    values: tuple[tuple[str, float], ...] = ()
+    directions: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.values, tuple) or any(not (isinstance(v, tuple) and len(v) == 2) for v in self.values):
+            raise ValueError(f"values must be a tuple of (name, value) pairs, got {self.values!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +159,7 @@ class RenderParams:
             a built-in random-weight generator ``"random:tiny"`` / ``"random:cpu128"`` (core ``PRESETS``).
         camera: see :class:`CameraParams`.
         latent: see :class:`LatentParams`.
+        sliders: see :class:`SliderParams` (applied after the latent).
         width, height: full-quality image size in pixels.
         background: RGB in [0, 1] behind the splats (rgb and centres modes).
         mode: ``"rgb"`` colour; ``"alpha"`` accumulated opacity as grey; ``"depth"`` camera-space depth
@@ -160,6 +176,7 @@ class RenderParams:
     source: str = "random:tiny"
     camera: CameraParams = field(default_factory=CameraParams)
     latent: LatentParams = field(default_factory=LatentParams)
+    sliders: SliderParams = field(default_factory=SliderParams)
     width: int = 512
     height: int = 512
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
@@ -174,8 +191,7 @@ class RenderParams:
         _check_choice("mode", self.mode, ("rgb", "alpha", "depth", "centres"))
         _check_choice("output", self.output, ("image", "scene"))
         _check_vec("background", self.background, 3)
-        for name in ("width", "height"):
-            v = getattr(self, name)
+        for name, v in (("width", self.width), ("height", self.height)):
             if not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if not self.splat_scale > 0:
@@ -225,8 +241,9 @@ class RenderResult:
         params: the request it answers.
         scene: the edited ``core.gaussians.GaussianSet`` (batch shape ``[]``) that was drawn, for saving and
             inspecting (typed ``object`` here: this module never imports torch).
-        splats: ``viewer.gl_splats.SplatArrays`` (numpy) for the OpenGL renderer when ``output == "scene"``.
-        ws: ``[num_ws, w_dim]`` float32, the latent that made ``scene`` (None for ``.ply`` scenes).
+        splats: ``viewer.viewport.gl_splats.SplatArrays`` (numpy) for the OpenGL renderer when ``output == "scene"``.
+        ws: ``[num_ws, w_dim]`` float32, the latent that made ``scene``, sliders applied (None for ``.ply``).
+        base_ws: ``[num_ws, w_dim]`` float32, the same before the sliders (None for ``.ply`` scenes).
     """
 
     image: np.ndarray | None
@@ -237,6 +254,7 @@ class RenderResult:
     scene: object | None = None
     splats: object | None = None
     ws: np.ndarray | None = None
+    base_ws: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:

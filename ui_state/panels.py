@@ -1,0 +1,142 @@
+"""The panels' forms: one mutable dataclass per panel, written by that panel's widget every frame.
+
+Widgets write only their own panel's dataclass (and queue actions); what the app publishes for them to read is
+in :mod:`ui_state.info`. Standard library and numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ui_state.render import CameraParams, EditSpec, ImageMode, LatentParams
+
+DisplayPath = Literal["auto", "opengl", "image"]
+MAX_RECENT = 12
+
+
+@dataclass
+class LoadPanel:
+    """``path``: the text field; ``recent``: most recent first, at most ``MAX_RECENT``; ``current``: the open source."""
+
+    path: str = ""
+    recent: list[str] = field(default_factory=list)
+    current: str = ""
+
+    def remember(self, source: str) -> None:
+        if source in self.recent:
+            self.recent.remove(source)
+        self.recent.insert(0, source)
+        del self.recent[MAX_RECENT:]
+
+
+@dataclass
+class CameraPanel:
+    """The camera and how input moves it (units: degrees, scene units, seconds).
+
+    Attributes:
+        camera: the current :class:`CameraParams` (replaced whole on every change).
+        rotate_deg_per_px: orbit/look rotation per pixel of mouse drag.
+        turn_deg_per_s: rotation speed of the arrow keys.
+        move_units_per_s: fly speed of W/A/S/D/Q/E (orbit mode: how fast W/S dolly), scene units per second.
+        zoom_factor: radius multiplier per mouse-wheel notch (> 1).
+        invert_y: drag up looks down instead of up.
+    """
+
+    camera: CameraParams = field(default_factory=CameraParams)
+    rotate_deg_per_px: float = 0.3
+    turn_deg_per_s: float = 90.0
+    move_units_per_s: float = 1.0
+    zoom_factor: float = 1.1
+    invert_y: bool = False
+
+
+@dataclass
+class RenderPanel:
+    """Image settings. ``display``: "auto" = gsplat image on CUDA, OpenGL splats elsewhere; "opengl" or
+    "image" force one path (the OpenGL path draws modes rgb and alpha; other modes always use images)."""
+
+    width: int = 512
+    height: int = 512
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mode: ImageMode = "rgb"
+    splat_scale: float = 1.0
+    low_res_while_dragging: bool = True
+    display: DisplayPath = "auto"
+
+
+@dataclass
+class LatentPanel:
+    """Seed, truncation, the drag plot and the sliders. ``use_grid``: the drag plot drives the latent
+    (``latent.grid_xy``). ``interp_a`` / ``interp_b``: names of the saved latents to blend."""
+
+    latent: LatentParams = field(default_factory=LatentParams)
+    use_grid: bool = False
+    save_name: str = "latent 1"
+    interp_a: str = ""
+    interp_b: str = ""
+    interp_t: float = 0.5
+    sliders: dict[str, float] = field(default_factory=dict)  # direction name -> value (std units)
+    pca_shown: int = 8
+    teach_name: str = "my_attribute"
+    color_targets: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    width_targets: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EditPanel:
+    """The form being edited: ``selected`` op and its ``draft`` parameters (the applied edits are published in
+    ``AppInfo.edits`` by the edit feature, which keeps the undoable history)."""
+
+    selected: str = ""
+    draft: EditSpec | None = None
+
+
+@dataclass
+class SavePanel:
+    """Output folder and file stem; files are named ``<stem>_<n>.<ext>`` with the next free ``n``."""
+
+    folder: str = "out/saved"
+    stem: str = "head"
+    latent_path: str = ""
+
+
+@dataclass
+class VideoPanel:
+    path: str = "out/videos/orbit.mp4"
+    frames: int = 120
+    fps: int = 30
+    radius: float = 2.7
+    elevation_deg: float = 10.0
+    resolution: int = 512
+    turns: float = 1.0
+
+
+@dataclass
+class InspectPanel:
+    auto: bool = True
+
+
+@dataclass
+class TrainingPanel:
+    """The Training panel's form (see ``TrainingLaunch`` for the meaning) and follow settings."""
+
+    data: str = ""
+    outdir: str = "runs"
+    preset: str = "cpu128"
+    batch: int = 32
+    batch_gpu: int = 8
+    gpus: int = 1
+    kimg: float = 1000.0
+    resume: str = ""
+    device: str = "auto"
+    snap_kimg: float = 50.0
+    image_snap_kimg: float = 10.0
+    extra: str = ""
+    attach_dir: str = ""
+    follow: bool = False
+
+
+@dataclass
+class PerformancePanel:
+    show_plot: bool = True
