@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ui_state.actions import StartVideo
 from ui_state.render import CameraParams, EditSpec, ImageMode, LatentParams
 
 DisplayPath = Literal["auto", "opengl", "image"]
@@ -103,13 +104,9 @@ class SavePanel:
 
 @dataclass
 class VideoPanel:
-    path: str = "out/videos/orbit.mp4"
-    frames: int = 120
-    fps: int = 30
-    radius: float = 2.7
-    elevation_deg: float = 10.0
-    resolution: int = 512
-    turns: float = 1.0
+    """The video the panel will ask for: the ``StartVideo`` action itself (replaced whole on every edit)."""
+
+    request: StartVideo = field(default_factory=lambda: StartVideo("out/videos/orbit.mp4"))
 
 
 @dataclass

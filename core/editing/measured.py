@@ -16,6 +16,7 @@ step), so the result is an ordinary slider setting: reversible, saved with the l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generator
 
 import numpy as np
 import torch
@@ -134,6 +135,20 @@ def match_target(G: torch.nn.Module, edit: LatentEdit, directions: DirectionSet,
         fd_step: forward-difference step in slider units; max_value: sliders are kept in [-max, max];
         tol: stop when the error (Euclidean, in the quantity's units) is below this.
     """
+    run = match_target_steps(G, edit, directions, measurement, target, steps, fd_step, max_value, tol)
+    while True:
+        try:
+            next(run)
+        except StopIteration as done:
+            return done.value
+
+
+def match_target_steps(G: torch.nn.Module, edit: LatentEdit, directions: DirectionSet, measurement: str,
+                       target: tuple[float, ...] | np.ndarray, steps: int = 8, fd_step: float = 0.3,
+                       max_value: float = 5.0, tol: float = 1e-3) -> Generator[int, None, TargetMatch]:
+    """:func:`match_target` one synthesis at a time: yields the Gauss-Newton step in progress after every
+    synthesis (so a caller such as the viewer's render worker can do other work in between) and returns the
+    :class:`TargetMatch`."""
     m = directions.measurement(measurement)
     names = m.direction_names
     tgt = np.asarray(target, dtype=np.float64).reshape(-1)
@@ -141,25 +156,29 @@ def match_target(G: torch.nn.Module, edit: LatentEdit, directions: DirectionSet,
         raise ValueError(f"target of {measurement!r} must be {m.size} finite number(s), got {target!r}")
     a = np.array([edit.value(n) for n in names], dtype=np.float64)
     k = len(names)
+    taken = 0
 
-    def evaluate(points: np.ndarray) -> np.ndarray:  # [P, k] slider values -> [P, size]
-        ws = torch.stack([apply_sliders(edit.base, directions, {**edit.slider_values, **dict(zip(names, p))})
-                          for p in points])
-        return measure_ws(G, ws, m, batch=len(points))
+    def evaluate(points: np.ndarray):  # [P, k] slider values -> [P, size], one synthesis per yield
+        out = []
+        for p in points:
+            ws = apply_sliders(edit.base, directions, {**edit.slider_values, **dict(zip(names, p))})
+            out.append(measure_ws(G, ws[None], m, batch=1)[0])
+            yield taken
+        return np.stack(out)
 
-    value = start = evaluate(a[None])[0]
-    lam, taken = 1e-2, 0
+    value = start = (yield from evaluate(a[None]))[0]
+    lam = 1e-2
     for taken in range(1, steps + 1):
         if not np.isfinite(value).all() or np.linalg.norm(value - tgt) < tol:
             taken -= 1
             break
         probes = a[None] + fd_step * np.eye(k)
-        J = ((evaluate(probes) - value[None]) / fd_step).T  # [size, k]
+        J = (((yield from evaluate(probes)) - value[None]) / fd_step).T  # [size, k]
         r = value - tgt
         JtJ = J.T @ J
         delta = -np.linalg.solve(JtJ + lam * (np.trace(JtJ) / k + 1e-12) * np.eye(k), J.T @ r)
         cand = np.clip(a + delta, -max_value, max_value)
-        new_value = evaluate(cand[None])[0]
+        new_value = (yield from evaluate(cand[None]))[0]
         if np.isfinite(new_value).all() and np.linalg.norm(new_value - tgt) < np.linalg.norm(r):
             a, value, lam = cand, new_value, lam * 0.3
         else:

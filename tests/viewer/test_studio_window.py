@@ -8,6 +8,7 @@ OpenGL renderer's read-back and the window screenshot.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -56,7 +57,7 @@ def test_studio_scenario(tmp_path):
     cfg = ViewerConfig(path="random:tiny", resolution=RES, width=1100, height=760, state_dir=tmp_path / "state")
     app = ViewerApp(cfg, device="cpu")
     app.ui.save.folder = str(tmp_path / "saved")
-    app.ui.video.path = str(tmp_path / "orbit.mp4")
+    app.ui.video.request = dataclasses.replace(app.ui.video.request, path=str(tmp_path / "orbit.mp4"))
     seen: dict = {}
 
     def test(ctx: imgui.test_engine.TestContext) -> None:

@@ -238,6 +238,35 @@ def test_save_ply_and_image_and_inspect(studio, tmp_path):
     assert opacity.counts.sum() == r.stats.gaussians and opacity.min >= 0 and opacity.max <= 1
 
 
+def test_match_runs_on_the_worker_from_the_base_latent(studio):
+    """Match starts from the result's base latent (no offset subtracted), keeps the other sliders, and its
+    answer is an ordinary slider setting the next request carries."""
+    from core.editing import Box, Measurement, fit_measured_directions, measure_ws, pca_direction_set
+    from core.editing.pca import sample_ws
+    from core.latent import load_generator_source
+    from ui_state.actions import MatchTarget
+    from viewer.features.sliders import Sliders
+
+    G = load_generator_source("random:tiny")
+    dirs = pca_direction_set(G, "0" * 64, 300, 2)
+    m = Measurement("whole", "width", Box((0.0, 0.0, 0.0), (0.5, 0.5, 0.5)))
+    dirs = dirs.with_measurement(m, fit_measured_directions(G, m, dirs, sample_ws(G, 24, seed=3)))
+    sliders = Sliders(studio)
+    sliders._source = "random:tiny"
+    sliders._set(dirs, "test directions")
+    studio.ui.latent.latent = type(studio.ui.latent.latent)(seed=5)
+    studio.ui.latent.sliders = {"PCA1": 1.0}
+    before = show(studio)
+    target = measure_ws(G, torch.from_numpy(before.ws)[None], m)[0] * 0.9
+    sliders.handlers()[MatchTarget](MatchTarget("whole", tuple(float(v) for v in target)))
+    assert wait_done(studio.jobs, "match").error is None
+    assert studio.ui.latent.sliders["PCA1"] == 1.0 and studio.ui.latent.sliders.get("whole", 0.0) != 0.0
+    after = show(studio)
+    np.testing.assert_array_equal(after.base_ws, before.base_ws)  # the base never moves
+    err = lambda r: abs(measure_ws(G, torch.from_numpy(r.ws)[None], m)[0, 0] - target[0])  # noqa: E731
+    assert err(after) < err(before), (err(before), err(after))
+
+
 def test_recent_list_survives_corruption(tmp_path):
     f = recent_file(tmp_path)
     assert read_recent(f) == []

@@ -28,6 +28,7 @@ from viewer.jobs import JobContext
 
 PCA_SAMPLES = 4096
 PCA_COMPONENTS = 20
+MATCH_STEPS = 8  # Gauss-Newton steps of core.editing.match_target
 
 
 def _is_model_file(source: str) -> bool:
@@ -197,11 +198,18 @@ class Sliders(Feature):
         def work(ctx: JobContext, gpu):
             import torch
 
-            from core.editing import LatentEdit, match_target
+            from core.editing import LatentEdit
+            from core.editing.measured import match_target_steps
 
-            ctx.progress(0.1, f"matching {a.name}")
             edit = LatentEdit(torch.from_numpy(base), tuple(values.items()))
-            return match_target(gpu.generator(source, device), edit, dirs, a.name, a.target)
+            run = match_target_steps(gpu.generator(source, device), edit, dirs, a.name, a.target, steps=MATCH_STEPS)
+            while True:
+                try:
+                    step = next(run)
+                except StopIteration as done:
+                    return done.value
+                ctx.progress(step / MATCH_STEPS, f"matching {a.name}: step {step} of {MATCH_STEPS}")
+                yield  # one synthesis per worker turn
 
         def done(match) -> None:
             self.studio.ui.latent.sliders = dict(match.edit.slider_values)
