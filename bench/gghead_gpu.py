@@ -1,6 +1,6 @@
-"""A GGHead model in the viewer's CUDA path, headless, measured exactly as ``bench/viewer_gpu.py`` measures cgs512:
-the render worker (the thread the window talks to) serving camera moves and latent changes at 1024 x 1024, with
-the worker's own statistics.
+"""A GGHead model in the viewer's CUDA path, headless, measured exactly as ``bench/viewer_gpu.py`` measures
+cgs512: the render worker (the thread the window talks to) serving camera moves and latent changes at
+1024 x 1024, with the worker's own statistics.
 
 The model is the released FFHQ-512 layout (GGHEAD-1: 235,156 Gaussians from a 256^2 UV map, SH degree 1,
 28.8 M parameters) with random weights, written as a GGHead-format ``checkpoint-<kimg>.pkl`` by
@@ -13,7 +13,8 @@ and opacities, which random weights only approximate.)
   UV decoding, render, copy), median.
 
     python -m bench.gghead_gpu [--frames 300] [--latents 30] [--resolution 1024]
-    python -m bench.gghead_gpu --preset tiny --device cpu --resolution 64 --frames 3 --latents 2 --warmup 1 --no-record
+    python -m bench.gghead_gpu --preset tiny --device cpu --resolution 64 --frames 3 --latents 2 --warmup 1 \
+        --no-record
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def main() -> None:
     m = measure(args.preset, args.resolution, args.device, args.frames, args.latents, args.warmup)
     lat = sorted(m["latency"])
     p90 = lat[max(0, int(0.9 * len(lat)) - 1)]
-    print(f"{args.preset}: {m['gaussians']:,} Gaussians at {args.resolution}^2 on {args.device} ({m['backend']}); "
-          f"checkpoint written in {m['write_s']:.1f} s, first image after {m['load_s']:.1f} s")
+    print(f"{args.preset}: {m['gaussians']:,} Gaussians at {args.resolution}^2 on {args.device} "
+          f"({m['backend']}); checkpoint written in {m['write_s']:.1f} s, first image after {m['load_s']:.1f} s")
     print(f"camera moves: {m['fps']:.1f} fps (worker {statistics.median(m['render_ms']):.2f} ms median); "
           f"latent change: {statistics.median(lat):.1f} ms median, p90 {p90:.1f} ms")
     if args.no_record:

@@ -69,7 +69,8 @@ def axis_angle_to_quaternion(a: torch.Tensor) -> torch.Tensor:
     Below an angle of 1e-6 the factor sin(t/2)/t uses its series 1/2 - t^2/48."""
     t = a.norm(dim=-1, keepdim=True)
     small = t < 1e-6
-    factor = torch.where(small, 0.5 - t * t / 48.0, torch.sin(0.5 * t) / torch.where(small, torch.ones_like(t), t))
+    safe_t = torch.where(small, torch.ones_like(t), t)
+    factor = torch.where(small, 0.5 - t * t / 48.0, torch.sin(0.5 * t) / safe_t)
     return torch.cat([torch.cos(0.5 * t), a * factor], dim=-1)
 
 
@@ -99,7 +100,8 @@ def _start_channel(c: GGHeadConfig, name: str) -> int:
     return sum(sizes[a] for a in c.uv_attributes[: c.uv_attributes.index(name)])
 
 
-def activate(features: torch.Tensor, template_positions: torch.Tensor, config: GGHeadConfig) -> DecodedAttributes:
+def activate(features: torch.Tensor, template_positions: torch.Tensor, config: GGHeadConfig,
+             ) -> DecodedAttributes:
     """``features [B, G, C_uv]`` -> :class:`DecodedAttributes` (formulas in the module docstring)."""
     c = config
     sizes = c.attribute_channels
@@ -141,8 +143,8 @@ def activate(features: torch.Tensor, template_positions: torch.Tensor, config: G
 
 
 def bake_view_dependence(gaussians: GaussianSet, camera_center: torch.Tensor) -> GaussianSet:
-    """Degree-0 scene whose colours are those seen from ``camera_center [3]`` (upstream's optional ``sh_ref_cam``:
-    colour = max(0, 0.5 + sum_k Y_k(d) sh_k), d from the camera centre to the Gaussian), for every view."""
+    """Degree-0 scene whose colours are those seen from ``camera_center [3]``, for every view (upstream's
+    optional ``sh_ref_cam``: colour = max(0, 0.5 + sum_k Y_k(d) sh_k), d from the camera to the Gaussian)."""
     if gaussians.sh_degree == 0:
         return gaussians
     rgb = sh_to_rgb(gaussians.sh, gaussians.means - camera_center.to(gaussians.means))

@@ -110,7 +110,8 @@ class GGHeadGenerator(nn.Module):
         return self.mapping(z, c, truncation_psi, truncation_cutoff, update_w_avg)
 
     def synthesis(self, ws: torch.Tensor) -> GeneratorOutput:
-        """``ws [B, w_dim]``, ``[B, 1, w_dim]`` or ``[B, num_ws, w_dim]`` -> GeneratorOutput (Gaussians ``[B, G]``)."""
+        """``ws [B, w_dim]``, ``[B, 1, w_dim]`` or ``[B, num_ws, w_dim]`` -> GeneratorOutput (Gaussians
+        ``[B, G]``)."""
         attrs, ws = self.decode(ws)
         gs = attrs.to_gaussian_set()
         if self.sh_reference == "front":

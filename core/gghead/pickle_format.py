@@ -49,7 +49,7 @@ class ObjectRecord(ModuleRecord):
 
 @dataclass(frozen=True)
 class EnumRecord:
-    """One ``GaussianAttribute`` member, e.g. ``EnumRecord('POSITION')``; ``name.lower()`` is our attribute name."""
+    """One ``GaussianAttribute`` member, e.g. ``EnumRecord('POSITION')``; ``name.lower()`` is our name."""
 
     name: str
 

@@ -41,8 +41,9 @@ def fir_filter_2d(taps: tuple[float, ...] = DEFAULT_FIR) -> torch.Tensor:
 
 
 def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: float = 1.0) -> torch.Tensor:
-    """Pad ``x [N, C, H, W]`` by ``pad`` (before, after) on both axes, then convolve each channel with ``f * gain``
-    (valid). ``f`` is flipped first, so this is a true convolution (the default filters are symmetric)."""
+    """Pad ``x [N, C, H, W]`` by ``pad`` (before, after) on both axes, then convolve each channel with
+    ``f * gain`` (valid). ``f`` is flipped first, so this is a true convolution (the default filters are
+    symmetric)."""
     C = x.shape[1]
     k = (f.flip([0, 1]) * gain).to(x.dtype)[None, None].expand(C, 1, -1, -1)
     x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
@@ -196,7 +197,8 @@ class MappingNetwork(nn.Module):
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int, num_layers: int = 2,
                  lr_mul: float = 0.01, w_avg_beta: float = 0.998) -> None:
         super().__init__()
-        self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.w_avg_beta = z_dim, c_dim, w_dim, num_ws, w_avg_beta
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.num_ws, self.w_avg_beta = num_ws, w_avg_beta
         embed = w_dim if c_dim > 0 else 0
         if c_dim > 0:
             self.embed = EqualLinear(c_dim, embed)
@@ -212,7 +214,8 @@ class MappingNetwork(nn.Module):
         x = normalize_2nd_moment(z.float())
         if self.c_dim > 0:
             if c.shape != (z.shape[0], self.c_dim):
-                raise ValueError(f"camera label must have shape [{z.shape[0]}, {self.c_dim}], got {list(c.shape)}")
+                raise ValueError(f"camera label must have shape [{z.shape[0]}, {self.c_dim}], "
+                                 f"got {list(c.shape)}")
             x = torch.cat([x, normalize_2nd_moment(self.embed(c.float()))], dim=1)
         for layer in self.layers:
             x = layer(x)

@@ -85,8 +85,9 @@ def synthetic_chart(resolution: int) -> torch.Tensor:
 
 
 def synthetic_position_map(resolution: int) -> torch.Tensor:
-    """``[3, P, P]`` a smooth face-forward surface in EG3D's world (+y up, face toward +z, about 0.5 units wide):
-    u sweeps 200 degrees around +y, v from the crown (row 0) down to the chin, on an ellipsoid with a nose bump."""
+    """``[3, P, P]`` a smooth face-forward surface in EG3D's world (+y up, face toward +z, about 0.5 units
+    wide): u sweeps 200 degrees around +y, v from the crown (row 0) down to the chin, on an ellipsoid with a
+    nose bump."""
     c = (torch.arange(resolution, dtype=torch.float64) + 0.5) / resolution * 2 - 1
     v, u = torch.meshgrid(c, c, indexing="ij")
     az, el = u * math.radians(100.0), -v * math.radians(70.0)

@@ -19,7 +19,8 @@ import torch
 
 import gghead_reference as ref
 from core.checkpoint import CheckpointError
-from core.gghead.checkpoint import is_gghead_pickle, load_gghead_checkpoint, upstream_to_ours
+from core.gghead.checkpoint import is_gghead_pickle, load_gghead_checkpoint
+from core.gghead.records import upstream_to_ours
 from core.gghead.config import PRESETS
 from core.gghead.format_writer import OMIT, upstream_modules, upstream_spec, write_gghead_checkpoint
 from core.gghead.generator import GGHeadGenerator
@@ -278,4 +279,5 @@ def test_real_512_layout_loads_and_runs(tmp_path):
     with torch.no_grad():
         gs = G.synthesis(G.map(torch.randn(1, 512), 0.7)).gaussians
     assert gs.num_gaussians == 235_156 and gs.sh_degree == 1 and bool(gs.validate())
-    print(f"512 layout: {path.stat().st_size / 1e6:.0f} MB written in {t1 - t0:.1f} s, loaded in {t2 - t1:.1f} s")
+    print(f"512 layout: {path.stat().st_size / 1e6:.0f} MB written in {t1 - t0:.1f} s, "
+          f"loaded in {t2 - t1:.1f} s")

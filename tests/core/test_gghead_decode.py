@@ -49,9 +49,9 @@ CONFIGS = {
                                           center_scale_activation=False, use_rotation_activation=False,
                                           color_overshoot=0.0, opacity_overshoot=0.0, sh_degree=0,
                                           position_attenuation=0.01),
-    "quaternions+clamp": dataclasses.replace(TINY, use_rodriguez_rotation=False, clamp_opacity=True,
-                                             use_position_activation=False, use_color_activation=False,
-                                             uv_attributes=("opacity", "color", "rotation", "scale", "position")),
+    "quaternions+clamp": dataclasses.replace(
+        TINY, use_rodriguez_rotation=False, clamp_opacity=True, use_position_activation=False,
+        use_color_activation=False, uv_attributes=("opacity", "color", "rotation", "scale", "position")),
 }
 
 
@@ -165,7 +165,7 @@ def test_backbone_and_mapping_match_the_reference():
     template = synthetic_template(c.plane_resolution, c.uv_grid_size)
     T = upstream_values(c, template, seed=3)
     G = GGHeadGenerator(c, template).double()
-    from core.gghead.checkpoint import upstream_to_ours
+    from core.gghead.records import upstream_to_ours
 
     G.load_state_dict({upstream_to_ours(k): v.double() for k, v in T.items()}, strict=True)
     z = torch.randn(3, c.z_dim, dtype=torch.float64)
