@@ -34,17 +34,24 @@ CONFIG_PATHS = {
 
 
 class _ConfigReader:
-    """Attribute lookup in the pickled upstream config: the stored value, else upstream's class default."""
+    """Attribute lookup in the pickled upstream config: the stored value, else upstream's class default.
+    ``roots`` are model attributes upstream's forward reads instead of the config's (``rendering_config``)."""
 
-    def __init__(self, record: Any, source: str) -> None:
+    def __init__(self, record: Any, source: str, roots: dict[str, Any] | None = None) -> None:
         if not isinstance(record, ObjectRecord) or not record.class_name.endswith(".GGHeadConfig"):
             raise LegacyPickleError(source, f"GGHeadModel._config is {identify(record)}, not a GGHeadConfig")
         self.record, self.source = record, source
+        self.roots = {k: v for k, v in (roots or {}).items() if isinstance(v, ObjectRecord)}
         self.defaults_used: dict[str, Any] = {}
 
     def get(self, path: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        head, _, rest = path.partition(".")
         node: Any = self.record
-        for part in path.split("."):
+        if head in self.roots and rest:
+            node, path_parts = self.roots[head], rest.split(".")
+        else:
+            path_parts = path.split(".")
+        for part in path_parts:
             state = node.state if isinstance(node, ObjectRecord) else None
             if state is None or part not in state:
                 value = UPSTREAM_DEFAULTS.get(path, default)
@@ -65,7 +72,8 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
 def derive_config(model: ObjectRecord, tensors: dict[str, torch.Tensor], modules: dict[str, Any], source: str,
                    ) -> tuple[GGHeadConfig, dict[str, Any], list[str]]:
     warn: list[str] = []
-    cfg = _ConfigReader(model.state.get("_config"), source)
+    cfg = _ConfigReader(model.state.get("_config"), source,
+                        roots={"rendering_config": model.state.get("rendering_config")})
     mapping, synthesis = modules.get("backbone.mapping"), modules.get("backbone.synthesis")
     if mapping is None or synthesis is None:
         raise LegacyPickleError(source, "GGHeadModel without backbone.mapping / backbone.synthesis")
@@ -171,6 +179,11 @@ def derive_config(model: ObjectRecord, tensors: dict[str, torch.Tensor], modules
             **{k: (float(v) if isinstance(getattr(GGHeadConfig, k), float) else v) for k, v in values.items()})
     except ValueError as e:
         raise LegacyPickleError(source, f"the configuration read from the file is not supported: {e}") from None
+    pos = model.state.get("_position_start_channel")
+    want_pos = sum(config.attribute_channels[a] for a in uv_attributes[: uv_attributes.index("position")])
+    if config.use_zero_conv_position and pos is not None and pos != want_pos:
+        raise LegacyPickleError(source, f"GGHeadModel._position_start_channel = {pos}, but the attribute order "
+                                        f"{list(uv_attributes)} puts position at channel {want_pos}")
     n_uv = model.state.get("_n_uv_channels")
     if n_uv is not None and n_uv != config.uv_channels:
         raise LegacyPickleError(source, f"GGHeadModel._n_uv_channels = {n_uv}, but its attributes need "

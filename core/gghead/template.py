@@ -85,16 +85,16 @@ def synthetic_chart(resolution: int) -> torch.Tensor:
 
 
 def synthetic_position_map(resolution: int) -> torch.Tensor:
-    """``[3, P, P]`` a smooth face-forward surface in EG3D's world (+y up, face toward +z, about 0.5 units
-    wide): u sweeps 200 degrees around +y, v from the crown (row 0) down to the chin, on an ellipsoid with a
-    nose bump."""
+    """``[3, P, P]`` a smooth face-forward surface in EG3D's world (+y up, face toward +z): u sweeps 200 degrees
+    around +y, v from the crown (row 0) down to the chin, on an ellipsoid with a nose bump; about the extent of
+    upstream's registered template (x +-0.29, y -0.46..0.40, nose tip at z = 0.20)."""
     c = (torch.arange(resolution, dtype=torch.float64) + 0.5) / resolution * 2 - 1
     v, u = torch.meshgrid(c, c, indexing="ij")
-    az, el = u * math.radians(100.0), -v * math.radians(70.0)
-    r = 1.0 + 0.08 * torch.exp(-(u / 0.12) ** 2 - ((v - 0.1) / 0.2) ** 2)  # nose
-    x = 0.22 * r * torch.cos(el) * torch.sin(az)
-    y = 0.30 * torch.sin(el) + 0.02
-    z = 0.25 * r * torch.cos(el) * torch.cos(az) - 0.03
+    az, el = u * math.radians(100.0), -v * math.radians(75.0)
+    r = 1.0 + 0.1 * torch.exp(-(u / 0.12) ** 2 - ((v - 0.1) / 0.2) ** 2)  # nose
+    x = 0.29 * r * torch.cos(el) * torch.sin(az)
+    y = 0.45 * torch.sin(el) - 0.02
+    z = 0.25 * r * torch.cos(el) * torch.cos(az) - 0.075
     return torch.stack([x, y, z]).float()
 
 

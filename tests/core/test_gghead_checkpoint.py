@@ -135,12 +135,14 @@ def test_loaded_generator_matches_the_reference(tiny_file):
 def test_config_stored_in_the_file_wins_and_absent_attributes_get_upstream_defaults(tmp_path):
     path = tmp_path / "checkpoint-000800.pkl"
     T = write_gghead_checkpoint(path, TINY, entries="G_ema",
-                                config_overrides={"position_attenuation": 0.01, "max_scale": -2.5},
+                                config_overrides={"position_attenuation": 0.01, "max_scale": -2.5,
+                                                  "rendering_config.c_scale": 2.0},
                                 omit_config=("opacity_overshoot", "clamp_opacity"),
                                 model_overrides={"_n_uv_channels": OMIT})
     G, info = load_gghead_checkpoint(path)
     c = G.config
     assert c.position_attenuation == 0.01 and c.max_scale == -2.5  # the file's, not our preset's
+    assert c.c_scale == 2.0
     assert c.opacity_overshoot == 0.0 and c.clamp_opacity is False  # upstream's class defaults
     assert info.defaults_used == {"opacity_overshoot": 0.0, "clamp_opacity": False}
     assert "opacity_overshoot=0.0" in info.summary()
