@@ -26,7 +26,8 @@ from core.generator import Generator, GeneratorConfig
 class LoadedGenerator:
     """Attributes:
         generator: in eval mode on the requested device.
-        source_format: ``"splathead"`` (ours), ``"cgs-gan-official"`` or ``"gghead-official"``.
+        source_format: ``"splathead"`` (ours), ``"splathead-gghead"`` (ours, a GGHead generator),
+            ``"cgs-gan-official"`` or ``"gghead-official"``.
         notes: human-readable facts about the file (release, what was dropped), for the viewer's Load panel.
     """
 
@@ -65,6 +66,15 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
         return LoadedGenerator(G, "gghead-official", tuple(info.summary().splitlines()))
     # ---
     config_dict, state = read_generator_state(path, map_location="cpu")
+    # --- GGHead generators saved in our format (e.g. after pivotal tuning)
+    from core.gghead.checkpoint import generator_from_state, is_gghead_config
+
+    if is_gghead_config(config_dict):
+        try:
+            return LoadedGenerator(generator_from_state(config_dict, state).to(device), "splathead-gghead", ())
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CorruptCheckpointError(path, f"GGHead weights do not fit their config: {exc}") from None
+    # ---
     try:
         config = GeneratorConfig.from_dict(config_dict)
         G = Generator(config)

@@ -167,3 +167,24 @@ def load_gghead_checkpoint(path: str | os.PathLike, device: torch.device | str =
                           warnings=tuple(warn))
     return G, info
 
+
+# ---------------------------------------------------------------------------------------------- our own files
+
+
+def is_gghead_config(config_dict: Any) -> bool:
+    """Is this config dict (from one of our generator files) a GGHead generator's?"""
+    return isinstance(config_dict, dict) and config_dict.get("family") == "gghead"
+
+
+def generator_from_state(config_dict: dict, state: dict[str, torch.Tensor]) -> GGHeadGenerator:
+    """A GGHead generator saved in our format (``core.model_files.save_generator``, e.g. by pivotal tuning):
+    ``GGHeadConfig`` dict + state dict, whose persistent buffers hold the UV template. Raises ``ValueError``
+    (or ``TypeError`` / ``RuntimeError`` from torch) when they do not fit."""
+    config = GGHeadConfig.from_dict(config_dict)
+    names = ("uv_grid", "uv_position_map", "template_positions")
+    missing = [n for n in names if n not in state]
+    if missing:
+        raise ValueError(f"the GGHead template buffers are missing: {missing}")
+    G = GGHeadGenerator(config, UVTemplate(*(state[n] for n in names)))
+    G.load_state_dict(state, strict=True)
+    return G.eval()

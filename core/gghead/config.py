@@ -80,6 +80,7 @@ class GGHeadConfig:
         noise_mode: ``"const"`` (stored noise, as upstream's scripts), ``"none"`` or ``"random"``.
         conditioning_radius: the mapping's pose label is the frontal camera at this distance (2.7, upstream's
             notebook; its sample script uses 3.5).
+        family: always ``"gghead"``; tells our generator files which family a saved config belongs to.
     """
 
     z_dim: int = 512
@@ -123,6 +124,7 @@ class GGHeadConfig:
     num_gaussians: int | None = None
     noise_mode: NoiseMode = "const"
     conditioning_radius: float = 2.7
+    family: str = "gghead"  # tags the config in our generator files (core.model_files)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uv_attributes", tuple(self.uv_attributes))
@@ -147,6 +149,8 @@ class GGHeadConfig:
             problems.append(f"num_gaussians must be positive, got {self.num_gaussians}")
         if self.n_background_channels < 0:
             problems.append("n_background_channels must be >= 0")
+        if self.family != "gghead":
+            problems.append(f"family must be 'gghead', got {self.family!r}")
         if not math.isfinite(self.conditioning_radius) or self.conditioning_radius <= 0:
             problems.append("conditioning_radius must be positive")
         if problems:

@@ -283,3 +283,18 @@ def test_real_512_layout_loads_and_runs(tmp_path):
     assert gs.num_gaussians == 235_156 and gs.sh_degree == 1 and bool(gs.validate())
     print(f"512 layout: {path.stat().st_size / 1e6:.0f} MB written in {t1 - t0:.1f} s, "
           f"loaded in {t2 - t1:.1f} s")
+
+
+def test_a_tuned_gghead_generator_saved_in_our_format_loads_back(tiny_file, tmp_path):
+    from core.model_files import save_generator
+
+    G, _ = load_gghead_checkpoint(tiny_file[0])
+    with torch.no_grad():
+        G.synthesis_network.blocks[1].conv0.bias.add_(0.5)  # as pivotal tuning would change it
+    path = tmp_path / "generator_tuned.pkl"
+    save_generator(G, path)
+    loaded = load_generator(path)
+    assert loaded.source_format == "splathead-gghead" and loaded.generator.config == G.config
+    ws = G.map(torch.randn(1, TINY.z_dim), 0.7)
+    with torch.no_grad():
+        assert loaded.generator.synthesis(ws).gaussians.equal(G.synthesis(ws).gaussians)
