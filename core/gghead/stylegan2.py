@@ -45,7 +45,7 @@ def fir_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: flo
     ``f * gain`` (valid). ``f`` is flipped first, so this is a true convolution (the default filters are
     symmetric)."""
     C = x.shape[1]
-    k = (f.flip([0, 1]) * gain).to(x.dtype)[None, None].expand(C, 1, -1, -1)
+    k = (f.flip([0, 1]) * gain).to(x.dtype)[None, None].expand(C, 1, -1, -1).contiguous()
     x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
     return F.conv2d(x, k, groups=C)
 
