@@ -40,6 +40,7 @@ import pickletools
 import stat
 import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ from core.checkpoint import CheckpointError, UnsafeCheckpointError
 __all__ = [
     "MAX_PICKLE_BYTES", "EasyDictRecord", "InertGlobal", "LegacyPickleError", "ModuleRecord",
     "PersistentRecord", "UnsafeLegacyPickleError", "is_official_pickle", "read_official_pickle",
+    "reconstruct_persistent_obj",
 ]
 
 PERSISTENCE_VERSION = 6
@@ -257,6 +259,9 @@ def _reconstruct_persistent(meta: Any) -> PersistentRecord:
                             kwargs if isinstance(kwargs, dict) else {})
 
 
+reconstruct_persistent_obj = _reconstruct_persistent  # public: other formats map their reconstruct global here
+
+
 def _module_record_class(qualname: str) -> type[ModuleRecord]:
     return type(qualname.rsplit(".", 1)[-1], (ModuleRecord,), {"class_name": qualname,
                                                               "__module__": __name__})
@@ -289,32 +294,42 @@ _GLOBALS: dict[tuple[str, str], Any] = {
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: Any, source: str) -> None:
+    def __init__(self, file: Any, source: str, extra_globals: Mapping[tuple[str, str], Any] | None = None,
+                 format_name: str = "official CGS-GAN") -> None:
         super().__init__(file)
-        self.source = source
+        self.source, self.extra_globals, self.format_name = source, extra_globals or {}, format_name
 
     def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self.extra_globals[(module, name)]  # another format's table (e.g. core.gghead) first
+        except (KeyError, TypeError):
+            pass
         try:
             return _GLOBALS[(module, name)]
         except (KeyError, TypeError):
             pass
         raise UnsafeLegacyPickleError(self.source, (
-            f"refused: the pickle references {module}.{name}, which is not part of the official CGS-GAN "
+            f"refused: the pickle references {module}.{name}, which is not part of the {self.format_name} "
             "pickle format (whitelist in core/legacy_pickle.py). The file may be malicious or of another "
             "kind; nothing in it was executed"))
 
     def persistent_load(self, pid: Any) -> Any:
         raise UnsafeLegacyPickleError(self.source, (
-            "refused: the pickle uses persistent ids (as torch.save does); official CGS-GAN snapshots are "
+            f"refused: the pickle uses persistent ids (as torch.save does); {self.format_name} snapshots are "
             "written by plain pickle.dump and never do. Nothing was executed"))
 
 
-def read_official_pickle(path: str | os.PathLike, *, max_bytes: int = MAX_PICKLE_BYTES) -> Any:
+def read_official_pickle(path: str | os.PathLike, *, max_bytes: int = MAX_PICKLE_BYTES,
+                         extra_globals: Mapping[tuple[str, str], Any] | None = None,
+                         format_name: str = "official CGS-GAN") -> Any:
     """Unpickle an official snapshot into plain data: dicts, tensors (CPU), :class:`PersistentRecord`,
-    :class:`ModuleRecord` and numbers. Nothing from the file is executed or imported."""
+    :class:`ModuleRecord` and numbers. Nothing from the file is executed or imported.
+
+    ``extra_globals`` ({(module, name): inert stand-in}) extends the whitelist for another format of the
+    same family (GGHead: :mod:`core.gghead.pickle_format`); ``format_name`` names it in error messages."""
     st = os.stat(path)
     if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(21, "Is a directory (expected an official CGS-GAN .pkl file)",
+        raise IsADirectoryError(21, f"Is a directory (expected an {format_name} .pkl file)",
                                 os.fspath(path))
     if not stat.S_ISREG(st.st_mode):
         raise LegacyPickleError(path, "not a regular file")
@@ -322,14 +337,14 @@ def read_official_pickle(path: str | os.PathLike, *, max_bytes: int = MAX_PICKLE
         raise LegacyPickleError(path, f"{st.st_size:,} bytes, over the limit of {max_bytes:,} "
                                       "(pass a larger max_bytes)")
     if st.st_size == 0:
-        raise LegacyPickleError(path, "empty file (not an official CGS-GAN pickle)")
+        raise LegacyPickleError(path, f"empty file (not an {format_name} pickle)")
     with open(path, "rb") as f:
         head = f.read(4)
         f.seek(0)
         if head.startswith(b"PK\x03\x04"):
-            raise LegacyPickleError(path, "a zip archive (torch.save file), not an official CGS-GAN pickle")
+            raise LegacyPickleError(path, f"a zip archive (torch.save file), not an {format_name} pickle")
         try:
-            return _RestrictedUnpickler(f, os.fspath(path)).load()
+            return _RestrictedUnpickler(f, os.fspath(path), extra_globals, format_name).load()
         except CheckpointError:
             raise
         except MemoryError:

@@ -3,7 +3,9 @@
 - our snapshots (``.pkl`` written by :func:`save_generator` or by training): data only, loaded by the
   restricted loader in :mod:`core.checkpoint`;
 - official CGS-GAN pickles (StyleGAN3 ``torch_utils.persistence``): loaded by :mod:`core.legacy_cgsgan`
-  without running their embedded code.
+  without running their embedded code;
+- GGHead checkpoints (``checkpoint-<kimg>.pkl``): loaded by :mod:`core.gghead.checkpoint` into a
+  :class:`core.gghead.GGHeadGenerator` (same interface), without running their embedded code.
 
 Anything else (a ``.ply`` scene, a ``torch.save`` file, a hostile pickle) is refused with a message that
 says what the file is. A generator saved on a CUDA machine loads on the CPU: files record no device.
@@ -24,7 +26,8 @@ from core.generator import Generator, GeneratorConfig
 class LoadedGenerator:
     """Attributes:
         generator: in eval mode on the requested device.
-        source_format: ``"splathead"`` (ours) or ``"cgs-gan-official"``.
+        source_format: ``"splathead"`` (ours), ``"splathead-gghead"`` (ours, a GGHead generator),
+            ``"cgs-gan-official"`` or ``"gghead-official"``.
         notes: human-readable facts about the file (release, what was dropped), for the viewer's Load panel.
     """
 
@@ -55,7 +58,23 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
     if is_official_pickle(path):
         G, info = load_official_pickle(path, device)
         return LoadedGenerator(G, "cgs-gan-official", tuple(info.summary().splitlines()))
+    # --- GGHead checkpoints (core.gghead): a second generator family with the same interface
+    from core.gghead.checkpoint import is_gghead_pickle, load_gghead_checkpoint
+
+    if is_gghead_pickle(path):
+        G, info = load_gghead_checkpoint(path, device)
+        return LoadedGenerator(G, "gghead-official", tuple(info.summary().splitlines()))
+    # ---
     config_dict, state = read_generator_state(path, map_location="cpu")
+    # --- GGHead generators saved in our format (e.g. after pivotal tuning)
+    from core.gghead.checkpoint import generator_from_state, is_gghead_config
+
+    if is_gghead_config(config_dict):
+        try:
+            return LoadedGenerator(generator_from_state(config_dict, state).to(device), "splathead-gghead", ())
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CorruptCheckpointError(path, f"GGHead weights do not fit their config: {exc}") from None
+    # ---
     try:
         config = GeneratorConfig.from_dict(config_dict)
         G = Generator(config)

@@ -1,32 +1,32 @@
 """Photo(s) -> 3D head: ``python -m inversion photo.jpg [more.jpg ...] --model G.pkl --out results/``.
 
 Runs preprocessing (detection, alignment, cameras), stage 1 (latent inversion) and stage 2 (pivotal tuning)
-with progress bars, then writes everything listed in :mod:`inversion.outputs`. Ctrl-C ends the current stage
-early and still writes the results so far. Exit codes: 0 done, 2 bad input (no usable photo, bad option,
-missing weight file), 130 interrupted during preprocessing.
+(:mod:`inversion.pipeline`) with progress bars, then writes everything listed in :mod:`inversion.outputs`.
+A folder that already holds results is refused unless ``--overwrite``. Ctrl-C ends the current stage early
+and still writes the results so far (twice: abort). Exit codes: 0 done, 2 bad input (no usable photo, bad
+option, missing weight file, results already in --out), 130 interrupted before stage 1 took a step.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import threading
-import time
-from pathlib import Path
-from typing import Iterator
 
 import torch
 from tqdm import tqdm
 
 from core.model_files import load_generator
 from inversion.framing import FRAMINGS, get_framing
-from inversion.latent_search import LatentConfig, invert_latent
-from inversion.objective import LossNetworks, LossWeights, Objective
-from inversion.outputs import write_results
-from inversion.pivotal_tuning import TuningConfig, tune_generator
-from inversion.preprocess import InversionTarget, PreprocessConfig, make_target, preprocess_photos
-from inversion.pretrained import MissingWeightsError
-from inversion.steps import InversionStep
+from inversion.latent_search import LatentConfig
+from inversion.objective import LossNetworks, LossWeights
+from inversion.outputs import OutputExistsError, check_output_folder, write_results
+from inversion.pipeline import (Event, Failed, Finished, InversionSettings, StageFinished, StageStarted, StepDone,
+                                run_inversion)
+from inversion.pivotal_tuning import TuningConfig
+from inversion.preprocess import PreprocessConfig
 from inversion.webcam import WebcamError, grab_frames
 
 
@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also grab N frames from the first webcam")
     ap.add_argument("--model", required=True,
                     help="generator file (.pkl: ours or an official CGS-GAN pickle)")
-    ap.add_argument("--out", required=True, help="output folder (created)")
+    ap.add_argument("--out", required=True,
+                    help="output folder (created); one that already holds results is refused")
+    ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     ap.add_argument("--framing", default="synthetic-heads", choices=sorted(FRAMINGS),
                     help="the model's face framing")
     ap.add_argument("--resolution", type=int, default=None, help="aligned/render size (default: the model's)")
@@ -83,30 +85,85 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def run_stage(steps: Iterator[InversionStep], total: int, label: str, quiet: bool, history: list[dict],
-              cancel: threading.Event) -> InversionStep | None:
-    """Drain a stage with a progress bar; Ctrl-C cancels it (the steps so far are kept)."""
-    last = None
-    bar = tqdm(total=total, desc=label, disable=quiet, unit="step", dynamic_ncols=True)
-    try:
-        for last in steps:
-            history.append({"step": last.step, "lr": last.lr, **last.losses})
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in last.losses.items()}, refresh=False)
-    except KeyboardInterrupt:
+class _Progress:
+    """tqdm bars for the pipeline's events (one per stage)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: tqdm | None = None
+
+    def __call__(self, ev: Event) -> None:
+        if isinstance(ev, StageStarted):
+            self.close()
+            self.bar = tqdm(total=ev.total, desc=STAGE_LABELS[ev.stage], disable=self.quiet, unit="step",
+                            dynamic_ncols=True)
+        elif isinstance(ev, StepDone) and self.bar is not None:
+            self.bar.update(ev.step - self.bar.n)
+            if ev.losses:
+                self.bar.set_postfix({k: f"{v:.4f}" for k, v in ev.losses.items()}, refresh=False)
+        elif isinstance(ev, StageFinished):
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@contextlib.contextmanager
+def _ctrl_c_cancels(cancel: threading.Event, progress: _Progress):
+    """While inside: the first Ctrl-C sets ``cancel`` (the pipeline ends its stage and keeps the result), the
+    second raises KeyboardInterrupt as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
         cancel.set()
-        done = 0 if last is None else last.step
-        print(f"\n{label}: interrupted after {done} steps; keeping the result so far", file=sys.stderr)
+        progress.close()
+        print("\ninterrupted: keeping the result so far (Ctrl-C again to abort)", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
     finally:
-        bar.close()
-    return last
+        signal.signal(signal.SIGINT, old)
+
+
+STAGE_LABELS = {"preprocess": "preprocessing", "latent": "stage 1 (latent)", "tuning": "stage 2 (tuning)"}
+
+
+def settings_from_args(args: argparse.Namespace, resolution: int) -> InversionSettings:
+    framing = get_framing(args.framing)
+    lat_cfg = LatentConfig(steps=args.steps, lr=args.lr, warmup=args.warmup, rampdown=args.rampdown,
+                           space=args.space, batch_size=args.batch_size,
+                           losses=LossWeights(args.id_weight, args.mse_weight, args.lpips_weight),
+                           w_avg_samples=args.w_avg_samples, noise_strength=args.noise,
+                           refine_cameras=not args.no_camera_refine, camera_lr=args.camera_lr,
+                           preview_every=0, seed=args.seed)
+    tune_cfg = None
+    if args.tune_steps > 0:
+        tune_cfg = TuningConfig(steps=args.tune_steps, lr=args.tune_lr, batch_size=args.tune_batch_size,
+                                losses=LossWeights(args.tune_id_weight, args.tune_mse_weight,
+                                                   args.tune_lpips_weight),
+                                locality_weight=args.locality_weight, locality_alpha=args.locality_alpha,
+                                locality_every=args.locality_every,
+                                lpips_stop=args.lpips_stop, preview_every=0, seed=args.seed)
+    return InversionSettings(
+        preprocess=PreprocessConfig(framing=framing, resolution=resolution, camera_model=args.camera_model),
+        latent=lat_cfg, tuning=tune_cfg,
+        networks=LossNetworks(args.weights_dir, args.random_loss_weights, args.lpips_net))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
+    try:
+        out = check_output_folder(args.out, args.overwrite)
+    except OutputExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         loaded = load_generator(args.model, args.device)
     except (OSError, ValueError) as exc:
@@ -115,31 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     G = loaded.generator
     if args.bf16:
         G.feature_dtype = torch.bfloat16
-    framing = get_framing(args.framing)
-    res = args.resolution or G.config.resolution
-    pre_cfg = PreprocessConfig(framing=framing, resolution=res, camera_model=args.camera_model)
-    networks = LossNetworks(args.weights_dir, args.random_loss_weights, args.lpips_net)
-    lat_cfg = LatentConfig(steps=args.steps, lr=args.lr, warmup=args.warmup, rampdown=args.rampdown,
-                           space=args.space, batch_size=args.batch_size,
-                           losses=LossWeights(args.id_weight, args.mse_weight, args.lpips_weight),
-                           w_avg_samples=args.w_avg_samples, noise_strength=args.noise,
-                           refine_cameras=not args.no_camera_refine, camera_lr=args.camera_lr,
-                           preview_every=0, seed=args.seed)
-    tune_cfg = TuningConfig(steps=max(args.tune_steps, 1), lr=args.tune_lr, batch_size=args.tune_batch_size,
-                            losses=LossWeights(args.tune_id_weight, args.tune_mse_weight,
-                                               args.tune_lpips_weight),
-                            locality_weight=args.locality_weight, locality_alpha=args.locality_alpha,
-                            locality_every=args.locality_every,
-                            lpips_stop=args.lpips_stop, preview_every=0, seed=args.seed)
     try:
-        objective = Objective(lat_cfg.losses, framing, networks).to(args.device)
-        tune_objective = None
-        if args.tune_steps > 0:
-            tune_objective = Objective(tune_cfg.losses, framing, networks).to(args.device)
-    except MissingWeightsError as exc:
+        settings = settings_from_args(args, args.resolution or G.config.resolution)
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
     sources: list = list(args.photos)
     if args.webcam > 0:
         try:
@@ -150,48 +187,34 @@ def main(argv: list[str] | None = None) -> int:
     if not sources:
         print("error: give at least one photo (or --webcam N)", file=sys.stderr)
         return 2
-    try:
-        pre = preprocess_photos(sources, pre_cfg)
-    except KeyboardInterrupt:
-        return 130
-    for msg in pre.problems:
-        print(f"skipped: {msg}", file=sys.stderr)
-    for msg in pre.messages:
-        print(f"note: {msg}", file=sys.stderr)
-    if not pre.aligned:
-        print("error: no usable photo; nothing to invert", file=sys.stderr)
-        return 2
-    target: InversionTarget = make_target(pre.aligned)
-    t_pre = time.perf_counter()
 
     cancel = threading.Event()
-    hist1: list[dict] = []
-    s1 = run_stage(invert_latent(G, target, lat_cfg, objective, cancel), lat_cfg.steps, "stage 1 (latent)",
-                   args.quiet, hist1, cancel)
-    t_s1 = time.perf_counter()
-    if s1 is None:
-        print("error: stage 1 took no step", file=sys.stderr)
+    progress = _Progress(args.quiet)
+    result = None
+    with _ctrl_c_cancels(cancel, progress):
+        try:
+            for ev in run_inversion(G, sources, settings, cancel):
+                progress(ev)
+                if isinstance(ev, Failed):
+                    print(f"error: {ev.message}", file=sys.stderr)
+                    return 2
+                if isinstance(ev, StageFinished) and ev.stage == "preprocess":
+                    for msg in ev.result.problems:  # type: ignore[union-attr]
+                        print(f"skipped: {msg}", file=sys.stderr)
+                    for msg in ev.result.messages:  # type: ignore[union-attr]
+                        print(f"note: {msg}", file=sys.stderr)
+                if isinstance(ev, Finished):
+                    result = ev.result
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            progress.close()
+    if result is None or result.latent is None:
+        print("error: stopped before stage 1 took a step; nothing written", file=sys.stderr)
         return 130
-    refined = target.with_cameras(s1.cameras)
-    hist2: list[dict] = []
-    s2 = None
-    if tune_objective is not None and not cancel.is_set():
-        s2 = run_stage(tune_generator(G, s1.ws, refined, tune_cfg, tune_objective, cancel), tune_cfg.steps,
-                       "stage 2 (tuning)", args.quiet, hist2, cancel)
-    t_s2 = time.perf_counter()
-    report = {
-        "photos": list(target.names), "skipped": pre.problems, "notes": pre.messages,
-        "model": str(args.model), "model_format": loaded.source_format, "framing": framing.name,
-        "resolution": res, "device": str(args.device), "loss_networks": objective.sources,
-        "settings": {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
-                     for k, v in vars(args).items()},
-        "stage1": {"steps_done": s1.step, "final": s1.losses, "history": hist1},
-        "stage2": None if s2 is None else {"steps_done": s2.step, "final": s2.losses, "history": hist2},
-        "seconds": {"preprocess": t_pre - t_start, "stage1": t_s1 - t_pre, "stage2": t_s2 - t_s1},
-    }
-    write_results(out, G, pre.aligned, s1, framing, lat_cfg.space, None if s2 is None else s2.generator,
-                  args.orbit_frames, report,
-                  metadata={"inversion": {"photos": list(target.names), "model": str(args.model)}})
+    write_results(out, G, result, settings, model=str(args.model), model_format=loaded.source_format,
+                  device=str(args.device), orbit_count=args.orbit_frames, overwrite=args.overwrite,
+                  extra={"command": ["python -m inversion", *(argv if argv is not None else sys.argv[1:])]})
     if not args.quiet:
         print(f"done: results in {out}")
     return 0

@@ -11,6 +11,10 @@ Layout (``write_*`` functions each write one part)::
     renders/NN_<stage>.png       renders from the input views after each stage
     orbit.mp4                    a yaw orbit of the result (orbit.gif when no ffmpeg is available)
     report.json                  settings, per-step losses of both stages, timings, messages
+                                 (inversion.pipeline.build_report: the one report layout)
+
+Nothing is replaced without being asked: :func:`check_output_folder` refuses a folder that already holds
+results unless ``overwrite``; :func:`free_folder` picks ``name_2``, ``name_3``, ... instead.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from core.camera import Cameras, orbit_cameras
 from core.generator import Generator
 from core.ply import write_ply
 from inversion.framing import FaceFraming
+from inversion.pipeline import InversionResult, InversionSettings, build_report
 from inversion.preprocess import AlignedPhoto
-from inversion.steps import InversionStep, render_views, to_uint8
+from inversion.steps import render_views, to_uint8
 
 
 def safe_stem(name: str) -> str:
@@ -145,27 +150,70 @@ def write_head(path: Path, G: Generator, ws: torch.Tensor) -> Path:
     return path
 
 
-def write_results(out: str | os.PathLike, G: Generator, aligned: list[AlignedPhoto], latent: InversionStep,
-                  framing: FaceFraming, space: str = "w+", tuned: Generator | None = None,
-                  orbit_count: int = 48, report: dict | None = None, metadata: dict | None = None) -> dict[str, Path]:
-    """Write every output of the module docstring for one finished (or cancelled) inversion.
+RESULT_NAMES = ("aligned", "cameras.json", "pivot.npz", "generator_tuned.pkl", "head.ply", "renders",
+                "orbit.mp4", "orbit.gif", "report.json")
+
+
+class OutputExistsError(FileExistsError):
+    """The output folder already holds an inversion's results; ``str(err)`` says which and what to do."""
+
+
+def existing_results(out: str | os.PathLike) -> list[str]:
+    """The names of :data:`RESULT_NAMES` already present in ``out`` (empty when it is absent)."""
+    out = Path(out)
+    return [n for n in RESULT_NAMES if (out / n).exists()]
+
+
+def check_output_folder(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``out`` as a Path if results may be written there: it holds none yet, or ``overwrite`` is set; else
+    :class:`OutputExistsError` naming the files (nothing a user has is replaced without being asked)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} is a file, not a folder; choose another output folder")
+    found = existing_results(out)
+    if found and not overwrite:
+        raise OutputExistsError(
+            f"{out} already holds inversion results ({', '.join(found)}); choose another output folder, "
+            f"or pass --overwrite to replace them")
+    return out
+
+
+def free_folder(path: str | os.PathLike) -> Path:
+    """``path`` if it holds no results (absent, empty or without any :data:`RESULT_NAMES`), else the first free
+    ``path_2``, ``path_3``, ... (the viewer's "Save everything": results are never overwritten)."""
+    path = Path(path)
+    if not existing_results(path) and not (path.exists() and not path.is_dir()):
+        return path
+    n = 2
+    while (path.parent / f"{path.name}_{n}").exists():
+        n += 1
+    return path.parent / f"{path.name}_{n}"
+
+
+def write_results(out: str | os.PathLike, G: Generator, result: InversionResult, settings: InversionSettings, *,
+                  model: str, model_format: str | None = None, device: str | None = None, orbit_count: int = 48,
+                  extra: dict | None = None, overwrite: bool = False) -> dict[str, Path]:
+    """Write every output of the module docstring for one finished (or cancelled) run of the pipeline.
 
     Args:
-        out: the output folder (created).
-        G: the original generator; tuned: the stage-2 copy (``InversionStep.generator``) or None.
-        aligned: the preprocessed photos (their cameras are the initial estimates).
-        latent: stage 1's last step (pivot ``ws`` and refined ``cameras``).
-        framing: the model's framing (orbit video camera sphere).
-        space: ``"w"`` or ``"w+"``, recorded in pivot.npz.
+        out: the output folder (created). With ``overwrite=False`` a folder that already holds results raises
+            :class:`OutputExistsError` before anything is written.
+        G: the original generator (the one the pipeline ran on).
+        result: the pipeline's :class:`inversion.pipeline.InversionResult`; needs stage 1's result. Stage 2's
+            tuned generator is used for head.ply, the stage-2 renders and the video when present.
+        settings: the run's settings (recorded in report.json; the framing sets the orbit).
+        model, model_format, device: recorded in report.json (and the tuned generator's metadata).
         orbit_count: frames of the orbit video (0: none).
-        report: JSON-able dict written as report.json (None: not written).
-        metadata: stored inside generator_tuned.pkl.
+        extra: more top-level report.json keys (e.g. who saved it).
 
     Returns:
         Output name -> path of what was written.
     """
-    out = Path(out)
+    if result.latent is None or result.target is None:
+        raise ValueError("nothing to write: stage 1 has no result")
+    out = check_output_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    aligned, latent, framing = result.preprocess.aligned, result.latent, settings.preprocess.framing
     names = tuple(a.name for a in aligned)
     res = aligned[0].image.shape[0]
     initial = Cameras(torch.stack([a.camera.camera.cam2world for a in aligned]),
@@ -173,21 +221,22 @@ def write_results(out: str | os.PathLike, G: Generator, aligned: list[AlignedPho
     paths: dict[str, Path] = {"aligned": write_aligned(out, aligned)[0].parent}
     records = camera_records(names, initial, latent.cameras, framing.target)
     paths["cameras"] = write_json(out / "cameras.json", records)
-    paths["pivot"] = write_pivot(out / "pivot.npz", latent.ws, space, latent.cameras, names)
+    paths["pivot"] = write_pivot(out / "pivot.npz", latent.ws, latent.space, latent.cameras, names)
     paths["renders"] = render_inputs(out, G, latent.ws, latent.cameras, names, res, "stage1")[0].parent
     final = G
-    if tuned is not None:
-        final = tuned.eval()
+    if result.tuning is not None:
+        final = result.tuning.generator.eval()
         from core.model_files import save_generator
 
-        save_generator(final, out / "generator_tuned.pkl", metadata=metadata)
+        save_generator(final, out / "generator_tuned.pkl", metadata={"inversion": {"photos": list(names),
+                                                                                   "model": model}})
         paths["generator"] = out / "generator_tuned.pkl"
         render_inputs(out, final, latent.ws, latent.cameras, names, res, "stage2")
     paths["ply"] = write_head(out / "head.ply", final, latent.ws)
     if orbit_count > 0:
         frames = orbit_frames(final, latent.ws, framing, res, orbit_count)
         paths["video"] = write_video(out / "orbit.mp4", frames)
-    if report is not None:
-        listed = {k: str(v) for k, v in paths.items()}
-        paths["report"] = write_json(out / "report.json", {**report, "outputs": listed})
+    report = build_report(result, settings, model=model, model_format=model_format, device=device, extra=extra)
+    report["outputs"] = {k: str(v) for k, v in paths.items()} | {"report": str(out / "report.json")}
+    paths["report"] = write_json(out / "report.json", report)
     return paths

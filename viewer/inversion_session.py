@@ -111,17 +111,6 @@ def _snapshot(G):
     return copy.deepcopy(G).eval().requires_grad_(False)
 
 
-def _free_folder(path: Path) -> Path:
-    """``path`` if it does not exist or is empty, else ``path_2``, ``path_3``, ... (results are never
-    overwritten)."""
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return path
-    n = 2
-    while (path.parent / f"{path.name}_{n}").exists():
-        n += 1
-    return path.parent / f"{path.name}_{n}"
-
-
 class InversionSession:
     """Controller of the Inversion panel (see the module docstring). ``texture_factory``: makes objects with
     ``upload(uint8 [H, W, 3])``, ``texture_id``, ``size`` and ``release()`` (default: ``viewer.texture.
@@ -529,26 +518,36 @@ class InversionSession:
         if self.latent_step is None:
             self.say("nothing to save yet: run stage 1 first", "error")
             return
-        from inversion.outputs import write_results
+        from types import MappingProxyType
 
+        from inversion.outputs import free_folder, write_results
+        from inversion.pipeline import InversionResult, InversionSettings, LatentResult, TuningResult
+        from inversion.preprocess import PreprocessConfig, PreprocessResult
+
+        # Interim glue (helper `inversion`): the results in inversion.pipeline's types, so that report.json has
+        # the one layout of inversion.pipeline.build_report; the redesign moves this session onto the pipeline.
         p = self.state.panel
-        out = _free_folder(Path(os.path.expanduser(p.output.strip() or "out/inversion")))
+        out = free_folder(Path(os.path.expanduser(p.output.strip() or "out/inversion")))
         source, device, framing = self.latent_source, self.ui.device, self.framing
         aligned, latent, space, tuned = list(self.aligned), self.latent_step, self.latent_space, self.tuned
         frames = max(0, int(p.orbit_frames))
-        report = {"photos": [a.name for a in aligned], "model": source, "framing": framing.name,
-                  "loss_networks": dict(self.loss_sources), "space": space,
-                  "stage1": {"steps_done": latent.step, "final": latent.losses,
-                             "history": {k: list(v) for k, v in self._history["latent"].items()}},
-                  "stage2": None if tuned is None else {
-                      "history": {k: list(v) for k, v in self._history["tuning"].items()}},
-                  "saved_by": "splathead studio viewer", "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        cols = {k: MappingProxyType({t: tuple(v) for t, v in self._history[k].items()}) for k in self._history}
+        sources = MappingProxyType(dict(self.loss_sources))
+        result = InversionResult(
+            PreprocessResult(aligned), self.target,
+            LatentResult(latent.ws, space, latent.cameras, latent.step, latent.total_steps,
+                         latent.step < latent.total_steps, cols["latent"], 0.0, sources),
+            None if tuned is None else TuningResult(tuned, len(next(iter(cols["tuning"].values()), ())), 0,
+                                                    False, cols["tuning"], 0.0, sources))
+        settings = InversionSettings(PreprocessConfig(framing=framing, resolution=aligned[0].image.shape[0]),
+                                     tuning=None)
+        extra = {"saved_by": "splathead studio viewer", "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
         def work(ctx: JobContext):
             ctx.progress(0.1, "writing")
             G = self._generator(source, device)
-            return write_results(out, G, aligned, latent, framing, space, tuned, frames, report,
-                                 metadata={"inversion": {"photos": report["photos"], "model": source}})
+            return write_results(out, G, result, settings, model=source, device=device, orbit_count=frames,
+                                 extra=extra)
 
         def done(paths) -> None:
             self._saved_to = str(out)

@@ -39,8 +39,11 @@ def test_cli_writes_every_output(tmp_path, model_file, astronaut, capsys):
         assert (out / name).is_file(), name
     assert (out / "orbit.mp4").is_file() or (out / "orbit.gif").is_file()
     report = json.loads((out / "report.json").read_text())
-    assert report["stage1"]["steps_done"] == 2 and len(report["stage2"]["history"]) == 2
-    assert report["loss_networks"] == {"lpips": "random stand-in"}
+    assert report["format"] == "splathead-inversion-report"
+    assert report["stage1"]["steps_done"] == 2 and report["stage2"]["history"]["step"] == [1.0, 2.0]
+    assert report["stage1"]["loss_networks"] == {"lpips": "random stand-in"}
+    assert set(report["timings"]) == {"preprocess", "stage1", "stage2", "total"}
+    assert report["photos"] == ["astronaut.jpg"] and "wall.png: no face found" in report["skipped"][0]
     ws, cams, names = read_pivot(out / "pivot.npz")
     assert ws.shape[-1] == 64 and names == ["astronaut.jpg"] and tuple(cams.batch_shape) == (1,)
     tuned = load_generator(out / "generator_tuned.pkl").generator
@@ -64,3 +67,21 @@ def test_cli_names_missing_weights(tmp_path, model_file, capsys, monkeypatch):
     code = main([str(tmp_path / "x.jpg"), "--model", str(model_file), "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "alexnet-owt-7be5be79.pth" in err and str(tmp_path / "th") in err
+
+
+def test_cli_refuses_to_replace_results_unless_asked(tmp_path, model_file, astronaut, capsys):
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(astronaut).save(photo)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "head.ply").write_bytes(b"the user's head")
+    (out / "report.json").write_text("{}")
+    args = [str(photo), "--model", str(model_file), "--out", str(out), "--steps", "1", "--tune-steps", "0",
+            "--id-weight", "0", "--lpips-weight", "0", "--orbit-frames", "0", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "already holds inversion results (head.ply, report.json)" in err and "--overwrite" in err
+    assert (out / "head.ply").read_bytes() == b"the user's head"  # untouched
+    assert main(args + ["--overwrite"]) == 0
+    assert (out / "head.ply").read_bytes() != b"the user's head"
+    assert json.loads((out / "report.json").read_text())["stage2"] is None

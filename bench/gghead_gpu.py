@@ -1,0 +1,104 @@
+"""A GGHead model in the viewer's CUDA path, headless, measured exactly as ``bench/viewer_gpu.py`` measures
+cgs512: the render worker (the thread the window talks to) serving camera moves and latent changes at
+1024 x 1024, with the worker's own statistics.
+
+The model is the released FFHQ-512 layout (GGHEAD-1: 235,156 Gaussians from a 256^2 UV map, SH degree 1,
+28.8 M parameters) with random weights, written as a GGHead-format ``checkpoint-<kimg>.pkl`` by
+:mod:`core.gghead.format_writer` and opened by the worker through ``core.model_files.load_generator``, as a
+user's file would be. (No released checkpoint is available here; rendering cost depends on the Gaussians' sizes
+and opacities, which random weights only approximate.)
+
+- ``gghead_fps_gpu_1024``: camera moves served per second (each a new orbit camera, waiting for each image).
+- ``gghead_latent_ms_gpu_1024``: slider-to-image latency of a latent change (new seed: mapping, synthesis,
+  UV decoding, render, copy), median.
+
+    python -m bench.gghead_gpu [--frames 300] [--latents 30] [--resolution 1024]
+    python -m bench.gghead_gpu --preset tiny --device cpu --resolution 64 --frames 3 --latents 2 --warmup 1 \
+        --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from bench.results import device_name, record
+from core.gghead.config import PRESETS
+from core.gghead.format_writer import write_gghead_checkpoint
+from viewer.render_worker import RenderWorker
+from viewer.state import CameraParams, LatentParams, RenderParams
+
+
+def measure(preset: str, resolution: int, device: str, frames: int, latents: int, warmup: int = 20) -> dict:
+    """Run the worker on a written GGHead checkpoint; returns fps, latency list and counts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint-023200.pkl"
+        t = time.perf_counter()
+        write_gghead_checkpoint(path, PRESETS[preset], entries="G_ema", seed=0)
+        write_s = time.perf_counter() - t
+        base = RenderParams(source=str(path), width=resolution, height=resolution, device=device,
+                            latent=LatentParams(seed=0))
+        with RenderWorker() as w:
+            t = time.perf_counter()
+            first = w.wait(w.submit(base), 600)
+            load_s = time.perf_counter() - t
+            if first is None or first.error:
+                raise SystemExit(f"first render failed: {first.error if first else 'timeout'}")
+            for i in range(warmup):
+                w.wait(w.submit(replace(base, camera=CameraParams(yaw_deg=float(i)))), 60)
+            t0 = time.perf_counter()
+            render_ms = []
+            for i in range(frames):
+                r = w.wait(w.submit(replace(base, camera=CameraParams(yaw_deg=0.5 * i, pitch_deg=5.0))), 60)
+                assert r is not None and r.error is None and not r.stats.synthesized, r.error if r else "timeout"
+                render_ms.append(r.stats.total_ms)
+            fps = frames / (time.perf_counter() - t0)
+            latency = []
+            for s in range(1, latents + 1):
+                t = time.perf_counter()
+                r = w.wait(w.submit(replace(base, latent=LatentParams(seed=s))), 60)
+                assert r is not None and r.error is None and r.stats.synthesized, r.error if r else "timeout"
+                latency.append(1000.0 * (time.perf_counter() - t))
+    return dict(fps=fps, latency=latency, render_ms=render_ms, gaussians=r.stats.gaussians, write_s=write_s,
+                load_s=load_s, backend=r.stats.backend)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--latents", type=int, default=30)
+    ap.add_argument("--preset", default="gghead512", choices=sorted(PRESETS))
+    ap.add_argument("--resolution", type=int, default=1024)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--warmup", type=int, default=20, help="camera moves before timing")
+    ap.add_argument("--no-record", action="store_true", help="print only; do not write bench/results.json")
+    args = ap.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda needs CUDA (use --device cpu with --preset tiny for a plumbing check)")
+    m = measure(args.preset, args.resolution, args.device, args.frames, args.latents, args.warmup)
+    lat = sorted(m["latency"])
+    p90 = lat[max(0, int(0.9 * len(lat)) - 1)]
+    print(f"{args.preset}: {m['gaussians']:,} Gaussians at {args.resolution}^2 on {args.device} "
+          f"({m['backend']}); checkpoint written in {m['write_s']:.1f} s, first image after {m['load_s']:.1f} s")
+    print(f"camera moves: {m['fps']:.1f} fps (worker {statistics.median(m['render_ms']):.2f} ms median); "
+          f"latent change: {statistics.median(lat):.1f} ms median, p90 {p90:.1f} ms")
+    if args.no_record:
+        return
+    dev = device_name(args.device)
+    note = (f"{args.preset} GGHead layout ({m['gaussians']:,} Gaussians, SH degree 1, random weights) at "
+            f"{args.resolution}^2, headless render worker (request -> uint8 image on the host), worker total "
+            f"{statistics.median(m['render_ms']):.2f} ms median")
+    record(f"gghead_fps_gpu_{args.resolution}", m["fps"], "frames/s", dev, note=note)
+    record(f"gghead_latent_ms_gpu_{args.resolution}", statistics.median(lat), "ms", dev,
+           note=f"latent change (new seed): mapping + StyleGAN2 synthesis + UV decoding + render + copy, median "
+                f"of {args.latents}; p90 {p90:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
