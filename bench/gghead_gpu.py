@@ -31,8 +31,8 @@ import torch
 from bench.results import device_name, record
 from core.gghead.config import PRESETS
 from core.gghead.format_writer import write_gghead_checkpoint
-from viewer.render_worker import RenderWorker
-from viewer.state import CameraParams, LatentParams, RenderParams
+from ui_state.render import CameraParams, LatentParams, RenderParams
+from viewer.viewport.worker import RenderWorker
 
 
 def measure(preset: str, resolution: int, device: str, frames: int, latents: int, warmup: int = 20) -> dict:

@@ -30,6 +30,7 @@ from viewer.features.base import Feature, Studio
 from viewer.features.edits import Edits
 from viewer.features.exports import Exports
 from viewer.features.inspect import Inspect
+from viewer.features.inversion.feature import Inversion
 from viewer.features.latents import Latents
 from viewer.features.sliders import Sliders
 from viewer.features.sources import Sources, recent_file
@@ -82,12 +83,10 @@ class ViewerApp:
         self.edits = Edits(studio)
         self.sliders = Sliders(studio)
         self.training = Training(studio)
-        from viewer.inversion_session import InversionSession
-
-        self.inversion = InversionSession(studio)
+        self.inversion = Inversion(studio)
         self.features: list[Feature] = [self.drops, self.sources, Latents(studio), self.sliders, self.edits,
                                          Exports(studio), Inspect(studio), Video(studio), self.training,
-                                         self.inversion]  # type: ignore[list-item]
+                                         self.inversion]
         self.handlers = action_table(self.features, {CancelJob: lambda a: self.jobs.cancel(a.name)})
         self.quit_guard = QuitGuard(self.training, self.drops)
         self.scripted = ScriptedRun(cfg, ui, self.display)

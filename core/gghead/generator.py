@@ -4,8 +4,9 @@
     synthesis: ws -> UV feature map [B, C, P, P] (StyleGAN2) -> sampled at the template's UV grid ->
                GaussianSet [B, G] (SH degree 1 for the released models, pre-activation, EG3D world)
 
-What the viewer, inversion, editing, video and export use is the same as on ``Generator``: ``config``
-(``z_dim``, ``w_dim``, ``num_ws``, ``resolution``, ``num_gaussians``), ``mapping.w_avg``, ``map(z,
+What the viewer, inversion, editing, video and export use is :class:`core.generator_interface.
+GaussianHeadGenerator`, as on ``Generator``: ``config`` (``z_dim``, ``w_dim``, ``num_ws``, ``resolution``,
+``num_gaussians``), ``w_avg``, ``map(z,
 truncation_psi, truncation_cutoff)``, ``synthesis(ws) -> GeneratorOutput`` (``.gaussians``; ``anchors`` is
 empty: GGHead has none), ``forward(z, ..., cameras=...)`` and ``feature_dtype`` (bfloat16 autocast for the
 StyleGAN2 backbone on CUDA; decoding stays float32). ``synthesis`` accepts ``[B, w_dim]``, ``[B, 1, w_dim]``
@@ -92,6 +93,11 @@ class GGHeadGenerator(nn.Module):
         return UVTemplate(self.uv_grid, self.uv_position_map, self.template_positions)
 
     # ---------------------------------------------------------------- the two halves
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        """``[w_dim]`` the truncation centre (``core.generator_interface.GaussianHeadGenerator``)."""
+        return self.mapping.w_avg
 
     def map(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
             update_w_avg: bool = False, c: torch.Tensor | None = None) -> torch.Tensor:

@@ -80,6 +80,11 @@ def test_a_second_family_works_everywhere(tmp_path):
     toy = ToyHeads().eval()
     assert isinstance(toy, GaussianHeadGenerator) and check_generator(toy) is toy
     assert isinstance(Generator(PRESETS["tiny"]), GaussianHeadGenerator)
+    from core.gghead.config import PRESETS as GGHEAD_PRESETS
+    from core.gghead.generator import GGHeadGenerator
+
+    gghead = GGHeadGenerator(GGHEAD_PRESETS["tiny"])
+    assert isinstance(gghead, GaussianHeadGenerator) and check_generator(gghead) is gghead
     ws = seed_ws(toy, 3)
     assert ws.shape == (1, 3, 6)
     torch.testing.assert_close(seed_grid_ws(toy, 3, 4, (0.0, 0.0), "w"), ws)

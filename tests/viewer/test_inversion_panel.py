@@ -1,4 +1,5 @@
-"""The Inversion panel: its controller on its own (fake worker and textures, no window), and the real window
+"""The Inversion panel: its feature on its own (a real render worker, stand-in textures, no window; the stages
+run through ``inversion.pipeline`` on the worker), and the real window
 driven by the ImGui test engine under Xvfb (tiny random generator, scikit-image's astronaut portrait, stand-in
 loss networks): add photos (one without a face, one missing), preprocess, stage 1 with the view following and
 Stop, stage 2 shown as ``memory:tuned`` with the original generator untouched, save everything, reset, and the
@@ -22,18 +23,6 @@ from ui_state.ui import UiState
 from viewer.jobs import JobRunner
 
 
-class FakeWorker:
-    def __init__(self) -> None:
-        self.models: dict = {}
-
-    def put_model(self, name: str, G) -> str:
-        self.models[name] = G
-        return f"memory:{name}"
-
-    def drop_model(self, name: str) -> None:
-        self.models.pop(name, None)
-
-
 class FakeTexture:
     count = 0
 
@@ -49,20 +38,27 @@ class FakeTexture:
         self.texture_id = 0
 
 
-def session_without_window(tmp_path):
-    """The inversion feature with the real source and latent features beside it (no window, fake worker)."""
+@pytest.fixture
+def session(tmp_path):
+    """The inversion feature with the real source and latent features and a real render worker beside it (no
+    window, stand-in textures). Yields ``(studio, feature)``; ``studio.handlers`` routes their actions."""
     from viewer.features.base import Studio
+    from viewer.features.inversion.feature import Inversion
     from viewer.features.latents import Latents
     from viewer.features.sources import Sources
-    from viewer.inversion_session import InversionSession
+    from viewer.viewport.worker import RenderWorker
 
-    features = []
-    studio = Studio(UiState(), JobRunner(), FakeWorker(), SimpleNamespace(result=None),
+    features: list = []
+    worker = RenderWorker()
+    studio = Studio(UiState(), JobRunner(worker), worker, SimpleNamespace(result=None, new_texture=FakeTexture),
                     emit=lambda event: [f.source_changed(event) for f in features])
-    session = InversionSession(studio, texture_factory=FakeTexture)
-    features += [Sources(studio, "random:tiny", tmp_path / "recent.json"), Latents(studio), session]
+    feature = Inversion(studio, texture_factory=FakeTexture)
+    features += [Sources(studio, "random:tiny", tmp_path / "recent.json"), Latents(studio), feature]
     studio.handlers = {k: v for f in features for k, v in f.handlers().items()}
-    return studio, session
+    yield studio, feature
+    feature.release()
+    studio.jobs.shutdown(5.0)
+    worker.close()
 
 
 def pump(app, session, condition, what: str, timeout: float = 60.0, webcam_open: bool = False) -> None:
@@ -82,9 +78,9 @@ def pump(app, session, condition, what: str, timeout: float = 60.0, webcam_open:
         time.sleep(0.02)
 
 
-def test_paths_field_and_action_routing(tmp_path):
+def test_paths_field_and_action_routing(tmp_path, session):
     assert split_paths(' a.jpg; "b c.png" ;; ') == ["a.jpg", "b c.png"]
-    app, session = session_without_window(tmp_path)
+    app, session = session
     assert set(session.handlers()) == set(get_args(InversionAction)) and isinstance(LoadPhotos(("x",)), InversionAction)
     photo = tmp_path / "p.png"
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(photo)
@@ -98,25 +94,31 @@ def test_paths_field_and_action_routing(tmp_path):
     assert app.ui.inversion is session.state
 
 
-def test_opening_another_model_ends_the_tuned_view(tmp_path):
+def test_opening_another_model_ends_the_tuned_view(tmp_path, session):
+    from core.latent import load_generator_source
     from ui_state.actions import OpenFile
+    from viewer.features.inversion.stages import TunedPublished
 
-    app, session = session_without_window(tmp_path)
-    session._show_tuned(object())  # stage 2 handed a tuned copy: the view switches to it
+    app, session = session
+    app.worker.put_model("tuned", load_generator_source("random:tiny"))  # what stage 2's job does
+    session._feed.put(TunedPublished(1))
     pump(app, session, lambda: app.ui.load.current == "memory:tuned", "the tuned view")
+    assert app.worker.call(lambda gpu: gpu.generator("memory:tuned", "cpu").config.z_dim, 30) == 64
     assert session.state.info.tuned_active and session._base_source() == "random:tiny"
     assert "memory:tuned" not in app.ui.load.recent  # shown, not opened
     other = tmp_path / "other.pkl"
     other.write_bytes(b"x")
     app.ui.request(OpenFile(str(other)))  # the Load panel opened another model
     pump(app, session, lambda: True, "a frame")
-    assert session.original_source is None and "tuned" not in app.worker.models
+    assert session.original_source is None
+    with pytest.raises(RuntimeError, match="no longer available"):
+        app.worker.call(lambda gpu: gpu.generator("memory:tuned", "cpu"), 30)
     assert not session.state.info.tuned_active and session._base_source() == str(other)
     assert session._messages[-1].level == "warning"
 
 
-def test_webcam_without_camera_says_so(tmp_path):
-    app, session = session_without_window(tmp_path)
+def test_webcam_without_camera_says_so(session):
+    app, session = session
     pump(app, session, lambda: session.state.info.webcam_status.startswith("No camera found"),
          "the webcam message", 30.0, webcam_open=True)
     pump(app, session, lambda: not app.jobs.running("inversion_webcam"), "the failed camera job", 10.0,
@@ -132,18 +134,18 @@ def test_webcam_without_camera_says_so(tmp_path):
     session.release()
 
 
-def test_missing_loss_weights_show_the_package_message(tmp_path, monkeypatch):
+def test_missing_loss_weights_show_the_package_message(tmp_path, monkeypatch, session):
     """Without the stand-in checkbox, a missing weight file stops stage 1 with the package's own message."""
     from core.camera import orbit_cameras
     from inversion.framing import SYNTHETIC_HEADS
     from inversion.pretrained import LPIPS_FILES
-    from inversion.preprocess import InversionTarget
+    from inversion.preprocess import InversionTarget, PreprocessConfig, PreprocessResult
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
-    app, session = session_without_window(tmp_path)
+    app, session = session
     session.target = InversionTarget(torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32),
                                      orbit_cameras(torch.tensor([0.0]), 0.0), ("x",))
-    session.framing = SYNTHETIC_HEADS
+    session.preprocessed = (PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=32), PreprocessResult([]))
     session.state.panel.latent.steps = 2
     app.ui.request(StartLatentSearch())
     pump(app, session, lambda: session.state.info.messages[-1].level == "error", "the error", 120.0)
@@ -228,17 +230,19 @@ def test_inversion_panel_in_the_window(tmp_path):
               "the view to show the final latent")
         assert app.display.result.error is None, app.display.result.error
         # 4. stage 2: the view switches to the tuned copy; the original generator is untouched
-        G = session._generator_cache[1]
-        before = {k: v.clone() for k, v in G.state_dict().items()}
+        state = lambda: app.worker.call(  # noqa: E731  (the worker's own generator, read on its thread)
+            lambda gpu: {k: v.clone() for k, v in gpu.generator("random:tiny", "cpu").state_dict().items()}, 60)
+        before = state()
         form(ctx, "stage2", 2, 1)
         ctx.item_click(f"{P}/stage2/Start")
         _wait(ctx, lambda: info().has_tuned and not info().running and app.display.result is not None
               and app.display.result.params.source == "memory:tuned", "the tuned generator in the view")
         assert info().tuned_active and ui.load.current == "memory:tuned" and app.display.result.error is None
         assert info().tuning_history["total"].size == 2 and "locality" in info().tuning_history
-        seen["untouched"] = all(torch.equal(v, before[k]) for k, v in G.state_dict().items())
+        after = state()
+        seen["untouched"] = all(torch.equal(v, before[k]) for k, v in after.items())
         fresh = load_generator_source("random:tiny").state_dict()
-        seen["same_as_fresh"] = all(torch.equal(v, fresh[k]) for k, v in G.state_dict().items())
+        seen["same_as_fresh"] = all(torch.equal(v, fresh[k]) for k, v in after.items())
         # 5. save everything (stage 1 + tuned generator), then reset to the original model
         ctx.item_input_value(f"{P}/output folder", str(out))
         ctx.item_input_value(f"{P}/orbit video frames", 2)
@@ -261,9 +265,14 @@ def test_inversion_panel_in_the_window(tmp_path):
     for name in ("aligned/00_astronaut.png", "cameras.json", "pivot.npz", "generator_tuned.pkl", "head.ply",
                  "renders/00_astronaut_stage1.png", "renders/00_astronaut_stage2.png", "report.json"):
         assert (out / name).is_file(), name
-    report = json.loads((out / "report.json").read_text())
+    from inversion.pipeline import REPORT_FORMAT
+
+    report = json.loads((out / "report.json").read_text())  # the pipeline's one layout, as the CLI writes it
+    assert report["format"] == REPORT_FORMAT and report["saved_by"] == "splathead studio viewer"
     assert report["photos"] == ["astronaut.jpg"] and len(report["stage1"]["history"]["total"]) == \
         seen["stage1_steps"]
+    assert report["stage1"]["cancelled"] and report["stage2"]["steps_done"] == 2
+    assert report["timings"]["stage1"] > 0 and report["timings"]["stage2"] > 0
     assert list((out).glob("orbit.*")), "no orbit video"
     with np.load(out / "pivot.npz") as f:
         assert f["ws"].shape == (1, 1, 64) and str(f["space"]) == "w"

@@ -48,6 +48,7 @@ class ModelCache:
         self._scenes: OrderedDict[tuple, Scene] = OrderedDict()
         self._edited: tuple[tuple, Any, Any] | None = None  # (key, edited GaussianSet, SplatArrays or None)
         self._drop_requested = False
+        self._stale: set[str] = set()  # sources whose cached model and scenes must go before the next use
         self.synthesis_count = 0
 
     # ------------------------------------------------------------------ any thread
@@ -57,13 +58,13 @@ class ModelCache:
         source = MEMORY_PREFIX + name
         with self._lock:
             self._memory[source] = generator
-            self._drop_requested = True
+            self._stale.add(source)
         return source
 
     def drop_memory(self, name: str) -> None:
         with self._lock:
             self._memory.pop(MEMORY_PREFIX + name, None)
-            self._drop_requested = True
+            self._stale.add(MEMORY_PREFIX + name)
 
     def set_directions(self, source: str, version: int, directions) -> None:
         """The slider directions of ``source`` (``core.editing.DirectionSet``), as request version ``version``."""
@@ -80,10 +81,17 @@ class ModelCache:
     # ------------------------------------------------------------------ worker thread
 
     def drop_if_requested(self) -> None:
+        """Apply what other threads asked for: forget everything, or the sources whose memory model changed."""
         with self._lock:
             drop, self._drop_requested = self._drop_requested, False
+            stale, self._stale = self._stale, set()
         if drop:
             self.drop()
+        for cache in (self._loaded, self._scenes):
+            for key in [k for k in cache if k[0] in stale]:
+                del cache[key]
+        if self._edited is not None and self._edited[0][0] in stale:
+            self._edited = None
 
     def drop(self) -> None:
         self._loaded.clear()
@@ -101,6 +109,7 @@ class ModelCache:
         """The ``core.latent.LoadedSource`` of ``source`` on ``device`` (cached)."""
         from core.latent import LoadedSource, load_source
 
+        self.drop_if_requested()
         key = (source, str(device))
         if key in self._loaded:
             self._loaded.move_to_end(key)

@@ -79,6 +79,22 @@ class RenderWorker:
             self._jobs.append(_WorkerJob(ctx, work, finish))
             self._cond.notify_all()
 
+    def call(self, fn: Callable[[GpuAccess], Any], timeout: float | None = None) -> Any:
+        """Run ``fn(gpu)`` on the worker thread and return its result (re-raising its error); blocks the caller,
+        so it is for scripts and tests, never the GUI thread."""
+        done, box = threading.Event(), {}
+
+        def finish(result: Any, error: str | None) -> None:
+            box.update(result=result, error=error)
+            done.set()
+
+        self.add_job(JobContext("call"), lambda ctx, gpu: fn(gpu), finish)
+        if not done.wait(timeout):
+            raise TimeoutError("the render worker did not run the call in time")
+        if box["error"] is not None:
+            raise RuntimeError(f"the call failed on the render worker:\n{box['error']}")
+        return box["result"]
+
     def latest(self) -> RenderResult | None:
         """The newest finished result, or None before the first (never blocks)."""
         with self._cond:
@@ -221,7 +237,6 @@ class RenderWorker:
 
         from viewer.viewport.requests import make_image
 
-        self.models.drop_if_requested()
         device = torch.device(p.device)
         timer = _Timer(device)
         loaded = self.models.load(p.source, device)
