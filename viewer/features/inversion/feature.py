@@ -29,7 +29,7 @@ from ui_state.jobs import JobName
 from viewer.events import SourceChanged
 from viewer.features.base import Feature, Studio
 from viewer.features.inversion import stages
-from viewer.features.inversion.photos import PhotoDialog, check_photos, thumbnail
+from viewer.features.inversion.photos import PhotoDialog, check_photos, photo_thumb
 from viewer.features.inversion.settings import latent_settings, tuning_settings
 from viewer.features.inversion.webcam import WebcamFeed
 from viewer.features.latents import w_latent
@@ -192,12 +192,8 @@ class Inversion(Feature):
             self.say(f"note: {msg}", "warning")
         self._release_thumbs()
         for al in pre.aligned:
-            img = thumbnail(al.image, al.landmarks)
             tex = self._texture()
-            tex.upload(img)
-            self._thumbs.append((tex, PhotoThumb(al.name, tex.texture_id, (img.shape[1], img.shape[0]),
-                                                 float(al.camera.yaw_deg), float(al.camera.pitch_deg),
-                                                 al.message or "")))
+            self._thumbs.append((tex, photo_thumb(al, tex)))
         self.preprocessed, self.target, self.latent = (cfg, pre), make_target(pre.aligned), None
         cams = (f"{al.name} (yaw {al.camera.yaw_deg:+.1f}, pitch {al.camera.pitch_deg:+.1f} deg)" for al in pre.aligned)
         self.say(f"{len(pre.aligned)} photo(s) ready: " + ", ".join(cams))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ui_state.inversion import PhotoThumb
+
 THUMB = 112  # px, side of the preprocessed thumbnails
 IMAGE_FILTERS = ["Images", "*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff", "All files", "*"]
 
@@ -45,6 +47,14 @@ def thumbnail(image: np.ndarray, landmarks: np.ndarray, size: int = THUMB) -> np
                 if 0 <= px < size and 0 <= py < size:
                     img[py, px] = (255, 40, 40)
     return img
+
+
+def photo_thumb(aligned, texture) -> PhotoThumb:
+    """Upload ``aligned``'s (``inversion.preprocess.AlignedPhoto``) thumbnail into ``texture``; the panel's record."""
+    img = thumbnail(aligned.image, aligned.landmarks)
+    texture.upload(img)
+    return PhotoThumb(aligned.name, texture.texture_id, (img.shape[1], img.shape[0]), float(aligned.camera.yaw_deg),
+                      float(aligned.camera.pitch_deg), aligned.message or "")
 
 
 class PhotoDialog:
