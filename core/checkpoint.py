@@ -52,6 +52,7 @@ from typing import Any, Literal
 import torch
 
 from core.atomic_file import atomic_write
+from core.pickle_guard import PickleGuardError, scan_pickle
 
 FORMAT_MAGIC = "splathead-snapshot"
 FORMAT_VERSION = 1
@@ -408,6 +409,10 @@ def _scan(raw: bytes, source: str | os.PathLike) -> None:
         raise CorruptCheckpointError(source, "a protocol 0/1 pickle; snapshots are protocol 2 or later")
     if stop is not None and stop + 1 != len(raw):
         raise CorruptCheckpointError(source, f"{len(raw) - stop - 1} bytes of trailing data after the pickle")
+    try:  # nesting, container sizes, memo and declared lengths, before the unpickler builds anything
+        scan_pickle(raw)
+    except PickleGuardError as e:
+        raise CorruptCheckpointError(source, f"refused: {e}") from None
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
