@@ -304,7 +304,7 @@ HOSTILE = {  # name: (file bytes, fragments the message must contain)
     "binary name": (H + VERTEX.replace(b"float x", b"float \x01x") + END + BODY, ["property <type>"]),
     "ascii not a number": (A + VERTEX + END + ROW.replace(b"13", b"oops") + b"\n", ["'rot_3'", "a number"]),
     "ascii short line": (A + vertex(2) + END + ROW + b"\n1 2 3\n" + b" " * 40,
-                         ["vertex line 1 has 3 values, expected 14"]),
+                         ["line 20 (vertex 1) has 3 values, expected 14"]),
     "ascii missing lines": (A + vertex(3) + END + ROW + b" " * 60, ["truncated", "1 of 3 vertex lines"]),
 }  # fmt: skip
 
