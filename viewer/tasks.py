@@ -20,7 +20,6 @@ from viewer.state.render import RANDOM_SOURCES, LatentParams
 from viewer.state.ui import Histogram, InspectData, UiState
 
 MAX_RECENT_BYTES = 1 << 16
-LATENT_KEYS = ("ws", "w")
 HISTOGRAM_LABELS = (("scale_log10", "scale (log10)"), ("opacity", "opacity"), ("r", "colour R"),
                     ("g", "colour G"), ("b", "colour B"), ("x", "position x"), ("y", "position y"),
                     ("z", "position z"))
@@ -144,23 +143,14 @@ def start_save_latent(jobs: JobRunner, ui: UiState, path: str) -> None:
 
 def read_latent(path: str | os.PathLike) -> np.ndarray:
     """``[num_ws, w_dim]`` (or ``[1, w_dim]``) float32 from a latent ``.npz`` (key ``ws`` or ``w``; a leading
-    batch axis of 1 is dropped). Raises ``ValueError`` with the reason for anything else."""
+    batch axis of 1 is dropped). Raises ``ValueError`` with the reason for anything else (shape and size are
+    checked before the array is read: :func:`core.editing.latent_file.read_latent_file`)."""
+    from core.editing.latent_file import read_latent_file
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            files = list(data.files) if hasattr(data, "files") else None
-            key = next((k for k in LATENT_KEYS if files and k in files), None)
-            ws = np.asarray(data[key]) if key is not None else None
-    except Exception as e:  # noqa: BLE001 - OSError, BadZipFile, pickled data refused, ...
+        return read_latent_file(path)
+    except OSError as e:  # missing, a folder, a FIFO, unreadable
         raise ValueError(f"{path}: not a readable .npz ({type(e).__name__}: {e})") from e
-    if ws is None:
-        raise ValueError(f"{path}: no 'ws' or 'w' array (found: {', '.join(files or []) or 'nothing'})")
-    if ws.ndim == 3 and ws.shape[0] == 1:
-        ws = ws[0]
-    if ws.ndim == 1:
-        ws = ws[None]
-    if ws.ndim != 2 or not np.issubdtype(ws.dtype, np.floating) or not np.isfinite(ws).all():
-        raise ValueError(f"{path}: expected a finite float array [num_ws, w_dim], got {ws.dtype} {list(ws.shape)}")
-    return ws.astype(np.float32)
 
 
 def start_load_latent(jobs: JobRunner, ui: UiState, path: str) -> None:
