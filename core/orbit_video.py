@@ -172,7 +172,8 @@ class VideoWriteResult:
 
 def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30.0, *,
                       total: int | None = None, progress: ProgressFn | None = None,
-                      cancel: CancelFlag | None = None, quality: float = 8.0) -> VideoWriteResult:
+                      cancel: CancelFlag | None = None, quality: float = 8.0, overwrite: bool = True,
+                      ) -> VideoWriteResult:
     """Encode ``frames`` (``[H, W, 3]`` uint8, all the same even size) into an H.264 .mp4 at ``path``, atomically.
 
     Args:
@@ -184,6 +185,8 @@ def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps
         cancel: checked before every frame; once set, the write stops, the temporary file is removed and
             the result says ``cancelled`` (``path`` untouched).
         quality: imageio's 0..10 variable-bitrate quality (10 best).
+        overwrite: replace an existing ``path``; False raises ``FileExistsError`` (checked before encoding,
+            and again atomically when the finished video is put in place).
 
     Raises:
         ValueError: bad arguments, a malformed frame, or no frames at all. Errors from ``frames`` or the
@@ -197,6 +200,8 @@ def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps
     directory, base = os.path.split(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{path}: directory {directory} does not exist")
+    if not overwrite and os.path.lexists(path):
+        raise _exists(path)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
     # Hidden, and named as a temporary (imageio picks the encoder by the .mp4 ending): only a hard kill
@@ -226,11 +231,34 @@ def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps
             return VideoWriteResult(None, done, True)
         if done == 0:
             raise ValueError(f"{path}: no frames to write")
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
     return VideoWriteResult(path, done, False)
+
+
+def _exists(path: str) -> FileExistsError:
+    return FileExistsError(f"{path} exists already; not replaced (pass --overwrite to replace it, or choose "
+                           "another name)")
+
+
+def _publish_new(tmp: str, path: str) -> None:
+    """Give ``tmp`` the name ``path`` only if nothing has it: a hard link fails atomically when the name is
+    taken; file systems without hard links get a check, then a rename."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError:
+        if os.path.lexists(path):
+            raise _exists(path) from None
+        os.replace(tmp, path)
+        return
+    _remove(tmp)
 
 
 def _check_frame(frame: object, index: int, size: tuple[int, int] | None) -> tuple[int, int]:
@@ -258,7 +286,8 @@ class OrbitVideoOptions:
     """Render a turntable video of a generated head (--model) or a 3DGS scene (--ply) to an .mp4.
 
     Attributes:
-        out: the .mp4 to write (replaced atomically; its directory must exist).
+        out: the .mp4 to write (written atomically; its directory must exist; an existing file is kept and
+            the command fails unless --overwrite is given).
         model: a generator file (our .pkl snapshot or an official CGS-GAN pickle); needs --seed/--psi.
         ply: a 3DGS .ply scene (instead of --model).
         seed: latent seed (z = standard normal from a CPU torch.Generator seeded with it, as the viewer).
@@ -275,6 +304,7 @@ class OrbitVideoOptions:
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
         backend: rasterizer, "auto", "torch" or "gsplat".
         quality: encoder quality 0..10 (10 best, larger files).
+        overwrite: replace --out if it exists.
     """
 
     out: str
@@ -294,6 +324,7 @@ class OrbitVideoOptions:
     device: str = "auto"
     backend: Backend = "auto"
     quality: float = 8.0
+    overwrite: bool = False
 
 
 def load_scene(opts: OrbitVideoOptions, device: torch.device) -> GaussianSet:
@@ -327,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
 
     opts = tyro.cli(OrbitVideoOptions, args=argv, description=_CLI_DESCRIPTION)
     try:
+        if not opts.overwrite and os.path.lexists(opts.out):  # before loading and rendering anything
+            raise _exists(opts.out)
         settings = OrbitVideoSettings(opts.frames, opts.fps, opts.radius, opts.elevation_deg, opts.resolution,
                                       opts.fov_deg, tuple(opts.background), opts.turns, opts.start_yaw_deg)
         auto = "cuda" if torch.cuda.is_available() else "cpu"
@@ -335,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=settings.frames, unit="frame", desc=os.path.basename(opts.out), file=sys.stderr) as bar:
             result = write_orbit_video(orbit_frames(scene, settings, device, opts.backend), opts.out, settings.fps,
                                        total=settings.frames, progress=lambda done, _: bar.update(done - bar.n),
-                                       quality=opts.quality)
+                                       quality=opts.quality, overwrite=opts.overwrite)
     except KeyboardInterrupt:
         print("interrupted: no video written", file=sys.stderr)
         return 130
