@@ -311,7 +311,9 @@ def _load_source(source: str, device) -> _Model:
             G = Generator(PRESETS[preset]).eval()
             wake_layer_scales(G)
         return _Model("generator", G.to(device), random_weights=True)
-    with open(source, "rb") as f:  # FileNotFoundError / IsADirectoryError speak for themselves
+    from core.regular_file import open_regular  # a FIFO or device is refused, never read (issue 19)
+
+    with open_regular(source, "a .pkl or .ply file") as f:  # FileNotFoundError etc. speak for themselves
         head = f.read(4)
     if head in (b"ply\n", b"ply\r") or source.lower().endswith(".ply"):
         from core.ply import read_ply
