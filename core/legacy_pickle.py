@@ -208,6 +208,9 @@ def check_storage_blob(blob: bytes) -> int:
     torch reads it: its five pickles are within the :mod:`core.pickle_guard` limits, and the element counts
     its storage records claim fit in the bytes after them (torch allocates a storage of the claimed size
     before reading a byte of it). Returns the claimed bytes; raises ``pickle.UnpicklingError``."""
+    if blob[:4] == b"PK\x03\x04":
+        raise pickle.UnpicklingError("a tensor storage blob in torch's zip format, not the legacy torch.save stream "
+                                     "official pickles hold")
     try:
         magic = scan_pickle(blob)
         if magic.result != _LEGACY_TORCH_MAGIC:

@@ -26,6 +26,7 @@ StyleGAN3-style pickles and the storages inside them).
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import pickletools
 from dataclasses import dataclass
@@ -36,7 +37,16 @@ __all__ = ["GlobalRef", "PickleGuardError", "PickleLimits", "PickleScan", "scan_
 
 class PickleGuardError(ValueError):
     """The stream exceeds a limit, claims bytes it does not hold, or is malformed (the message says which).
-    Nothing from it was built."""
+    Nothing from it was built. ``limit`` is True for a limit (``PickleLimits``) and False for a malformed or
+    truncated stream (which the real unpickler would refuse too, at the same opcode or earlier)."""
+
+    def __init__(self, message: str, *, limit: bool = True) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def _malformed(message: str) -> PickleGuardError:
+    return PickleGuardError(message, limit=False)
 
 
 @dataclass(frozen=True)
@@ -50,16 +60,16 @@ class PickleLimits:
         max_total_items: items added to all containers together.
         max_stack: values on the unpickler's stack at any time (marks included).
         max_memo: memo entries; a memo index may never exceed the number of opcodes read so far.
-        max_ops: opcodes in the stream.
+        max_ops: opcodes in the stream (bounds the scan's time: about 1.5 s per million).
         max_line: bytes in one protocol-0 text argument (a global's name, a decimal number, ...).
     """
 
     max_depth: int = 200
     max_container_items: int = 1_000_000
     max_total_items: int = 2_000_000
-    max_stack: int = 1_000_000
+    max_stack: int = 100_000  # pickle.dump batches APPENDS / SETITEMS by 1000: stacks stay small
     max_memo: int = 2_000_000
-    max_ops: int = 10_000_000
+    max_ops: int = 2_000_000  # an official 512 snapshot has ~100 k
     max_line: int = 1 << 20
 
 
@@ -114,7 +124,8 @@ _ATOMS = {
     "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "UNICODE", "SHORT_BINUNICODE",
     "BINUNICODE", "BINUNICODE8", "FLOAT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE",
 }
-_LINE_ARGS = {"INT", "LONG", "STRING", "UNICODE", "FLOAT", "GLOBAL", "INST", "PERSID", "PUT", "GET"}
+_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+_PLAIN_ATOMS = _ATOMS - set(_CONSTANTS)  # their argument is their value
 
 
 class _Bounded:
@@ -123,11 +134,11 @@ class _Bounded:
 
     def __init__(self, f: BinaryIO, limit: int, max_line: int) -> None:
         self.f, self.limit, self.max_line = f, limit, max_line
-
-    def tell(self) -> int:
-        return self.f.tell()
+        self.tell = f.tell
 
     def read(self, n: int = -1) -> bytes:
+        if 0 <= n <= 4096:  # opcodes and fixed-size arguments: nothing to bound
+            return self.f.read(n)
         left = max(0, self.limit - self.f.tell())
         return self.f.read(left if n is None or n < 0 else min(n, left))
 
@@ -136,6 +147,34 @@ class _Bounded:
         line = self.f.readline(min(left, self.max_line + 1))
         if len(line) > self.max_line:
             raise PickleGuardError(f"a text line of more than {self.max_line:,} bytes at byte {self.f.tell()}")
+        return line
+
+
+class _Mapped:
+    """A memory-mapped file for pickletools: ``mmap.read`` never returns (or allocates) more than what is
+    left, ``tell`` is the map's; only lines need a cap. Much faster than a Python-level read wrapper."""
+
+    def __init__(self, mm: mmap.mmap, max_line: int) -> None:
+        self.mm, self.max_line = mm, max_line
+        self.read, self.tell, self.seek = mm.read, mm.tell, mm.seek
+
+    def readline(self) -> bytes:
+        pos = self.mm.tell()
+        nl = self.mm.find(b"\n", pos, pos + self.max_line + 1)
+        if nl < 0 and len(self.mm) - pos > self.max_line:
+            raise PickleGuardError(f"a text line of more than {self.max_line:,} bytes at byte {pos}")
+        return self.mm.read((nl + 1 - pos) if nl >= 0 else len(self.mm) - pos)
+
+
+class _BoundedBytes(io.BytesIO):
+    """In-memory data: ``BytesIO.read`` never allocates more than what is left; only lines need a cap."""
+
+    max_line = 1 << 20
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(self.max_line + 1)
+        if len(line) > self.max_line:
+            raise PickleGuardError(f"a text line of more than {self.max_line:,} bytes at byte {self.tell()}")
         return line
 
 
@@ -227,12 +266,12 @@ class _Machine:
 
     def pop(self) -> tuple[int, Any]:
         if not self.stack or (self.marks and len(self.stack) == self.marks[-1]):
-            raise PickleGuardError("malformed pickle: stack underflow")
+            raise _malformed("malformed pickle: stack underflow")
         return self.stack.pop(), self.lits.pop()
 
     def pop_mark(self) -> tuple[list[int], list[Any]]:
         if not self.marks:
-            raise PickleGuardError("malformed pickle: no MARK to pop to")
+            raise _malformed("malformed pickle: no MARK to pop to")
         k = self.marks.pop()
         nodes, lits = self.stack[k:], self.lits[k:]
         del self.stack[k:], self.lits[k:]
@@ -240,7 +279,7 @@ class _Machine:
 
     def top(self) -> int:
         if not self.stack or (self.marks and len(self.stack) == self.marks[-1]):
-            raise PickleGuardError("malformed pickle: stack underflow")
+            raise _malformed("malformed pickle: stack underflow")
         return self.stack[-1]
 
 
@@ -253,8 +292,7 @@ def _tuple_literal(lits: list[Any]) -> Any:
 def _step(m: _Machine, name: str, arg: Any, ops: int, globals_: list, pids: list) -> None:
     """Apply one opcode to the model (see pickletools' opcode table for the stack effects)."""
     if name in _ATOMS:
-        lit = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}.get(name, arg)
-        m.push(0, _literal(lit))
+        m.push(0, _literal(_CONSTANTS.get(name, arg)))
     elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "EMPTY_TUPLE"):
         m.push(m.new([]), () if name == "EMPTY_TUPLE" else _NOLIT)
     elif name == "MARK":
@@ -325,12 +363,12 @@ def _step(m: _Machine, name: str, arg: Any, ops: int, globals_: list, pids: list
     elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
         index = len(m.memo) if name == "MEMOIZE" else arg
         if index > ops or index >= m.lim.max_memo:
-            raise PickleGuardError(f"memo index {index:,} out of range (the unpickler would allocate a memo "
-                                   "table that large)")
+            raise _malformed(f"memo index {index:,} out of range (the unpickler would allocate a memo "
+                             "table that large)")
         m.memo[index] = (m.top(), m.lits[-1])
     elif name in ("GET", "BINGET", "LONG_BINGET"):
         if arg not in m.memo:
-            raise PickleGuardError(f"malformed pickle: memo index {arg} read before it was written")
+            raise _malformed(f"malformed pickle: memo index {arg} read before it was written")
         m.push(*m.memo[arg])
     elif name in ("BYTEARRAY8", "NEXT_BUFFER"):
         m.push(0)
@@ -339,13 +377,22 @@ def _step(m: _Machine, name: str, arg: Any, ops: int, globals_: list, pids: list
     elif name in ("PROTO", "FRAME", "STOP"):
         pass
     else:  # an opcode pickletools knows and this model does not: refuse rather than guess
-        raise PickleGuardError(f"unsupported pickle opcode {name}")
+        raise _malformed(f"unsupported pickle opcode {name}")
+
+
+def _map(f: BinaryIO, end: int) -> mmap.mmap | None:
+    """A read-only map of the file's first ``end`` bytes, or None (not a real file, empty, unsupported)."""
+    try:
+        return mmap.mmap(f.fileno(), end, access=mmap.ACCESS_READ) if end > 0 else None
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
 
 
 def scan_pickle(data: bytes | bytearray | memoryview | BinaryIO, start: int = 0, *,
                 limits: PickleLimits = PickleLimits(), end: int | None = None) -> PickleScan:
-    """Walk the pickle that starts at byte ``start`` of ``data`` (bytes, or a seekable binary file) and
-    check it against ``limits``; nothing is built. A file is left positioned after the scanned pickle.
+    """Walk the pickle that starts at byte ``start`` of ``data`` (bytes, or a seekable binary file, which is
+    memory-mapped where possible) and check it against ``limits``; nothing is built. A file is left
+    positioned after the scanned pickle.
 
     Args:
         end: the data's end (default: its length / the file's size); claims are checked against it.
@@ -355,46 +402,70 @@ def scan_pickle(data: bytes | bytearray | memoryview | BinaryIO, start: int = 0,
             malformed or truncated; the message says which and where.
     """
     if isinstance(data, (bytes, bytearray, memoryview)):
-        f: BinaryIO = io.BytesIO(data)
-    else:
-        f = data
+        stream = _BoundedBytes(data if end is None else memoryview(data)[:end])
+        stream.max_line = limits.max_line
+        stream.seek(start)
+        return _walk(stream, stream.getbuffer().nbytes, limits)
+    f = data
     if end is None:
         end = f.seek(0, os.SEEK_END)
-    f.seek(start)
-    stream = _Bounded(f, end, limits.max_line)
+    mapped = _map(f, end)
+    if mapped is not None:
+        with mapped:
+            mapped.seek(start)
+            result = _walk(_Mapped(mapped, limits.max_line), end, limits)
+    else:
+        f.seek(start)
+        result = _walk(_Bounded(f, end, limits.max_line), end, limits)
+    f.seek(result.end)
+    return result
+
+
+def _walk(stream: Any, end: int, limits: PickleLimits) -> PickleScan:
+    start = stream.tell()
     m = _Machine(limits)
     globals_: list[GlobalRef] = []
     pids: list[Any] = []
     ops, protocol, stop = 0, 0, None
+    stack, lits, max_stack = m.stack, m.lits, limits.max_stack
     try:
         for op, arg, pos in pickletools.genops(stream):
             ops += 1
             if ops > limits.max_ops:
                 raise PickleGuardError(f"more than {limits.max_ops:,} opcodes")
             name = op.name
-            if name == "FRAME" and arg > end - f.tell():
-                raise PickleGuardError(f"a frame claims {arg:,} bytes but only {end - f.tell():,} remain "
-                                       f"(at byte {pos})")
+            if name in _PLAIN_ATOMS:  # the most frequent opcodes, inlined (m.push without the call)
+                if len(stack) >= max_stack:
+                    raise PickleGuardError(f"more than {max_stack:,} values on the unpickler's stack")
+                stack.append(0)
+                lits.append(arg if not isinstance(arg, (str, bytes)) or len(arg) <= _MAX_LITERAL_TEXT
+                            else _NOLIT)
+                continue
+            if name == "POP" and stack and not (m.marks and len(stack) == m.marks[-1]):
+                stack.pop()
+                lits.pop()
+                continue
+            if name == "FRAME" and arg > end - stream.tell():
+                raise _malformed(f"a frame claims {arg:,} bytes but only {end - stream.tell():,} remain "
+                                 f"(at byte {pos})")
             if name == "PROTO":
                 protocol = arg
             _step(m, name, arg, ops, globals_, pids)
             if name == "STOP":
-                stop = f.tell()
+                stop = stream.tell()
                 break
     except PickleGuardError:
         raise
-    except RecursionError:
-        raise PickleGuardError("malformed pickle: too deeply nested") from None
     except MemoryError:
-        raise PickleGuardError("malformed pickle: an argument does not fit in memory") from None
+        raise PickleGuardError("an argument does not fit in memory") from None
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeDecodeError) as e:
         # pickletools: truncated argument, unknown opcode, a length claiming more than remains, ...
-        raise PickleGuardError(f"truncated or malformed pickle: {e} (at byte {f.tell()} of {end})") from None
+        raise _malformed(f"truncated or malformed pickle: {e} (at byte {stream.tell()} of {end})") from None
     if stop is None:
-        raise PickleGuardError(f"truncated pickle: no STOP opcode before byte {end}")
+        raise _malformed(f"truncated pickle: no STOP opcode before byte {end}")
     if len(m.stack) != 1 or m.marks:
-        raise PickleGuardError(f"malformed pickle: {len(m.stack)} values and {len(m.marks)} marks left on "
-                               "the stack at STOP")
+        raise _malformed(f"malformed pickle: {len(m.stack)} values and {len(m.marks)} marks left on the stack "
+                         "at STOP")
     result = m.lits[0]
     return PickleScan(start, stop, ops, m.deepest, m.items, protocol, tuple(globals_), tuple(pids),
                       None if result is _NOLIT else result)

@@ -157,6 +157,8 @@ PICKLE_PAYLOADS: dict[str, bytes] = {
     "list of 3*10^6 items": b"\x80\x04](" + b"N" * 3_000_000 + b"e.",
     # 2 * 10**6 marks on the stack
     "2*10^6 marks": b"\x80\x04" + b"(" * 2_000_000 + b"N.",
+    # 4 * 10**6 opcodes that never nest or grow anything (push, pop, ...)
+    "4*10^6 opcodes of push and pop": b"\x80\x04" + b"N0" * 2_000_000 + b"N.",
     # a protocol-0 decimal long of 10**6 digits
     "decimal long of 10^6 digits": b"L" + b"9" * 1_000_000 + b"L\n.",
 }
