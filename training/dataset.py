@@ -124,8 +124,9 @@ class _Folder:
     def where(self, rel: str) -> str:
         return str(self.root / rel)
 
-    def is_file(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
+    def is_file(self, rel: str) -> bool:  # a FIFO or device "is a file" here, and is refused when opened
+        p = self.root / rel
+        return p.exists() and not p.is_dir()
 
     def is_dir(self, rel: str) -> bool:
         return (self.root / rel).is_dir()

@@ -506,7 +506,7 @@ def not_regular(root: Path) -> list[Case]:
         if fifo != "dataset.json":
             (folder / "dataset.json").write_text(json.dumps({"labels": [["00000.png", _label()]]}))
         os.mkfifo(folder / fifo)
-        cases.append(Case(name, "open_dataset", str(folder), Raises((DATASET,), "")))
+        cases.append(Case(name, "open_dataset", str(folder), Raises((DATASET,), "FIFO")))
     return cases
 
 
