@@ -415,8 +415,8 @@ def _scan(raw: bytes, source: str | os.PathLike) -> None:
 
 
 def _guard(raw: bytes, source: str | os.PathLike) -> PickleGuardError | None:
-    """core.pickle_guard's bounds (nesting, container sizes, memo, declared lengths), before anything is built:
-    a limit refuses at once; a malformed stream is returned, to be refused after _scan's own diagnosis."""
+    """core.pickle_guard's bounds (nesting, container sizes, memo, declared lengths), before anything is
+    built: a limit refuses at once; a malformed stream is returned, to be refused after _scan's diagnosis."""
     try:
         scan_pickle(raw)
     except PickleGuardError as e:

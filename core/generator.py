@@ -294,7 +294,7 @@ def check_state_dict(config: GeneratorConfig, state: Mapping[str, torch.Tensor])
 
     Run it before building the generator for real: the comparison uses a build on the meta device (no memory),
     so a file whose config promises a large network but whose weights are missing or small never makes the
-    loader allocate that network. Missing, unexpected and mis-shaped entries are listed (the first 10 of each).
+    loader allocate that network. Missing, unexpected and mis-shaped entries are listed (10 of each at most).
     """
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}

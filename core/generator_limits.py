@@ -36,7 +36,7 @@ TUPLE_RANGES: dict[str, tuple[int, int]] = {  # every entry of these int tuples
     "upsample_ratios": (1, 16),
 }
 MAX_LEVELS = 10
-FLOAT_RANGES: dict[str, tuple[float, float]] = {  # field: (min, max), inclusive, finite; None allowed where noted
+FLOAT_RANGES: dict[str, tuple[float, float]] = {  # field: (min, max), inclusive, finite; None where noted
     "mapping_lr_mul": (1e-6, 1e3),
     "w_avg_beta": (0.0, 1.0),
     "initial_anchor_log_scale": (-50.0, 10.0),
@@ -45,7 +45,8 @@ FLOAT_RANGES: dict[str, tuple[float, float]] = {  # field: (min, max), inclusive
     "split_ratio_value": (1e-6, 1e6),  # or None
 }
 OPTIONAL = frozenset({"level0_max_log_scale", "split_min_scale_value", "split_ratio_value"})
-CHOICES: dict[str, tuple[Any, ...]] = {"ws_layout": ("single", "per_block"), "official_pe_lookup": (False, True)}
+CHOICES: dict[str, tuple[Any, ...]] = {"ws_layout": ("single", "per_block"),
+                                       "official_pe_lookup": (False, True)}
 MAX_PARAMETERS = 400_000_000  # 1.6 GB in float32; the largest published CGS-GAN (2048) has 79.5 M
 MAX_GAUSSIANS = 1 << 24  # 16.8 M per scene; CGS-GAN 2048 has 1.03 M
 _HEAD_SIZE = 14  # xyz 3, scale 3, rotation 4, colour 3, opacity 1 (core.point_hierarchy.HEAD_FIELDS)
@@ -73,7 +74,7 @@ def parameter_count(c: Any) -> int:
 
 
 def state_bytes(c: Any) -> int:
-    """Bytes of ``Generator(c)``'s parameters and buffers in float32 (the memory loading it needs at least)."""
+    """Bytes of ``Generator(c)``'s parameters and buffers in float32 (what loading it needs at least)."""
     return 4 * (parameter_count(c) + c.w_dim + _HEAD_SIZE)
 
 
@@ -129,13 +130,14 @@ def config_problems(c: Any) -> list[str]:
         problems.append("the first level's upsample ratio (upsample_ratios[0]) must be 1")
     if problems:
         return problems
-    gaussians = c.num_points * sum(math.prod(c.upsample_ratios[: i + 1]) for i in range(len(c.upsample_ratios)))
+    ratios = c.upsample_ratios
+    gaussians = c.num_points * sum(math.prod(ratios[: i + 1]) for i in range(len(ratios)))
     if gaussians > MAX_GAUSSIANS:
         problems.append(f"num_points {c.num_points} x upsample_ratios {list(c.upsample_ratios)} give "
                         f"{gaussians:,} Gaussians, over the limit of {MAX_GAUSSIANS:,}")
     params = parameter_count(c)
     if params > MAX_PARAMETERS:
-        problems.append(f"the config describes {params:,} parameters ({4 * params / 1e9:.1f} GB), over the limit "
-                        f"of {MAX_PARAMETERS:,} (width {c.width}, {c.num_first_blocks} first blocks, mlp_ratio "
-                        f"{c.mlp_ratio}, level_channels {list(c.level_channels)})")
+        problems.append(f"the config describes {params:,} parameters ({4 * params / 1e9:.1f} GB), over the "
+                        f"limit of {MAX_PARAMETERS:,} (width {c.width}, {c.num_first_blocks} first blocks, "
+                        f"mlp_ratio {c.mlp_ratio}, level_channels {list(c.level_channels)})")
     return problems

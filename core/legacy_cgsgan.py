@@ -159,8 +159,8 @@ def load_official_pickle(path: str | os.PathLike, device: torch.device | str = "
     config, overrides, facts, warn = _derive_config(tensors, modules, src)
     release, more = _release(modules, facts, config)
     warn += more
-    gain = _as_float(_attr(modules.get("mapping_network.embed"), "bias_gain", 1.0), "mapping_network.embed.bias_gain",
-                     src)
+    gain = _as_float(_attr(modules.get("mapping_network.embed"), "bias_gain", 1.0),
+                     "mapping_network.embed.bias_gain", src)
     state, dropped = official_state_to_ours(tensors, config, embed_bias_gain=gain, source=src)
     fc_checked = _check_fc_layers(modules, _meta_generator(config), config, src)
     with torch.device(device):  # built for real, not to_empty(): non-persistent buffers need their values

@@ -209,13 +209,13 @@ def check_storage_blob(blob: bytes) -> int:
     its storage records claim fit in the bytes after them (torch allocates a storage of the claimed size
     before reading a byte of it). Returns the claimed bytes; raises ``pickle.UnpicklingError``."""
     if blob[:4] == b"PK\x03\x04":
-        raise pickle.UnpicklingError("a tensor storage blob in torch's zip format, not the legacy torch.save stream "
-                                     "official pickles hold")
+        raise pickle.UnpicklingError("a tensor storage blob in torch's zip format, not the legacy torch.save "
+                                     "stream official pickles hold")
     try:
         magic = scan_pickle(blob)
         if magic.result != _LEGACY_TORCH_MAGIC:
-            raise pickle.UnpicklingError("a tensor storage blob that is not a legacy torch.save stream (official "
-                                         "pickles hold only those)")
+            raise pickle.UnpicklingError("a tensor storage blob that is not a legacy torch.save stream "
+                                         "(official pickles hold only those)")
         version = scan_pickle(blob, magic.end)
         if version.result != _LEGACY_TORCH_PROTOCOL:
             raise pickle.UnpicklingError(f"storage blob of torch.save protocol {version.result!r}, expected "
@@ -231,12 +231,12 @@ def check_storage_blob(blob: bytes) -> int:
               and pid[1].module == "torch" and pid[1].name in _STORAGE_ITEMSIZE and type(pid[4]) is int
               and pid[4] >= 0)
         if not ok:
-            raise pickle.UnpicklingError(f"refused: unrecognised storage record {pid!r:.120} in a tensor blob")
+            raise pickle.UnpicklingError(f"refused: unrecognised storage record {pid!r:.120} in a blob")
         claims[pid[2]] = 8 + pid[4] * _STORAGE_ITEMSIZE[pid[1].name]  # an int64 count, then the data
     claimed, present = sum(claims.values()), len(blob) - keys.end
     if claimed > present:
-        raise pickle.UnpicklingError(f"corrupt tensor storage blob: its records claim {claimed:,} bytes of data "
-                                     f"but only {present:,} follow")
+        raise pickle.UnpicklingError(f"corrupt tensor storage blob: its records claim {claimed:,} bytes of "
+                                     f"data but only {present:,} follow")
     return claimed
 
 

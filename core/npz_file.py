@@ -109,13 +109,14 @@ class NpzReader:
                     raise ValueError(f".npy format version {version} (1.0 and 2.0 are read)")
                 offset = f.tell()
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, SyntaxError, TypeError) as e:
-            raise self._error(f"{where}: unreadable .npy header ({type(e).__name__}: {str(e)[:200]})") from None
+            raise self._error(f"{where}: unreadable .npy header ({type(e).__name__}: {str(e)[:200]})"
+                              ) from None
         if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
             raise self._error(f"{where}: dtype {dtype} is not a plain numeric or text dtype")
         array = ArrayInfo(info.filename[:-4], tuple(shape), dtype, bool(fortran), offset)
         if offset + array.nbytes != info.file_size:
-            raise self._error(f"{where}: the header declares {list(shape)} {dtype} ({array.nbytes:,} bytes) but the "
-                              f"member holds {max(0, info.file_size - offset):,} bytes of data")
+            raise self._error(f"{where}: the header declares {list(shape)} {dtype} ({array.nbytes:,} bytes) "
+                              f"but the member holds {max(0, info.file_size - offset):,} bytes of data")
         return array
 
     def read(self, name: str, *, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:

@@ -146,7 +146,7 @@ class _Bounded:
         left = max(0, self.limit - self.f.tell())
         line = self.f.readline(min(left, self.max_line + 1))
         if len(line) > self.max_line:
-            raise PickleGuardError(f"a text line of more than {self.max_line:,} bytes at byte {self.f.tell()}")
+            raise PickleGuardError(f"a text line of more than {self.max_line:,} bytes at {self.f.tell()}")
         return line
 
 
@@ -464,8 +464,8 @@ def _walk(stream: Any, end: int, limits: PickleLimits) -> PickleScan:
     if stop is None:
         raise _malformed(f"truncated pickle: no STOP opcode before byte {end}")
     if len(m.stack) != 1 or m.marks:
-        raise _malformed(f"malformed pickle: {len(m.stack)} values and {len(m.marks)} marks left on the stack "
-                         "at STOP")
+        raise _malformed(f"malformed pickle: {len(m.stack)} values and {len(m.marks)} marks left on the "
+                         "stack at STOP")
     result = m.lits[0]
     return PickleScan(start, stop, ops, m.deepest, m.items, protocol, tuple(globals_), tuple(pids),
                       None if result is _NOLIT else result)

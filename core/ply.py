@@ -348,15 +348,16 @@ def _read_ascii(h: PlyHeader, pmap: list[tuple[str, str, tuple[int, ...]]]) -> M
             first = line_no - rows + 1
             longest = max(range(len(tokens)), key=lambda k: len(tokens[k]))
             if len(tokens[longest]) > MAX_ASCII_TOKEN:
-                raise PlyError(h.path, f"line {first + longest // width}: a value of {len(tokens[longest]):,} "
-                                       f"characters (at most {MAX_ASCII_TOKEN} are accepted)")
+                raise PlyError(h.path, f"line {first + longest // width}: a value of "
+                                       f"{len(tokens[longest]):,} characters (at most {MAX_ASCII_TOKEN} are "
+                                       "accepted)")
             try:
                 values = np.array(tokens, dtype=f"S{MAX_ASCII_TOKEN}").astype(np.float64)
             except ValueError:
                 bad = next(k for k, t in enumerate(tokens) if not _is_number(t))
                 name = h.properties[bad % width][0]
-                raise PlyError(h.path, f"line {first + bad // width}: vertex property {name!r} has a value that "
-                                       f"is not a number ({tokens[bad][:20]!r})") from None
+                raise PlyError(h.path, f"line {first + bad // width}: vertex property {name!r} has a value "
+                                       f"that is not a number ({tokens[bad][:20]!r})") from None
             with np.errstate(all="ignore"):  # float64 -> float32 overflow becomes inf, reported by validate
                 table[start:start + rows] = values.reshape(rows, width)
     column = {name: j for j, (name, _) in enumerate(h.properties)}

@@ -25,7 +25,7 @@ ErrorFactory = Callable[[str], Exception]
 
 
 class NotRegularFileError(OSError):
-    """The path is a FIFO, device, socket or other non-regular file (directories raise ``IsADirectoryError``)."""
+    """A FIFO, device, socket or other non-regular file (folders raise ``IsADirectoryError``)."""
 
 
 def describe_mode(mode: int) -> str:
@@ -74,7 +74,8 @@ def open_regular(path: str | os.PathLike, what: str = "a file", *, error: ErrorF
     as :func:`require_regular_file`."""
     path = os.fspath(path)
     require_regular_file(path, what, error=error, folder_error=folder_error)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags)
     try:
         st = os.fstat(fd)

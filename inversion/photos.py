@@ -43,7 +43,7 @@ class Photo:
 
 
 def load_photo(path: str | os.PathLike) -> Photo:
-    """Read a jpg/png/webp/... file (see the module docstring); raise :class:`PhotoError` if it cannot be used.
+    """Read a jpg/png/webp/... file (see the module docstring); :class:`PhotoError` if it cannot be used.
 
     The pixel count is checked from the header before anything is decoded (:data:`MAX_PIXELS`); photos
     larger than :data:`MAX_SIDE` are decoded at a reduced scale where the format allows it (JPEG) and
@@ -70,8 +70,8 @@ def load_photo(path: str | os.PathLike) -> Photo:
     except UnidentifiedImageError:
         raise PhotoError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except Image.DecompressionBombError as exc:  # Pillow's own limit, met while reading the header
-        raise PhotoError(f"{path}: the image claims more than {MAX_PIXELS / 1e6:.0f} MP ({exc}); not decoded. "
-                         "Scale the photo down (a face needs about 512 px) and try again.") from None
+        raise PhotoError(f"{path}: the image claims more than {MAX_PIXELS / 1e6:.0f} MP ({exc}); not "
+                         "decoded. Scale the photo down (a face needs about 512 px) and try again.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or corrupt data
         raise PhotoError(f"{path}: the image is corrupt or truncated ({exc})") from None
     return photo_from_array(rgb, name)
@@ -80,8 +80,9 @@ def load_photo(path: str | os.PathLike) -> Photo:
 def _check_pixels(path: str, size: tuple[int, int]) -> None:
     w, h = size
     if w * h > MAX_PIXELS:
-        raise PhotoError(f"{path}: {w}x{h} px ({w * h / 1e6:.0f} MP) is over the limit of {MAX_PIXELS / 1e6:.0f} "
-                         "MP; not decoded. Scale the photo down (a face needs about 512 px) and try again.")
+        raise PhotoError(f"{path}: {w}x{h} px ({w * h / 1e6:.0f} MP) is over the limit of "
+                         f"{MAX_PIXELS / 1e6:.0f} MP; not decoded. Scale the photo down (a face needs about "
+                         "512 px) and try again.")
 
 
 def _draft(im: Image.Image) -> None:

@@ -415,7 +415,8 @@ class ImageLabelDataset(torch.utils.data.Dataset):
             if w != h:
                 raise DatasetError(f"{store.where(rel)}: image is {w}x{h}, not square")
             if w > MAX_RESOLUTION:
-                raise DatasetError(f"{store.where(rel)}: image is {w}x{h}, above the limit of {MAX_RESOLUTION} px")
+                raise DatasetError(f"{store.where(rel)}: image is {w}x{h}, above the limit of "
+                                   f"{MAX_RESOLUTION} px")
             if first is None:
                 first = (w, name)
                 if want is not None and w != want:
@@ -529,7 +530,8 @@ class ImageLabelDataset(torch.utils.data.Dataset):
         try:
             with Image.open(io.BytesIO(self._store.read(rel))) as im:
                 array = np.asarray(im.convert(mode))
-        except (OSError, SyntaxError, ValueError, KeyError, zipfile.BadZipFile, Image.DecompressionBombError) as e:
+        except (OSError, SyntaxError, ValueError, KeyError, zipfile.BadZipFile,
+                Image.DecompressionBombError) as e:
             raise DatasetError(f"{self._store.where(rel)}: cannot decode ({type(e).__name__}: {e})") from None
         if array.shape[:2] != (self._resolution, self._resolution):
             raise DatasetError(f"{self._store.where(rel)}: is now {array.shape[1]}x{array.shape[0]}, was "

@@ -98,8 +98,8 @@ def load_directions(path: str | os.PathLike, model_path: str | os.PathLike | Non
         if expected is not None and header.get("model_sha256") != expected:
             raise DirectionsMismatchError(
                 f"{path}: made for another model file ({header.get('model_file') or '?'}, SHA-256 "
-                f"{str(header.get('model_sha256'))[:12]}...), not this one ({expected[:12]}...); recompute it "
-                f"with python -m training.directions --model <model>")
+                f"{str(header.get('model_sha256'))[:12]}...), not this one ({expected[:12]}...); recompute "
+                f"it with python -m training.directions --model <model>")
         entries, w_dim = header.get("directions"), header.get("w_dim")
         if not isinstance(entries, list) or len(entries) > MAX_DIRECTIONS:
             raise error(f"corrupt directions file: 'directions' must be a list of at most {MAX_DIRECTIONS}")
@@ -138,8 +138,8 @@ def _read_header(z: NpzReader, error) -> dict:
         raise error(f"not a splathead directions file (header format "
                     f"{header.get('format') if isinstance(header, dict) else None!r})")
     if header.get("format_version") != FORMAT_VERSION:
-        raise error(f"format version {header.get('format_version')!r}; this code reads version {FORMAT_VERSION} "
-                    "(recompute with python -m training.directions)")
+        raise error(f"format version {header.get('format_version')!r}; this code reads version "
+                    f"{FORMAT_VERSION} (recompute with python -m training.directions)")
     return header
 
 

@@ -139,7 +139,8 @@ def load_library(path: str | os.PathLike, model_sha256: str | None = None) -> La
             header = _read_header(z, error)
             if model_sha256 is not None and header["model_sha256"] != model_sha256:
                 raise LatentsFileError(f"{path}: saved for another model file (SHA-256 "
-                                       f"{str(header['model_sha256'])[:12]}..., this one {model_sha256[:12]}...)")
+                                       f"{str(header['model_sha256'])[:12]}..., this one "
+                                       f"{model_sha256[:12]}...)")
             entries = header["entries"]
             if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
                 raise error(f"'entries' must be a list of at most {MAX_ENTRIES}")
@@ -158,11 +159,12 @@ def load_library(path: str | os.PathLike, model_sha256: str | None = None) -> La
 
 def _read_header(z: NpzReader, error) -> dict:
     info = z.arrays.get("header")
-    if info is None or info.shape != () or info.dtype.kind != "U" or info.dtype.itemsize > 4 * MAX_HEADER_CHARS:
+    if (info is None or info.shape != () or info.dtype.kind != "U"
+            or info.dtype.itemsize > 4 * MAX_HEADER_CHARS):
         raise error(f"no JSON header of at most {MAX_HEADER_CHARS:,} characters")
     header = json.loads(str(z.read("header")))
-    if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
-        got = (header.get("format"), header.get("format_version")) if isinstance(header, dict) else (None, None)
+    got = (header.get("format"), header.get("format_version")) if isinstance(header, dict) else (None, None)
+    if got != (FORMAT, FORMAT_VERSION):
         raise error(f"format {got[0]!r} version {got[1]!r}")
     return header
 

@@ -1,7 +1,7 @@
 """The bad-input suite (issue 19): hostile and broken files must give a clear error of the documented type,
 never crash the interpreter, hang, or allocate gigabytes.
 
-One child process per family (tests/security/hostile_cases.py) runs its cases in turn against the real
+One child process per family (tests/security/cases_*.py) runs its cases in turn against the real
 loaders (tests/security/hostile_child.py: imports first, then an address-space limit, a peak-RSS reset and a
 watchdog per case). Asserted per case:
 
@@ -29,7 +29,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hostile_cases import FAMILIES, Case, Raises  # noqa: E402
+from cases_model_files import generator_config, official_format, pickle_structure  # noqa: E402
+from cases_user_files import datasets, not_regular, photos, ply_files, side_cars  # noqa: E402
+from hostile_case import Case, Raises  # noqa: E402
+
+FAMILIES = {  # name (as in docs/security.md) -> builder of its files and cases
+    "pickle structure (nesting, sizes, memo, length claims)": pickle_structure,
+    "generator config and weights (our format)": generator_config,
+    "official-format claims (CGS-GAN pickles)": official_format,
+    "3DGS .ply files": ply_files,
+    "side-car files (directions, latents, saved latents)": side_cars,
+    "photos (inversion input)": photos,
+    "training dataset zips": datasets,
+    "paths that are not regular files": not_regular,
+}
 
 CHILD = Path(__file__).with_name("hostile_child.py")
 ROOT = Path(__file__).resolve().parents[2]
