@@ -105,8 +105,8 @@ class StackModel:
     # -------------------------------------------------------------- nodes
 
     def _too_deep(self) -> PickleGuardError:
-        return PickleGuardError(f"objects nested deeper than {self.lim.max_depth} levels (or containing "
-                                "themselves); refused before building them")
+        return PickleGuardError(f"objects nested deeper than {self.lim.max_depth} levels; refused before "
+                                "building them")
 
     def _count(self, node: int, k: int) -> None:
         self.items += k
