@@ -5,7 +5,7 @@ format by ``core.gghead.format_writer``, opened through the Load panel as a user
 - ``test_gghead_latent_panels``: Load by path and from the recent list, seeds, psi and cutoff (checked on the
   ws the worker used), the W/Z space of the drag plot, PCA sliders computed in the window, attribute sliders from
   a directions file made by ``python -m training.directions`` on the GGHead file.
-- ``test_gghead_edit_save_video_inspect``: Edit with undo/redo, .ply (the shown Gaussians in the standard 3DGS
+- ``test_gghead_edit_save_video_inspect``: Edit with undo/redo (and every other op), .ply (the shown Gaussians in the standard 3DGS
   layout with SH degree 1, read back with plyfile), .png, a saved latent restored and a latents file loaded,
   Video, Inspect and Performance.
 """
@@ -293,8 +293,17 @@ def test_gghead_edit_save_video_inspect(tmp_path, gghead_files):
         for _ in range(3):
             ctx.yield_()
         assert len(ui.info.gui_ms) > 10 and len(ui.info.render_ms) > 0
+        # Every other edit op applies to the GGHead scene (default parameters) on top; Clear removes them all.
+        for op in [o.name for o in ui.info.edit_ops if o.name != "opacity_threshold"]:
+            count = len(ui.info.edits.applied)
+            ctx.item_click(f"Panels/Edit/{op}##op")
+            ctx.item_click("Panels/Edit/Apply##edit")
+            _wait(ctx, lambda: len(ui.info.edits.applied) == count + 1 and _settled(app), f"the {op} edit")
+            assert app.display.result.error is None and ui.info.error is None, (op, app.display.result.error)
+            seen.setdefault("ops", []).append(op)
         ctx.item_click("Panels/Edit/Clear##edit")
         _wait(ctx, lambda: not ui.info.edits.applied and _settled(app), "edits cleared")
+        assert app.display.result.stats.gaussians == n0
 
         # Saved latents: save, change, restore; then the latents file from the Save panel.
         saved_head = _image(ctx, app)
@@ -323,6 +332,7 @@ def test_gghead_edit_save_video_inspect(tmp_path, gghead_files):
     testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
 
     assert "loaded_file_head" in seen, "the test function did not run to the end"
+    assert len(seen["ops"]) >= 5, seen["ops"]
     assert np.array_equal(seen["loaded_file_head"], seen["saved_head"]), "the latents file gave another head"
     # The .ply holds the shown (edited) Gaussians in the standard 3DGS layout, SH degree 1 (channel-major f_rest).
     (ply_path,) = saved.glob("*.ply")
