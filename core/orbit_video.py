@@ -333,7 +333,7 @@ class OrbitVideoOptions:
     Attributes:
         out: the .mp4 to write (written atomically; its directory must exist; an existing file is kept and
             the command fails unless --overwrite is given).
-        model: a generator file (our .pkl snapshot or an official CGS-GAN pickle); needs --seed/--psi.
+        model: a generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint); needs --seed/--psi.
         ply: a 3DGS .ply scene (instead of --model).
         seed: latent seed (the studio's seed -> z rule, core.latent.seed_z).
         psi: truncation psi (1 = none).
