@@ -5,6 +5,9 @@ Examples::
     python -m training.synthetic_heads --out data/heads128 --num-identities 4000 --views-per-identity 5
     python -m training.synthetic_heads --out data/heads.zip --zip --num-identities 100 --test-fraction 0.1 \\
         --extra-side-views 2 --resolution 256
+    # 360-degree heads at 256 px on a GPU machine (gsplat), half the views from the whole circle
+    python -m training.synthetic_heads --out data/heads256 --num-identities 8000 --views-per-identity 6 \\
+        --full-yaw-fraction 0.5 --resolution 256 --device cuda --workers 16
 
 Re-running the same command resumes an interrupted run (see training/synthetic_heads/dataset.py).
 """
