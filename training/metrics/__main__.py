@@ -76,8 +76,8 @@ class MetricsConfig:
         consistency_offset_deg: yaw between its two views.
         consistency_views: view A of the consistency metric: "frontal" (yaw ~ N(0, 20 deg), pitch ~ N(0,
             5 deg)), "full" (yaw uniform over the circle, same pitch) or "data" (the --data labels).
-        gt_heads, gt_steps, gt_space: the ground-truth fit: held-out heads, optimisation steps per head,
-            latent space ("w+" or "w").
+        gt_heads, gt_steps, gt_space, gt_batch: the ground-truth fit: held-out heads, optimisation steps,
+            latent space ("w+" or "w"), heads fitted together (independently; lower it on the CPU).
         floaters_heads, floaters_psi: random heads for the floaters metric and their truncation.
         resolution: render resolution (default: the held-out split's for gt_fit and floaters, the
             dataset's for FID, else the generator's). gt_fit re-renders the ground truth at this size.
@@ -101,6 +101,7 @@ class MetricsConfig:
     gt_heads: int = 16
     gt_steps: int = 500
     gt_space: Literal["w+", "w"] = "w+"
+    gt_batch: int = 16
     floaters_heads: int = 64
     floaters_psi: float = 1.0
     resolution: int | None = None
@@ -231,7 +232,7 @@ def _split(cfg: MetricsConfig, names: tuple[str, ...]):
 def _gt_fit(cfg: MetricsConfig, G, split, device: torch.device) -> dict:
     from training.metrics.groundtruth import GtFitSettings, gt_fit
 
-    settings = GtFitSettings(cfg.gt_heads, cfg.gt_steps, cfg.gt_space, cfg.resolution, cfg.seed)
+    settings = GtFitSettings(cfg.gt_heads, cfg.gt_steps, cfg.gt_space, cfg.resolution, cfg.seed, cfg.gt_batch)
     result = gt_fit(G, split, settings, device=device, progress=sys.stderr.isatty())
     return {f"gt_fit_{k}": v for k, v in result.as_dict().items()}
 

@@ -4,7 +4,8 @@ For each of the first ``heads`` held-out identities of a synthetic dataset (``te
 ``python -m training.synthetic_heads --test-fraction F``), one W+ latent is optimised against all 10
 evaluation views at once (training/synthetic_heads/cameras.py ``EVAL_VIEWS``: the front, the whole circle in
 45-degree steps, and the front from above and below), each seen through its true camera, with the
-multi-view latent fit of :mod:`core.latent_fit` (the same primitive as inversion stage 1). The fitted head is
+multi-view latent fit of :mod:`core.latent_fit` (the same primitive as inversion stage 1; pixel MSE, Adam
+with warm-up and cosine ramp-down, no latent noise, true cameras, 500 steps). The fitted head is
 rendered from the same cameras on white, quantised to 8 bits like the stored images, and compared:
 
 ``psnr``          mean over heads of the PSNR of all that head's views together (dB);
@@ -49,7 +50,8 @@ class GtFitSettings:
         steps: optimisation steps per head.
         space: ``"w+"`` (one w per generator block) or ``"w"``.
         resolution: evaluation resolution; None = the dataset's.
-        seed: seeds the fit (noise, start).
+        seed: seeds the fit.
+        batch: heads fitted together (independently, each with its own latent): all 16 at once on a GPU.
     """
 
     heads: int = 16
@@ -57,10 +59,11 @@ class GtFitSettings:
     space: str = "w+"
     resolution: int | None = None
     seed: int = 0
+    batch: int = 16
 
     def __post_init__(self) -> None:
-        if self.heads < 1 or self.steps < 1:
-            raise ValueError(f"gt_fit needs heads >= 1 and steps >= 1, got {self.heads} and {self.steps}")
+        if self.heads < 1 or self.steps < 1 or self.batch < 1:
+            raise ValueError(f"gt_fit needs heads, steps and batch >= 1, got {self.heads}, {self.steps}, {self.batch}")
         if self.space not in ("w", "w+"):
             raise ValueError(f"gt_fit space must be 'w' or 'w+', got {self.space!r}")
 
@@ -149,34 +152,43 @@ FitFn = Callable[[torch.nn.Module, torch.Tensor, Cameras, GtFitSettings], torch.
 
 def fit_latent_multiview(G: torch.nn.Module, images: torch.Tensor, cameras: Cameras,
                          settings: GtFitSettings) -> torch.Tensor:
-    """One latent ``[1, num_ws or 1, w_dim]`` fitted to ``images [V, R, R, 3]`` (float in [0, 1], on white)
-    seen from ``cameras [V]``, with :mod:`core.latent_fit` (the multi-view fit that inversion stage 1 uses)."""
+    """Latents ``[B, num_ws or 1, w_dim]``, one per head, fitted to ``images [B, V, R, R, 3]`` (float in [0, 1],
+    on white) seen from ``cameras [V]`` (shared by the heads), with :func:`core.latent_fit.fit_latent` (the
+    multi-view fit that inversion stage 1 uses): MSE, no latent noise, fixed cameras, ``settings.steps``."""
     try:
-        from core import latent_fit
+        from core.latent_fit import FitTarget, LatentFitConfig, fit_latent
     except ImportError as exc:
         raise ImportError("gt_fit needs core.latent_fit (the multi-view latent fit of the inversion issue), "
                           f"which this checkout does not have ({exc})") from None
-    cfg = latent_fit.LatentFitConfig(space=settings.space, steps=settings.steps, seed=settings.seed)
-    return latent_fit.fit_latent(G, images, cameras, cfg).ws
+    target = FitTarget(images.permute(0, 1, 4, 2, 3).contiguous(), cameras)
+    config = LatentFitConfig(steps=settings.steps, space=settings.space, seed=settings.seed)
+    return fit_latent(G, target, config).ws
 
 
 def gt_fit(G: torch.nn.Module, split: Sequence[EvalIdentity], settings: GtFitSettings = GtFitSettings(),
            device: torch.device | str | None = None, fit: FitFn = fit_latent_multiview,
            progress: bool = False) -> GtFitResult:
-    """The ground-truth fit over the first ``settings.heads`` identities of ``split`` (module docstring)."""
+    """The ground-truth fit over the first ``settings.heads`` identities of ``split`` (module docstring),
+    ``settings.batch`` heads per fit (each head has its own latent; the fits do not interact)."""
     if len(split) < settings.heads:
         raise ValueError(f"gt_fit needs {settings.heads} held-out heads, the split has {len(split)}; make the "
                          "dataset with a larger --test-fraction or lower the number of heads")
     device = torch.device(device) if device is not None else next(G.parameters()).device
-    scores = []
-    for k, identity in enumerate(split[: settings.heads]):
-        images, masks = eval_targets(identity, settings.resolution)
-        target = torch.from_numpy(images).to(device).float() / 255.0
-        ws = fit(G, target, identity.cameras.to(device), settings)
+    heads = list(split[: settings.heads])
+    cameras = heads[0].cameras
+    if any(not torch.equal(h.cameras.cam2world, cameras.cam2world) for h in heads):
+        raise ValueError("gt_fit expects every held-out head to have the same evaluation cameras")
+    scores: list[HeadScore] = []
+    for start in range(0, len(heads), settings.batch):
+        chunk = heads[start:start + settings.batch]
+        targets = [eval_targets(h, settings.resolution) for h in chunk]
+        images = torch.from_numpy(np.stack([t[0] for t in targets])).to(device).float() / 255.0
+        ws = fit(G, images, cameras.to(device), settings)
         with torch.no_grad():
-            scene = G.synthesis(ws.to(device)).gaussians[0]
-        scores.append(score_scene(scene, identity, images, masks))
-        if progress:
-            print(f"gt_fit: head {k + 1}/{settings.heads} (identity {identity.identity}): "
-                  f"{scores[-1].psnr_all:.2f} dB", file=sys.stderr, flush=True)
+            scenes = G.synthesis(ws.to(device)).gaussians
+        for k, (h, (imgs, masks)) in enumerate(zip(chunk, targets)):
+            scores.append(score_scene(scenes[k], h, imgs, masks))
+            if progress:
+                print(f"gt_fit: head {len(scores)}/{len(heads)} (identity {h.identity}): "
+                      f"{scores[-1].psnr_all:.2f} dB", file=sys.stderr, flush=True)
     return GtFitResult(tuple(scores))
