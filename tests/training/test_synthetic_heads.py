@@ -345,6 +345,19 @@ def test_parallel_workers_give_identical_output(small_dataset, tmp_path):
     assert files_of(out) == files_of(small_dataset)
 
 
+def test_held_out_only_makes_the_same_test_split_and_nothing_else(small_dataset, tmp_path):
+    out = tmp_path / "held_out"
+    summary = write_dataset(DatasetConfig(out=out, held_out_only=True, **SMALL), progress=False)
+    assert summary.complete and summary.num_images == 0 and summary.rendered == 2 * len(EVAL_VIEWS)
+    mine, full = files_of(out), files_of(small_dataset)
+    assert {n for n in mine if n.startswith("test/")} == {n for n in full if n.startswith("test/")}
+    assert all(mine[n] == full[n] for n in mine if n.startswith("test/"))
+    assert not (out / "images").exists() and not (out / "dataset.json").exists()
+    assert [json.loads(x)["identity"] for x in (out / "identities.jsonl").read_text().splitlines()] == [3, 4]
+    with pytest.raises(ValueError, match="--held-out-only needs --test-fraction"):
+        DatasetConfig(out=tmp_path / "x", **{**SMALL, "held_out_only": True, "test_fraction": 0.0})
+
+
 def test_zip_output_holds_the_same_tree(small_dataset, tmp_path):
     out = tmp_path / "heads.zip"
     summary = write_dataset(DatasetConfig(out=out, zip=True, **SMALL), progress=False)

@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     if summary.complete:
         rate = summary.rendered / summary.seconds if summary.seconds > 0 else 0.0
         train = summary.num_identities - summary.num_test
-        print(f"{summary.path}: {summary.num_images} training images of {train} "
-              f"identities, {summary.num_test} held out; rendered {summary.rendered} images in "
-              f"{summary.seconds:.1f} s ({rate:.1f} images/s)")
+        what = (f"the held-out split of {summary.num_test} identities" if cfg.held_out_only else
+                f"{summary.num_images} training images of {train} identities, {summary.num_test} held out")
+        print(f"{summary.path}: {what}; rendered {summary.rendered} images in {summary.seconds:.1f} s "
+              f"({rate:.1f} images/s)")
     return 0
 
 

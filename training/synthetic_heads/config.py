@@ -32,6 +32,9 @@ class DatasetConfig:
         workers: processes rendering identities in parallel (1 = in this process).
         exact: render training images without back-face culling (about 1.4x slower; the held-out
             evaluation renders are always exact).
+        held_out_only: make only the held-out split (``test/``: ground truth and evaluation views of the last
+            identities, the same files as in the full dataset), no training images: what evaluating a model
+            needs, in seconds (needs ``--test-fraction``).
         device: where training images are rendered: "cuda" (gsplat, one CUDA context per worker), "cpu"
             (the torch reference renderer), or "auto" (cuda when a CUDA device and gsplat are usable). Both
             give the same images within the rendering tolerance stated in docs/synthetic-heads.md; the
@@ -49,6 +52,7 @@ class DatasetConfig:
     workers: int = 2
     exact: bool = False
     full_yaw_fraction: float = 0.0
+    held_out_only: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
@@ -76,6 +80,8 @@ class DatasetConfig:
         if not isinstance(self.full_yaw_fraction, (int, float)) or isinstance(self.full_yaw_fraction, bool) \
                 or not 0.0 <= self.full_yaw_fraction <= 1.0 or math.isnan(self.full_yaw_fraction):
             problems.append(f"--full-yaw-fraction must be in [0, 1], got {self.full_yaw_fraction!r}")
+        if self.held_out_only and not self.test_fraction:
+            problems.append("--held-out-only needs --test-fraction > 0 (the held-out split it makes)")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.zip and self.out.suffix.lower() != ".zip":
@@ -97,13 +103,18 @@ class DatasetConfig:
         return self.num_identities - self.num_test
 
     @property
+    def identities(self) -> range:
+        """The identities this dataset renders: all of them, or the held-out ones with ``held_out_only``."""
+        return range(self.num_train if self.held_out_only else 0, self.num_identities)
+
+    @property
     def images_per_identity(self) -> int:
         return self.views_per_identity + self.extra_side_views
 
     @property
     def num_images(self) -> int:
-        """Training images (the held-out evaluation renders not counted)."""
-        return self.num_train * self.images_per_identity
+        """Training images (the held-out evaluation renders not counted; none with ``held_out_only``)."""
+        return 0 if self.held_out_only else self.num_train * self.images_per_identity
 
     def content_dict(self) -> dict:
         """What determines the dataset's content (not how it is computed or packed): a restart must match."""

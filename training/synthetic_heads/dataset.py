@@ -17,6 +17,9 @@ Identity ``i`` (0-based; the last ``num_test`` identities are held out) has head
 and its poses come from the random stream ``(seed, i, 1)``, so every identity is reproducible on its own.
 Training image ``i * images_per_identity + v`` is view ``v`` of identity ``i``.
 
+``held_out_only`` makes just the ``test/`` part (and identities.jsonl of those identities, config.json): the
+same bytes as in the full dataset, for evaluating models without the training images.
+
 Devices: training images are rendered on CUDA with gsplat (``--device cuda``, or ``auto`` when usable) or
 with the torch reference on the CPU; identities.jsonl records which (``renderer``). The held-out ground truth
 is always rendered with the torch reference on the CPU, so the test split is the same bytes everywhere.
@@ -99,7 +102,7 @@ def write_dataset(cfg: DatasetConfig, progress: bool = True,
         return _done(cfg, t0)
     pending = _pending(cfg, root)
     todo = pending if max_new_identities is None else pending[:max_new_identities]
-    bar = tqdm(total=cfg.num_identities, initial=cfg.num_identities - len(pending), unit="id", disable=not progress,
+    bar = tqdm(total=len(cfg.identities), initial=len(cfg.identities) - len(pending), unit="id", disable=not progress,
                desc=f"synthetic heads -> {cfg.out}")
     rendered = 0
     for record in _run(cfg, root, todo, device):
@@ -123,7 +126,7 @@ def _done(cfg: DatasetConfig, t0: float) -> DatasetSummary:
 
 
 def _pending(cfg: DatasetConfig, root: Path) -> list[int]:
-    return [i for i in range(cfg.num_identities) if not (root / PROGRESS / f"{i:06d}.json").exists()]
+    return [i for i in cfg.identities if not (root / PROGRESS / f"{i:06d}.json").exists()]
 
 
 def _staging_root(cfg: DatasetConfig) -> Path:
@@ -146,7 +149,8 @@ def _prepare_root(cfg: DatasetConfig, root: Path) -> bool:
                 "or another output path"
             )
         return bool(saved.get("complete"))
-    for sub in ("images", "mask", PROGRESS) + (("test/gt", "test/images", "test/mask") if cfg.num_test else ()):
+    train = () if cfg.held_out_only else ("images", "mask")
+    for sub in train + (PROGRESS,) + (("test/gt", "test/images", "test/mask") if cfg.num_test else ()):
         (root / sub).mkdir(parents=True, exist_ok=True)
     _write_config(cfg, root, complete=False)
     return False
@@ -218,7 +222,7 @@ def render_identity(job: tuple[DatasetConfig, str, int, str]) -> dict:
 
 def _finalize(cfg: DatasetConfig, root: Path) -> None:
     """Gather the per-identity markers into dataset.json, attributes.jsonl and identities.jsonl."""
-    records = [json.loads((root / PROGRESS / f"{i:06d}.json").read_text()) for i in range(cfg.num_identities)]
+    records = [json.loads((root / PROGRESS / f"{i:06d}.json").read_text()) for i in cfg.identities]
     splits = {"train": (root, []), "test": (root / "test", [])}
     identities = []
     for r in records:
@@ -226,7 +230,7 @@ def _finalize(cfg: DatasetConfig, root: Path) -> None:
         for im in r["images"]:
             splits[r["split"]][1].append((im, r))
     for split, (folder, items) in splits.items():
-        if split == "test" and not cfg.num_test:
+        if (split == "test" and not cfg.num_test) or (split == "train" and cfg.held_out_only):
             continue
         items.sort(key=lambda t: t[0]["file"])
         labels = (json.dumps({"labels": [[im["file"], im["label"]] for im, _ in items]}) + "\n").encode()
