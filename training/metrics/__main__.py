@@ -196,28 +196,17 @@ def _fid(cfg: MetricsConfig, name: str, G, dataset, extractor, device: torch.dev
 
 def _consistency(cfg: MetricsConfig, G, dataset, device: torch.device) -> dict:
     from training.metrics.consistency import generator_consistency
+    from training.metrics.sampling import full_circle_labels
 
     res = cfg.resolution or (dataset.resolution if dataset is not None else None)
     labels = None
     if cfg.consistency_views == "data":
         labels = dataset.labels()
     elif cfg.consistency_views == "full":
-        labels = _full_circle_labels(4096, seed=cfg.seed)
+        labels = full_circle_labels(4096, seed=cfg.seed)
     result = generator_consistency(G, cfg.consistency_scenes, res, cfg.consistency_offset_deg, labels=labels,
                                    seed=cfg.seed, batch=cfg.batch, device=device)
     return {f"consistency_{k}": v for k, v in result.as_dict().items()}
-
-
-def _full_circle_labels(n: int, seed: int) -> torch.Tensor:
-    """``[n, 25]`` orbit-camera labels at the default radius: yaw uniform over the circle, pitch ~ N(0, 5 deg)."""
-    import math
-
-    from core.camera import orbit_cameras
-
-    gen = torch.Generator().manual_seed(seed + 1)
-    yaw = (torch.rand(n, generator=gen) * 2 - 1) * math.pi
-    pitch = torch.randn(n, generator=gen) * math.radians(5.0)
-    return orbit_cameras(yaw, pitch).to_label()
 
 
 def _split(cfg: MetricsConfig, names: tuple[str, ...]):
