@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.time()
         r = gt_fit(G, split, GtFitSettings(heads=16, steps=args.gt_steps, resolution=res), device=device,
                    progress=True)
-        what = (f"{model}; 16 held-out heads of {args.data.name}, W+ fitted to all 10 evaluation views, "
+        what = (f"{model}; held-out identities {split[0].identity}-{split[15].identity} of {args.data.name}, "
+                f"W+ fitted to all 10 evaluation views, "
                 f"{args.gt_steps} steps; per view (0, -45, 45, -90, 90, -135, 135, 180, up, down): "
                 + " ".join(f"{v:.1f}" for v in r.psnr_by_view) + f" dB; outside the true silhouette "
                 f"{100 * r.outside_gt:.2f} %; {time.time() - t0:.0f} s")
