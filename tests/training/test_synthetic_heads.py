@@ -442,7 +442,7 @@ def test_cuda_dataset_is_deterministic_and_within_tolerance_of_the_cpu(small_dat
                 assert gpu[name] == cpu[name], name
             continue
         diff = np.abs(png(a / name).astype(int) - png(ref / name).astype(int))
-        assert diff.max() <= 2 and (diff > 0).mean() < 0.01 and diff.mean() < 0.01, (name, diff.max(), diff.mean())
+        assert diff.max() <= 3 and (diff > 0).mean() < 0.01 and diff.mean() < 0.01, (name, diff.max(), diff.mean())
 
 
 def test_docs_document_the_distributions_and_show_the_contact_sheet():
