@@ -28,7 +28,9 @@ import hashlib
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from bench.results import device_name, record
 from core.model_files import load_generator
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tag", default="")
     ap.add_argument("--gt-steps", type=int, default=500)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--figure", type=Path, default=None,
+                    help="gt_fit: save the first 4 heads' truth (odd rows) and fits (even rows), 10 views, as PNG")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     G = load_generator(args.network, device).generator.eval()
@@ -71,6 +75,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"{args.gt_steps} steps; per view (0, -45, 45, -90, 90, -135, 135, 180, up, down): "
                 + " ".join(f"{v:.1f}" for v in r.psnr_by_view) + f" dB; outside the true silhouette "
                 f"{100 * r.outside_gt:.2f} %; {time.time() - t0:.0f} s")
+        if args.figure is not None:
+            rows = [np.concatenate(list(im), axis=1) for h in r.heads[:4] for im in (h.truth, h.render)]
+            args.figure.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.concatenate(rows, axis=0)).save(args.figure)
         record(f"default_model_gt_fit_psnr{suffix}", r.psnr, "dB", dev, note=what)
         record(f"default_model_gt_fit_ssim{suffix}", r.ssim, "SSIM", dev, note=what)
     if "consistency" in args.metrics:

@@ -122,6 +122,7 @@ def test_the_ground_truth_scores_perfectly_and_a_shifted_head_does_not(split_dat
     exact = score_scene(ident.gt, ident, images, masks)
     assert exact.psnr_all == math.inf and all(s == pytest.approx(1.0) for s in exact.ssim_views)
     assert exact.outside_gt.share < 0.002
+    assert np.array_equal(exact.render, images) and exact.truth is images  # what was scored, to look at
     g = ident.gt
     shifted = GaussianSet(g.means + torch.tensor([0.03, 0.0, 0.0]), g.quats, g.log_scales, g.opacity_logits, g.sh)
     off = score_scene(shifted, ident, images, masks)

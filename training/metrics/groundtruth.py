@@ -70,14 +70,17 @@ class GtFitSettings:
 
 @dataclass(frozen=True)
 class HeadScore:
-    """One head's per-view scores: ``psnr``/``ssim`` ``[V]``, its all-views PSNR, and floater sums against the
-    ground-truth silhouette."""
+    """One head's per-view scores: ``psnr``/``ssim`` ``[V]``, its all-views PSNR, floater sums against the
+    ground-truth silhouette, and the scored renders ``render`` (uint8 ``[V, R, R, 3]``) beside the targets
+    ``truth`` (to look at)."""
 
     identity: int
     psnr_views: tuple[float, ...]
     ssim_views: tuple[float, ...]
     psnr_all: float
     outside_gt: FloaterResult
+    render: np.ndarray | None = field(default=None, repr=False, compare=False)
+    truth: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,8 @@ def score_scene(scene: GaussianSet, identity: EvalIdentity, images: np.ndarray, 
         inside = head_silhouette(m.astype(np.float64) / 255.0)
         outside = outside + FloaterResult(float(a[~inside].sum()), float(a.sum()), 1)
     return HeadScore(identity.identity, tuple(per_view_psnr.tolist()), tuple(ssim(pred, truth).tolist()),
-                     math.inf if mse_all == 0 else -10.0 * math.log10(mse_all), outside)
+                     math.inf if mse_all == 0 else -10.0 * math.log10(mse_all), outside,
+                     (pred * 255.0).round().to(torch.uint8).numpy(), images)
 
 
 FitFn = Callable[[torch.nn.Module, torch.Tensor, Cameras, GtFitSettings], torch.Tensor]
