@@ -72,3 +72,33 @@ def test_resume_and_export_without_a_run_fail_clearly(tmp_path):
         done = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "DRY_RUN": "1", "OUTDIR": str(tmp_path)})
         assert done.returncode == 2 and "no run in" in done.stderr
+
+
+def test_grid_tool_puts_models_side_by_side_for_each_psi(tmp_path):
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from core.model_files import save_generator
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import default_model_grid
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        paths.append(tmp_path / f"g{seed}.pkl")
+        save_generator(Generator(PRESETS["tiny"]).eval(), paths[-1])
+    out = tmp_path / "grid.png"
+    argv = [str(p) for p in paths] + [str(out), "--rows", "2", "--yaws", "0", "90", "180", "--psi", "0.7", "1.0",
+                                       "--resolution", "24"]
+    assert default_model_grid.main(argv) == 0
+    images = {p: np.asarray(Image.open(tmp_path / p)) for p in ("grid-psi0.7.png", "grid-psi1.0.png")}
+    for image in images.values():
+        assert image.shape == (2 * 24, (3 + 1 + 3) * 24, 3)
+        assert (image[:, 3 * 24:4 * 24] == 255).all()  # the blank cell between the two models
+    image = images["grid-psi0.7.png"]
+    assert not np.array_equal(image[:, :3 * 24], image[:, 4 * 24:])  # two different models
