@@ -174,9 +174,16 @@ def official_preset(resolution: int, ws_layout: WsLayout = "per_block", **overri
 
 PRESETS: dict[str, GeneratorConfig] = {
     **{f"cgs{r}": official_preset(r) for r in (64, 128, 256, 512, 1024, 2048)},
-    # ~22k Gaussians, ~3.6 M parameters: interactive on a 2-core CPU at 128 px.
+    # 21,760 Gaussians, ~8.5 M parameters: interactive on a 2-core CPU at 128 px (the default model v1).
     "cpu128": GeneratorConfig(resolution=128, num_points=256, width=256, heads=4, num_first_blocks=3,
                               level_channels=(256, 128, 64, 32), upsample_ratios=(1, 4, 4, 4), w_dim=256,
+                              z_dim=256, pe_table_res=256),
+    # Default model v2 (docs/default-model-v2.md): 21,760 Gaussians like cpu128, so the 2-core CPU viewer
+    # draws as fast (its frame cost is per splat and per fragment), trained at 256 px; one more transformer
+    # block for 360-degree variety and wider fine levels for 256 px detail: ~10.3 M parameters (19.7 MiB in
+    # float16), CPU synthesis about 1.2x cpu128's.
+    "cpu256": GeneratorConfig(resolution=256, num_points=256, width=256, heads=4, num_first_blocks=4,
+                              level_channels=(256, 128, 96, 64), upsample_ratios=(1, 4, 4, 4), w_dim=256,
                               z_dim=256, pe_table_res=256),
     # 1,344 Gaussians, a few hundred thousand parameters: for tests.
     "tiny": GeneratorConfig(resolution=32, num_points=64, width=64, heads=4, num_first_blocks=2,
