@@ -23,9 +23,9 @@ case "${1:-}" in
     nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv
     step 50 "gpu tests" "$PY" -m pytest -q -x tests/training/test_fast_step.py tests/training/test_discriminator.py -k "cuda or gpu"
     if [ -n "$BEFORE" ]; then
-      step 80 "before: cpu128" bash -c "cd $BEFORE && PYTHONPATH=\$PYTHONPATH:$BEFORE $PY -m bench.train_profile --recipe cpu128 \
+      step 80 "before: cpu128" bash -c "cd $BEFORE && PYTHONPATH=$BEFORE:\$PYTHONPATH $PY -m bench.train_profile --recipe cpu128 \
         --stages variants profile --variants legacy --profile-variants legacy --out $RES/before --tag before"
-      step 50 "before: cgs512" bash -c "cd $BEFORE && PYTHONPATH=\$PYTHONPATH:$BEFORE $PY -m bench.train_profile --recipe cgs512 \
+      step 50 "before: cgs512" bash -c "cd $BEFORE && PYTHONPATH=$BEFORE:\$PYTHONPATH $PY -m bench.train_profile --recipe cgs512 \
         --stages variants --variants legacy --ticks 3 --out $RES/before --tag before"
     fi
     step 150 "after: cpu128" "$PY" -m bench.train_profile --recipe cpu128 --stages peak variants profile \
