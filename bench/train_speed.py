@@ -112,6 +112,8 @@ def main() -> None:
                 f"{args.precision}, {d}, D channel_base {opts.d_channel_base}; median of {n} ticks of 16 steps; "
                 f"{flops / 1e12:.2f} TFLOP/step counted")
         suffix = "" if args.precision == "tf32" else f"_{args.precision}"
+        if args.d_channel_base and args.d_channel_base != 32768:
+            suffix += f"_cb{args.d_channel_base}"
         if args.legacy:
             suffix += "_legacy"
         if tag == "cpu128":
