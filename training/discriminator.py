@@ -15,9 +15,9 @@ The blur is the ``[1, 3, 3, 1]`` outer product (sum 1). Padding follows StyleGAN
 of R gives exactly R/2: the 3x3 path blurs with 2 zero pixels on each side (R + 1) and then convolves with
 stride 2 and no padding; the 1x1 path blurs with 1 pixel each side and stride 2. Every layer has an
 equalized learning rate (weights stored as N(0, 1), scaled by ``1 / sqrt(fan_in)`` at run time; the leaky
-ReLU's gain sqrt(2) is folded into that scale). The convolutions are plain ``F.conv2d`` behind a small
-autograd function whose backward is itself cheap to differentiate, and the blur is three 2x2 average pools
-(see ``_blur``), so it runs on CPU and CUDA and the R1 penalty's double backward is fast (see ``_Conv2d``).
+ReLU's gain sqrt(2) is folded into that scale). All of it is plain ``F.conv2d`` (the blur as two depthwise
+1-D passes) behind a small autograd function whose backward is itself cheap to differentiate, so it runs on
+CPU and CUDA and the R1 penalty's double backward is fast (see ``_Conv2d``).
 
 Differences from the official CGS-GAN / EG3D discriminator (facts sheet, section 3 and section 7):
   * no ``b8_pose`` block: the official computes one more 8x8 block and discards its output;
@@ -25,10 +25,8 @@ Differences from the official CGS-GAN / EG3D discriminator (facts sheet, section
   * precision: the official runs fp16 on the 4 highest-resolution blocks and fp32 below. Here the top
     ``num_autocast_blocks`` blocks (default 4) follow the caller's autocast (bf16 or fp16), and the lower
     blocks, the epilogue and the mapping always run in float32. ``conv_clamp`` clamps conv outputs only in
-    float16, as the official does in its fp16 blocks, where it keeps activations from overflowing (fp16 ends
-    at 65504). bfloat16 and float32 have float32's range and are never clamped: the clamp's backward (four
-    element-wise passes per layer) cost 6 % of a bf16 training step, for a bound that the activations
-    (order 1-10) practically never reach;
+    reduced precision; the float32 path is never clamped (the fact sheet ties the official clamp to its
+    fp16 blocks; in float32, 256 is practically never reached anyway);
   * minibatch-std groups: as StyleGAN2, a batch of B with group size G = min(mbstd_group, B) (G must divide
     B) groups sample n with n + B/G, n + 2B/G, ... (strided, not contiguous). ``forward(..., chunks=K)``
     takes K such batches stacked in one call (the trainer's multi-view views, reals with fakes) and keeps
@@ -83,8 +81,7 @@ class DiscriminatorConfig:
         mapping_lr_mul: learning-rate multiplier of those layers (the embedding itself uses 1, as official).
         mbstd_group: minibatch-std group size (the batch must be divisible by ``min(mbstd_group, B)``).
         mbstd_channels: minibatch-std feature channels (0 switches it off).
-        conv_clamp: clamp every conv output to +-conv_clamp when the conv runs in float16 (None: never;
-            bfloat16 and float32 are never clamped, see the module docstring).
+        conv_clamp: clamp every conv output to +-conv_clamp when the conv runs in fp16/bf16 (None: never).
         num_autocast_blocks: how many of the highest-resolution blocks follow the caller's autocast; the
             rest, the epilogue and the mapping run in float32 (the official's ``num_fp16_res`` is 4).
     """
@@ -263,27 +260,19 @@ def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, str
     return _Conv2d.apply(x, w, b, stride, padding, groups)
 
 
-def _blur(x: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
-    """The 4x4 blur ``[1, 3, 3, 1] x [1, 3, 3, 1] / 64`` of every channel of ``x [B, C, H, W]``, with
-    ``padding`` (1 or 2) zero pixels on each side and ``stride`` (1 or 2).
-
-    ``[1, 3, 3, 1] / 8`` is ``[1, 1] / 2`` applied three times, so the blur is three 2x2 average pools
-    (``count_include_pad``: padded zeros count), the last one strided; the zero padding is spread over the
-    pools (at most one pixel each). The same linear map as two depthwise convolutions with the 1-D filter,
-    up to rounding, but much faster on CUDA: cuDNN's grouped convolutions took half of a 128 px training step
-    in bf16 channels-last (docs/training.md, "Training speed"). Average pooling has a cheap double backward
-    (its gradient is again an average pooling), as R1 needs.
-    """
-    for i, s in enumerate((1, 1, stride)):
-        x = F.avg_pool2d(x, 2, stride=s, padding=1 if padding > i else 0)
-    return x
+def _blur(x: torch.Tensor, f: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
+    """Separable 4x4 blur of every channel of ``x [B, C, H, W]`` with zero ``padding`` and ``stride``:
+    two depthwise convolutions with the 1-D factor ``f [4]``."""
+    c = x.shape[1]
+    x = _conv2d(x, f.view(1, 1, 1, -1).expand(c, 1, 1, -1), None, (1, stride), (0, padding), c)
+    return _conv2d(x, f.view(1, 1, -1, 1).expand(c, 1, -1, 1), None, (stride, 1), (padding, 0), c)
 
 
 class EqualConv2d(nn.Module):
     """Conv with equalized learning rate, optional 2x blur-downsample, leaky ReLU and clamp.
 
     ``y = act(conv(x, w * lr_mul / sqrt(in * k * k)) + b * lr_mul) * gain`` with ``gain`` sqrt(2) for lrelu,
-    then clamped to ``+-conv_clamp`` when the result is float16. ``down=2`` blurs with ``[1, 3, 3, 1]``
+    then clamped to ``+-conv_clamp`` when the result is fp16/bf16. ``down=2`` blurs with ``[1, 3, 3, 1]``
     first (StyleGAN2 padding), so an input of H gives H/2 for kernel 1 and 3 alike; ``down=1`` keeps H with
     ``padding = k // 2``. Supports double backward efficiently (R1).
     """
@@ -303,8 +292,7 @@ class EqualConv2d(nn.Module):
         self.weight_gain = lr_mul / math.sqrt(in_channels * kernel_size * kernel_size)
         self.act_gain = LRELU_GAIN if activation == "lrelu" else 1.0
         if down > 1:
-            # The 1-D blur factor, for reference (``_blur`` applies it as average pools). Non-persistent: a
-            # constant, kept out of state dicts and checkpoints.
+            # Non-persistent: a constant, kept out of state dicts and checkpoints.
             self.register_buffer("blur", _blur_filter(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -313,18 +301,19 @@ class EqualConv2d(nn.Module):
         if not _autocasting(x) and x.dtype != w.dtype:
             w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
         if self.down > 1:
+            f = self.blur if _autocasting(x) else self.blur.to(x.dtype)
             if self.kernel_size == 1:
                 # Blur with 1 pixel of padding and keep every other sample: H -> H/2.
-                y = _conv2d(_blur(x, padding=1, stride=2), w, b)
+                y = _conv2d(_blur(x, f, padding=1, stride=2), w, b)
             else:
                 # Blur with (k + 1) / 2 pixels of padding (H -> H + k - 2), then a strided valid conv:
                 # H -> H/2.
-                y = _conv2d(_blur(x, padding=(self.kernel_size + 1) // 2, stride=1), w, b, stride=2)
+                y = _conv2d(_blur(x, f, padding=(self.kernel_size + 1) // 2, stride=1), w, b, stride=2)
         else:
             y = _conv2d(x, w, b, padding=self.kernel_size // 2)
         if self.activation == "lrelu":
             y = F.leaky_relu(y, LRELU_SLOPE)
-        if self.conv_clamp is not None and y.dtype == torch.float16:
+        if self.conv_clamp is not None and y.dtype in _REDUCED:
             y = y.clamp(-self.conv_clamp, self.conv_clamp)
         return y
 
