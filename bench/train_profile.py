@@ -12,7 +12,8 @@ Stages (``--stages``, in this order):
               reprojection consistency (training/metrics)
 
 Variants (cumulative; ``--variants``): ``legacy`` (the D as before: per-view calls, NCHW, float32/TF32),
-``batched`` (one D call per phase), ``nhwc`` (+ channels_last), ``bf16`` (+ 4 D blocks in bf16),
+``batched`` (one D call per phase), ``nhwc`` (+ channels_last), ``bf16-nchw`` (batched + 4 D blocks in
+bf16, NCHW), ``bf16`` (+ channels_last),
 ``bf16-cb16k`` (+ D channel_base 16384), ``bf16-cb16k-gbf16`` (+ generator features in bf16). The script
 also runs on an older checkout (options it lacks are left out; variants that need them are skipped), which
 is how the "before" column of docs/training.md was measured.
@@ -53,6 +54,7 @@ VARIANTS = {
     "legacy": LEGACY,
     "batched": {**LEGACY, "batch_d_calls": True},
     "nhwc": {**LEGACY, "batch_d_calls": True, "channels_last": True},
+    "bf16-nchw": {"batch_d_calls": True, "channels_last": False, "d_bf16_blocks": 4},
     "bf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4},
     "bf16-cb16k": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4, "d_channel_base": 16384},
     "bf16-cb16k-gbf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4,
@@ -339,6 +341,33 @@ def ensure_heads(path: Path, identities: int, views: int, workers: int, resoluti
     return path
 
 
+FIGURE_SUFFIX = {"legacy": "_legacy", "batched": "", "nhwc": "_nhwc", "bf16-nchw": "_bf16d_nchw", "bf16": "_bf16d", "bf16-cb16k": "_bf16d_cb16384",
+                 "bf16-cb16k-gbf16": "_bf16_bf16d_cb16384"}  # bench/train_speed.py's names for the same set-ups
+
+
+def record_from(path: Path) -> None:
+    """Record the figures of a saved report (the device's output) under bench/train_speed.py's names."""
+    from bench.results import record
+
+    rep = json.loads(path.read_text())
+    dev, peaks = rep["device"], rep.get("peak_tflops", {})
+    for kind, value in peaks.items():
+        record(f"gpu_matmul_peak_tflops_{kind}", value, "TFLOP/s", dev, note="8192^3 matmul, random data, median of 30")
+    for v in rep.get("variants", []):
+        recipe, sfx = v["recipe"], FIGURE_SUFFIX[v["variant"]]
+        base = (f"measured by `python -m bench.train_profile --recipe {recipe} --stages peak variants` (variant "
+                f"{v['variant']}: {VARIANTS[v['variant']]}), the real train loop, median of {len(v['ticks']) - 1} "
+                f"ticks of 16 steps after a warm-up tick; {v.get('tflop_per_step', 0):.2f} TFLOP/step counted")
+        speed = ("train_s_per_kimg_cpu128", "s/kimg") if recipe == "cpu128" else (f"train_gpu_s_per_kimg_{recipe[3:]}",
+                                                                                 "GPU-s/kimg")
+        tag = "cpu128" if recipe == "cpu128" else recipe[3:]
+        record(speed[0] + sfx, v["s_per_kimg"], speed[1], dev, note=base)
+        if "mfu_bf16_peak" in v:
+            record(f"train_mfu_{tag}{sfx}", v["mfu_bf16_peak"], "fraction of bf16 peak", dev,
+                   note=f"{v['achieved_tflops']:.1f} TFLOP/s of {peaks.get('bf16', 0):.0f}; " + base)
+        record(f"train_peak_gpu_mem_gib_{tag}{sfx}", v["peak_gpu_mem_gib"], "GiB", dev, note=base)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="cpu128", choices=sorted(RECIPES))
@@ -355,7 +384,12 @@ def main() -> None:
     ap.add_argument("--heads-workers", type=int, default=16)
     ap.add_argument("--quality-kimg", type=float, default=12.0)
     ap.add_argument("--metric-images", type=int, default=2048)
+    ap.add_argument("--record-from", type=Path, default=None,
+                    help="record the figures of a saved report (e.g. docs/training/speed_profile_cpu128.json)")
     args = ap.parse_args()
+    if args.record_from:
+        record_from(args.record_from)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     if CUDA:
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -436,7 +470,11 @@ def _flops(recipe: str, name: str, data: Path, work: Path) -> float | None:
     if opts is None:
         return None
     res = RECIPES[recipe].get("resolution") or int(RECIPES[recipe]["preset"][3:])
-    return recipe_step_flops(opts, res, DEVICE).total
+    try:
+        return recipe_step_flops(opts, res, DEVICE).total
+    except RuntimeError as exc:  # e.g. an older discriminator that cannot run on the meta device
+        print(f"FLOPs not counted for {name}: {exc}")
+        return None
 
 
 def print_table(report: dict) -> None:

@@ -15,8 +15,9 @@ Two set-ups:
     ``train_gpu_s_per_kimg_<R>``, ``train_mfu_<R>``, ``train_peak_gpu_mem_gib_<R>`` (suffix ``_bf16`` with
     ``--precision bf16``, as before).
 
-The discriminator settings default to the fast ones of docs/training.md ("Training speed"): 4 bf16 blocks,
-channels-last, batched D calls; ``--legacy`` measures the old float32/NCHW/per-view discriminator.
+The discriminator settings default to the training defaults (float32/TF32, NCHW, batched D calls);
+``--d-bf16-blocks 4 --channels-last`` measures the bf16 option (figure suffix ``_bf16d``), ``--d-channel-base``
+another D size (suffix ``_cb<N>``), ``--legacy`` the old per-view D calls (suffix ``_legacy``).
 
     python -m bench.train_speed --recipe cpu128 --d-channel-base 16384
     python -m bench.train_speed --resolutions 512
@@ -61,7 +62,8 @@ def measure(setup: dict, args, tmp: Path) -> tuple[float, float, int, object]:
     res = setup.get("resolution") or int(setup["preset"][3:])
     data = noise_dataset(tmp / "data", res)
     tick_kimg = args.tick_kimg or 16 * setup["batch"] / 1000
-    fast = {} if args.legacy else dict(d_bf16_blocks=args.d_bf16_blocks, channels_last=True, batch_d_calls=True)
+    fast = {} if args.legacy else dict(d_bf16_blocks=args.d_bf16_blocks, channels_last=args.channels_last,
+                                       batch_d_calls=True)
     legacy = dict(d_bf16_blocks=0, channels_last=False, batch_d_calls=False) if args.legacy else {}
     extra = {"d_channel_base": args.d_channel_base} if args.d_channel_base else {}
     opts = TrainOptions(data=str(data), outdir=str(tmp / "runs"), kimg=args.ticks * tick_kimg, tick_kimg=tick_kimg,
@@ -88,7 +90,8 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=4, help="ticks to run; the first is not measured")
     ap.add_argument("--tick-kimg", type=float, default=None, help="default: 16 steps")
     ap.add_argument("--precision", default="tf32", choices=["fp32", "tf32", "bf16"])
-    ap.add_argument("--d-bf16-blocks", type=int, default=4)
+    ap.add_argument("--d-bf16-blocks", type=int, default=0)
+    ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--d-channel-base", type=int, default=None)
     ap.add_argument("--legacy", action="store_true", help="the old D path: float32, NCHW, one call per view")
     args = ap.parse_args()
@@ -107,11 +110,13 @@ def main() -> None:
         flops = recipe_step_flops(opts, res, "cuda").total
         mfu = flops * 1000 / setup["batch"] / spk / (peak * 1e12)
         d = ("legacy D (float32/TF32, NCHW, one call per view)" if args.legacy else
-             f"D: {opts.d_bf16_blocks} bf16 blocks, channels-last, batched calls")
+             f"D: {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, batched calls")
         note = (f"batch {setup['batch']} in micro-batches of {setup['batch_gpu']} on 1 GPU, {opts.num_views} views, "
                 f"{args.precision}, {d}, D channel_base {opts.d_channel_base}; median of {n} ticks of 16 steps; "
                 f"{flops / 1e12:.2f} TFLOP/step counted")
         suffix = "" if args.precision == "tf32" else f"_{args.precision}"
+        if args.d_bf16_blocks and not args.legacy:
+            suffix += "_bf16d"
         if args.d_channel_base and args.d_channel_base != 32768:
             suffix += f"_cb{args.d_channel_base}"
         if args.legacy:

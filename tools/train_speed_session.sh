@@ -15,7 +15,9 @@ mkdir -p "$RES"
 step() {  # step SECONDS NAME COMMAND...: one stage, its own time limit, failures logged and survived
   local limit=$1 name=$2; shift 2
   echo "=== $name ($(date +%T), limit ${limit}s)"
-  timeout "$limit" "$@" || echo "=== $name FAILED or timed out (status $?)"
+  # SIGKILL: a SIGTERM would reach the training loop's stop handler (and kill the data workers), which ends a
+  # run cleanly instead of stopping the stage.
+  timeout -s KILL "$limit" "$@" || echo "=== $name FAILED or timed out (status $?)"
   tar czf "$OUT/results.tgz" -C "$(dirname "$RES")" "$(basename "$RES")"
 }
 case "${1:-}" in
@@ -34,8 +36,8 @@ case "${1:-}" in
       --variants bf16 --profile-variants bf16 --ticks 3 --out "$RES/after"
     ;;
   final)  # call 2: the same short run per variant on synthetic heads, then the recorded figures
-    step "${QUALITY_LIMIT:-240}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
-      --variants ${QUALITY_VARIANTS:-legacy bf16 bf16-cb16k} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
+    step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
+      --variants ${QUALITY_VARIANTS:-batched bf16 bf16-cb16k} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
       --heads-views 3 --quality-kimg "$KIMG" --out "$RES/quality"
     step 80 "cpu128 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 ${CPU128_ARGS:-}
     step 70 "cgs512 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 ${CGS512_ARGS:-}

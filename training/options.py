@@ -53,7 +53,8 @@ class TrainOptions:
             (StyleGAN2's reduced-precision layers; the official D runs 4 in float16, conv outputs clamped to
             +-256). 0: the whole D in float32 (TF32 per ``precision``). The D-input blur, the lower blocks,
             the epilogue, the camera mapping and all losses stay float32. Changes the arithmetic (bf16 convs).
-        channels_last: run the discriminator on NHWC activations on CUDA (same maths, faster convolutions).
+        channels_last: run the discriminator on NHWC activations on CUDA (same maths; the bf16 tensor-core
+            convolutions prefer it, cuDNN's depthwise blur convolutions do not: docs/training.md).
         batch_d_calls: one discriminator call per phase: the G step's V views as one batch of V x B, the D
             step's reals with its fakes (minibatch std within each part, so the result is what separate calls
             give). Off: one call per view and per kind, as before (kept for measurement).
@@ -106,7 +107,7 @@ class TrainOptions:
     d_mapping_layers: int = 2
     precision: Precision = "tf32"
     d_bf16_blocks: int = 0
-    channels_last: bool = True
+    channels_last: bool = False
     batch_d_calls: bool = True
     tick_kimg: float = 1.0
     snap_kimg: float = 50.0
