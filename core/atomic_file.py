@@ -53,12 +53,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """``with atomic_path(path) as tmp: library.save(tmp)``: for writers that want a file name, not a file.
 
     Whatever the block writes to ``tmp`` is fsynced and renamed over ``path`` when the block ends without an
-    error; on an error the temporary file is removed and ``path`` is untouched.
+    error; on an error the temporary file is removed and ``path`` is untouched. The file mode follows the
+    umask, like ``open`` (whatever mode the writer gave it).
     """
     path = os.fspath(path)
     tmp = temporary_path(path)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -70,6 +72,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
             os.remove(tmp)
         raise
     fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would, for a moment, in every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 def fsync_directory(directory: str | os.PathLike) -> None:

@@ -271,20 +271,22 @@ def _saving(path: Path):
 
 def _plan_parts(tensors: dict[str, torch.Tensor], metadata_bytes: int, max_part_bytes: int
                 ) -> tuple[list[dict[str, torch.Tensor]], dict[str, dict]]:
-    """Greedy packing in the given order; a tensor larger than a part is split flat into chunks."""
+    """First-fit packing in the given order (each tensor goes into the first part with room, so few parts
+    are written); a tensor larger than a part is split flat into chunks."""
     budget = max_part_bytes - 8 - 16 - metadata_bytes - 8
-    parts: list[dict[str, torch.Tensor]] = [{}]
-    used = 0
+    parts: list[dict[str, torch.Tensor]] = []
+    used: list[int] = []
     chunks: dict[str, dict] = {}
 
     def add(name: str, t: torch.Tensor) -> None:
-        nonlocal used
         cost = _entry_estimate(name, tuple(t.shape)) + _nbytes(t)
-        if parts[-1] and used + cost > budget:
+        i = next((i for i, u in enumerate(used) if u + cost <= budget), None)
+        if i is None:
             parts.append({})
-            used = 0
-        parts[-1][name] = t
-        used += cost
+            used.append(0)
+            i = len(parts) - 1
+        parts[i][name] = t
+        used[i] += cost
 
     for name, t in tensors.items():
         cost = _entry_estimate(name, tuple(t.shape)) + _nbytes(t)

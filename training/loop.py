@@ -27,12 +27,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import Snapshot, default_metadata, load_snapshot, save_snapshot
-from core.config_dict import config_from_dict, config_to_dict
 from core.camera import orbit_cameras
 from core.generator import PRESETS, Generator, GeneratorConfig
-from core.render import render
-from training.distributed import DistInfo, all_reduce_mean, average_gradients, barrier, broadcast_module
+from core.runs import (
+    ERROR_FILE,
+    INIT_GRID,
+    LOSS_KEYS,
+    OPTIONS_FILE,
+    RunStatus,
+    clean_run_dir,
+    create_run_dir,
+    grid_path,
+    truncate_stats,
+)
+from core.runs import write_json as write_run_json
+from training.distributed import (
+    DistInfo,
+    RankFailureWatch,
+    all_reduce_mean,
+    average_gradients,
+    barrier,
+    broadcast_module,
+    init_distributed,
+)
 from training.losses import (
     center_loss,
     d_adversarial,
@@ -43,36 +60,18 @@ from training.losses import (
     render_for_d,
 )
 from training.options import TrainOptions
-from training.run_dir import RunLog, create_run_dir, kimg_tag, latest_snapshot, save_grid, snapshot_name, write_json
-from training.stopping import NONE, STOP_FILE, StopWatcher
+from training.run_dir import RunLog, save_grid
+from training.snapshots import (  # noqa: F401 (TrainingProgress and restore are part of this module's API)
+    ResumePoint,
+    TrainingProgress,
+    find_resume_point,
+    restore,
+    set_rng_state,
+    write_training_snapshot,
+)
+from training.stopping import NONE, STOP_FILE, StopWatcher, TrainingStopped
 
-STAT_KEYS = ("G_adv", "G_center", "G_knn", "D_fake", "D_real", "D_r1", "score_real", "score_fake")
-
-
-@dataclass(frozen=True)
-class TrainingProgress:
-    """Where a run is, saved in every training snapshot (``Snapshot.training["progress"]``).
-
-    Attributes:
-        cur_nimg: real images shown to D so far (all ranks); step: optimizer steps taken;
-        samples_drawn: images this rank has taken from its data stream; world_size: ranks that ran.
-    """
-
-    cur_nimg: int
-    step: int
-    samples_drawn: int
-    world_size: int = 1
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainingProgress:
-        return config_from_dict(cls, d, "training progress")
-
-
-class TrainingStopped(RuntimeError):
-    """The run stopped on purpose (non-finite loss, bad data); the message says why. Snapshots are intact."""
+STAT_KEYS = LOSS_KEYS  # the order of the stats vector of Trainer.step (core.runs owns the names)
 
 
 @dataclass
@@ -115,53 +114,6 @@ def resolve_generator_config(opts: TrainOptions) -> GeneratorConfig:
     if opts.preset not in PRESETS:
         raise ValueError(f"unknown preset {opts.preset!r}; choose from {sorted(PRESETS)}")
     return PRESETS[opts.preset]
-
-
-def _state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
-
-
-def save_training_snapshot(path: Path, m: Models, opts: TrainOptions, cur_nimg: int, step: int,
-                           samples_drawn: int, world_size: int = 1) -> None:
-    """Write G, G_ema, D, both optimizers and the progress counters (refuses non-finite weights, so a bad
-    state never replaces a good snapshot)."""
-    for name, module in (("G", m.G), ("G_ema", m.G_ema), ("D", m.D)):
-        for pname, p in module.state_dict().items():
-            if p.is_floating_point() and not bool(torch.isfinite(p).all()):
-                raise TrainingStopped(f"{name}.{pname} holds NaN/Inf at {cur_nimg / 1000:.3f} kimg; not saved, "
-                                      "the last snapshot is intact")
-    snapshot = Snapshot(
-        kind="training",
-        generator_config=m.G.config.to_dict(),
-        modules={"G": _state(m.G), "G_ema": _state(m.G_ema), "D": _state(m.D)},
-        optimizers={"G": m.opt_G.state_dict(), "D": m.opt_D.state_dict()},
-        training={"options": opts.to_dict(), "d_config": m.D.config.to_dict(),
-                  "progress": TrainingProgress(cur_nimg, step, samples_drawn, world_size).to_dict()},
-        metadata=default_metadata(kimg=cur_nimg / 1000),
-    )
-    save_snapshot(path, snapshot)
-
-
-def restore(m: Models, snapshot: Snapshot, opts: TrainOptions) -> tuple[int, int, int]:
-    """Load models and optimizer states from a training snapshot; returns (cur_nimg, step, samples_drawn).
-
-    Learning rates and betas come from the *current* options (the saved optimizer states carry the old
-    ones), so a run can be resumed with, e.g., a lower learning rate."""
-    try:
-        m.G.load_state_dict(snapshot.modules["G"])
-        m.G_ema.load_state_dict(snapshot.modules["G_ema"])
-        m.D.load_state_dict(snapshot.modules["D"])
-        m.opt_G.load_state_dict(snapshot.optimizers["G"])
-        m.opt_D.load_state_dict(snapshot.optimizers["D"])
-        p = TrainingProgress.from_dict(snapshot.training["progress"])
-        progress = p.cur_nimg, p.step, p.samples_drawn
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise ValueError(f"the snapshot does not fit this training setup: {exc}") from None
-    fresh = build_hyperparameters(opts)
-    for opt, groups in ((m.opt_G, fresh["G"]), (m.opt_D, fresh["D"])):
-        for group, (lr, betas) in zip(opt.param_groups, groups):
-            group["lr"], group["betas"] = lr, betas
-    return progress
 
 
 def build_hyperparameters(opts: TrainOptions) -> dict[str, list[tuple[float, tuple[float, float]]]]:
@@ -302,14 +254,50 @@ def image_grid(G: Generator, resolution: int, device: torch.device, rows: int = 
     return out.render.color.float().cpu().numpy()
 
 
-def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = True) -> Path:
+def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = True,
+          launch_file: str | None = None) -> Path:
     """Run (or continue) training; returns the run directory. Raises :class:`TrainingStopped` on a
-    non-finite loss after logging it (the last snapshot stays the newest file)."""
+    non-finite loss or a snapshot that cannot be written, after logging it (the last snapshot stays the
+    newest file). ``launch_file``: the ``--options-json`` file, recorded in status.json for the launcher.
+
+    With several ranks, a rank that fails tells the others through the process group's store and they stop
+    within about a second (:class:`training.distributed.RankFailureWatch`); the error goes to error.txt."""
+    info = info or init_distributed(opts.device)
+    ctx = _RunContext()
+
+    def peer_failed(message: str) -> None:  # on the watch thread, just before this process exits
+        if ctx.log is not None:
+            ctx.log.error(message)
+
+    watch = RankFailureWatch(info, peer_failed)
+    watch.start()
+    try:
+        return _train(opts, info, progress, launch_file, ctx)
+    except BaseException as exc:
+        _record_failure(exc, watch, ctx.log, ctx.run_dir, info)
+        raise
+    finally:
+        watch.stop()
+        if ctx.log is not None:
+            ctx.log.close()
+        if info.world_size > 1:  # leave no process group behind (another rank may still be waiting on us)
+            from training.distributed import shutdown
+
+            shutdown()
+
+
+@dataclass
+class _RunContext:
+    """What the failure handler of :func:`train` needs to know of the run so far."""
+
+    log: RunLog | None = None
+    run_dir: Path | None = None
+
+
+def _train(opts: TrainOptions, info: DistInfo, progress: bool, launch_file: str | None, ctx: _RunContext) -> Path:
     from training.dataset import DatasetOptions, ImageLabelDataset, infinite_batches
-    from training.distributed import init_distributed
 
     start_time = time.time()
-    info = info or init_distributed(opts.device)
     if opts.deterministic:
         import os
 
@@ -320,20 +308,9 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     if info.device.type == "cuda":  # explicit for every precision: "fp32" really means no TF32
         torch.backends.cuda.matmul.allow_tf32 = opts.precision != "fp32"
         torch.backends.cudnn.allow_tf32 = opts.precision != "fp32"
-    resumed: Snapshot | None = None
-    run_dir: Path | None = None
-    if opts.resume:
-        source = Path(opts.resume)
-        if source.is_dir():
-            run_dir, snap_path = source, latest_snapshot(source)
-            if snap_path is None:
-                raise FileNotFoundError(f"{source}: no network-snapshot-*.pkl to resume from")
-        else:
-            snap_path = source
-        resumed = load_snapshot(snap_path, map_location="cpu")
-        if resumed.kind != "training":
-            raise ValueError(f"{snap_path}: a {resumed.kind!r} snapshot has no training state to resume")
-    g_config = (GeneratorConfig.from_dict(resumed.generator_config) if resumed else resolve_generator_config(opts))
+    point: ResumePoint | None = find_resume_point(opts.resume) if opts.resume else None  # headers only
+    run_dir = point.run_dir if point is not None else None
+    g_config = (GeneratorConfig.from_dict(point.generator_config) if point else resolve_generator_config(opts))
     dataset = ImageLabelDataset(DatasetOptions(path=opts.data, xflip=opts.mirror, masks=opts.masks,
                                                random_background=opts.random_background, seed=opts.seed,
                                                index_list=opts.index_list, max_images=opts.max_images))
@@ -346,6 +323,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     if opts.precision == "bf16":
         m.G.feature_dtype = torch.bfloat16
     cur_nimg = step = samples_drawn = 0
+    resumed = point.load(m) if point is not None else None  # the tensor table is checked first
     if resumed is not None:
         cur_nimg, step, samples_drawn = restore(m, resumed, opts)
     for module in (m.G, m.G_ema, m.D):
@@ -354,21 +332,15 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     name = f"{opts.preset}-{Path(opts.data).stem}" + (f"-{opts.desc}" if opts.desc else "")
     if info.is_main and run_dir is None:
         run_dir = create_run_dir(opts.outdir, name)
-    run_dir = _share_run_dir(run_dir, info)
-    log = RunLog(run_dir, enabled=info.is_main)
+    run_dir = ctx.run_dir = _share_run_dir(run_dir, info)
+    log = ctx.log = RunLog(run_dir, enabled=info.is_main, purge_step=cur_nimg if resumed is not None else None)
     if info.is_main:
-        write_json(run_dir / "options.json", {"options": opts.to_dict(), "generator": g_config.to_dict(),
-                                              "discriminator": m.D.config.to_dict(), "world_size": info.world_size})
-        if resumed is not None:
-            saved = TrainingProgress.from_dict(resumed.training["progress"])
-            diffs = resume_differences(resumed.training.get("options", {}), opts, info.world_size, saved.world_size)
-            if diffs:
-                log.log("note: resuming with changed " + "; ".join(diffs) + " (the run continues, but not "
-                        "exactly as the uninterrupted run would)")
-        log.log(f"{'resuming' if resumed else 'starting'} {run_dir} at {cur_nimg / 1000:.3f} kimg on "
-                f"{info.world_size} x {info.device.type}; {g_config.num_gaussians:,} Gaussians at {res} px")
+        _prepare_run_dir(log, run_dir, opts, g_config, m, info, point, resumed, cur_nimg, start_time, launch_file)
         if cur_nimg == 0:
-            save_grid(run_dir / "fakes_init.png", image_grid(m.G_ema, res, info.device))
+            save_grid(run_dir / INIT_GRID, image_grid(m.G_ema, res, info.device))
+    rng = resumed.training.get("rng") if resumed is not None else None
+    if isinstance(rng, list) and len(rng) == info.world_size:
+        set_rng_state(rng[info.rank], info.device)
 
     watcher = StopWatcher(run_dir, info.is_main, opts.stop_after_minutes, start_time)
     if watcher.remove_stale_stop_file():
@@ -411,37 +383,92 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
                 tick_stats, tick_r1, tick_nimg, tick_time = [], [], cur_nimg, time.time()
                 next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
             if info.is_main and (cur_nimg >= next_grid or done or stop):
-                save_grid(run_dir / f"fakes{kimg_tag(cur_nimg)}.png", image_grid(m.G_ema, res, info.device))
+                save_grid(grid_path(run_dir, cur_nimg), image_grid(m.G_ema, res, info.device))
                 next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
             if cur_nimg >= next_snap or done or stop:
                 _log_sync(log, m.G, info)
-                if info.is_main:
-                    save_training_snapshot(run_dir / snapshot_name(cur_nimg), m, opts, cur_nimg, step, samples_drawn,
-                                           info.world_size)
-                    log.log(f"snapshot {snapshot_name(cur_nimg)}")
+                written = write_training_snapshot(run_dir, m, opts, TrainingProgress(
+                    cur_nimg, step, samples_drawn, info.world_size), info, len(dataset))  # all ranks (RNG states)
+                if written is not None:
+                    log.log(f"snapshot {written.name}")
+                    log.status(last_snapshot=written.name)
                 barrier()
                 next_snap = _next_multiple(cur_nimg, opts.snap_kimg)
             if stop:
                 watcher.acknowledge()
-                log.log(f"{watcher.describe(stop_reason, opts.stop_after_minutes)} at {cur_nimg / 1000:.3f} kimg "
-                        f"after {(time.time() - start_time) / 60:.1f} min; snapshot {snapshot_name(cur_nimg)} "
-                        f"written; continue with --resume {run_dir}")
+                reason = watcher.describe(stop_reason, opts.stop_after_minutes)
+                log.log(f"{reason} at {cur_nimg / 1000:.3f} kimg after {(time.time() - start_time) / 60:.1f} min; "
+                        f"snapshot {log.status_field('last_snapshot')} written; continue with --resume {run_dir}")
+                log.status(state="stopped", stop_reason=reason)
                 break
-    except TrainingStopped as exc:
-        log.error(str(exc))
-        raise
     finally:
         watcher.restore_signal_handlers()
         if bar is not None:
             bar.close()
-        log.close()
-        if info.world_size > 1:  # leave no process group behind (another rank may still be waiting on us)
-            from training.distributed import shutdown
-
-            shutdown()
     if stop_reason == NONE:
         log.log(f"done: {cur_nimg / 1000:.3f} kimg")
+        log.status(state="finished")
     return run_dir
+
+
+def _prepare_run_dir(log: RunLog, run_dir: Path, opts: TrainOptions, g_config: GeneratorConfig, m: Models,
+                     info: DistInfo, point: ResumePoint | None, resumed, cur_nimg: int, start_time: float,
+                     launch_file: str | None) -> None:
+    """Rank 0, before the first step: clean what interrupted writes left, cut stats.jsonl back to the
+    snapshot, clear an old error, write options.json and the first status.json, log the start."""
+    removed = clean_run_dir(run_dir, older_than=start_time)
+    if removed:
+        log.log(f"removed {len(removed)} leftover file(s) of an interrupted write: "
+                + ", ".join(p.name for p in removed[:6]) + (" ..." if len(removed) > 6 else ""))
+    if resumed is not None:
+        dropped = truncate_stats(run_dir, cur_nimg)
+        if dropped:
+            log.log(f"stats.jsonl: dropped {dropped} tick record(s) after {cur_nimg / 1000:.3f} kimg (the "
+                    "snapshot resumed from is older than them; they are computed again)")
+    old_error = run_dir / ERROR_FILE
+    if old_error.is_file():
+        log.log("previous error (cleared): " + old_error.read_text(errors="replace").strip()[:2000])
+        old_error.unlink()
+    write_run_json(run_dir / OPTIONS_FILE, {"options": opts.to_dict(), "generator": g_config.to_dict(),
+                                            "discriminator": m.D.config.to_dict(), "world_size": info.world_size})
+    log.status(RunStatus.new(total_kimg=opts.kimg, world_size=info.world_size, kimg=cur_nimg / 1000,
+                             launch_file=None if launch_file is None else str(Path(launch_file).resolve())))
+    if resumed is not None:
+        saved = TrainingProgress.from_dict(resumed.training["progress"])
+        diffs = resume_differences(resumed.training.get("options", {}), opts, info.world_size, saved.world_size)
+        if diffs:
+            log.log("note: resuming with changed " + "; ".join(diffs) + " (the run continues, but not "
+                    "exactly as the uninterrupted run would)")
+        if not isinstance(resumed.training.get("rng"), list) or len(resumed.training["rng"]) != info.world_size:
+            log.log("note: the snapshot has no RNG states for this number of ranks; they start fresh")
+    where = f"{point.path}" if point is not None and point.run_dir != run_dir else f"{run_dir}"
+    log.log(f"{'resuming' if resumed is not None else 'starting'} {run_dir} at {cur_nimg / 1000:.3f} kimg on "
+            f"{info.world_size} x {info.device.type}; {g_config.num_gaussians:,} Gaussians at "
+            f"{opts.resolution or g_config.resolution} px" + (f" (from {where})" if resumed is not None else ""))
+
+
+def _record_failure(exc: BaseException, watch: RankFailureWatch, log: RunLog | None, run_dir: Path | None,
+                    info: DistInfo) -> None:
+    """Tell the other ranks (so none waits in a collective) and write the error where the user looks."""
+    if isinstance(exc, SystemExit) and not exc.code:
+        return
+    message = str(exc) if isinstance(exc, TrainingStopped) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        message = "interrupted (KeyboardInterrupt) without a snapshot"
+    first = watch.publish(message)
+    if not first:
+        return  # another rank failed first: its message is the one that counts
+    text = message if info.world_size == 1 else f"rank {info.rank}: {message}"
+    if log is not None and log.enabled:
+        log.error(text)
+    elif run_dir is not None and not info.is_main:  # rank 0 may be stuck in a collective: write it here
+        from core.atomic_file import atomic_write
+
+        try:
+            with atomic_write(run_dir / ERROR_FILE) as f:
+                f.write((text + "\n").encode())
+        except OSError:
+            pass
 
 
 def _log_sync(log: RunLog, G: Generator, info: DistInfo) -> None:
@@ -487,7 +514,8 @@ def _progress_bar(total: int, start: int):
 
 def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], tick_r1: list[torch.Tensor], cur_nimg: int,
               tick_nimg: int, tick_time: float, start: float, total: int, info: DistInfo) -> None:
-    """One line of log.txt and stats.jsonl: means over the tick's steps (R1 over the steps that ran it)."""
+    """One line of log.txt and stats.jsonl (means over the tick's steps; R1 over the steps that ran it) and
+    the progress in status.json."""
     now = time.time()
     mean = torch.stack(tick_stats).mean(0).tolist() if tick_stats else [math.nan] * len(STAT_KEYS)
     mean[STAT_KEYS.index("D_r1")] = torch.stack(tick_r1).mean().item() if tick_r1 else None  # null in JSON
@@ -497,5 +525,6 @@ def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], tick_r1: list[torch.T
     if info.device.type == "cuda":
         record["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(info.device) / 2**30
     log.stats(record)
+    log.status(kimg=record["kimg"], sec_per_kimg=sec_per_kimg, eta_s=record["eta_s"])
     log.log(f"kimg {record['kimg']:.3f}  {sec_per_kimg:.1f} s/kimg  ETA {record['eta_s'] / 60:.1f} min  "
             + "  ".join(f"{k} {v:.4f}" for k, v in zip(STAT_KEYS, mean) if v is not None))

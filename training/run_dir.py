@@ -1,62 +1,23 @@
-"""The run directory: where a training run writes everything, and how a killed run is found again.
+"""Rank 0's writers of the run directory (names and layout: ``core.runs``): log.txt, stats.jsonl, TensorBoard,
+status.json, error.txt and the image grids.
 
-    <outdir>/<NNNNN>-<preset>-<dataset>[-desc]/
-        options.json                      the TrainOptions (plus the resolved generator/discriminator configs)
-        log.txt                           everything printed
-        stats.jsonl                       one JSON object per tick (kimg, timing, mean losses)
-        events.*                          TensorBoard scalars, when tensorboard is installed
-        fakes_init.png, fakes000010.png   image grids (fixed seeds x fixed views, G_ema, white background)
-        network-snapshot-000000.pkl ...   training snapshots (core.checkpoint, written atomically)
-        error.txt                         why the run stopped, if it stopped on an error (NaN loss, ...)
+Writing never ends a run by itself: when the disk is full, a log line, tick record or status update that
+cannot be written is reported once on stderr and skipped; only a snapshot that cannot be written stops the
+run (``training.snapshots``), with a clear error.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
+import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from core.atomic_file import atomic_write
-
-SNAPSHOT_RE = re.compile(r"network-snapshot-(\d{6,})(?:\.(\d{3}))?\.pkl$")
-
-
-def create_run_dir(outdir: str | os.PathLike, name: str) -> Path:
-    """A new numbered run directory ``<outdir>/<next id>-<name>``."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    ids = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"(\d{5,})-", p.name))]
-    run = outdir / f"{max(ids, default=-1) + 1:05d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
-    run.mkdir()
-    return run
-
-
-def kimg_tag(nimg: int) -> str:
-    """``000123`` for 123 kimg; runs shorter than whole kimg get the remaining images: ``000000.008``."""
-    return f"{nimg // 1000:06d}" + (f".{nimg % 1000:03d}" if nimg % 1000 else "")
-
-
-def snapshot_name(nimg: int) -> str:
-    return f"network-snapshot-{kimg_tag(nimg)}.pkl"
-
-
-def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
-    """The snapshot of ``run_dir`` with the highest kimg (completed files only: snapshots are atomic)."""
-    found = [(int(m.group(1)), int(m.group(2) or 0), p) for p in Path(run_dir).glob("network-snapshot-*.pkl")
-             if (m := SNAPSHOT_RE.search(p.name))]
-    return max(found)[2] if found else None
-
-
-def write_json(path: Path, data: Any) -> None:
-    with atomic_write(path) as f:
-        f.write((json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+from core.runs import ERROR_FILE, LOG_FILE, STATS_FILE, RunStatus, write_status
 
 
 def save_grid(path: Path, images: np.ndarray) -> None:
@@ -70,42 +31,88 @@ def save_grid(path: Path, images: np.ndarray) -> None:
 
 class RunLog:
     """Rank 0's log: ``log()`` prints and appends to log.txt; ``stats()`` appends a tick to stats.jsonl and
-    to TensorBoard when it is installed."""
+    to TensorBoard when it is installed; ``status()`` rewrites status.json; ``error()`` writes error.txt.
 
-    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+    ``purge_step``: on resume, the image count of the snapshot (TensorBoard drops events after it, as
+    stats.jsonl is truncated to it).
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool = True, purge_step: int | None = None) -> None:
         self.run_dir, self.enabled = run_dir, enabled
         self._tb = None
+        self._warned: set[str] = set()
+        self._status: RunStatus | None = None
         if enabled:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(run_dir))
+                self._tb = SummaryWriter(str(run_dir), purge_step=purge_step)
             except Exception:  # tensorboard is optional
                 self._tb = None
+
+    def _append(self, name: str, text: str) -> None:
+        try:
+            with open(self.run_dir / name, "a") as f:
+                f.write(text)
+        except OSError as exc:
+            self._warn(name, exc)
+
+    def _warn(self, name: str, exc: OSError) -> None:
+        if name not in self._warned:
+            self._warned.add(name)
+            print(f"warning: cannot write {self.run_dir / name}: {exc} (further failures are not reported)",
+                  file=sys.stderr, flush=True)
 
     def log(self, message: str) -> None:
         if not self.enabled:
             return
         print(message, file=sys.stderr, flush=True)
-        with open(self.run_dir / "log.txt", "a") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        self._append(LOG_FILE, f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def stats(self, record: dict[str, float]) -> None:
         if not self.enabled:
             return
-        with open(self.run_dir / "stats.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        import json
+
+        self._append(STATS_FILE, json.dumps(record) + "\n")
         if self._tb is not None:
-            step = int(record.get("kimg", 0) * 1000)
-            for k, v in record.items():
-                if isinstance(v, (int, float)):
-                    self._tb.add_scalar(k, v, step)
-            self._tb.flush()
+            try:
+                step = int(round(record.get("kimg", 0) * 1000))
+                for k, v in record.items():
+                    if isinstance(v, (int, float)):
+                        self._tb.add_scalar(k, v, step)
+                self._tb.flush()
+            except OSError as exc:
+                self._warn("events (TensorBoard)", exc)
 
     def error(self, message: str) -> None:
+        """Log ``ERROR: message``, write error.txt and mark the status failed (each best effort)."""
         self.log(f"ERROR: {message}")
         if self.enabled:
-            (self.run_dir / "error.txt").write_text(message + "\n")
+            try:
+                with atomic_write(self.run_dir / ERROR_FILE) as f:
+                    f.write((message + "\n").encode())
+            except OSError as exc:  # a full disk may refuse even this; the message is on stderr above
+                self._warn(ERROR_FILE, exc)
+            self.status(state="failed", error=message)
+
+    def status(self, initial: RunStatus | None = None, **changes) -> None:
+        """Start (``initial``) or update status.json (``changes``: RunStatus fields); ``updated`` is set."""
+        if not self.enabled:
+            return
+        if initial is not None:
+            self._status = initial
+        if self._status is None:
+            return
+        self._status = dataclasses.replace(self._status, **changes, updated=time.time())
+        try:
+            write_status(self.run_dir, self._status)
+        except OSError as exc:
+            self._warn("status.json", exc)
+
+    def status_field(self, name: str):
+        """A field of the status this log last wrote (None before the first)."""
+        return getattr(self._status, name) if self._status is not None else None
 
     def close(self) -> None:
         if self._tb is not None:
