@@ -1,6 +1,6 @@
 """Render a generator file on the CPU (torch backend) as a seeds x views grid: front, three-quarter, side.
 
-    python tools/default_model_grid.py runs/default_model/default_model.pkl docs/images/training_synthetic_heads_128.png
+    python tools/default_model_grid.py assets/default_model.safetensors docs/images/training_synthetic_heads_128.png
 
 Rows are seeds 0..N-1 (``--rows``), columns yaw 0, 45 and 90 degrees at pitch 0.1 rad, white background,
 ``--psi`` truncation (0.7 by default), at the generator's resolution (``--resolution`` to change).

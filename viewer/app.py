@@ -581,7 +581,7 @@ class ViewerApp:
             from imgui_bundle import portable_file_dialogs as pfd
 
             self._dialog = pfd.open_file("Open a generator or scene", str(Path.cwd()),
-                                         ["Generators and scenes", "*.pkl *.ply", "All files", "*"])
+                                         ["Generators and scenes", "*.safetensors *.json *.pkl *.ply", "All files", "*"])
         except Exception as e:  # noqa: BLE001
             self.ui.info.say(f"no file dialog here ({e}); type the path instead", "warning")
 

@@ -80,7 +80,7 @@ class LatentSliders:
         self._marks = {}
         self._offset_key = None
         is_file = not (source.startswith("random:") or source.startswith("memory:")) and Path(source).is_file() \
-            and source.lower().endswith(".pkl")
+            and source.lower().endswith((".safetensors", ".json", ".pkl"))
         if not is_file:
             ui.info.directions = DirectionsInfo(status=f"{source}: no directions file; compute PCA sliders here",
                                                 can_compute=True)

@@ -10,7 +10,7 @@ from viewer.state.render import RANDOM_SOURCES
 from viewer.state.ui import UiState
 from widgets.layout import item_width
 
-EXTENSIONS = (".pkl", ".ply")
+EXTENSIONS = (".safetensors", ".json", ".pkl", ".ply")  # generators (core.model_files), scenes
 
 
 def draw(ui: UiState, default_source: str = "") -> None:
@@ -22,7 +22,8 @@ def draw(ui: UiState, default_source: str = "") -> None:
     if imgui.button("Open##load") or entered:
         if s.path.strip():
             ui.request(OpenFile(s.path.strip()))
-    imgui.set_item_tooltip("A generator .pkl (ours or an official CGS-GAN pickle) or a 3DGS .ply. "
+    imgui.set_item_tooltip("A generator (.safetensors, a snapshot's .index.json, an older .pkl or an official "
+                           "CGS-GAN pickle) or a 3DGS .ply. "
                            "You can also drop files on the window.")
     if imgui.button("Browse...##load"):
         ui.request(OpenFile(":dialog"))
