@@ -32,20 +32,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     made durable by fsyncing the directory where the file system allows it. File mode follows the umask, like
     ``open``.
     """
-    path = os.fspath(path)
-    tmp = temporary_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    fsync_directory(os.path.dirname(os.path.abspath(path)))
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        yield f
 
 
 @contextlib.contextmanager

@@ -15,26 +15,7 @@ from core.checkpoint import CheckpointVersionError, CorruptCheckpointError, Snap
 from core.snapshots import encode_snapshot, load_snapshot, open_snapshot, save_snapshot
 from core.tensor_files import MANIFEST_KEY, write_tensor_file
 
-
-def assert_same_tree(a, b) -> None:
-    """Deep equality: same types (tuple stays tuple), tensors bit-exact, NaN equal to NaN."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape
-        assert torch.equal(a.contiguous().reshape(-1).view(torch.uint8), b.contiguous().reshape(-1).view(torch.uint8))
-        return
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, dict):
-        assert list(a) == list(b)
-        for k in a:
-            assert_same_tree(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            assert_same_tree(x, y)
-    elif isinstance(a, float) and a != a:
-        assert b != b
-    else:
-        assert a == b
+from test_snapshot_pickle import assert_same_tree, pickle_v1
 
 
 def adam_model():
@@ -168,8 +149,6 @@ def test_encoding_is_plain_json_with_typed_escapes():
 
 
 def test_legacy_pickle_snapshots_still_load(tmp_path):
-    from test_snapshot_pickle import pickle_v1
-
     snap = Snapshot(kind="training", generator_config={"a": 1}, modules={"G": {"w": torch.arange(4.0)}},
                     training={"step": (1, 2)})
     (tmp_path / "old.pkl").write_bytes(pickle_v1(snap))
