@@ -2,8 +2,9 @@
 
 The files themselves:
 
-- ``core.tensor_files``: the safetensors + JSON-manifest layout (one file, or parts with an index), the only
-  format written (generator files and training snapshots alike);
+- ``core.tensor_files`` / ``core.tensor_file_reader``: the safetensors + JSON-manifest layout (one file, or
+  parts with an index) and its checked reader; the only format written (generator files and training
+  snapshots alike);
 - ``core.snapshots``: :class:`Snapshot` <-> that layout (``save_snapshot`` / ``load_snapshot``);
 - ``core.snapshot_pickle``: the data-only ``.pkl`` format of format_version 1, read-only;
 - ``core.legacy_cgsgan`` / ``core.legacy_pickle``: official CGS-GAN pickles, read-only, nothing executed.

@@ -29,7 +29,7 @@ import torch
 from core.checkpoint import CorruptCheckpointError, Snapshot, default_metadata
 from core.generator import Generator, GeneratorConfig
 from core.snapshots import open_snapshot, save_snapshot
-from core.tensor_files import sniff
+from core.tensor_file_reader import sniff
 
 GENERATOR_SUFFIX = ".safetensors"
 # what the file dialogs offer for generators (ours, sharded snapshot indexes, format-1 and official pickles)

@@ -118,7 +118,7 @@ def latest_snapshot(run_dir: str | os.PathLike) -> Path | None:
 
 def snapshot_files(path: str | os.PathLike) -> list[Path]:
     """Every file of the snapshot ``path`` (an index and its parts, or the one file): what to copy to move it."""
-    from core.tensor_files import open_tensor_file
+    from core.tensor_file_reader import open_tensor_file
 
     path = Path(path)
     if path.name.endswith(INDEX_SUFFIX):

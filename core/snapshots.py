@@ -32,7 +32,8 @@ from typing import Any, Callable
 import torch
 
 from core.checkpoint import KINDS, CheckpointVersionError, CorruptCheckpointError, Snapshot
-from core.tensor_files import TensorFile, TensorInfo, open_tensor_file, sniff, write_tensor_file
+from core.tensor_file_reader import TensorFile, TensorInfo, open_tensor_file, sniff
+from core.tensor_files import write_tensor_file
 
 FORMAT = "splathead"
 FORMAT_VERSION = 2

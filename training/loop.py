@@ -29,18 +29,7 @@ from torch import nn
 
 from core.camera import orbit_cameras
 from core.generator import PRESETS, Generator, GeneratorConfig
-from core.runs import (
-    ERROR_FILE,
-    INIT_GRID,
-    LOSS_KEYS,
-    OPTIONS_FILE,
-    RunStatus,
-    clean_run_dir,
-    create_run_dir,
-    grid_path,
-    truncate_stats,
-)
-from core.runs import write_json as write_run_json
+from core.runs import INIT_GRID, LOSS_KEYS, create_run_dir, grid_path
 from training.distributed import (
     DistInfo,
     RankFailureWatch,
@@ -60,11 +49,12 @@ from training.losses import (
     render_for_d,
 )
 from training.options import TrainOptions
-from training.run_dir import RunLog, save_grid
-from training.snapshots import (  # noqa: F401 (TrainingProgress and restore are part of this module's API)
+from training.run_dir import RunLog, prepare_run_dir, record_failure, save_grid
+from training.snapshots import (  # noqa: F401 (restore and resume_differences are part of this module's API)
     ResumePoint,
     TrainingProgress,
     find_resume_point,
+    resume_differences,
     restore,
     set_rng_state,
     write_training_snapshot,
@@ -122,18 +112,6 @@ def build_hyperparameters(opts: TrainOptions) -> dict[str, list[tuple[float, tup
     ratio = opts.r1_interval / (opts.r1_interval + 1)
     d = (opts.d_lr * ratio, (opts.betas[0] ** ratio, opts.betas[1] ** ratio))
     return {"G": [(opts.g_lr, opts.betas), (opts.g_lr * 0.01, opts.betas)], "D": [d]}
-
-
-EXACT_RESUME_FIELDS = ("batch", "batch_gpu", "seed", "num_views", "multiview", "mirror", "data")
-
-
-def resume_differences(saved: dict, opts: TrainOptions, world_size: int, saved_world: int | None) -> list[str]:
-    """Options whose change makes a resumed run differ from an uninterrupted one (it still runs)."""
-    diffs = [f"{k}: {saved.get(k)!r} -> {getattr(opts, k)!r}" for k in EXACT_RESUME_FIELDS
-             if k in saved and saved[k] != getattr(opts, k) and not (k == "data" and Path(saved[k]) == Path(opts.data))]
-    if saved_world is not None and saved_world != world_size:
-        diffs.append(f"GPUs: {saved_world} -> {world_size}")
-    return diffs
 
 
 def update_ema(m: Models, opts: TrainOptions, cur_nimg: int) -> None:
@@ -274,7 +252,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     try:
         return _train(opts, info, progress, launch_file, ctx)
     except BaseException as exc:
-        _record_failure(exc, watch, ctx.log, ctx.run_dir, info)
+        record_failure(exc, watch, ctx.log, ctx.run_dir, info)
         raise
     finally:
         watch.stop()
@@ -335,7 +313,7 @@ def _train(opts: TrainOptions, info: DistInfo, progress: bool, launch_file: str 
     run_dir = ctx.run_dir = _share_run_dir(run_dir, info)
     log = ctx.log = RunLog(run_dir, enabled=info.is_main, purge_step=cur_nimg if resumed is not None else None)
     if info.is_main:
-        _prepare_run_dir(log, run_dir, opts, g_config, m, info, point, resumed, cur_nimg, start_time, launch_file)
+        prepare_run_dir(log, run_dir, opts, g_config, m, info, point, resumed, cur_nimg, start_time, launch_file)
         if cur_nimg == 0:
             save_grid(run_dir / INIT_GRID, image_grid(m.G_ema, res, info.device))
     rng = resumed.training.get("rng") if resumed is not None else None
@@ -409,66 +387,6 @@ def _train(opts: TrainOptions, info: DistInfo, progress: bool, launch_file: str 
         log.log(f"done: {cur_nimg / 1000:.3f} kimg")
         log.status(state="finished")
     return run_dir
-
-
-def _prepare_run_dir(log: RunLog, run_dir: Path, opts: TrainOptions, g_config: GeneratorConfig, m: Models,
-                     info: DistInfo, point: ResumePoint | None, resumed, cur_nimg: int, start_time: float,
-                     launch_file: str | None) -> None:
-    """Rank 0, before the first step: clean what interrupted writes left, cut stats.jsonl back to the
-    snapshot, clear an old error, write options.json and the first status.json, log the start."""
-    removed = clean_run_dir(run_dir, older_than=start_time)
-    if removed:
-        log.log(f"removed {len(removed)} leftover file(s) of an interrupted write: "
-                + ", ".join(p.name for p in removed[:6]) + (" ..." if len(removed) > 6 else ""))
-    if resumed is not None:
-        dropped = truncate_stats(run_dir, cur_nimg)
-        if dropped:
-            log.log(f"stats.jsonl: dropped {dropped} tick record(s) after {cur_nimg / 1000:.3f} kimg (the "
-                    "snapshot resumed from is older than them; they are computed again)")
-    old_error = run_dir / ERROR_FILE
-    if old_error.is_file():
-        log.log("previous error (cleared): " + old_error.read_text(errors="replace").strip()[:2000])
-        old_error.unlink()
-    write_run_json(run_dir / OPTIONS_FILE, {"options": opts.to_dict(), "generator": g_config.to_dict(),
-                                            "discriminator": m.D.config.to_dict(), "world_size": info.world_size})
-    log.status(RunStatus.new(total_kimg=opts.kimg, world_size=info.world_size, kimg=cur_nimg / 1000,
-                             launch_file=None if launch_file is None else str(Path(launch_file).resolve())))
-    if resumed is not None:
-        saved = TrainingProgress.from_dict(resumed.training["progress"])
-        diffs = resume_differences(resumed.training.get("options", {}), opts, info.world_size, saved.world_size)
-        if diffs:
-            log.log("note: resuming with changed " + "; ".join(diffs) + " (the run continues, but not "
-                    "exactly as the uninterrupted run would)")
-        if not isinstance(resumed.training.get("rng"), list) or len(resumed.training["rng"]) != info.world_size:
-            log.log("note: the snapshot has no RNG states for this number of ranks; they start fresh")
-    where = f"{point.path}" if point is not None and point.run_dir != run_dir else f"{run_dir}"
-    log.log(f"{'resuming' if resumed is not None else 'starting'} {run_dir} at {cur_nimg / 1000:.3f} kimg on "
-            f"{info.world_size} x {info.device.type}; {g_config.num_gaussians:,} Gaussians at "
-            f"{opts.resolution or g_config.resolution} px" + (f" (from {where})" if resumed is not None else ""))
-
-
-def _record_failure(exc: BaseException, watch: RankFailureWatch, log: RunLog | None, run_dir: Path | None,
-                    info: DistInfo) -> None:
-    """Tell the other ranks (so none waits in a collective) and write the error where the user looks."""
-    if isinstance(exc, SystemExit) and not exc.code:
-        return
-    message = str(exc) if isinstance(exc, TrainingStopped) else f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, KeyboardInterrupt):
-        message = "interrupted (KeyboardInterrupt) without a snapshot"
-    first = watch.publish(message)
-    if not first:
-        return  # another rank failed first: its message is the one that counts
-    text = message if info.world_size == 1 else f"rank {info.rank}: {message}"
-    if log is not None and log.enabled:
-        log.error(text)
-    elif run_dir is not None and not info.is_main:  # rank 0 may be stuck in a collective: write it here
-        from core.atomic_file import atomic_write
-
-        try:
-            with atomic_write(run_dir / ERROR_FILE) as f:
-                f.write((text + "\n").encode())
-        except OSError:
-            pass
 
 
 def _log_sync(log: RunLog, G: Generator, info: DistInfo) -> None:

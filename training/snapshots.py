@@ -30,7 +30,7 @@ import torch
 from core.checkpoint import CorruptCheckpointError, Snapshot, default_metadata
 from core.config_dict import config_from_dict, config_to_dict
 from core.snapshots import SnapshotFile, encode_snapshot, open_snapshot, save_snapshot
-from core.tensor_files import TensorInfo
+from core.tensor_file_reader import TensorInfo
 
 if TYPE_CHECKING:
     from training.loop import Models
@@ -226,6 +226,18 @@ def restore(m: Models, snapshot: Snapshot, opts: TrainOptions) -> tuple[int, int
 # ---------------------------------------------------------------------------------------------- in train()
 
 
+EXACT_RESUME_FIELDS = ("batch", "batch_gpu", "seed", "num_views", "multiview", "mirror", "data")
+
+
+def resume_differences(saved: dict, opts: TrainOptions, world_size: int, saved_world: int | None) -> list[str]:
+    """Options whose change makes a resumed run differ from an uninterrupted one (it still runs)."""
+    diffs = [f"{k}: {saved.get(k)!r} -> {getattr(opts, k)!r}" for k in EXACT_RESUME_FIELDS
+             if k in saved and saved[k] != getattr(opts, k) and not (k == "data" and Path(saved[k]) == Path(opts.data))]
+    if saved_world is not None and saved_world != world_size:
+        diffs.append(f"GPUs: {saved_world} -> {world_size}")
+    return diffs
+
+
 PER_INVOCATION_FIELDS = ("resume", "stop_after_minutes")  # never inherited from the snapshot's run
 
 
@@ -253,7 +265,7 @@ def find_resume_point(resume: str | Path) -> ResumePoint:
     """Locate the snapshot of ``--resume`` (a run directory: its newest snapshot; or a snapshot file) and
     check its headers. FileNotFoundError / ValueError (CheckpointError) with the reason otherwise."""
     from core.runs import is_run_dir, latest_snapshot
-    from core.tensor_files import sniff
+    from core.tensor_file_reader import sniff
 
     source = Path(resume)
     if source.is_dir():

@@ -82,7 +82,7 @@ def _write(path, config: dict, state: dict) -> None:
 @pytest.fixture
 def no_tensor_reads(monkeypatch):
     """Any attempt to read tensor data fails the test: the checks must come first."""
-    from core.tensor_files import TensorFile
+    from core.tensor_file_reader import TensorFile
 
     def read(*args, **kwargs):
         raise AssertionError("tensor data was read before the header was checked")

@@ -1,4 +1,4 @@
-"""core/tensor_files.py: safetensors + manifest, one file or parts with an index. Bit-exact round trips, the
+"""core/tensor_files.py and core/tensor_file_reader.py: safetensors + manifest, one file or parts with an index. Bit-exact round trips, the
 part-size limit, atomic writes (a full disk keeps the old file), and headers that do not fit the file refused
 before any tensor is read."""
 
@@ -15,15 +15,8 @@ from safetensors.torch import save_file
 
 from core.atomic_file import stale_temporaries
 from core.checkpoint import CorruptCheckpointError
-from core.tensor_files import (
-    INDEX_SUFFIX,
-    MANIFEST_KEY,
-    index_path,
-    open_tensor_file,
-    orphan_parts,
-    part_path,
-    write_tensor_file,
-)
+from core.tensor_file_reader import open_tensor_file
+from core.tensor_files import INDEX_SUFFIX, MANIFEST_KEY, index_path, orphan_parts, part_path, write_tensor_file
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
