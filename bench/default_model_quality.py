@@ -39,7 +39,7 @@ from training.metrics.floaters import generator_floaters
 from training.metrics.groundtruth import GtFitSettings, gt_fit
 from training.metrics.sampling import full_circle_labels
 
-DEFAULT_NETWORK = Path(__file__).resolve().parents[1] / "assets" / "default_model.pkl"
+DEFAULT_NETWORK = Path(__file__).resolve().parents[1] / "assets" / "default_model.safetensors"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ Layout (``write_*`` functions each write one part)::
     aligned/NN_<name>_weight.png loss weight maps (8-bit)
     cameras.json                 per photo: name, 25-number EG3D label (initial and refined), yaw/pitch (deg)
     pivot.npz                    ws [1, num_ws, w_dim] float32, space ("w" / "w+"), labels [N, 25], names
-    generator_tuned.pkl          the tuned generator (our data-only format; core.model_files.load_generator)
+    generator_tuned.safetensors  the tuned generator (our generator file; core.model_files.load_generator)
     head.ply                     the inverted head's Gaussians (standard 3DGS .ply)
     renders/NN_<stage>.png       renders from the input views after each stage
     orbit.mp4                    a yaw orbit of the result (orbit.gif when no ffmpeg is available)
@@ -153,7 +153,7 @@ def write_head(path: Path, G: Generator, ws: torch.Tensor) -> Path:
     return path
 
 
-RESULT_NAMES = ("aligned", "cameras.json", "pivot.npz", "generator_tuned.pkl", "head.ply", "renders",
+RESULT_NAMES = ("aligned", "cameras.json", "pivot.npz", "generator_tuned.safetensors", "head.ply", "renders",
                 "orbit.mp4", "orbit.gif", "report.json")
 
 
@@ -231,9 +231,8 @@ def write_results(out: str | os.PathLike, G: Generator, result: InversionResult,
         final = result.tuning.generator.eval()
         from core.model_files import save_generator
 
-        save_generator(final, out / "generator_tuned.pkl", metadata={"inversion": {"photos": list(names),
-                                                                                   "model": model}})
-        paths["generator"] = out / "generator_tuned.pkl"
+        paths["generator"] = save_generator(final, out / "generator_tuned.safetensors",
+                                            metadata={"inversion": {"photos": list(names), "model": model}})
         render_inputs(out, final, latent.ws, latent.cameras, names, res, "stage2")
     paths["ply"] = write_head(out / "head.ply", final, latent.ws)
     if orbit_count > 0:

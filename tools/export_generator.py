@@ -1,10 +1,11 @@
 """Export the EMA generator of a training snapshot as a weights-only generator file, optionally float16.
 
-    python tools/export_generator.py runs/00000-cpu128-heads128-default out/default_model.pkl --dtype float16
+    python tools/export_generator.py runs/00000-cpu128-heads128-default out/default_model.safetensors --dtype float16
 
-``SOURCE`` is a training snapshot (.pkl) or a run directory (its latest snapshot). The file is written with
-core.model_files.save_generator; float16 halves it (core.checkpoint stores float16 tensors; load_generator
-copies them into the float32 network). The check reloads the file and compares the original and the
+``SOURCE`` is a training snapshot (``.safetensors``, a sharded snapshot's ``.safetensors.index.json``, or a
+format-1 ``.pkl``) or a run directory (its latest snapshot). The file is one ``.safetensors`` with its JSON
+manifest, written with core.model_files.save_generator; float16 halves it (stored as F16 tensors;
+load_generator copies them into the float32 network). The check reloads the file and compares the original and the
 reloaded generator's renders (colour in [0, 1], 4 seeds, 3 views): ``--dtype auto`` (the default) keeps
 float16 when the mean absolute difference is at most ``--tolerance``, else writes float32.
 """
@@ -19,9 +20,8 @@ from pathlib import Path
 import torch
 
 from core.camera import orbit_cameras
-from core.checkpoint import load_snapshot
 from core.model_files import load_generator, save_generator
-from training.run_dir import latest_snapshot
+from core.runs import latest_snapshot
 
 
 def render_check(G_a, G_b, resolution: int) -> tuple[float, float]:
@@ -38,8 +38,9 @@ def render_check(G_a, G_b, resolution: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("source", type=Path, help="training snapshot .pkl or run directory")
-    ap.add_argument("out", type=Path, help="generator file to write")
+    ap.add_argument("source", type=Path, help="training snapshot or run directory")
+    ap.add_argument("out", type=Path, help="generator file to write (.safetensors)")
+    ap.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     ap.add_argument("--dtype", choices=["auto", "float32", "float16"], default="auto")
     ap.add_argument("--tolerance", type=float, default=2e-3, help="largest mean render difference for float16")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -48,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     if snap is None:
         print(f"error: {args.source}: no snapshot", file=sys.stderr)
         return 2
-    G = load_generator(snap, args.device).generator  # G_ema
-    kimg = load_snapshot(snap).metadata.get("kimg")
+    if args.out.exists() and not args.overwrite:
+        print(f"error: {args.out} exists (pass --overwrite to replace it)", file=sys.stderr)
+        return 2
+    loaded = load_generator(snap, args.device)
+    G = loaded.generator  # G_ema
+    kimg = (loaded.metadata or {}).get("kimg")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for dtype in (["float16", "float32"] if args.dtype == "auto" else [args.dtype]):
         out_G = copy.deepcopy(G).to(getattr(torch, dtype))

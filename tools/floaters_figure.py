@@ -1,6 +1,6 @@
 """What the floaters metric counts, as a picture: random heads from the 10 evaluation views.
 
-    python tools/floaters_figure.py assets/default_model.pkl docs/images/default_model_v1_floaters.png
+    python tools/floaters_figure.py assets/default_model.safetensors docs/images/default_model_v1_floaters.png
 
 For each head (seeds 0..N-1, psi 1.0) two rows: the render on white, then the opacity map with the head's
 dilated silhouette in green and the opacity outside it (what training/metrics/floaters.py counts) in

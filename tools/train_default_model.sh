@@ -6,7 +6,13 @@
 #   tools/train_default_model.sh train 4.03      # start the run, stop with a snapshot after 4.03 minutes
 #   tools/train_default_model.sh resume 7.6      # continue the latest run for 7.6 more minutes
 #   tools/train_default_model.sh resume 7.4
-#   tools/train_default_model.sh export out/default_model.pkl   # EMA generator, float16 weights
+#   tools/train_default_model.sh export out/default_model.safetensors   # EMA generator, float16 weights
+#   tools/train_default_model.sh files           # the newest snapshot's files (index + parts), one per line
+#
+# Snapshots are written in parts of at most PART_MIB (15) MiB plus an index (--snapshot-max-part-mib, added
+# after the 84-kimg run; it changes only how the files are cut, not the training), so that they can leave a
+# device call through its 16 MiB-per-file channel: `cp $(tools/train_default_model.sh files) $OUT/`. Put them
+# back into a folder named like the run (runs/00000-cpu128-heads128-default/) and `resume` continues there.
 #
 # These are the calls of the run in docs/training/default_model_log.txt (one H100, 2026-11-21: data and
 # "train" in one call, the minutes being what was left of it; 84 kimg in 19.6 minutes). Each device call
@@ -24,7 +30,7 @@ OUTDIR=${OUTDIR:-runs}
 DESC=default
 TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" --preset cpu128 --resolution 128 --batch 32 --batch-gpu 32
             --gamma 0.25 --blur-fade-kimg 40 --kimg 1000 --tick-kimg 4 --snap-kimg 40 --image-snap-kimg 8
-            --precision tf32 --workers 6 --seed 0 --desc "$DESC")
+            --precision tf32 --workers 6 --seed 0 --desc "$DESC" --snapshot-max-part-mib "${PART_MIB:-15}")
 
 latest_run() { ls -d "$OUTDIR"/*-cpu128-*-"$DESC" | sort | tail -1; }
 
@@ -38,6 +44,9 @@ case "${1:-}" in
     "$PY" -m training "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" --resume "$(latest_run)" "${@:3}" ;;
   export)
     "$PY" tools/export_generator.py "$(latest_run)" "${2:?output file}" --dtype float16 ;;
+  files)
+    "$PY" -c 'import sys; from core.runs import latest_snapshot, snapshot_files
+print("\n".join(map(str, snapshot_files(latest_snapshot(sys.argv[1])))))' "$(latest_run)" ;;
   *)
-    echo "usage: $0 data | train MINUTES | resume MINUTES | export FILE" >&2; exit 2 ;;
+    echo "usage: $0 data | train MINUTES | resume MINUTES | export FILE | files" >&2; exit 2 ;;
 esac

@@ -27,12 +27,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import Snapshot, default_metadata, load_snapshot, save_snapshot
-from core.config_dict import config_from_dict, config_to_dict
 from core.camera import orbit_cameras
 from core.generator import PRESETS, Generator, GeneratorConfig
-from core.render import render
-from training.distributed import DistInfo, all_reduce_mean, average_gradients, barrier, broadcast_module
+from core.runs import INIT_GRID, LOSS_KEYS, create_run_dir, grid_path
+from training.distributed import (
+    DistInfo,
+    RankFailureWatch,
+    all_reduce_mean,
+    average_gradients,
+    barrier,
+    broadcast_module,
+    init_distributed,
+)
 from training.losses import (
     center_loss,
     d_adversarial,
@@ -44,36 +50,19 @@ from training.losses import (
 )
 from training.no_sync import FAIL_D, FAIL_G, FAIL_LOSS, FAIL_R1, FAILURES, FailureFlag, to_device
 from training.options import TrainOptions
-from training.run_dir import RunLog, create_run_dir, kimg_tag, latest_snapshot, save_grid, snapshot_name, write_json
-from training.stopping import NONE, STOP_FILE, StopWatcher
+from training.run_dir import RunLog, prepare_run_dir, record_failure, save_grid
+from training.snapshots import (  # noqa: F401 (restore and resume_differences are part of this module's API)
+    ResumePoint,
+    TrainingProgress,
+    find_resume_point,
+    resume_differences,
+    restore,
+    set_rng_state,
+    write_training_snapshot,
+)
+from training.stopping import NONE, STOP_FILE, StopWatcher, TrainingStopped
 
-STAT_KEYS = ("G_adv", "G_center", "G_knn", "D_fake", "D_real", "D_r1", "score_real", "score_fake")
-
-
-@dataclass(frozen=True)
-class TrainingProgress:
-    """Where a run is, saved in every training snapshot (``Snapshot.training["progress"]``).
-
-    Attributes:
-        cur_nimg: real images shown to D so far (all ranks); step: optimizer steps taken;
-        samples_drawn: images this rank has taken from its data stream; world_size: ranks that ran.
-    """
-
-    cur_nimg: int
-    step: int
-    samples_drawn: int
-    world_size: int = 1
-
-    def to_dict(self) -> dict:
-        return config_to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainingProgress:
-        return config_from_dict(cls, d, "training progress")
-
-
-class TrainingStopped(RuntimeError):
-    """The run stopped on purpose (non-finite loss, bad data); the message says why. Snapshots are intact."""
+STAT_KEYS = LOSS_KEYS  # the order of the stats vector of Trainer.step (core.runs owns the names)
 
 
 @dataclass
@@ -123,71 +112,12 @@ def resolve_generator_config(opts: TrainOptions) -> GeneratorConfig:
     return PRESETS[opts.preset]
 
 
-def _state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
-
-
-def save_training_snapshot(path: Path, m: Models, opts: TrainOptions, cur_nimg: int, step: int,
-                           samples_drawn: int, world_size: int = 1) -> None:
-    """Write G, G_ema, D, both optimizers and the progress counters (refuses non-finite weights, so a bad
-    state never replaces a good snapshot)."""
-    for name, module in (("G", m.G), ("G_ema", m.G_ema), ("D", m.D)):
-        for pname, p in module.state_dict().items():
-            if p.is_floating_point() and not bool(torch.isfinite(p).all()):
-                raise TrainingStopped(f"{name}.{pname} holds NaN/Inf at {cur_nimg / 1000:.3f} kimg; not saved, "
-                                      "the last snapshot is intact")
-    snapshot = Snapshot(
-        kind="training",
-        generator_config=m.G.config.to_dict(),
-        modules={"G": _state(m.G), "G_ema": _state(m.G_ema), "D": _state(m.D)},
-        optimizers={"G": m.opt_G.state_dict(), "D": m.opt_D.state_dict()},
-        training={"options": opts.to_dict(), "d_config": m.D.config.to_dict(),
-                  "progress": TrainingProgress(cur_nimg, step, samples_drawn, world_size).to_dict()},
-        metadata=default_metadata(kimg=cur_nimg / 1000),
-    )
-    save_snapshot(path, snapshot)
-
-
-def restore(m: Models, snapshot: Snapshot, opts: TrainOptions) -> tuple[int, int, int]:
-    """Load models and optimizer states from a training snapshot; returns (cur_nimg, step, samples_drawn).
-
-    Learning rates and betas come from the *current* options (the saved optimizer states carry the old
-    ones), so a run can be resumed with, e.g., a lower learning rate."""
-    try:
-        m.G.load_state_dict(snapshot.modules["G"])
-        m.G_ema.load_state_dict(snapshot.modules["G_ema"])
-        m.D.load_state_dict(snapshot.modules["D"])
-        m.opt_G.load_state_dict(snapshot.optimizers["G"])
-        m.opt_D.load_state_dict(snapshot.optimizers["D"])
-        p = TrainingProgress.from_dict(snapshot.training["progress"])
-        progress = p.cur_nimg, p.step, p.samples_drawn
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise ValueError(f"the snapshot does not fit this training setup: {exc}") from None
-    fresh = build_hyperparameters(opts)
-    for opt, groups in ((m.opt_G, fresh["G"]), (m.opt_D, fresh["D"])):
-        for group, (lr, betas) in zip(opt.param_groups, groups):
-            group["lr"], group["betas"] = lr, betas
-    return progress
-
-
 def build_hyperparameters(opts: TrainOptions) -> dict[str, list[tuple[float, tuple[float, float]]]]:
     """(lr, betas) per parameter group: G = [everything else, xyz_const at lr x 0.01]; D with the lazy-R1
     adjustment lr x k/(k+1), betas^(k/(k+1)) for interval k (StyleGAN2)."""
     ratio = opts.r1_interval / (opts.r1_interval + 1)
     d = (opts.d_lr * ratio, (opts.betas[0] ** ratio, opts.betas[1] ** ratio))
     return {"G": [(opts.g_lr, opts.betas), (opts.g_lr * 0.01, opts.betas)], "D": [d]}
-
-
-EXACT_RESUME_FIELDS = ("batch", "batch_gpu", "seed", "num_views", "multiview", "mirror", "data")
-
-
-def resume_differences(saved: dict, opts: TrainOptions, world_size: int, saved_world: int | None) -> list[str]:
-    """Options whose change makes a resumed run differ from an uninterrupted one (it still runs)."""
-    diffs = [f"{k}: {saved.get(k)!r} -> {getattr(opts, k)!r}" for k in EXACT_RESUME_FIELDS
-             if k in saved and saved[k] != getattr(opts, k) and not (k == "data" and Path(saved[k]) == Path(opts.data))]
-    if saved_world is not None and saved_world != world_size:
-        diffs.append(f"GPUs: {saved_world} -> {world_size}")
-    return diffs
 
 
 def update_ema(m: Models, opts: TrainOptions, cur_nimg: int) -> None:
@@ -389,14 +319,50 @@ def image_grid(G: Generator, resolution: int, device: torch.device, rows: int = 
     return out.render.color.float().cpu().numpy()
 
 
-def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = True) -> Path:
+def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = True,
+          launch_file: str | None = None) -> Path:
     """Run (or continue) training; returns the run directory. Raises :class:`TrainingStopped` on a
-    non-finite loss after logging it (the last snapshot stays the newest file)."""
+    non-finite loss or a snapshot that cannot be written, after logging it (the last snapshot stays the
+    newest file). ``launch_file``: the ``--options-json`` file, recorded in status.json for the launcher.
+
+    With several ranks, a rank that fails tells the others through the process group's store and they stop
+    within about a second (:class:`training.distributed.RankFailureWatch`); the error goes to error.txt."""
+    info = info or init_distributed(opts.device)
+    ctx = _RunContext()
+
+    def peer_failed(message: str) -> None:  # on the watch thread, just before this process exits
+        if ctx.log is not None:
+            ctx.log.error(message)
+
+    watch = RankFailureWatch(info, peer_failed)
+    watch.start()
+    try:
+        return _train(opts, info, progress, launch_file, ctx)
+    except BaseException as exc:
+        record_failure(exc, watch, ctx.log, ctx.run_dir, info)
+        raise
+    finally:
+        watch.stop()
+        if ctx.log is not None:
+            ctx.log.close()
+        if info.world_size > 1:  # leave no process group behind (another rank may still be waiting on us)
+            from training.distributed import shutdown
+
+            shutdown()
+
+
+@dataclass
+class _RunContext:
+    """What the failure handler of :func:`train` needs to know of the run so far."""
+
+    log: RunLog | None = None
+    run_dir: Path | None = None
+
+
+def _train(opts: TrainOptions, info: DistInfo, progress: bool, launch_file: str | None, ctx: _RunContext) -> Path:
     from training.dataset import DatasetOptions, ImageLabelDataset, infinite_batches
-    from training.distributed import init_distributed
 
     start_time = time.time()
-    info = info or init_distributed(opts.device)
     if opts.deterministic:
         import os
 
@@ -407,20 +373,9 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     if info.device.type == "cuda":  # explicit for every precision: "fp32" really means no TF32
         torch.backends.cuda.matmul.allow_tf32 = opts.precision != "fp32"
         torch.backends.cudnn.allow_tf32 = opts.precision != "fp32"
-    resumed: Snapshot | None = None
-    run_dir: Path | None = None
-    if opts.resume:
-        source = Path(opts.resume)
-        if source.is_dir():
-            run_dir, snap_path = source, latest_snapshot(source)
-            if snap_path is None:
-                raise FileNotFoundError(f"{source}: no network-snapshot-*.pkl to resume from")
-        else:
-            snap_path = source
-        resumed = load_snapshot(snap_path, map_location="cpu")
-        if resumed.kind != "training":
-            raise ValueError(f"{snap_path}: a {resumed.kind!r} snapshot has no training state to resume")
-    g_config = (GeneratorConfig.from_dict(resumed.generator_config) if resumed else resolve_generator_config(opts))
+    point: ResumePoint | None = find_resume_point(opts.resume) if opts.resume else None  # headers only
+    run_dir = point.run_dir if point is not None else None
+    g_config = (GeneratorConfig.from_dict(point.generator_config) if point else resolve_generator_config(opts))
     dataset = ImageLabelDataset(DatasetOptions(path=opts.data, xflip=opts.mirror, masks=opts.masks,
                                                random_background=opts.random_background, seed=opts.seed,
                                                index_list=opts.index_list, max_images=opts.max_images))
@@ -433,6 +388,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     if opts.precision == "bf16":
         m.G.feature_dtype = torch.bfloat16
     cur_nimg = step = samples_drawn = 0
+    resumed = point.load(m) if point is not None else None  # the tensor table is checked first
     if resumed is not None:
         cur_nimg, step, samples_drawn = restore(m, resumed, opts)
     for module in (m.G, m.G_ema, m.D):
@@ -441,21 +397,15 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
     name = f"{opts.preset}-{Path(opts.data).stem}" + (f"-{opts.desc}" if opts.desc else "")
     if info.is_main and run_dir is None:
         run_dir = create_run_dir(opts.outdir, name)
-    run_dir = _share_run_dir(run_dir, info)
-    log = RunLog(run_dir, enabled=info.is_main)
+    run_dir = ctx.run_dir = _share_run_dir(run_dir, info)
+    log = ctx.log = RunLog(run_dir, enabled=info.is_main, purge_step=cur_nimg if resumed is not None else None)
     if info.is_main:
-        write_json(run_dir / "options.json", {"options": opts.to_dict(), "generator": g_config.to_dict(),
-                                              "discriminator": m.D.config.to_dict(), "world_size": info.world_size})
-        if resumed is not None:
-            saved = TrainingProgress.from_dict(resumed.training["progress"])
-            diffs = resume_differences(resumed.training.get("options", {}), opts, info.world_size, saved.world_size)
-            if diffs:
-                log.log("note: resuming with changed " + "; ".join(diffs) + " (the run continues, but not "
-                        "exactly as the uninterrupted run would)")
-        log.log(f"{'resuming' if resumed else 'starting'} {run_dir} at {cur_nimg / 1000:.3f} kimg on "
-                f"{info.world_size} x {info.device.type}; {g_config.num_gaussians:,} Gaussians at {res} px")
+        prepare_run_dir(log, run_dir, opts, g_config, m, info, point, resumed, cur_nimg, start_time, launch_file)
         if cur_nimg == 0:
-            save_grid(run_dir / "fakes_init.png", image_grid(m.G_ema, res, info.device))
+            save_grid(run_dir / INIT_GRID, image_grid(m.G_ema, res, info.device))
+    rng = resumed.training.get("rng") if resumed is not None else None
+    if isinstance(rng, list) and len(rng) == info.world_size:
+        set_rng_state(rng[info.rank], info.device)
 
     watcher = StopWatcher(run_dir, info.is_main, opts.stop_after_minutes, start_time)
     if watcher.remove_stale_stop_file():
@@ -497,37 +447,32 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
                 tick_stats, tick_r1, tick_nimg, tick_time = [], [], cur_nimg, time.time()
                 next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
             if info.is_main and (cur_nimg >= next_grid or done or stop):
-                save_grid(run_dir / f"fakes{kimg_tag(cur_nimg)}.png", image_grid(m.G_ema, res, info.device))
+                save_grid(grid_path(run_dir, cur_nimg), image_grid(m.G_ema, res, info.device))
                 next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
             if cur_nimg >= next_snap or done or stop:
                 trainer.raise_if_failed(wait=True)  # never save a state after a failure
                 _log_sync(log, m.G, info)
-                if info.is_main:
-                    save_training_snapshot(run_dir / snapshot_name(cur_nimg), m, opts, cur_nimg, step, samples_drawn,
-                                           info.world_size)
-                    log.log(f"snapshot {snapshot_name(cur_nimg)}")
+                written = write_training_snapshot(run_dir, m, opts, TrainingProgress(
+                    cur_nimg, step, samples_drawn, info.world_size), info, len(dataset))  # all ranks (RNG states)
+                if written is not None:
+                    log.log(f"snapshot {written.name}")
+                    log.status(last_snapshot=written.name)
                 barrier()
                 next_snap = _next_multiple(cur_nimg, opts.snap_kimg)
             if stop:
                 watcher.acknowledge()
-                log.log(f"{watcher.describe(stop_reason, opts.stop_after_minutes)} at {cur_nimg / 1000:.3f} kimg "
-                        f"after {(time.time() - start_time) / 60:.1f} min; snapshot {snapshot_name(cur_nimg)} "
-                        f"written; continue with --resume {run_dir}")
+                reason = watcher.describe(stop_reason, opts.stop_after_minutes)
+                log.log(f"{reason} at {cur_nimg / 1000:.3f} kimg after {(time.time() - start_time) / 60:.1f} min; "
+                        f"snapshot {log.status_field('last_snapshot')} written; continue with --resume {run_dir}")
+                log.status(state="stopped", stop_reason=reason)
                 break
-    except TrainingStopped as exc:
-        log.error(str(exc))
-        raise
     finally:
         watcher.restore_signal_handlers()
         if bar is not None:
             bar.close()
-        log.close()
-        if info.world_size > 1:  # leave no process group behind (another rank may still be waiting on us)
-            from training.distributed import shutdown
-
-            shutdown()
     if stop_reason == NONE:
         log.log(f"done: {cur_nimg / 1000:.3f} kimg")
+        log.status(state="finished")
     return run_dir
 
 
@@ -574,7 +519,8 @@ def _progress_bar(total: int, start: int):
 
 def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], tick_r1: list[torch.Tensor], cur_nimg: int,
               tick_nimg: int, tick_time: float, start: float, total: int, info: DistInfo) -> None:
-    """One line of log.txt and stats.jsonl: means over the tick's steps (R1 over the steps that ran it)."""
+    """One line of log.txt and stats.jsonl (means over the tick's steps; R1 over the steps that ran it) and
+    the progress in status.json."""
     now = time.time()
     mean = torch.stack(tick_stats).mean(0).tolist() if tick_stats else [math.nan] * len(STAT_KEYS)
     mean[STAT_KEYS.index("D_r1")] = torch.stack(tick_r1).mean().item() if tick_r1 else None  # null in JSON
@@ -584,5 +530,6 @@ def _log_tick(log: RunLog, tick_stats: list[torch.Tensor], tick_r1: list[torch.T
     if info.device.type == "cuda":
         record["peak_gpu_mem_gib"] = torch.cuda.max_memory_allocated(info.device) / 2**30
     log.stats(record)
+    log.status(kimg=record["kimg"], sec_per_kimg=sec_per_kimg, eta_s=record["eta_s"])
     log.log(f"kimg {record['kimg']:.3f}  {sec_per_kimg:.1f} s/kimg  ETA {record['eta_s'] / 60:.1f} min  "
             + "  ".join(f"{k} {v:.4f}" for k, v in zip(STAT_KEYS, mean) if v is not None))

@@ -68,8 +68,12 @@ class TrainOptions:
         stop_after_minutes: wall-clock limit for this process: at the first tick boundary after it, write a
             snapshot and return normally (exit status 0), so ``--resume <run dir>`` continues. A ``STOP`` file
             in the run directory, SIGTERM or SIGINT stop the same way at the next step (training/stopping.py).
-        resume: a run directory (continue it, from its latest snapshot) or a snapshot .pkl (start a new run
-            from it).
+        resume: a run directory (continue it from its latest snapshot) or a snapshot file (its
+            ``.safetensors``, ``.safetensors.index.json`` or format-1 ``.pkl``): continue that run, in the
+            snapshot's own run directory when it lies in one, else in a new run directory under ``outdir``.
+            On the command line, options not given explicitly then come from the snapshot's run.
+        snapshot_max_part_mib: split each training snapshot into parts of at most this many MiB (plus an
+            index file), e.g. to move runs through channels with a file-size limit; None: one file.
         device: "auto" (CUDA when available), "cpu" or "cuda".
         desc: extra text in the run directory name.
     """
@@ -117,6 +121,7 @@ class TrainOptions:
     workers: int = 2
     stop_after_minutes: float | None = None
     resume: str | None = None
+    snapshot_max_part_mib: float | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
     desc: str | None = None
 
@@ -140,6 +145,8 @@ class TrainOptions:
             problems.append("tick_kimg, snap_kimg and image_snap_kimg must be positive")
         if self.stop_after_minutes is not None and not self.stop_after_minutes >= 0:
             problems.append("stop_after_minutes must be at least 0")
+        if self.snapshot_max_part_mib is not None and not self.snapshot_max_part_mib >= 1 / 64:
+            problems.append("snapshot_max_part_mib must be at least 1/64 (16 KiB)")
         if problems:
             raise ValueError("invalid training options: " + "; ".join(problems))
 

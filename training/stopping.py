@@ -5,7 +5,8 @@ boundary after the limit) and returns normally, so ``--resume <run dir>`` contin
 STOP file and the clock; every rank's signal flag counts; the decision is combined over ranks (one
 all-reduce of a single integer per step) so all ranks stop at the same step.
 
-The viewer's Training panel stops a run by creating ``<run dir>/STOP``; the run deletes it once honoured.
+The viewer's Training panel stops a run by creating ``<run dir>/STOP`` (``core.runs.request_stop``); the run
+deletes it once honoured.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from types import FrameType
 
 import torch
 
-STOP_FILE = "STOP"
+from core.runs import STOP_FILE
+
+class TrainingStopped(RuntimeError):
+    """The run stopped on an error it detected (non-finite loss, a snapshot that cannot be written, bad
+    data); the message says why and what to do. The snapshots on disk are intact."""
+
 
 # Reasons, combined over ranks with MAX: the largest code wins the log line.
 NONE, TIME_LIMIT, STOP_FILE_SEEN, SIGNAL = 0, 1, 2, 3

@@ -11,7 +11,7 @@ import tyro
 
 APP_NAME = "SplatHead Studio"
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "assets" / "default_model.pkl"
+DEFAULT_MODEL = ROOT / "assets" / "default_model.safetensors"
 FALLBACK_SOURCE = "random:cpu128"
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.runs import is_run_dir, request_stop
 from viewer.jobs import JobContext, JobRunner
 from viewer.state.training import TrainingInfo, TrainingLaunch
 from viewer.state.ui import UiState
-from viewer.training_runs import RunView, TrainingProcess, read_run, request_stop
+from viewer.training_runs import RunView, TrainingProcess, read_run
 
 REFRESH_S = 1.0
 MAX_GRID_PIXELS = 4096 * 4096
@@ -43,20 +44,26 @@ class TrainingFollower:
         if not data.exists():
             self.ui.info.say(f"dataset not found: {launch.data}", "error")
             return
-        self.process = TrainingProcess(launch)
+        try:
+            self.process = TrainingProcess(launch)
+        except OSError as exc:  # an output folder that cannot be created or written, no python, ...
+            self.ui.info.say(f"cannot start training: {exc}", "error")
+            return
         self.run_dir = None
         self._view = None
         self._followed_snapshot = None
+        self._last_refresh = 0.0
         self.ui.info.training = TrainingInfo(status="starting", launched=True)
-        self.ui.info.say(f"started: {' '.join(launch.command()[1:])} (console: {self.process.console})")
+        self.ui.info.say(f"started: {' '.join(self.process.command[1:])} (console: {self.process.console})")
 
     def attach(self, run_dir: str) -> None:
         p = Path(run_dir).expanduser()
         if not p.is_dir():
             self.ui.info.say(f"not a run directory: {run_dir}", "error")
             return
-        if not (p / "options.json").exists() and not (p / "log.txt").exists():
-            self.ui.info.say(f"{run_dir} has no options.json or log.txt: not a training run directory", "error")
+        if not is_run_dir(p):
+            self.ui.info.say(f"{run_dir} has no options.json or status.json: not a training run directory",
+                             "error")
             return
         self.process = None if self.process is None or not self.process.running else self.process
         self.run_dir = p
@@ -70,7 +77,7 @@ class TrainingFollower:
             if self.process is not None and self.process.running:
                 self.process.terminate()  # before the run has its folder: SIGTERM (it exits cleanly)
             return
-        request_stop(self.run_dir)
+        request_stop(self.run_dir, by="the viewer")
         self.ui.info.training = replace(self.ui.info.training, stop_requested=True)
         self.ui.info.say(f"asked the run to stop (STOP file in {self.run_dir})")
 
@@ -100,13 +107,19 @@ class TrainingFollower:
         """Refresh (at most once a second, off the GUI thread); returns a snapshot to open when following."""
         now = time.monotonic()
         if self.process is not None and self.run_dir is None:
+            if now - self._last_refresh < REFRESH_S:
+                return None
+            self._last_refresh = now
+            exited = not self.process.running  # before looking: a run that wrote its status and exited counts
             self.run_dir = self.process.run_dir
-            if self.run_dir is None and not self.process.running:
+            if self.run_dir is None and exited:
                 tail = self.process.console_tail(15)
                 self.ui.info.training = replace(self.ui.info.training, status="failed", error=tail or
                                                 f"the training process exited with status {self.process.returncode}")
                 self.process = None
                 return None
+            if self.run_dir is not None:
+                self._last_refresh = 0.0  # read it right away
         if self.run_dir is None or now - self._last_refresh < REFRESH_S or self.jobs.running("training_watch"):
             return None
         self._last_refresh = now

@@ -86,7 +86,7 @@ def draw(ui: UiState) -> None:
     if imgui.button("Save everything"):
         ui.request(SaveInversion())
     imgui.end_disabled()
-    imgui.set_item_tooltip("aligned photos, cameras.json, pivot.npz, generator_tuned.pkl, head.ply, renders, "
+    imgui.set_item_tooltip("aligned photos, cameras.json, pivot.npz, generator_tuned.safetensors, head.ply, renders, "
                            "orbit video, report.json (a new folder if this one is not empty)")
     imgui.same_line()
     imgui.begin_disabled(not info.tuned_active)

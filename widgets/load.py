@@ -1,4 +1,4 @@
-"""Load panel: open a generator pickle, a .ply scene or a built-in random generator; recent files; drop files on
+"""Load panel: open a generator file, a .ply scene or a built-in random generator; recent files; drop files on
 the window to open them."""
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ from imgui_bundle import imgui
 from ui_state.actions import BrowseSource, OpenFile
 from ui_state.ui import UiState
 from widgets.layout import item_width
-
-EXTENSIONS = (".pkl", ".ply")
 
 
 def draw(ui: UiState) -> None:
@@ -22,7 +20,8 @@ def draw(ui: UiState) -> None:
     if imgui.button("Open##load") or entered:
         if s.path.strip():
             ui.request(OpenFile(s.path.strip()))
-    imgui.set_item_tooltip("A generator .pkl (ours, CGS-GAN or GGHead) or a 3DGS .ply. "
+    imgui.set_item_tooltip("A generator (.safetensors, a snapshot's .index.json, an older .pkl, an official "
+                           "CGS-GAN pickle or a GGHead checkpoint) or a 3DGS .ply. "
                            "You can also drop files on the window.")
     if imgui.button("Browse...##load"):
         ui.request(BrowseSource())

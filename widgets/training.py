@@ -93,20 +93,16 @@ def _form(ui: UiState, running: bool) -> None:
     s.device = radio_row("device", DEVICES, s.device, per_line=4)
     item_width()
     _, s.resume = imgui.input_text("resume from", s.resume)
-    imgui.set_item_tooltip("A run directory (continue it) or a snapshot .pkl (start a new run from it); empty = new")
+    imgui.set_item_tooltip("A run directory or one of its snapshots (.safetensors, .index.json): continue that "
+                           "run, with its other settings; empty = new run")
     item_width()
     _, s.extra = imgui.input_text("more options", s.extra)
-    imgui.set_item_tooltip("Further options of python -m training, e.g. --gamma 0.3 --num-views 2 (see --help)")
+    imgui.set_item_tooltip("Further options of python -m training, e.g. --gamma 0.3 --num-views 2 (see --help); "
+                           "they override the fields above")
     imgui.begin_disabled(running)
     if imgui.button("Start training"):
         try:
-            launch = TrainingLaunch(data=s.data.strip(), outdir=s.outdir.strip() or "runs", preset=s.preset,
-                                    batch=s.batch, batch_gpu=s.batch_gpu, gpus=s.gpus, kimg=s.kimg,
-                                    resume=s.resume.strip(), device=s.device, snap_kimg=s.snap_kimg,
-                                    image_snap_kimg=s.image_snap_kimg,
-                                    tick_kimg=min(1.0, s.snap_kimg, s.image_snap_kimg),
-                                    extra=tuple(shlex.split(s.extra)))
-            ui.request(StartTraining(launch))
+            ui.request(StartTraining(TrainingLaunch.from_form(s, extra=tuple(shlex.split(s.extra)))))
         except ValueError as e:
             ui.info.say(f"cannot start training: {e}", "error")
     imgui.end_disabled()

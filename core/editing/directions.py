@@ -67,7 +67,10 @@ class Direction:
         v = np.array(self.vector, dtype=np.float64)
         if v.ndim != 1 or not np.isfinite(v).all() or np.linalg.norm(v) == 0:
             raise ValueError(f"direction {self.name!r}: vector must be a finite, non-zero [w_dim] array")
-        object.__setattr__(self, "vector", _frozen_array(v / np.linalg.norm(v), v.shape, "vector"))
+        norm = np.linalg.norm(v)
+        if abs(norm - 1.0) > 1e-12:  # idempotent: a unit vector (e.g. read back from a file) is kept bit for bit
+            v = v / norm
+        object.__setattr__(self, "vector", _frozen_array(v, v.shape, "vector"))
         if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"direction {self.name!r}: scale must be a positive finite number, got {self.scale!r}")
         object.__setattr__(self, "scale", float(self.scale))

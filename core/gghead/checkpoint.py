@@ -176,15 +176,32 @@ def is_gghead_config(config_dict: Any) -> bool:
     return isinstance(config_dict, dict) and config_dict.get("family") == "gghead"
 
 
+TEMPLATE_BUFFERS = ("uv_grid", "uv_position_map", "template_positions")
+
+
+def expected_gghead_state(config_dict: dict, shapes: dict[str, tuple[int, ...]]
+                          ) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """``{state-dict key: (shape, dtype)}`` of the GGHead generator that ``config_dict`` describes, with the
+    template buffers of ``shapes`` (the file's headers), built on the meta device: a file's tensor headers can
+    be checked against it before any tensor is read or any network allocated. Raises ``ValueError`` when the
+    template buffers are missing or malformed, ``KeyError``/``TypeError`` for a bad config."""
+    config = GGHeadConfig.from_dict(config_dict)
+    missing = [n for n in TEMPLATE_BUFFERS if n not in shapes]
+    if missing:
+        raise ValueError(f"the GGHead template buffers are missing: {missing}")
+    with torch.device("meta"):
+        G = GGHeadGenerator(config, UVTemplate(*(torch.empty(shapes[n]) for n in TEMPLATE_BUFFERS)))
+    return {k: (tuple(v.shape), v.dtype) for k, v in G.state_dict().items()}
+
+
 def generator_from_state(config_dict: dict, state: dict[str, torch.Tensor]) -> GGHeadGenerator:
     """A GGHead generator saved in our format (``core.model_files.save_generator``, e.g. by pivotal tuning):
     ``GGHeadConfig`` dict + state dict, whose persistent buffers hold the UV template. Raises ``ValueError``
     (or ``TypeError`` / ``RuntimeError`` from torch) when they do not fit."""
     config = GGHeadConfig.from_dict(config_dict)
-    names = ("uv_grid", "uv_position_map", "template_positions")
-    missing = [n for n in names if n not in state]
+    missing = [n for n in TEMPLATE_BUFFERS if n not in state]
     if missing:
         raise ValueError(f"the GGHead template buffers are missing: {missing}")
-    G = GGHeadGenerator(config, UVTemplate(*(state[n] for n in names)))
+    G = GGHeadGenerator(config, UVTemplate(*(state[n] for n in TEMPLATE_BUFFERS)))
     G.load_state_dict(state, strict=True)
     return G.eval()

@@ -1,5 +1,6 @@
-"""The embedded default model (assets/default_model.pkl): it loads on the CPU, stays within the size budget, and
-renders real, varied, centred heads from the front and the side (not noise, not empty)."""
+"""The embedded default model (assets/default_model.safetensors): it loads on the CPU, stays within the size budget,
+its directions file belongs to it, and it renders real, varied, centred heads from the front and the side (not
+noise, not empty)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "assets" / "default_model.pkl"
+MODEL = ROOT / "assets" / "default_model.safetensors"
 RES = 96
 
 
@@ -45,6 +46,18 @@ def test_size_and_format():
     loaded = load_generator(MODEL, device="cpu")
     assert loaded.source_format == "splathead"
     assert loaded.generator.config.resolution == 128
+    assert loaded.metadata["weights_dtype"] == "float16" and loaded.metadata["kimg"] == 84.0
+
+
+def test_float16_weights_and_directions_belong_to_the_file():
+    from core.editing import find_directions
+    from core.snapshots import open_snapshot
+
+    sf = open_snapshot(MODEL)
+    assert sf.kind == "generator" and sf.modules == ("G_ema",)
+    assert {t.dtype for t in sf.file.tensors.values()} == {"F16"}
+    dirs = find_directions(MODEL)  # keyed to this file's SHA-256: refused if it belonged to another file
+    assert dirs is not None and len(dirs.directions) == 32
 
 
 @pytest.mark.parametrize("yaw", [0.0, 1.2], ids=["front", "side"])

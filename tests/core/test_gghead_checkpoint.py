@@ -292,8 +292,7 @@ def test_a_tuned_gghead_generator_saved_in_our_format_loads_back(tiny_file, tmp_
     G, _ = load_gghead_checkpoint(tiny_file[0])
     with torch.no_grad():
         G.synthesis_network.blocks[1].conv0.bias.add_(0.5)  # as pivotal tuning would change it
-    path = tmp_path / "generator_tuned.pkl"
-    save_generator(G, path)
+    path = save_generator(G, tmp_path / "generator_tuned.safetensors")
     loaded = load_generator(path)
     assert loaded.source_format == "splathead-gghead" and loaded.generator.config == G.config
     ws = G.map(torch.randn(1, TINY.z_dim), 0.7)

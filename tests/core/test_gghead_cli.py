@@ -100,7 +100,7 @@ def test_inversion_cli_on_a_gghead_checkpoint(checkpoint, tmp_path, capsys):
     assert report["stage1"]["steps_done"] == 2 and report["stage2"]["steps_done"] == 2
     assert report["photos"] == ["astronaut.jpg"]
     assert Image.open(out / "aligned" / "00_astronaut.png").size == (TINY.resolution, TINY.resolution)
-    tuned = load_generator(out / "generator_tuned.pkl")
+    tuned = load_generator(out / "generator_tuned.safetensors")
     assert tuned.source_format == "splathead-gghead" and tuned.generator.family == "gghead"
     original = load_generator(path).generator.state_dict()
     assert any(not torch.equal(v, original[k]) for k, v in tuned.generator.state_dict().items())

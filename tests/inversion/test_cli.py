@@ -34,7 +34,7 @@ def test_cli_writes_every_output(tmp_path, model_file, astronaut, capsys):
     assert code == 0
     assert "wall.png: no face found" in capsys.readouterr().err
     for name in ("aligned/00_astronaut.png", "aligned/00_astronaut_weight.png", "cameras.json", "pivot.npz",
-                 "generator_tuned.pkl", "head.ply", "renders/00_astronaut_stage1.png",
+                 "generator_tuned.safetensors", "head.ply", "renders/00_astronaut_stage1.png",
                  "renders/00_astronaut_stage2.png", "report.json"):
         assert (out / name).is_file(), name
     assert (out / "orbit.mp4").is_file() or (out / "orbit.gif").is_file()
@@ -46,7 +46,7 @@ def test_cli_writes_every_output(tmp_path, model_file, astronaut, capsys):
     assert report["photos"] == ["astronaut.jpg"] and "wall.png: no face found" in report["skipped"][0]
     ws, cams, names = read_pivot(out / "pivot.npz")
     assert ws.shape[-1] == 64 and names == ["astronaut.jpg"] and tuple(cams.batch_shape) == (1,)
-    tuned = load_generator(out / "generator_tuned.pkl").generator
+    tuned = load_generator(out / "generator_tuned.safetensors").generator
     assert any(not torch.equal(a, b) for a, b in zip(tuned.state_dict().values(),
                                                      load_generator(model_file).generator.state_dict().values()))
     cams_json = json.loads((out / "cameras.json").read_text())

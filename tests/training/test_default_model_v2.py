@@ -63,12 +63,12 @@ def test_every_command_of_the_script_parses_with_the_recipe_of_the_docs():
     assert tyro.cli(TrainOptions, args=module_args(two, "training")).batch_gpu == 16
     extra = tyro.cli(TrainOptions, args=module_args(dry_run("train", "5", EXTRA_ARGS="--seed 3"), "training"))
     assert extra.seed == 3
-    metrics = tyro.cli(MetricsConfig, args=module_args(dry_run("metrics", "m.pkl"), "training.metrics"))
+    metrics = tyro.cli(MetricsConfig, args=module_args(dry_run("metrics", "m.safetensors"), "training.metrics"))
     assert metric_names(metrics.metrics) == ("gt_fit", "consistency", "floaters") and metrics.resolution == 256
 
 
 def test_resume_and_export_without_a_run_fail_clearly(tmp_path):
-    for args in (("resume", "5"), ("export", "x.pkl")):
+    for args in (("resume", "5"), ("export", "x.safetensors")):
         done = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "DRY_RUN": "1", "OUTDIR": str(tmp_path)})
         assert done.returncode == 2 and "no run in" in done.stderr
@@ -90,7 +90,7 @@ def test_grid_tool_puts_models_side_by_side_for_each_psi(tmp_path):
     paths = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        paths.append(tmp_path / f"g{seed}.pkl")
+        paths.append(tmp_path / f"g{seed}.safetensors")
         save_generator(Generator(PRESETS["tiny"]).eval(), paths[-1])
     out = tmp_path / "grid.png"
     argv = [str(p) for p in paths] + [str(out), "--rows", "2", "--yaws", "0", "90", "180", "--psi", "0.7", "1.0",

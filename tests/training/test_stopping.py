@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.checkpoint import load_snapshot
+from core.snapshots import load_snapshot
 from training.loop import Trainer, TrainingProgress, train
-from training.run_dir import latest_snapshot
+from core.runs import latest_snapshot
 
 from test_training_loop import assert_same, dataset, restore_determinism, tiny_options, weights  # noqa: F401
 
@@ -53,7 +53,7 @@ def _progress(snapshot: Path) -> TrainingProgress:
 def _resume_and_compare(dataset, outdir: Path, run: Path, reference: Path) -> None:  # noqa: F811
     resumed = train(tiny_options(dataset, outdir, resume=str(run)), progress=False)
     assert resumed == run
-    assert_same(weights(reference / "network-snapshot-000000.016.pkl"), weights(run / "network-snapshot-000000.016.pkl"))
+    assert_same(weights(reference / "network-snapshot-000000.016.safetensors"), weights(run / "network-snapshot-000000.016.safetensors"))
     assert "done: 0.016 kimg" in _log(run)
 
 
@@ -64,7 +64,7 @@ def test_stop_file_stops_at_the_next_step_and_resumes_exactly(dataset, reference
     monkeypatch.undo()
     assert not (run / "STOP").exists()  # removed once honoured
     assert "stopped on request (STOP file) at 0.012 kimg" in _log(run) and "done:" not in _log(run)
-    assert latest_snapshot(run).name == "network-snapshot-000000.012.pkl"
+    assert latest_snapshot(run).name == "network-snapshot-000000.012.safetensors"
     assert _progress(latest_snapshot(run)) == TrainingProgress(12, 3, 12, 1)
     assert (run / "fakes000000.012.png").exists()
     ticks = [json.loads(line)["kimg"] for line in (run / "stats.jsonl").read_text().splitlines()]
@@ -79,7 +79,7 @@ def test_sigterm_stops_cleanly_and_restores_the_handler(dataset, reference, tmp_
     monkeypatch.undo()
     assert signal.getsignal(signal.SIGTERM) is before
     assert "stopped on request (SIGTERM) at 0.004 kimg" in _log(run)
-    assert latest_snapshot(run).name == "network-snapshot-000000.004.pkl"
+    assert latest_snapshot(run).name == "network-snapshot-000000.004.safetensors"
     _resume_and_compare(dataset, tmp_path, run, reference)
 
 
@@ -94,7 +94,7 @@ def test_stop_after_minutes_waits_for_a_tick_and_exits_zero(dataset, reference, 
     assert main(args) == 0
     run = next(tmp_path.iterdir())
     assert "stopped after the time limit (--stop-after-minutes 0) at 0.008 kimg" in _log(run)
-    assert latest_snapshot(run).name == "network-snapshot-000000.008.pkl"  # the first tick boundary, not step 1
+    assert latest_snapshot(run).name == "network-snapshot-000000.008.safetensors"  # the first tick boundary, not step 1
     _resume_and_compare(dataset, tmp_path, run, reference)
 
 

@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 
 from core.camera import orbit_cameras
-from core.checkpoint import load_snapshot
+from core.snapshots import load_snapshot
 from core.model_files import load_generator
 from training.loop import TrainingStopped, train
 from training.options import TrainOptions
-from training.run_dir import latest_snapshot
+from core.runs import latest_snapshot, list_snapshots
 
 ROOT = Path(__file__).resolve().parents[2]
 RES = 32
@@ -78,7 +78,7 @@ def test_tiny_run_writes_a_complete_run_directory(dataset, tmp_path):
     run = train(tiny_options(dataset, tmp_path), progress=False)
     names = {p.name for p in run.iterdir()}
     assert {"options.json", "log.txt", "stats.jsonl", "fakes_init.png", "fakes000000.008.png", "fakes000000.016.png",
-            "network-snapshot-000000.008.pkl", "network-snapshot-000000.016.pkl"} <= names
+            "network-snapshot-000000.008.safetensors", "network-snapshot-000000.016.safetensors"} <= names
     ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [t["kimg"] for t in ticks] == [0.004, 0.008, 0.012, 0.016]
     assert all(np.isfinite(t[k]) for t in ticks for k in ("G_adv", "D_real", "D_fake", "sec_per_kimg"))
@@ -86,26 +86,57 @@ def test_tiny_run_writes_a_complete_run_directory(dataset, tmp_path):
     assert any(t["D_r1"] is None for t in ticks)  # ticks without an R1 step report none (not a diluted mean)
     opts = json.loads((run / "options.json").read_text())
     assert opts["options"]["preset"] == "tiny" and opts["generator"]["num_points"] == 64
-    G = load_generator(run / "network-snapshot-000000.016.pkl").generator  # the EMA generator
+    G = load_generator(run / "network-snapshot-000000.016.safetensors").generator  # the EMA generator
     with torch.no_grad():
         G(torch.randn(1, G.config.z_dim)).gaussians.validate()
     grid = np.asarray(Image.open(run / "fakes000000.016.png"))
     assert grid.shape == (4 * RES, 5 * RES, 3) and grid.std() > 1
     # training changed the networks
-    first, last = weights(run / "network-snapshot-000000.008.pkl"), weights(run / "network-snapshot-000000.016.pkl")
+    first, last = weights(run / "network-snapshot-000000.008.safetensors"), weights(run / "network-snapshot-000000.016.safetensors")
     assert any(not torch.equal(first[k], last[k]) for k in first if k.startswith("D."))
 
 
-def test_resume_continues_exactly(dataset, tmp_path):
+@pytest.mark.parametrize("part_mib", [None, 0.25], ids=["one-file", "sharded"])
+def test_resume_continues_exactly(dataset, tmp_path, part_mib):
     full = train(tiny_options(dataset, tmp_path / "full"), progress=False)
-    half = train(tiny_options(dataset, tmp_path / "split", kimg=0.008), progress=False)
-    resumed = train(tiny_options(dataset, tmp_path / "split", resume=str(half)), progress=False)
+    half = train(tiny_options(dataset, tmp_path / "split", kimg=0.008, snapshot_max_part_mib=part_mib), progress=False)
+    if part_mib:  # parts of at most 0.25 MiB plus an index
+        parts = list(half.glob("network-snapshot-000000.008-*-of-*.safetensors"))
+        assert len(parts) > 3 and all(p.stat().st_size <= 0.25 * 2**20 for p in parts)
+        assert latest_snapshot(half).name == "network-snapshot-000000.008.safetensors.index.json"
+    resumed = train(tiny_options(dataset, tmp_path / "split", resume=str(half), snapshot_max_part_mib=part_mib),
+                    progress=False)
     assert resumed == half  # continued in the same run directory
-    assert_same(weights(full / "network-snapshot-000000.016.pkl"), weights(resumed / "network-snapshot-000000.016.pkl"))
-    snap = load_snapshot(resumed / "network-snapshot-000000.016.pkl")
+    assert_same(weights(full / "network-snapshot-000000.016.safetensors"), weights(latest_snapshot(resumed)))
+    snap = load_snapshot(latest_snapshot(resumed))
     from training.loop import TrainingProgress
 
     assert TrainingProgress.from_dict(snap.training["progress"]) == TrainingProgress(16, 4, 16, 1)
+    assert "exp_avg" not in snap.optimizers["G"]["state"][0]  # beta1 = 0: the first moment is not stored
+    assert len(snap.training["rng"]) == 1 and snap.training["state"]["blur"]["sigma"] > 0
+
+
+def test_a_copied_snapshot_continues_the_run_on_another_machine(dataset, tmp_path):
+    """A run stopped by its time limit; only its newest snapshot's files cross to "another machine" (a folder
+    named like the run directory); ``python -m training --resume SNAPSHOT`` with no other flag continues it
+    there with the run's own options and ends exactly as the uninterrupted run."""
+    import shutil
+
+    from core.runs import snapshot_files
+    from training.__main__ import main
+
+    full = train(tiny_options(dataset, tmp_path / "full"), progress=False)
+    first = train(tiny_options(dataset, tmp_path / "machine1", snapshot_max_part_mib=0.25, stop_after_minutes=0.0),
+                  progress=False)
+    assert latest_snapshot(first).name == "network-snapshot-000000.004.safetensors.index.json"
+    carried = tmp_path / "machine2" / first.name
+    carried.mkdir(parents=True)
+    for f in snapshot_files(latest_snapshot(first)):
+        shutil.copy(f, carried / f.name)
+    assert main(["--resume", str(carried / latest_snapshot(first).name)]) == 0
+    log = (carried / "log.txt").read_text()
+    assert "resuming" in log and "done: 0.016 kimg" in log
+    assert_same(weights(full / "network-snapshot-000000.016.safetensors"), weights(latest_snapshot(carried)))
 
 
 @pytest.mark.slow
@@ -120,7 +151,7 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path):
     # same thread count as this process: float reductions must run in the same order for bit equality
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 900  # generous: on a loaded 2-core machine the first snapshot takes minutes
     run = None
     while time.time() < deadline:  # kill it as soon as its first snapshot exists
         runs = list(outdir.glob("*")) if outdir.exists() else []
@@ -131,10 +162,10 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert run is not None, "the run never wrote a snapshot"
-    for snap in run.glob("network-snapshot-*.pkl"):
-        load_snapshot(snap)  # every snapshot that exists is complete
+    for snap in list_snapshots(run):
+        load_snapshot(snap.path)  # every snapshot that exists is complete
     resumed = train(tiny_options(dataset, outdir, kimg=0.032, snap_kimg=0.008, resume=str(run)), progress=False)
-    assert_same(weights(reference / "network-snapshot-000000.032.pkl"), weights(resumed / "network-snapshot-000000.032.pkl"))
+    assert_same(weights(reference / "network-snapshot-000000.032.safetensors"), weights(resumed / "network-snapshot-000000.032.safetensors"))
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_snapshot(dataset, tmp_path, monkeypatch):
@@ -153,7 +184,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_snapshot(dataset, tmp_path,
         train(tiny_options(dataset, tmp_path, snap_kimg=0.004), progress=False)
     run = next(tmp_path.iterdir())
     assert "non-finite" in (run / "error.txt").read_text()
-    assert latest_snapshot(run).name == "network-snapshot-000000.004.pkl"
+    assert latest_snapshot(run).name == "network-snapshot-000000.004.safetensors"
     for name, t in weights(latest_snapshot(run)).items():
         assert torch.isfinite(t.float()).all(), name
 

@@ -1,7 +1,7 @@
 """Inversion with tuning on a GGHead model in the real studio window (Xvfb, ImGui test engine): a GGHead-format
 checkpoint (tiny stand-in, exact upstream pickle format) opened from the Load panel, scikit-image's astronaut
 portrait preprocessed with the FFHQ (EG3D) framing, stage 1 in W+, stage 2 shown as ``memory:tuned`` with the
-original GGHead weights untouched, Save everything, and the saved ``generator_tuned.pkl`` opened again from the
+original GGHead weights untouched, Save everything, and the saved ``generator_tuned.safetensors`` opened again from the
 Load panel: a GGHead model that draws the same head as the tuned view."""
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def test_gghead_inversion_with_tuning_in_the_window(tmp_path):
         _wait(ctx, lambda: _shows(app, str(model)), "the original model in the view")
         ctx.item_close(P)
         ctx.item_open("Panels/Load")
-        tuned_file = out / "generator_tuned.pkl"
+        tuned_file = out / "generator_tuned.safetensors"
         ctx.item_input_value("Panels/Load/path##load", str(tuned_file))
         ctx.item_click("Panels/Load/Open##load")
         _wait(ctx, lambda: _shows(app, str(tuned_file)), "the saved tuned generator")
@@ -147,12 +147,12 @@ def test_gghead_inversion_with_tuning_in_the_window(tmp_path):
     assert all(torch.equal(v, seen["tuned_state"][k]) for k, v in seen["reloaded_state"].items())
     assert np.array_equal(seen["reloaded_view"], seen["tuned_view"]), "the reloaded tuned model draws another head"
     assert not np.array_equal(seen["tuned_view"], seen["stage1_view"]), "tuning did not change the view"
-    for name in ("aligned/00_astronaut.png", "cameras.json", "pivot.npz", "generator_tuned.pkl", "head.ply",
+    for name in ("aligned/00_astronaut.png", "cameras.json", "pivot.npz", "generator_tuned.safetensors", "head.ply",
                  "renders/00_astronaut_stage1.png", "renders/00_astronaut_stage2.png", "report.json"):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["stage1"]["steps_done"] == 3 and report["stage2"]["steps_done"] == 2
-    loaded = load_generator(out / "generator_tuned.pkl")
+    loaded = load_generator(out / "generator_tuned.safetensors")
     assert loaded.source_format == "splathead-gghead" and loaded.generator.config.num_gaussians == 428
     with np.load(out / "pivot.npz") as f:
         assert f["ws"].shape == (1, 6, 32) and str(f["space"]) == "w+"

@@ -262,7 +262,7 @@ def test_inversion_panel_in_the_window(tmp_path):
 
     assert seen["untouched"] and seen["same_as_fresh"], "tuning changed the original generator"
     assert 2 <= seen["stage1_steps"] < 400
-    for name in ("aligned/00_astronaut.png", "cameras.json", "pivot.npz", "generator_tuned.pkl", "head.ply",
+    for name in ("aligned/00_astronaut.png", "cameras.json", "pivot.npz", "generator_tuned.safetensors", "head.ply",
                  "renders/00_astronaut_stage1.png", "renders/00_astronaut_stage2.png", "report.json"):
         assert (out / name).is_file(), name
     from inversion.pipeline import REPORT_FORMAT

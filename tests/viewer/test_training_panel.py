@@ -4,6 +4,7 @@ run's error. Plus the run-directory reader on its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from viewer.state.training import TrainingLaunch
+from viewer.state.training import TrainingForm, TrainingLaunch
 from viewer.training_runs import read_run
 
 RES = 32
@@ -38,36 +39,84 @@ def make_dataset(root: Path, n: int = 12) -> Path:
     return root
 
 
-def test_launch_command_is_the_cli():
-    cmd = TrainingLaunch(data="d", batch=8, batch_gpu=4, kimg=2, resume="runs/00001", extra=("--gamma", "0.3"))\
-        .command("python")
-    assert cmd[:3] == ["python", "-m", "training"]
-    assert cmd[cmd.index("--resume") + 1] == "runs/00001" and cmd[-2:] == ["--gamma", "0.3"]
-    two = TrainingLaunch(data="d", gpus=2, batch=16, batch_gpu=8).command("python")
-    assert two[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node" in two
+def test_launch_is_a_serialised_train_options():
+    """The form's values reach python -m training as TrainOptions fields through --options-json, never as
+    hand-typed flags; every name the viewer writes is a TrainOptions field."""
+    import dataclasses
+
+    from training.options import TrainOptions
+
+    form = TrainingForm(data="d", batch=8, batch_gpu=4, kimg=2, resume="", extra="--gamma 0.3")
+    launch = TrainingLaunch.from_form(form, extra=("--gamma", "0.3"))
+    options = launch.options()
+    assert set(options) <= {f.name for f in dataclasses.fields(TrainOptions)}
+    assert {f.name for f in dataclasses.fields(TrainingForm)} - {"gpus", "extra", "attach_dir", "follow"} \
+        <= {f.name for f in dataclasses.fields(TrainOptions)}
+    opts = TrainOptions.from_dict(options)
+    assert (opts.data, opts.batch, opts.batch_gpu, opts.kimg, opts.preset, opts.resume) == ("d", 8, 4, 2.0, "cpu128",
+                                                                                              None)
+    assert opts.tick_kimg == 1.0 and opts.gamma == TrainOptions(data="x").gamma  # unset fields: the CLI's defaults
+    cmd = launch.command("opts.json", python="python")
+    assert cmd == ["python", "-m", "training", "--options-json", "opts.json", "--gamma", "0.3"]
+    two = TrainingLaunch.from_form(TrainingForm(data="d", gpus=2, batch=16, batch_gpu=8)).command("o.json", "python")
+    assert two[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node" in two and two[-2:] == ["--options-json",
+                                                                                                      "o.json"]
     with pytest.raises(ValueError, match="multiple"):
-        TrainingLaunch(data="d", gpus=2, batch=12, batch_gpu=8)
+        TrainingLaunch.from_form(TrainingForm(data="d", gpus=2, batch=12, batch_gpu=8))
     with pytest.raises(ValueError, match="dataset"):
-        TrainingLaunch(data=" ")
+        TrainingLaunch.from_form(TrainingForm(data=" "))
 
 
-def test_read_run_tolerates_partial_files(tmp_path):
+def test_options_json_file_is_what_training_runs(tmp_path):
+    from training.__main__ import resolve_defaults
+
+    f = tmp_path / "launch.json"
+    f.write_text(json.dumps(TrainingLaunch.from_form(TrainingForm(data="d", preset="tiny", kimg=3)).options()))
+    defaults, argv, options_file = resolve_defaults(["--options-json", str(f), "--gamma", "0.3"])
+    assert argv == ["--gamma", "0.3"] and options_file == str(f)
+    assert (defaults.data, defaults.preset, defaults.kimg) == ("d", "tiny", 3.0)
+    f.write_text(json.dumps({"data": "d", "no_such_option": 1}))
+    with pytest.raises(ValueError, match="no_such_option"):
+        resolve_defaults(["--options-json", str(f)])
+
+
+def test_read_run_follows_status_json_and_tolerates_partial_files(tmp_path):
+    import os
+
+    from core.runs import RunStatus, write_status
+
     run = tmp_path / "00000-tiny"
     run.mkdir()
     (run / "options.json").write_text(json.dumps({"options": {"kimg": 2.0}}))
     (run / "stats.jsonl").write_text('{"kimg": 0.5, "sec_per_kimg": 10, "eta_s": 15, "G_adv": 1.0, "D_r1": null}\n'
                                      '{"kimg": 1.0, "G_a')  # the second line is being written
-    (run / "log.txt").write_text("x starting runs/00000-tiny at 0.000 kimg on 1 x cpu\n")
-    (run / "network-snapshot-000000.004.pkl").write_bytes(b"")
-    (run / "network-snapshot-000001.pkl").write_bytes(b"")
+    (run / "log.txt").write_text("x whatever the log says\n")
+    (run / "network-snapshot-000000.004.safetensors").write_bytes(b"")
+    (run / "network-snapshot-000001.safetensors.index.json").write_bytes(b"")
+    (run / "network-snapshot-000001-00001-of-00002.safetensors").write_bytes(b"")  # a part, not a snapshot
+    (run / "network-snapshot-000000.pkl").write_bytes(b"")  # a run from before safetensors
+    v = read_run(run)
+    assert v.status == "unknown" and v.kimg == 0.5 and v.total_kimg == 2.0  # no status.json: from the files
+    status = RunStatus.new(total_kimg=2.0, world_size=1, kimg=0.75)
+    write_status(run, status)
     v = read_run(run, process_alive=True)
-    assert (v.status, v.kimg, v.total_kimg, v.eta_s) == ("running", 0.5, 2.0, 15.0)
-    assert [p.name for p in v.snapshots] == ["network-snapshot-000000.004.pkl", "network-snapshot-000001.pkl"]
+    assert (v.status, v.kimg, v.total_kimg, v.eta_s) == ("running", 0.75, 2.0, 15.0)
+    assert [p.name for p in v.snapshots] == ["network-snapshot-000000.pkl", "network-snapshot-000000.004.safetensors",
+                                             "network-snapshot-000001.safetensors.index.json"]
     assert np.isnan(v.series["D_r1"][0]) and v.series["G_adv"][0] == 1.0
-    (run / "error.txt").write_text("non-finite loss\n")
-    assert read_run(run, process_alive=False).status == "failed"
+    assert read_run(run).status == "running"  # attached: this very process is the run's pid
+    assert read_run(run, process_alive=False).status == "failed"  # the child died without a final status
+    write_status(run, dataclasses.replace(status, pid=2**22 + 12345))  # no such process on this host
+    assert read_run(run).status == "failed"
+    write_status(run, dataclasses.replace(status, state="stopped", stop_reason="STOP file"))
+    assert read_run(run, process_alive=False).status == "stopped"
+    write_status(run, dataclasses.replace(status, state="failed", error="non-finite loss"))
+    (run / "error.txt").write_text("non-finite loss at step 3\n")
+    v = read_run(run, process_alive=False)
+    assert v.status == "failed" and "step 3" in v.error
     with pytest.raises(FileNotFoundError):
         read_run(tmp_path / "nope")
+    assert os.getpid() == status.pid
 
 
 @pytest.mark.gui
@@ -128,7 +177,7 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
              and info().snapshots, "progress, a grid and a snapshot")
         seen["run_dir"] = info().run_dir
         ctx.item_click("Panels/Training/Load latest snapshot")
-        wait(ctx, lambda: app.ui.load.current.endswith(".pkl") and app.display.result is not None
+        wait(ctx, lambda: app.ui.load.current.endswith(".safetensors") and app.display.result is not None
              and app.display.result.params.source == app.ui.load.current, "the snapshot in the viewer")
         assert app.display.result.error is None, app.display.result.error
         assert app.ui.info.source_kind == "generator"
@@ -172,4 +221,6 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
     assert "stopped on request (STOP file)" in log and "resuming" in log and "done:" in log
     assert not (run / "STOP").exists()
     assert seen["final_kimg"] >= seen["stopped_at"] + 0.008 - 1e-6
-    assert len(list(run.glob("network-snapshot-*.pkl"))) >= 2 and (run / "options.json").exists()
+    assert len(list(run.glob("network-snapshot-*.safetensors"))) >= 2 and (run / "options.json").exists()
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["last_snapshot"].endswith(".safetensors")

@@ -2,7 +2,7 @@
 
 Ground-truth quality on a synthetic dataset's held-out split (docs/default-model-v2.md)::
 
-    python -m training.metrics --network assets/default_model.pkl --data data/heads256 \\
+    python -m training.metrics --network assets/default_model.safetensors --data data/heads256 \\
         --metrics gt_fit,consistency,floaters
 
 Prints one JSON line per metric (and appends it to ``--out`` when given), in StyleGAN3's shape::

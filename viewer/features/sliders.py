@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.model_files import GENERATOR_SUFFIXES
 from ui_state.actions import ComputeDirections, MarkSample, MatchTarget, TeachSlider
 from ui_state.info import DirectionsInfo, MeasuredInfo, SliderInfo
 from viewer.events import SourceChanged
@@ -32,7 +33,7 @@ MATCH_STEPS = 8  # Gauss-Newton steps of core.editing.match_target
 
 
 def _is_model_file(source: str) -> bool:
-    return not source.startswith(("random:", "memory:")) and source.lower().endswith(".pkl") \
+    return not source.startswith(("random:", "memory:")) and source.lower().endswith(GENERATOR_SUFFIXES) \
         and Path(source).is_file()
 
 

@@ -1,28 +1,31 @@
-"""The Training panel's data: what to launch (:class:`TrainingLaunch`, which also builds the command line) and
-what the app publishes about the followed run (:class:`TrainingInfo`). Plain data, no torch, no I/O."""
+"""The Training panel's data: the form (:class:`TrainingForm`, whose defaults are the panel's only defaults),
+what to launch (:class:`TrainingLaunch`: the form's values as TrainOptions fields, serialised for
+``python -m training --options-json FILE``) and what the app publishes about the followed run
+(:class:`TrainingInfo`). Plain data, no torch, no I/O.
+
+The viewer cannot import ``training`` (the import rule), so the launch is a JSON object of TrainOptions field
+names; ``python -m training`` checks it strictly (unknown names are refused) and fills every option the form
+does not set from TrainOptions' defaults, or, on resume, from the snapshot's run.
+``tests/viewer/test_training_panel.py`` checks that every name here is a TrainOptions field.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+OPTIONS_JSON_FLAG = "--options-json"  # python -m training reads the launch file through this flag
 
-@dataclass(frozen=True)
-class TrainingLaunch:
-    """What the Training panel starts (the CLI's options of the same names; see ``python -m training --help``).
 
-    Attributes:
-        data: dataset folder or zip. outdir: parent of the numbered run directories. preset: generator preset.
-        batch / batch_gpu: total and per-GPU batch. gpus: processes (one per GPU; 1 = plain ``python -m``).
-        kimg: training length. resume: a run directory or snapshot to continue ("" = new run).
-        device: "auto", "cpu" or "cuda". snap_kimg / image_snap_kimg / tick_kimg: intervals in kimg.
-        resolution: image size (0 = the preset's). workers: data-loader processes per rank.
-        extra: further CLI arguments, passed as separate argv entries (never through a shell).
-    """
+@dataclass
+class TrainingForm:
+    """The Training panel's editable fields (see :class:`TrainingLaunch` for their meaning) and follow
+    settings. The defaults are a short desktop run of the small ``cpu128`` preset."""
 
-    data: str
+    data: str = ""
     outdir: str = "runs"
     preset: str = "cpu128"
     batch: int = 32
@@ -33,7 +36,37 @@ class TrainingLaunch:
     device: str = "auto"
     snap_kimg: float = 50.0
     image_snap_kimg: float = 10.0
-    tick_kimg: float = 1.0
+    extra: str = ""
+    attach_dir: str = ""
+    follow: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingLaunch:
+    """What the Training panel starts (the TrainOptions of the same names; ``python -m training --help``).
+
+    Attributes:
+        data: dataset folder or zip. outdir: parent of the numbered run directories. preset: generator preset.
+        batch / batch_gpu: total and per-GPU batch. gpus: processes (one per GPU; 1 = plain ``python -m``).
+        kimg: training length. resume: a run directory or snapshot to continue ("" = new run).
+        device: "auto", "cpu" or "cuda". snap_kimg / image_snap_kimg / tick_kimg: intervals in kimg.
+        resolution: image size (0 = the preset's). workers: data-loader processes per rank.
+        extra: further CLI arguments after the options file (they override it), as separate argv entries
+            (never through a shell).
+    """
+
+    data: str
+    outdir: str
+    preset: str
+    batch: int
+    batch_gpu: int
+    gpus: int
+    kimg: float
+    resume: str
+    device: str
+    snap_kimg: float
+    image_snap_kimg: float
+    tick_kimg: float
     resolution: int = 0
     workers: int = 2
     extra: tuple[str, ...] = ()
@@ -47,22 +80,37 @@ class TrainingLaunch:
             raise ValueError(f"batch {self.batch} must be a multiple of batch per GPU x GPUs "
                              f"= {self.batch_gpu * self.gpus}")
 
-    def command(self, python: str = sys.executable) -> list[str]:
-        """The command line, exactly as a user would run it by hand."""
-        args = ["--data", self.data, "--outdir", self.outdir, "--preset", self.preset, "--batch", str(self.batch),
-                "--batch-gpu", str(self.batch_gpu), "--kimg", f"{self.kimg:g}", "--device", self.device,
-                "--snap-kimg", f"{self.snap_kimg:g}", "--image-snap-kimg", f"{self.image_snap_kimg:g}",
-                "--tick-kimg", f"{self.tick_kimg:g}", "--workers", str(self.workers)]
+    @classmethod
+    def from_form(cls, form: TrainingForm, extra: tuple[str, ...] = ()) -> TrainingLaunch:
+        """The launch for the form's values (ticks at least every kimg and at every snapshot or grid)."""
+        return cls(data=form.data.strip(), outdir=form.outdir.strip() or "runs", preset=form.preset,
+                   batch=form.batch, batch_gpu=form.batch_gpu, gpus=form.gpus, kimg=form.kimg,
+                   resume=form.resume.strip(), device=form.device, snap_kimg=form.snap_kimg,
+                   image_snap_kimg=form.image_snap_kimg,
+                   tick_kimg=min(1.0, form.snap_kimg, form.image_snap_kimg), extra=extra)
+
+    def options(self) -> dict[str, Any]:
+        """The TrainOptions fields this launch sets (JSON-able), for ``--options-json``. Unset fields
+        (resolution 0, no resume) are left out, so the run's own value (on resume) or the default applies."""
+        opts: dict[str, Any] = {
+            "data": self.data, "outdir": self.outdir, "preset": self.preset, "batch": self.batch,
+            "batch_gpu": self.batch_gpu, "kimg": float(self.kimg), "device": self.device,
+            "snap_kimg": float(self.snap_kimg), "image_snap_kimg": float(self.image_snap_kimg),
+            "tick_kimg": float(self.tick_kimg), "workers": self.workers,
+        }
         if self.resolution:
-            args += ["--resolution", str(self.resolution)]
+            opts["resolution"] = self.resolution
         if self.resume:
-            args += ["--resume", self.resume]
-        args += list(self.extra)
+            opts["resume"] = self.resume
+        return opts
+
+    def command(self, options_file: str, python: str = sys.executable) -> list[str]:
+        """The command line that runs this launch from ``options_file`` (where :meth:`options` was written)."""
+        args = [OPTIONS_JSON_FLAG, options_file, *self.extra]
         if self.gpus > 1:
             return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(self.gpus),
                     "-m", "training", *args]
         return [python, "-m", "training", *args]
-
 
 
 @dataclass(frozen=True, eq=False)

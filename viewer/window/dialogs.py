@@ -7,11 +7,12 @@ from pathlib import Path
 
 from imgui_bundle import hello_imgui
 
+from core.model_files import GENERATOR_SUFFIXES
 from ui_state.actions import BrowseSource, OpenFile
 from ui_state.ui import UiState
 from viewer.features.base import Feature
 
-FILTERS = ["Generators and scenes", "*.pkl *.ply", "All files", "*"]
+FILTERS = ["Generators and scenes", " ".join(f"*{x}" for x in (*GENERATOR_SUFFIXES, ".ply")), "All files", "*"]
 
 
 class FileDrops(Feature):
