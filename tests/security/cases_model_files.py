@@ -50,8 +50,22 @@ def pickle_structure(root: Path) -> list[Case]:
 
 def generator_config(root: Path) -> list[Case]:
     """Our format (a valid snapshot) whose config or weights claim what the file does not hold."""
-    from core.checkpoint import save_generator_state
+    import json
+
+    from safetensors.torch import save_file
+
+    from core.checkpoint import Snapshot, default_metadata
     from core.generator import PRESETS, Generator
+    from core.snapshots import encode_snapshot
+    from core.tensor_files import MANIFEST_KEY
+
+    def save_generator_state(path: Path, config: dict, state: dict) -> None:
+        """A generator file in our layout whose config (even NaN, which our writer refuses) and weights are
+        written as given, bypassing every check of the writer: what a hostile tool could produce."""
+        tensors, manifest = encode_snapshot(Snapshot(kind="generator", generator_config={},
+                                                     modules={"G_ema": state}, metadata=default_metadata()))
+        manifest["generator_config"] = config
+        save_file(tensors, str(path), metadata={"format": "pt", MANIFEST_KEY: json.dumps(manifest)})
 
     tiny = dataclasses.asdict(PRESETS["tiny"])
     with torch.device("meta"):
@@ -77,19 +91,19 @@ def generator_config(root: Path) -> list[Case]:
     }
     cases = []
     for i, (name, (change, field)) in enumerate(bad.items()):
-        path = root / f"config{i}.pkl"
+        path = root / f"config{i}.safetensors"
         save_generator_state(path, {**tiny, **change}, state)
         cases.append(Case(name, "load_generator", str(path), Raises((CHECKPOINT,), field)))
     # a valid 61.6 M-parameter config without its weights: nothing may be built before they are compared
-    path = root / "cgs512_no_weights.pkl"
+    path = root / "cgs512_no_weights.safetensors"
     save_generator_state(path, dataclasses.asdict(PRESETS["cgs512"]), {"xyz_const": torch.zeros(512, 3)})
     cases.append(Case("cgs512 config, weights missing", "load_generator", str(path),
                       Raises((CHECKPOINT,), "missing")))
-    path = root / "tiny_bad_shape.pkl"
+    path = root / "tiny_bad_shape.safetensors"
     save_generator_state(path, tiny, {**state, "xyz_const": torch.zeros(65, 3)})
     cases.append(Case("one weight mis-shaped", "load_generator", str(path),
                       Raises((CHECKPOINT,), "xyz_const")))
-    path = tiny_model(root / "tiny.pkl")
+    path = tiny_model(root / "tiny.safetensors")
     cases.append(Case("control: a valid tiny generator", "load_generator", str(path), Returns("splathead")))
     return cases
 

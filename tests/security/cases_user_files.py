@@ -275,8 +275,8 @@ def not_regular(root: Path) -> list[Case]:
     fx.write_official_pickle(root / "official.pkl", fx.SMALL, entries="G_ema")
     image = stored("00000.png", png_noise(root / "i.png", 8).read_bytes())
     controls = {  # action: (a regular file it loads, what it then returns, keyword arguments)
-        "load_generator": (tiny_model(root / "tiny.pkl"), "splathead", {}),
-        "load_snapshot": (root / "tiny.pkl", "generator snapshot", {}),
+        "load_generator": (tiny_model(root / "tiny.safetensors"), "splathead", {}),
+        "load_snapshot": (root / "tiny.safetensors", "generator snapshot", {}),
         "load_official": (root / "official.pkl", "loaded", {}),
         "read_ply": (_small_ply(root / "scene.ply"), "20 Gaussians", {}),
         "load_directions": (_directions(root / "m.directions.npz", SHA), "2 directions", {"model_sha256": SHA}),

@@ -58,7 +58,7 @@ def _load_generator(path, **kw):
 
 
 def _load_snapshot(path, **kw):
-    from core.checkpoint import load_snapshot
+    from core.snapshots import load_snapshot
 
     return f"loaded a {load_snapshot(path).kind} snapshot"
 
@@ -122,7 +122,7 @@ ACTIONS = {
     "open_dataset": _open_dataset,
 }
 IMPORTS = {  # what each action needs imported (and warmed) before the limits are set
-    "load_generator": ["core.model_files", "core.legacy_cgsgan"], "load_snapshot": ["core.checkpoint"],
+    "load_generator": ["core.model_files", "core.legacy_cgsgan"], "load_snapshot": ["core.snapshots", "core.snapshot_pickle"],
     "load_official": ["core.legacy_cgsgan"], "read_ply": ["core.ply"],
     "load_directions": ["core.editing.direction_file"], "read_latent": ["core.editing.latent_file"],
     "load_library": ["core.editing.saved_latents"], "load_photo": ["inversion.photos"],
