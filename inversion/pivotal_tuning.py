@@ -71,10 +71,10 @@ class TuningConfig:
     rampdown: float = 0.0
     batch_size: int = 4
     losses: LossWeights = field(default_factory=lambda: LossWeights(id=0.1, mse=1.0, lpips=1.0, ssim=0.5))
-    geometry_weight: float = 1.0
+    geometry_weight: float = 0.01
     hidden_weight: float = 0.0
     weight_anchor: float = 0.0
-    view_weight: float = 1.0
+    view_weight: float = 0.1
     anchor_views: int = 3
     locality_weight: float = 0.1
     locality_alpha: float = 30.0
@@ -197,12 +197,13 @@ def _anchors(G: Generator, pivot: torch.Tensor, target: InversionTarget, cfg: Tu
         views = anchor_cameras(target.cameras, cfg.anchor_views)
         images = render_gaussians(before, views.reshape(1, -1), res)[0]
     pool_ws = pool_views = pool_images = None
-    if cfg.locality_weight > 0 and cfg.locality_pool > 0:
-        pool_ws = torch.cat([locality_latent(G, pivot, cfg, rng) for _ in range(cfg.locality_pool)])
-        pool_views = random_views(target.cameras, cfg.locality_pool, rng)
+    pool = min(cfg.locality_pool, -(-cfg.steps // cfg.locality_every))  # never more than the steps use
+    if cfg.locality_weight > 0 and pool > 0:
+        pool_ws = torch.cat([locality_latent(G, pivot, cfg, rng) for _ in range(pool)])
+        pool_views = random_views(target.cameras, pool, rng)
         pool_images = torch.cat([render_gaussians(G.synthesis(pool_ws[k:k + 1]).gaussians,
                                                   pool_views[k:k + 1].reshape(1, 1), res)[0]
-                                 for k in range(cfg.locality_pool)])
+                                 for k in range(pool)])
     return _Anchors(gaussians, hidden, views, images, pool_ws, pool_views, pool_images)
 
 
@@ -267,7 +268,7 @@ def tune_generator(G: Generator, pivot: torch.Tensor, target: InversionTarget, c
         for group in opt.param_groups:
             group["lr"] = lr
         idx = batch_indices(n, cfg.batch_size, rng).to(device)
-        k = step % cfg.locality_pool if cfg.locality_pool > 0 else 0
+        k = (step // cfg.locality_every) % len(anchors.pool_ws) if anchors.pool_ws is not None else 0
         use_local = local and step % cfg.locality_every == 0
         if use_local and anchors.pool_ws is not None:
             w_r, r_view, r_image = anchors.pool_ws[k:k + 1], anchors.pool_views[k:k + 1], anchors.pool_images[k]
