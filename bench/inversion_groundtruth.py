@@ -1,27 +1,33 @@
-"""Ground-truth test of the inversion on the synthetic heads.
+"""Inversion against ground truth: the decomposition on held-out synthetic heads (docs/inversion.md).
 
-For each held-out head: render one evaluation view (``--input-view``, default the frontal one) at
-``--detect-resolution``; hide its camera; run the full method on that render (MTCNN, alignment, PnP camera,
-stage 1, stage 2); then render the result from every *other* evaluation view (training/synthetic_heads
-EVAL_VIEWS) and compare with the ground-truth renders of the head at the model's resolution. Reports:
+For each held-out head of a synthetic dataset's test split (``python -m training.synthetic_heads ...
+--test-fraction``: exact renders from the 10 evaluation views), invert the input view (``--input-view``,
+frontal by default) with the inversion's own code and settings (``--preset``; offline losses: MSE + SSIM),
+then compare with the truth:
 
-- camera error (deg): angle between the estimated and the true camera directions seen from the head centre,
-  after preprocessing and after stage 1's camera refinement;
-- PSNR (dB, colours in [0, 1]) and LPIPS (AlexNet; the random stand-in with ``--random-loss-weights``, then
-  only PSNR is meaningful) over the held-out views, for stage 1 alone and for stage 1 + 2.
+rows     camera (true: the render's own camera, uniform weights | estimated: MTCNN, alignment, PnP and the
+         weight map of the pipeline, refined by stage 1) x space (W | W+) x stage 1 | stage 1 + 2
+columns  input-view PSNR; PSNR and SSIM of the 9 other evaluation views (mean over heads); camera error
+         (deg, median, after refinement)
 
-Heads are made on the fly: identity ``10000 + k`` of seed 0 (beyond any dataset this project generates), or
-the held-out identities of a dataset folder written by ``python -m training.synthetic_heads`` (``--dataset``,
-reading ``test/gt`` is not needed: the renders in ``test/images`` and the labels in ``test/dataset.json`` are).
+Beside them: the *bound* (the W+ latent fitted to all 10 views at once, core.latent_fit: the best the generator
+can represent each head) and the *self-consistency* case (the generator's own renders of random latents,
+psi 0.7, inverted with the true camera, compared with the true latent's renders).
 
-    python -m bench.inversion_groundtruth --model G.pkl [--heads 3] [--steps 300] [--tune-steps 200]
-    python -m bench.inversion_groundtruth --preset tiny --random-loss-weights --steps 20 --tune-steps 10
+All heads run at once in stage 1 (one latent each, core.latent_fit batches them); stage 2 tunes one copy per
+head. Records ``inversion_gt_input_psnr``, ``inversion_gt_novel_psnr`` (estimated camera, the preset's space,
+stage 1 + 2), ``inversion_camera_error_deg`` and the bound with ``--record``.
+
+    python -m bench.inversion_groundtruth --model assets/default_model.safetensors --dataset data/heldout128 --record
+    python -m bench.inversion_groundtruth --preset-model tiny --dataset DIR --heads 1 --steps 2 --tune-steps 1
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,216 +35,390 @@ import torch
 from PIL import Image
 
 from core.camera import Cameras
+from core.image_metrics import psnr, ssim
+from core.latent_fit import FitTarget, LatentFitConfig, fit_latent, render_latent
 from core.model_files import load_generator
+from inversion.config import DEFAULT_PRESET, PRESET_NAMES, preset_settings
 from inversion.detection import FaceNotFoundError, detect_faces, pick_face
-from inversion.framing import SYNTHETIC_HEADS
-from inversion.latent_search import LatentConfig, invert_latent
-from inversion.objective import LossNetworks, LossWeights, Objective, lpips_size
+from inversion.objective import LossNetworks, Objective
 from inversion.photos import photo_from_array
-from inversion.pivotal_tuning import TuningConfig, tune_generator
+from inversion.pivotal_tuning import tune_generator
 from inversion.pose import view_angle_error_deg
-from inversion.preprocess import InversionTarget, PreprocessConfig, make_target, prepare_aligned
-from inversion.steps import last_step, render_views
-from training.synthetic_heads.cameras import EVAL_VIEWS, eval_cameras
-from training.synthetic_heads.dataset import identity_seed
-from training.synthetic_heads.head import make_head_model
-from training.synthetic_heads.views import render_views as render_head
+from inversion.preprocess import InversionTarget, prepare_aligned
+from inversion.steps import last_step
+
+NUM_VIEWS = 10
+DETECT_SIZE = 256  # px: the input view is upsampled to at least this for MTCNN
 
 
-def heads_on_the_fly(count: int, res: int, detect_res: int, input_view: int):
-    """Yield ``(label, input uint8 [D, D, 3], gt uint8 [V, R, R, 3], gt cameras [V])``."""
-    cams = eval_cameras()
-    for k in range(count):
-        head = make_head_model(identity_seed(0, 10_000 + k))
-        gt, _ = render_head(head, cams, res)
-        inp, _ = render_head(head, cams[input_view:input_view + 1], detect_res)
-        yield f"identity {10_000 + k}", inp[0], gt, cams
+@dataclasses.dataclass(frozen=True, eq=False)
+class Heads:
+    """``images [H, V, 3, R, R]`` float in [0, 1] at the model's resolution, ``masks [H, V, 1, R, R]``,
+    ``cameras [V]`` (the evaluation views), ``photos`` uint8 ``[H, D, D, 3]`` (the input view at the dataset's
+    resolution), ``labels``."""
+
+    labels: list[str]
+    images: torch.Tensor
+    masks: torch.Tensor
+    cameras: Cameras
+    photos: np.ndarray
 
 
-def heads_from_dataset(root: Path, count: int, res: int, input_view: int):
-    labels = dict((n, l) for n, l in json.loads((root / "test" / "dataset.json").read_text())["labels"])
+def load_heads(root: Path, count: int, res: int, input_view: int) -> Heads:
+    data = json.loads((root / "test" / "dataset.json").read_text())
+    labels = dict((n, lab) for n, lab in data["labels"])
     ids = sorted({n.split("_")[0] for n in labels})[:count]
+    if not ids:
+        raise SystemExit(f"{root}/test holds no held-out head; make one with --test-fraction")
+    names0 = [f"{ids[0]}_{v:02d}.png" for v in range(NUM_VIEWS)]
+    cams = Cameras.from_label(torch.tensor([labels[n] for n in names0], dtype=torch.float32))
+    images, masks, photos = [], [], []
     for ident in ids:
-        names = [f"{ident}_{v:02d}.png" for v in range(len(EVAL_VIEWS))]
-        imgs = [np.asarray(Image.open(root / "test" / "images" / n).convert("RGB")) for n in names]
-        cams = Cameras.from_label(torch.tensor([labels[n] for n in names], dtype=torch.float32))
-        gt = np.stack([np.asarray(Image.fromarray(i).resize((res, res), Image.LANCZOS)) for i in imgs])
-        yield f"dataset {ident}", imgs[input_view], gt, cams
+        names = [f"{ident}_{v:02d}.png" for v in range(NUM_VIEWS)]
+        if not torch.allclose(torch.tensor([labels[n] for n in names]), cams.to_label(), atol=1e-5):
+            raise SystemExit(f"head {ident}: its evaluation cameras differ from the first head's")
+        rgb = [Image.open(root / "test" / "images" / n).convert("RGB") for n in names]
+        alpha = [Image.open(root / "test" / "mask" / n).convert("L") for n in names]
+        photos.append(np.asarray(rgb[input_view]))
+        images.append(np.stack([np.asarray(i.resize((res, res), Image.LANCZOS)) for i in rgb]))
+        masks.append(np.stack([np.asarray(a.resize((res, res), Image.LANCZOS)) for a in alpha]))
+    img = torch.from_numpy(np.stack(images)).permute(0, 1, 4, 2, 3).float() / 255.0
+    msk = torch.from_numpy(np.stack(masks)).float()[:, :, None] / 255.0
+    return Heads([f"head {i}" for i in ids], img, msk, cams, np.stack(photos))
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(10 * torch.log10(1.0 / ((a - b) ** 2).mean().clamp(min=1e-12)))
+def view_metrics(G, ws: torch.Tensor, cams: Cameras, gt: torch.Tensor, views: list[int]) -> dict:
+    """PSNR / SSIM per head of ``ws [H, n, w]`` rendered from ``cams [V]`` against ``gt [H, V, 3, R, R]``."""
+    device = next(G.parameters()).device
+    H, res = ws.shape[0], gt.shape[-1]
+    sel = torch.tensor(views)
+    c = cams[sel]
+    with torch.no_grad():
+        pred = torch.cat([render_latent(G, ws[h:h + 1].to(device), c.reshape(1, -1).to(device), res).cpu()
+                          for h in range(H)])
+    true = gt[:, sel]
+    return {"psnr": psnr(pred, true).mean(1).tolist(), "ssim": ssim(pred, true).mean(1).tolist()}
 
 
-@torch.no_grad()
-def compare(G, ws, cams: Cameras, gt: np.ndarray, keep: list[int], lpips_net, device) -> dict:
-    """PSNR / LPIPS of the renders of ``ws`` against ``gt`` over the views ``keep``."""
-    res = gt.shape[1]
-    pred = render_views(G, ws.to(device), cams[torch.tensor(keep)].to(device), res).cpu()
-    true = torch.from_numpy(gt[keep]).permute(0, 3, 1, 2).float() / 255.0
-    out = {"psnr": float(np.mean([psnr(p, t) for p, t in zip(pred, true)]))}
-    if lpips_net is not None:
-        p, t = lpips_size(pred.to(device)) * 2 - 1, lpips_size(true.to(device)) * 2 - 1
-        out["lpips"] = float(lpips_net(p, t).mean())
+def estimate_inputs(heads: Heads, settings, input_view: int) -> tuple[list, list[str]]:
+    """Per head the pipeline's preprocessing of the input view (None where MTCNN finds no face)."""
+    aligned, problems = [], []
+    for label, img in zip(heads.labels, heads.photos):
+        up = img
+        if img.shape[0] < DETECT_SIZE:
+            side = DETECT_SIZE
+            up = np.asarray(Image.fromarray(img).resize((side, side), Image.LANCZOS))
+        photo = photo_from_array(up, label)
+        try:
+            face = pick_face(photo, detect_faces(photo), 20).face
+            aligned.append(prepare_aligned(photo, face, settings.preprocess))
+        except FaceNotFoundError as exc:
+            aligned.append(None)
+            problems.append(str(exc))
+    return aligned, problems
+
+
+def stage1(G, images, cams: Cameras, weights, latent_cfg, refine: bool):
+    """Stage 1 for every head at once: ``images [H, 1, 3, R, R]``, ``cams [H, 1]`` -> (ws, refined cams)."""
+    cfg = latent_cfg.fit_config()
+    if not refine:
+        cfg = dataclasses.replace(cfg, camera_lr=0.0)
+    fit = fit_latent(G, FitTarget(images, cams, weights), cfg)
+    return fit.ws.cpu(), Cameras(fit.cameras.cam2world.cpu(), fit.cameras.intrinsics.cpu())
+
+
+def stage2(G, ws: torch.Tensor, images, cams: Cameras, weights, tuning_cfg, objective) -> list:
+    """One tuned copy per head (stage 2 of the pipeline)."""
+    tuned = []
+    for h in range(ws.shape[0]):
+        target = InversionTarget(images[h], weights[h], cams[h], (f"{h}",))
+        tuned.append(last_step(tune_generator(G, ws[h:h + 1], target, tuning_cfg, objective)).generator.eval())
+    return tuned
+
+
+def tuned_metrics(tuned: list, ws, cams: Cameras, gt, views: list[int]) -> dict:
+    rows = [view_metrics(Gt, ws[h:h + 1], cams, gt[h:h + 1], views) for h, Gt in enumerate(tuned)]
+    return {k: [r[k][0] for r in rows] for k in ("psnr", "ssim")}
+
+
+def input_psnr(G_or_list, ws, cams: Cameras, images) -> list[float]:
+    """PSNR of each head's render from its (refined) input camera ``cams [H, 1]`` against ``images [H, 1]``."""
+    out = []
+    for h in range(ws.shape[0]):
+        G = G_or_list[h] if isinstance(G_or_list, list) else G_or_list
+        device = next(G.parameters()).device
+        with torch.no_grad():
+            pred = render_latent(G, ws[h:h + 1].to(device), cams[h:h + 1].to(device), images.shape[-1]).cpu()
+        out.append(float(psnr(pred, images[h:h + 1]).mean()))
     return out
 
 
-def camera_only(heads: int, views: list[int], detect_res: int, json_path: Path | None) -> None:
-    """Camera-estimate error (deg) per evaluation view over ``heads`` on-the-fly heads; no generator needed."""
-    cams = eval_cameras()
-    pre = PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=256)
-    errors: dict[int, list[float]] = {v: [] for v in views}
-    missed: dict[int, int] = {v: 0 for v in views}
-    for k in range(heads):
-        head = make_head_model(identity_seed(0, 10_000 + k))
-        imgs, _ = render_head(head, cams[torch.tensor(views)], detect_res)
-        for v, img in zip(views, imgs):
-            photo = photo_from_array(img, f"identity {10_000 + k} view {v}")
-            try:
-                aligned = prepare_aligned(photo, pick_face(photo, detect_faces(photo), 20).face, pre)
-            except FaceNotFoundError:
-                missed[v] += 1
+def summarise(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def run_rows(G, heads: Heads, args, settings, objective) -> dict:
+    """The decomposition rows; returns {row name: {...}} plus the per-head camera errors."""
+    device = next(G.parameters()).device
+    H, res = heads.images.shape[0], heads.images.shape[-1]
+    novel = [v for v in range(NUM_VIEWS) if v != args.input_view]
+    rows: dict[str, dict] = {}
+    aligned, problems = estimate_inputs(heads, settings, args.input_view)
+    ok = [h for h, a in enumerate(aligned) if a is not None]
+    true_cams = heads.cameras[args.input_view:args.input_view + 1]
+    inputs = {
+        "true camera": (heads.images[:, args.input_view:args.input_view + 1],
+                        Cameras(true_cams.cam2world.expand(H, 1, 4, 4), true_cams.intrinsics.expand(H, 1, 3, 3)),
+                        torch.ones(H, 1, 1, res, res), list(range(H)), False),
+    }
+    if ok:
+        est = [aligned[h] for h in ok]
+        inputs["estimated camera"] = (
+            torch.stack([torch.from_numpy(a.image).permute(2, 0, 1).float()[None] / 255.0 for a in est]),
+            Cameras(torch.stack([a.camera.camera.cam2world[None] for a in est]),
+                    torch.stack([a.camera.camera.intrinsics[None] for a in est])),
+            torch.stack([torch.from_numpy(a.weight)[None, None] for a in est]), ok, True)
+    for cam_name, (images, cams, weights, which, refine) in inputs.items():
+        gt = heads.images[which]
+        for space in args.spaces:
+            lat = dataclasses.replace(settings.latent, space=space)
+            t0 = time.perf_counter()
+            ws, refined = stage1(G, images.to(device), cams.to(device), weights.to(device), lat, refine)
+            t1 = time.perf_counter()
+            row = {"heads": len(which), "seconds": t1 - t0, "input_psnr": input_psnr(G, ws, refined, images),
+                   **{f"novel_{k}": v for k, v in view_metrics(G, ws, heads.cameras, gt, novel).items()}}
+            row["camera_error_deg"] = [view_angle_error_deg(refined[h, 0], heads.cameras[args.input_view])
+                                       for h in range(len(which))]
+            rows[f"{cam_name}, {space.upper()}, stage 1"] = row
+            print_row(f"{cam_name}, {space.upper()}, stage 1", row)
+            if settings.tuning is None or args.tune_heads == 0:
                 continue
-            errors[v].append(view_angle_error_deg(aligned.camera.camera, cams[v]))
-    table = {f"{EVAL_VIEWS[v]}": {"detected": len(errors[v]), "missed": missed[v],
-                                  "median_deg": float(np.median(errors[v])) if errors[v] else None,
-                                  "mean_deg": float(np.mean(errors[v])) if errors[v] else None} for v in views}
-    every = [e for v in views for e in errors[v]]
-    summary = {"heads": heads, "views": table, "median_deg": float(np.median(every)) if every else None,
-               "mean_deg": float(np.mean(every)) if every else None}
-    print(json.dumps(summary, indent=1))
-    if json_path:
-        json_path.write_text(json.dumps(summary, indent=1) + "\n")
+            n = min(len(which), args.tune_heads)
+            t0 = time.perf_counter()
+            tuned = stage2(G, ws[:n], images[:n], refined[:n], weights[:n], settings.tuning, objective)
+            t1 = time.perf_counter()
+            rows[f"{cam_name}, {space.upper()}, stage 1+2"] = {
+                "heads": n, "seconds": t1 - t0, "input_psnr": input_psnr(tuned, ws[:n], refined[:n], images[:n]),
+                **{f"novel_{k}": v for k, v in tuned_metrics(tuned, ws[:n], heads.cameras, gt[:n], novel).items()},
+                "camera_error_deg": row["camera_error_deg"][:n],
+                "stage1_input_psnr": row["input_psnr"][:n], "stage1_novel_psnr": row["novel_psnr"][:n]}
+            print_row(f"{cam_name}, {space.upper()}, stage 1+2", rows[f"{cam_name}, {space.upper()}, stage 1+2"])
+            if args.figure_dir is not None and cam_name == "estimated camera" and space == settings.latent.space \
+                    and not (args.figure_dir / "figure.npz").exists():
+                save_figure_data(args.figure_dir, G, tuned[0], ws[0:1], refined[0:1], images[0], heads, which[0])
+    if aligned:
+        initial = [view_angle_error_deg(a.camera.camera, heads.cameras[args.input_view]) for a in aligned if a]
+        rows["_camera_error_initial_deg"] = {"camera_error_deg": initial}
+    rows["_problems"] = {"messages": problems}
+    return rows
 
 
-def self_consistency(G, steps: int, tune_steps: int, count: int, input_view: int, nets: LossNetworks,
-                     device: torch.device) -> dict:
-    """Targets the generator can represent exactly: render a random latent ``w*`` from EVAL_VIEWS[input_view],
-    invert it *with the true camera* (no detector: random generators draw no faces), compare the other views
-    with renders of ``w*``. Checks the optimisation, not the camera estimate. MSE + LPIPS, no ID term."""
+def bound(G, heads: Heads, steps: int) -> dict:
+    """The W+ fit to all 10 views of every head (core.latent_fit), PSNR/SSIM of all views and of the 9 others."""
+    device = next(G.parameters()).device
+    fit = fit_latent(G, FitTarget(heads.images.to(device), heads.cameras.to(device)),
+                     LatentFitConfig(steps=steps, space="w+", lr=0.03))
+    every = view_metrics(G, fit.ws.cpu(), heads.cameras, heads.images, list(range(NUM_VIEWS)))
+    return {"steps": steps, "psnr": every["psnr"], "ssim": every["ssim"]}
+
+
+def self_consistency(G, args, settings, objective) -> dict:
+    """Invert renders of random latents (psi 0.7) from the input view with the true camera."""
+    device = next(G.parameters()).device
     res = G.config.resolution
-    cams = eval_cameras()
-    keep = [v for v in range(len(EVAL_VIEWS)) if v != input_view]
-    w1 = LossWeights(id=0.0, mse=1.0, lpips=1.0)
-    obj = Objective(w1, SYNTHETIC_HEADS, nets).to(device)
-    rows = []
-    for k in range(count):
-        gen = torch.Generator().manual_seed(100 + k)
-        with torch.no_grad():
-            w_true = G.map(torch.randn(1, G.config.z_dim, generator=gen).to(device), truncation_psi=0.7)
-            gt = render_views(G, w_true, cams.to(device), res).cpu()
-        gt_u8 = (gt.permute(0, 2, 3, 1).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-        cam = cams[input_view:input_view + 1]
-        target = InversionTarget(gt[input_view:input_view + 1], torch.ones_like(gt[:1, :1]), cam, ("w*",))
-        s1 = last_step(invert_latent(G, target, LatentConfig(steps=steps, batch_size=1, preview_every=0,
-                                                             refine_cameras=False, losses=w1), obj))
-        row = {"latent": k, "stage1": compare(G, s1.ws, cams, gt_u8, keep, obj.lpips, device),
-               "start (w_avg)": compare(G, G.mapping.w_avg[None, None].expand(1, G.config.num_ws, -1), cams,
-                                        gt_u8, keep, obj.lpips, device)}
-        if tune_steps > 0:
-            tune = TuningConfig(steps=tune_steps, batch_size=1, preview_every=0, losses=w1)
-            s2 = last_step(tune_generator(G, s1.ws, target, tune, obj))
-            row["stage1+2"] = compare(s2.generator, s1.ws, cams, gt_u8, keep, obj.lpips, device)
-            row["stage1+2 input view psnr"] = compare(s2.generator, s1.ws, cams, gt_u8, [input_view], None, device)
-        row["stage1 input view psnr"] = compare(G, s1.ws, cams, gt_u8, [input_view], None, device)
-        print(json.dumps(row))
-        rows.append(row)
-    summary = {key: {m: float(np.mean([r[key][m] for r in rows])) for m in rows[0][key]}
-               for key in rows[0] if key != "latent"}
-    return {"mode": "self-consistency (true camera)", "steps": steps, "tune_steps": tune_steps, "rows": rows,
-            "summary": summary}
+    cams = load_cameras(args)
+    gen = torch.Generator().manual_seed(100)
+    with torch.no_grad():
+        n = min(args.heads, args.sc_heads)
+        w_true = G.map(torch.randn(n, G.config.z_dim, generator=gen).to(device), truncation_psi=0.7)
+        gt = torch.cat([render_latent(G, w_true[h:h + 1], cams.reshape(1, -1).to(device), res).cpu()
+                        for h in range(n)])
+    H, iv = min(args.heads, args.sc_heads), args.input_view
+    novel = [v for v in range(NUM_VIEWS) if v != iv]
+    images = gt[:, iv:iv + 1]
+    c1 = Cameras(cams[iv:iv + 1].cam2world.expand(H, 1, 4, 4), cams[iv:iv + 1].intrinsics.expand(H, 1, 3, 3))
+    weights = torch.ones(H, 1, 1, res, res)
+    out = {}
+    for space in args.spaces:
+        lat = dataclasses.replace(settings.latent, space=space)
+        ws, refined = stage1(G, images.to(device), c1.to(device), weights.to(device), lat, False)
+        out[f"{space.upper()}, stage 1"] = {"input_psnr": input_psnr(G, ws, refined, images),
+                                            **{f"novel_{k}": v for k, v in
+                                               view_metrics(G, ws, cams, gt, novel).items()}}
+        if settings.tuning is not None and args.tune_heads > 0:
+            n = min(H, args.tune_heads)
+            tuned = stage2(G, ws[:n], images[:n], refined[:n], weights[:n], settings.tuning, objective)
+            out[f"{space.upper()}, stage 1+2"] = {
+                "stage1_novel_psnr": out[f"{space.upper()}, stage 1"]["novel_psnr"][:n],
+                "input_psnr": input_psnr(tuned, ws[:n], refined[:n], images[:n]),
+                **{f"novel_{k}": v for k, v in tuned_metrics(tuned, ws[:n], cams, gt[:n], novel).items()}}
+    return out
 
 
-def main() -> None:
+def load_cameras(args) -> Cameras:
+    data = json.loads((args.dataset / "test" / "dataset.json").read_text())
+    first = sorted(n for n, _ in data["labels"])[:NUM_VIEWS]
+    labels = dict((n, lab) for n, lab in data["labels"])
+    return Cameras.from_label(torch.tensor([labels[n] for n in first], dtype=torch.float32))
+
+
+FIGURE_VIEWS = (2, 4, 7)  # yaw +30, +60 and the back
+
+
+def save_figure_data(folder: Path, G, tuned, ws, cams: Cameras, images, heads: Heads, head: int) -> Path:
+    """``figure.npz`` for tools/inversion_figure.py: one head's input, stage-1 / stage-2 renders from the input
+    camera, and three novel views after stage 1, after stage 1+2 and the truth (uint8 ``[..., R, R, 3]``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    res = images.shape[-1]
+    u8 = lambda x: (x.clamp(0, 1).permute(0, 2, 3, 1) * 255 + 0.5).to(torch.uint8).numpy()  # noqa: E731
+    novel = heads.cameras[torch.tensor(FIGURE_VIEWS)].reshape(1, -1)
+    with torch.no_grad():
+        out = {}
+        for name, model in (("stage1", G), ("stage2", tuned)):
+            device = next(model.parameters()).device
+            out[name] = u8(render_latent(model, ws.to(device), cams.to(device), res)[0].cpu())[0]
+            out[f"novel_{name}"] = u8(render_latent(model, ws.to(device), novel.to(device), res)[0].cpu())
+    path = folder / "figure.npz"
+    np.savez(path, input=u8(images)[0], truth=u8(heads.images[head, list(FIGURE_VIEWS)]),
+             views=np.array(FIGURE_VIEWS), label=np.array(heads.labels[head]), **out)
+    return path
+
+
+def print_row(name: str, r: dict) -> None:
+    """One table line; stage 1+2 rows add the change of the novel views against stage 1 on the same heads."""
+    cam = np.median(r["camera_error_deg"]) if r.get("camera_error_deg") else float("nan")
+    delta = ""
+    if "stage1_novel_psnr" in r:
+        delta = f" {summarise(r['novel_psnr']) - summarise(r['stage1_novel_psnr']):+7.2f}"
+    print(f"{name:44s} {r['heads']:5d} {summarise(r['input_psnr']):9.2f} {summarise(r['novel_psnr']):9.2f} "
+          f"{summarise(r['novel_ssim']):10.3f} {cam:8.2f}{delta}  ({r.get('seconds', 0):.1f} s)", flush=True)
+
+
+def print_table(result: dict) -> None:
+    rows, b = result["rows"], result["bound"]
+    print(f"settings overrides: {result.get('overrides') or 'none'}")
+    print(f"\n{'row':44s} {'heads':>5s} {'input dB':>9s} {'novel dB':>9s} {'novel SSIM':>10s} {'cam deg':>8s}"
+          f" {'d novel':>7s}")
+    for name, r in rows.items():
+        if not name.startswith("_"):
+            print_row(name, r)
+    if "_camera_error_initial_deg" in rows:
+        print(f"camera error before refinement: {np.median(rows['_camera_error_initial_deg']['camera_error_deg']):.2f}"
+              " deg median")
+    if b:
+        print(f"bound (W+ fit to all 10 views): {summarise(b['psnr']):.2f} dB, SSIM {summarise(b['ssim']):.3f}")
+    for name, r in result.get("self_consistency", {}).items():
+        delta = (f" ({summarise(r['novel_psnr']) - summarise(r['stage1_novel_psnr']):+.2f} on the same latents)"
+                 if "stage1_novel_psnr" in r else "")
+        print(f"self-consistency {name:22s} input {summarise(r['input_psnr']):6.2f} dB, other views "
+              f"{summarise(r['novel_psnr']):6.2f} dB{delta}, SSIM {summarise(r['novel_ssim']):.3f}")
+
+
+def record_figures(result: dict, args, device) -> None:
+    from bench.results import device_name, record
+
+    space = result["settings"]["latent"]["space"].upper()
+    key = f"estimated camera, {space}, stage 1+2"
+    row = result["rows"].get(key)
+    dev = device_name(device)
+    note = (f"{len(row['input_psnr']) if row else 0} held-out heads of {args.dataset.name}, {args.model}, preset "
+            f"{args.preset} ({result['settings']['latent']['steps']} + {result['settings']['tuning']['steps']} steps, "
+            f"offline losses MSE+SSIM), input view {args.input_view}")
+    if row:
+        record("inversion_gt_input_psnr", summarise(row["input_psnr"]), "dB", dev, note=note)
+        bound_note = f"; bound {summarise(result['bound']['psnr']):.2f} dB (W+ fit to all 10 views)" \
+            if result["bound"] else ""
+        record("inversion_gt_novel_psnr", summarise(row["novel_psnr"]), "dB", dev, note=note + bound_note)
+        record("inversion_camera_error_deg", float(np.median(row["camera_error_deg"])), "deg", dev,
+               note=note + " (median after stage-1 refinement)")
+    if result["bound"]:
+        record("inversion_gt_bound_psnr", summarise(result["bound"]["psnr"]), "dB", dev,
+               note=f"W+ fit of the same heads to all 10 evaluation views, {result['bound']['steps']} steps")
+
+
+def apply_overrides(settings, items: list[str]):
+    """``["latent.lr=0.01", "tuning.geometry_weight=0", "preprocess.background_weight=1"]`` applied to the
+    settings (values parsed as the field's type; ``losses`` fields as ``tuning.losses.ssim=1``)."""
+    for item in items:
+        key, _, raw = item.partition("=")
+        path = key.split(".")
+        objs = [settings]
+        for name in path[:-1]:
+            objs.append(getattr(objs[-1], name))
+        old = getattr(objs[-1], path[-1])
+        value = type(old)(raw) if not isinstance(old, bool) else raw.lower() in ("1", "true", "yes")
+        for obj, name in zip(reversed(objs), reversed(path)):
+            value = dataclasses.replace(obj, **{name: value})
+        settings = value
+    return settings
+
+
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="generator file trained on the synthetic heads")
-    src.add_argument("--preset", help="random-weight generator of this preset (plumbing check only)")
-    ap.add_argument("--dataset", type=Path, default=None, help="a synthetic dataset folder (its test split)")
-    ap.add_argument("--heads", type=int, default=3)
-    ap.add_argument("--input-view", type=int, default=0, help="index into EVAL_VIEWS")
-    ap.add_argument("--detect-resolution", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--tune-steps", type=int, default=200)
-    ap.add_argument("--random-loss-weights", action="store_true")
-    ap.add_argument("--mse-only", action="store_true",
-                    help="MSE loss only in both stages (no pretrained networks needed; PSNR only)")
-    ap.add_argument("--weights-dir", default=None)
+    src.add_argument("--model", help="generator file (core.model_files.load_generator)")
+    src.add_argument("--preset-model", help="random-weight generator of this preset (plumbing check only)")
+    ap.add_argument("--dataset", type=Path, required=True, help="a synthetic dataset folder with a test/ split")
+    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--input-view", type=int, default=0, help="index into the evaluation views (0: frontal)")
+    ap.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES, help="inversion preset")
+    ap.add_argument("--steps", type=int, default=None, help="override the preset's stage-1 steps")
+    ap.add_argument("--tune-steps", type=int, default=None, help="override the preset's stage-2 steps")
+    ap.add_argument("--tune-heads", type=int, default=None, help="heads tuned per row (default: all)")
+    ap.add_argument("--spaces", nargs="+", default=["w", "w+"], choices=["w", "w+"])
+    ap.add_argument("--set", nargs="*", default=[], metavar="STAGE.FIELD=VALUE",
+                    help="override a setting, e.g. latent.lr=0.01 tuning.geometry_weight=0 (experiments)")
+    ap.add_argument("--variant", action="append", default=[], metavar="'A=1 B=2'",
+                    help="also run the rows with these overrides on top (repeatable; experiments)")
+    ap.add_argument("--bound-steps", type=int, default=500, help="0: no bound")
+    ap.add_argument("--no-self-consistency", action="store_true")
+    ap.add_argument("--sc-heads", type=int, default=8, help="random latents in the self-consistency case")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    ap.add_argument("--self-consistency", action="store_true",
-                    help="invert the generator's own renders (true camera given) instead of synthetic heads")
-    ap.add_argument("--camera-only", type=int, nargs="*", default=None, metavar="VIEW",
-                    help="only the camera estimate, for these EVAL_VIEWS indices (all when none are given)")
-    args = ap.parse_args()
-    if args.camera_only is not None:
-        views = args.camera_only or list(range(len(EVAL_VIEWS)))
-        camera_only(args.heads, views, args.detect_resolution, args.json)
-        return
+    ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    ap.add_argument("--figure-dir", type=Path, default=None, help="write figure.npz (one head) here")
+    ap.add_argument("--record", action="store_true", help="record the figures in bench/results.json")
+    args = ap.parse_args(argv)
     device = torch.device(args.device)
     if args.model:
-        G = load_generator(args.model, device).generator
+        G = load_generator(args.model, device).generator.float().eval()
     else:
         from bench.inversion import lively_generator
 
-        G = lively_generator(args.preset, device)
-    res = G.config.resolution
-    nets = LossNetworks(args.weights_dir, args.random_loss_weights)
-    if args.self_consistency:
-        result = self_consistency(G, args.steps, args.tune_steps, args.heads, args.input_view, nets, device)
-        print("summary:", json.dumps(result["summary"]))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=1) + "\n")
-        return
-    w1, w2 = LossWeights(id=0.1, mse=0.1, lpips=1.0), LossWeights(id=0.1, mse=1.0, lpips=1.0)
-    if args.mse_only:
-        w1 = w2 = LossWeights(id=0.0, mse=1.0, lpips=0.0)
-    obj1 = Objective(w1, SYNTHETIC_HEADS, nets).to(device)
-    obj2 = Objective(w2, SYNTHETIC_HEADS, nets).to(device)
-    lpips_net = obj1.lpips
-    pre = PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=res)
-    source = (heads_from_dataset(args.dataset, args.heads, res, args.input_view) if args.dataset
-              else heads_on_the_fly(args.heads, res, args.detect_resolution, args.input_view))
-    keep = [v for v in range(len(EVAL_VIEWS)) if v != args.input_view]
-    rows = []
-    for label, inp, gt, cams in source:
-        photo = photo_from_array(inp, label)
-        try:
-            aligned = prepare_aligned(photo, pick_face(photo, detect_faces(photo), 20).face, pre)
-        except FaceNotFoundError as exc:
-            rows.append({"head": label, "error": str(exc)})
-            print(f"{label}: {exc}")
-            continue
-        target = make_target([aligned])
-        true_cam = cams[args.input_view]
-        row = {"head": label, "camera_error_deg": view_angle_error_deg(aligned.camera.camera, true_cam),
-               "estimated_yaw_pitch_deg": [aligned.camera.yaw_deg, aligned.camera.pitch_deg],
-               "true_yaw_pitch_deg": list(EVAL_VIEWS[args.input_view])}
-        s1 = last_step(invert_latent(G, target, LatentConfig(steps=args.steps, batch_size=1, preview_every=0,
-                                                             losses=obj1.weights), obj1))
-        row["camera_error_refined_deg"] = view_angle_error_deg(s1.cameras[0], true_cam)
-        row["stage1"] = compare(G, s1.ws, cams, gt, keep, lpips_net, device)
-        if args.tune_steps > 0:
-            refined = target.with_cameras(s1.cameras)
-            tune = TuningConfig(steps=args.tune_steps, batch_size=1, preview_every=0, losses=obj2.weights)
-            s2 = last_step(tune_generator(G, s1.ws, refined, tune, obj2))
-            row["stage1+2"] = compare(s2.generator, s1.ws, cams, gt, keep, lpips_net, device)
-        rows.append(row)
-        print(json.dumps(row))
-    ok = [r for r in rows if "error" not in r]
-    summary = {"model": args.model or f"random {args.preset}", "lpips": obj1.sources.get("lpips"),
-               "losses": {"stage1": vars(w1), "stage2": vars(w2)},
-               "heads": len(rows), "detected": len(ok), "input_view_deg": EVAL_VIEWS[args.input_view],
-               "steps": args.steps, "tune_steps": args.tune_steps}
-    if ok:
-        summary["camera_error_deg_mean"] = float(np.mean([r["camera_error_deg"] for r in ok]))
-        summary["camera_error_refined_deg_mean"] = float(np.mean([r["camera_error_refined_deg"] for r in ok]))
-        for stage in ("stage1", "stage1+2"):
-            if stage in ok[0]:
-                summary[stage] = {k: float(np.mean([r[stage][k] for r in ok])) for k in ok[0][stage]}
-    print("summary:", json.dumps(summary))
+        G = lively_generator(args.preset_model, device)
+    settings = preset_settings(args.preset, resolution=G.config.resolution, offline=True)
+    if args.steps is not None:
+        settings = dataclasses.replace(settings, latent=dataclasses.replace(settings.latent, steps=args.steps))
+    if args.tune_steps is not None and settings.tuning is not None:
+        settings = dataclasses.replace(settings, tuning=dataclasses.replace(settings.tuning, steps=args.tune_steps))
+    settings = apply_overrides(settings, args.set)
+    args.tune_heads = args.heads if args.tune_heads is None else args.tune_heads
+    objective = Objective(settings.tuning.losses, settings.preprocess.framing, LossNetworks()).to(device)
+    heads = load_heads(args.dataset, args.heads, G.config.resolution, args.input_view)
+    t0 = time.perf_counter()
+    result = {"model": args.model or f"random {args.preset_model}", "dataset": str(args.dataset),
+              "settings": {"latent": dataclasses.asdict(settings.latent),
+                           "tuning": dataclasses.asdict(settings.tuning)},
+              "overrides": args.set, "rows": run_rows(G, heads, args, settings, objective),
+              "bound": bound(G, heads, args.bound_steps) if args.bound_steps > 0 else None}
+    if not args.no_self_consistency:
+        result["self_consistency"] = self_consistency(G, args, settings, objective)
+    result["seconds"] = time.perf_counter() - t0
+    print_table(result)
+    result["variants"] = {}
+    for variant in args.variant:
+        vs = apply_overrides(settings, variant.split())
+        obj_v = Objective(vs.tuning.losses, vs.preprocess.framing, LossNetworks()).to(device)
+        t1 = time.perf_counter()
+        sub = {"overrides": args.set + variant.split(), "rows": run_rows(G, heads, args, vs, obj_v),
+               "bound": None, "seconds": None}
+        sub["seconds"] = time.perf_counter() - t1
+        print_table(sub)
+        result["variants"][variant] = sub
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    if args.record:
+        record_figures(result, args, device)
+    return result
 
 
 if __name__ == "__main__":

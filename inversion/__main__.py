@@ -1,4 +1,4 @@
-"""Photo(s) -> 3D head: ``python -m inversion photo.jpg [more.jpg ...] --model G.pkl --out results/``.
+"""Photo(s) -> 3D head: ``python -m inversion photo.jpg [more.jpg ...] --model G.safetensors --out results/``.
 
 Runs preprocessing (detection, alignment, cameras), stage 1 (latent inversion) and stage 2 (pivotal tuning)
 (:mod:`inversion.pipeline`) with progress bars, then writes everything listed in :mod:`inversion.outputs`.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -19,15 +20,50 @@ import torch
 from tqdm import tqdm
 
 from core.model_files import load_generator
+from inversion.config import PRESET_NAMES, default_preset, preset_settings
 from inversion.framing import FRAMINGS, get_framing
-from inversion.latent_search import LatentConfig
-from inversion.objective import LossNetworks, LossWeights
+from inversion.objective import LossNetworks
 from inversion.outputs import OutputExistsError, check_output_folder, write_results
 from inversion.pipeline import (Event, Failed, Finished, InversionSettings, StageFinished, StageStarted, StepDone,
                                 run_inversion)
-from inversion.pivotal_tuning import TuningConfig
-from inversion.preprocess import PreprocessConfig
 from inversion.webcam import WebcamError, grab_frames
+
+
+# option -> (settings path, type, help); None keeps the preset's value (inversion/config.py owns the defaults)
+OVERRIDES: dict[str, dict[str, tuple[str, type, str]]] = {
+    "stage 1: latent inversion": {
+        "--steps": ("latent.steps", int, "optimisation steps"),
+        "--lr": ("latent.lr", float, "peak learning rate (w units per step)"),
+        "--warmup": ("latent.warmup", float, "warm-up, fraction of the steps"),
+        "--rampdown": ("latent.rampdown", float, "cosine ramp-down, fraction of the steps"),
+        "--space": ("latent.space", str, "w or w+"),
+        "--batch-size": ("latent.batch_size", int, "photos per step"),
+        "--id-weight": ("latent.losses.id", float, "identity loss (facenet) weight"),
+        "--mse-weight": ("latent.losses.mse", float, "pixel MSE weight"),
+        "--ssim-weight": ("latent.losses.ssim", float, "1 - SSIM weight"),
+        "--lpips-weight": ("latent.losses.lpips", float, "LPIPS weight"),
+        "--noise": ("latent.noise_strength", float, "latent noise strength (x w_std)"),
+        "--camera-lr": ("latent.camera_lr", float, "camera refinement step size (radians)"),
+        "--no-camera-refine": ("latent.refine_cameras", bool, "keep the estimated cameras"),
+    },
+    "stage 2: pivotal tuning": {
+        "--tune-steps": ("tuning.steps", int, "optimisation steps (0: skip stage 2)"),
+        "--tune-lr": ("tuning.lr", float, "learning rate"),
+        "--tune-batch-size": ("tuning.batch_size", int, "photos per step"),
+        "--tune-id-weight": ("tuning.losses.id", float, "identity loss weight"),
+        "--tune-mse-weight": ("tuning.losses.mse", float, "pixel MSE weight"),
+        "--tune-ssim-weight": ("tuning.losses.ssim", float, "1 - SSIM weight"),
+        "--tune-lpips-weight": ("tuning.losses.lpips", float, "LPIPS weight"),
+        "--geometry-weight": ("tuning.geometry_weight", float, "geometry anchor weight"),
+        "--hidden-weight": ("tuning.hidden_weight", float, "hidden-Gaussian anchor weight"),
+        "--view-weight": ("tuning.view_weight", float, "turned-away view anchor weight"),
+        "--weight-anchor": ("tuning.weight_anchor", float, "pull of the weights toward the original"),
+        "--locality-weight": ("tuning.locality_weight", float, "PTI locality regulariser weight"),
+        "--locality-alpha": ("tuning.locality_alpha", float, "locality latent distance from the pivot"),
+        "--locality-every": ("tuning.locality_every", int, "apply the locality regulariser every N steps"),
+        "--lpips-stop": ("tuning.lpips_stop", float, "stop once LPIPS is at or below this"),
+    },
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--webcam", type=int, default=0, metavar="N",
                     help="also grab N frames from the first webcam")
     ap.add_argument("--model", required=True,
-                    help="generator file (.pkl: ours, an official CGS-GAN pickle or a GGHead checkpoint)")
+                    help="generator file (.safetensors or .safetensors.index.json: ours; .pkl: an official CGS-GAN pickle, a GGHead checkpoint or our older data-only format)")
     ap.add_argument("--out", required=True,
                     help="output folder (created); one that already holds results is refused")
     ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
@@ -48,35 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bf16", action="store_true", help="bf16 feature path on CUDA (faster; heads stay fp32)")
-    g = ap.add_argument_group("stage 1: latent inversion")
-    g.add_argument("--steps", type=int, default=500)
-    g.add_argument("--lr", type=float, default=0.01)
-    g.add_argument("--warmup", type=float, default=0.05, help="fraction of the steps")
-    g.add_argument("--rampdown", type=float, default=0.25, help="fraction of the steps")
-    g.add_argument("--space", default="w+", choices=["w", "w+"])
-    g.add_argument("--batch-size", type=int, default=4)
-    g.add_argument("--id-weight", type=float, default=0.1)
-    g.add_argument("--mse-weight", type=float, default=0.1)
-    g.add_argument("--lpips-weight", type=float, default=1.0)
-    g.add_argument("--w-avg-samples", type=int, default=0, help="0: the model's w_avg")
-    g.add_argument("--noise", type=float, default=0.05, help="latent noise strength (x w_std)")
-    g.add_argument("--no-camera-refine", action="store_true")
-    g.add_argument("--camera-lr", type=float, default=1e-3)
-    t = ap.add_argument_group("stage 2: pivotal tuning")
-    t.add_argument("--tune-steps", type=int, default=300, help="0 skips stage 2")
-    t.add_argument("--tune-lr", type=float, default=3e-4)
-    t.add_argument("--tune-batch-size", type=int, default=4)
-    t.add_argument("--tune-id-weight", type=float, default=0.1)
-    t.add_argument("--tune-mse-weight", type=float, default=1.0)
-    t.add_argument("--tune-lpips-weight", type=float, default=1.0)
-    t.add_argument("--locality-weight", type=float, default=0.1)
-    t.add_argument("--locality-alpha", type=float, default=30.0)
-    t.add_argument("--locality-every", type=int, default=1, help="apply the regulariser every N steps")
-    t.add_argument("--lpips-stop", type=float, default=None)
+    ap.add_argument("--preset", default=None, choices=PRESET_NAMES,
+                    help="step counts and settings (default: quick on the CPU, standard on a GPU); the options "
+                         "below override single settings")
+    for group, options in OVERRIDES.items():
+        g = ap.add_argument_group(group + " (default: the preset's)")
+        for flag, (path, kind, text) in options.items():
+            if kind is bool:
+                g.add_argument(flag, default=None, action="store_const", const=True, help=text)
+            else:
+                g.add_argument(flag, type=kind, default=None, help=text)
+    ap.add_argument("--no-tuning", action="store_true", help="skip stage 2")
     w = ap.add_argument_group("loss networks")
     w.add_argument("--weights-dir", default=None,
                    help="folder searched first for the pretrained weight files")
     w.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"])
+    w.add_argument("--offline", action="store_true",
+                   help="never download a missing weight file (default: fetched on first use into the torch cache)")
     w.add_argument("--random-loss-weights", action="store_true",
                    help="use untrained stand-ins for missing LPIPS/ID weights (testing only: not meaningful)")
     o = ap.add_argument_group("outputs")
@@ -136,25 +160,32 @@ STAGE_LABELS = {"preprocess": "preprocessing", "latent": "stage 1 (latent)", "tu
 
 
 def settings_from_args(args: argparse.Namespace, resolution: int) -> InversionSettings:
-    framing = get_framing(args.framing)
-    lat_cfg = LatentConfig(steps=args.steps, lr=args.lr, warmup=args.warmup, rampdown=args.rampdown,
-                           space=args.space, batch_size=args.batch_size,
-                           losses=LossWeights(args.id_weight, args.mse_weight, args.lpips_weight),
-                           w_avg_samples=args.w_avg_samples, noise_strength=args.noise,
-                           refine_cameras=not args.no_camera_refine, camera_lr=args.camera_lr,
-                           preview_every=0, seed=args.seed)
-    tune_cfg = None
-    if args.tune_steps > 0:
-        tune_cfg = TuningConfig(steps=args.tune_steps, lr=args.tune_lr, batch_size=args.tune_batch_size,
-                                losses=LossWeights(args.tune_id_weight, args.tune_mse_weight,
-                                                   args.tune_lpips_weight),
-                                locality_weight=args.locality_weight, locality_alpha=args.locality_alpha,
-                                locality_every=args.locality_every,
-                                lpips_stop=args.lpips_stop, preview_every=0, seed=args.seed)
-    return InversionSettings(
-        preprocess=PreprocessConfig(framing=framing, resolution=resolution, camera_model=args.camera_model),
-        latent=lat_cfg, tuning=tune_cfg,
-        networks=LossNetworks(args.weights_dir, args.random_loss_weights, args.lpips_net))
+    """The preset's settings with the options the user gave applied (ValueError for bad values)."""
+    preset = args.preset or default_preset(torch.device(args.device).type)
+    if args.tune_steps == 0:  # the old way to skip stage 2
+        args.no_tuning, args.tune_steps = True, None
+    settings = preset_settings(preset, resolution=resolution, framing=get_framing(args.framing),
+                               networks=LossNetworks(args.weights_dir, args.random_loss_weights, args.lpips_net,
+                                                     args.offline), tuning=not args.no_tuning)
+    settings = dataclasses.replace(
+        settings, preprocess=dataclasses.replace(settings.preprocess, camera_model=args.camera_model),
+        latent=dataclasses.replace(settings.latent, seed=args.seed),
+        tuning=None if settings.tuning is None else dataclasses.replace(settings.tuning, seed=args.seed))
+    for options in OVERRIDES.values():
+        for flag, (path, kind, _) in options.items():
+            value = getattr(args, flag.lstrip("-").replace("-", "_"))
+            if value is None or (path.startswith("tuning.") and settings.tuning is None):
+                continue
+            if flag == "--no-camera-refine":
+                value = False
+            settings = _replace_path(settings, path.split("."), value)
+    return settings
+
+
+def _replace_path(obj, path: list[str], value):
+    if len(path) == 1:
+        return dataclasses.replace(obj, **{path[0]: value})
+    return dataclasses.replace(obj, **{path[0]: _replace_path(getattr(obj, path[0]), path[1:], value)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.image_metrics import ssim
 from inversion.alignment import ffhq_quad
 from inversion.framing import FaceFraming
 from inversion.pretrained import load_facenet, load_lpips
@@ -29,14 +30,16 @@ ID_SIZE = 160
 
 @dataclass(frozen=True)
 class LossWeights:
-    """User weights of the loss terms (0 switches a term off and skips loading its network)."""
+    """User weights of the loss terms (0 switches a term off and skips loading its network). ``ssim`` weighs
+    ``1 - SSIM`` (core.image_metrics; no download)."""
 
     id: float = 0.1
     mse: float = 0.1
     lpips: float = 1.0
+    ssim: float = 0.0
 
     def __post_init__(self) -> None:
-        for k in ("id", "mse", "lpips"):
+        for k in ("id", "mse", "lpips", "ssim"):
             if getattr(self, k) < 0:
                 raise ValueError(f"loss weight {k} must be >= 0, got {getattr(self, k)}")
 
@@ -47,13 +50,16 @@ class LossNetworks:
 
     Attributes:
         weights_dir: an extra folder searched before the torch caches.
-        allow_random: use random stand-in weights for missing files instead of raising (tests, benchmarks).
+        allow_random: use random stand-in weights for missing files instead of downloading or raising (tests,
+            benchmarks).
         lpips_net: ``"alex"`` (PTI's choice for tuning) or ``"vgg"``.
+        offline: never download a missing file (raise :class:`inversion.pretrained.MissingWeightsError`).
     """
 
     weights_dir: str | None = None
     allow_random: bool = False
     lpips_net: str = "alex"
+    offline: bool = False
 
 
 def id_box(framing: FaceFraming) -> tuple[float, float, float, float]:
@@ -64,7 +70,8 @@ def id_box(framing: FaceFraming) -> tuple[float, float, float, float]:
 
 
 class Objective(nn.Module):
-    """``(pred, target, weight) -> {"mse", "lpips", "id", "total"}`` (scalars; unused terms are 0).
+    """``(pred, target, weight) -> {"mse", "ssim", "lpips", "id", "total"}`` (scalars; unused terms are 0;
+    ``ssim`` is reported as ``1 - SSIM``).
 
     Build it once per run; :meth:`embed` precomputes target embeddings for the ID term.
     """
@@ -80,10 +87,10 @@ class Objective(nn.Module):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             if weights.lpips > 0:
-                net = load_lpips(networks.lpips_net, networks.weights_dir, networks.allow_random)
+                net = load_lpips(networks.lpips_net, networks.weights_dir, networks.allow_random, networks.offline)
                 self.lpips, self.sources["lpips"] = net.module, net.source
             if weights.id > 0:
-                net = load_facenet(networks.weights_dir, networks.allow_random)
+                net = load_facenet(networks.weights_dir, networks.allow_random, networks.offline)
                 self.facenet, self.sources["id"] = net.module, net.source
 
     def face_crop(self, images: torch.Tensor) -> torch.Tensor:
@@ -103,10 +110,21 @@ class Objective(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
                 target_embedding: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        zero = pred.new_zeros(())
-        terms = {"mse": zero, "lpips": zero, "id": zero}
-        if self.weights.mse > 0:
+        terms = self.perceptual(pred, target, weight, target_embedding)
+        w = self.weights
+        if w.mse > 0:
             terms["mse"] = (weight * (pred - target) ** 2).sum() / (weight.sum() * 3).clamp(min=1e-8)
+        if w.ssim > 0:
+            terms["ssim"] = 1.0 - ssim(pred, target, weight).mean()
+        terms["total"] = terms["total"] + w.mse * terms["mse"] + w.ssim * terms["ssim"]
+        return terms
+
+    def perceptual(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                   target_embedding: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The network terms only: ``{"lpips", "id", "total": weighted sum}`` (plus zero ``mse``/``ssim``),
+        each a mean over the batch ``[B, 3, R, R]``."""
+        zero = pred.new_zeros(())
+        terms = {"mse": zero, "ssim": zero, "lpips": zero, "id": zero}
         if self.lpips is not None or self.facenet is not None:
             p, t = composite(pred, weight), composite(target, weight)
             if self.lpips is not None:
@@ -116,7 +134,7 @@ class Objective(nn.Module):
                 pe = F.normalize(self.facenet(self.face_crop(p)), dim=-1)
                 terms["id"] = (1.0 - (pe * te).sum(-1)).mean()
         w = self.weights
-        terms["total"] = w.mse * terms["mse"] + w.lpips * terms["lpips"] + w.id * terms["id"]
+        terms["total"] = w.lpips * terms["lpips"] + w.id * terms["id"]
         return terms
 
 
@@ -134,3 +152,30 @@ def lpips_size(images: torch.Tensor) -> torch.Tensor:
         return F.interpolate(images, size=(LPIPS_MIN, LPIPS_MIN), mode="bilinear", align_corners=False)
     return images
 
+
+
+class GraphedLoss:
+    """``fn(pred, *inputs) -> {term: tensor}``, replayed from CUDA graphs when ``enabled`` (one capture per
+    distinct input shapes; see :func:`core.cuda_graphs.graphed_loss`), else called as is. The loss networks are
+    hundreds of small kernels per pass (facenet alone ~1,000 forward and backward), so on a GPU graphs cut the
+    step's host time several-fold. Call it at most once per backward pass (outputs are static buffers)."""
+
+    def __init__(self, fn, enabled: bool) -> None:
+        import os
+
+        from core.cuda_graphs import ENV_SWITCH
+
+        self.fn = fn
+        self.enabled = enabled and os.environ.get(ENV_SWITCH, "1") != "0"
+        self._graphs: dict[tuple, object] = {}
+
+    def __call__(self, pred: torch.Tensor, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.enabled:
+            return self.fn(pred, *inputs)
+        key = tuple(tuple(t.shape) for t in (pred, *inputs))
+        graphed = self._graphs.get(key)
+        if graphed is None:
+            from core.cuda_graphs import graphed_loss
+
+            graphed = self._graphs[key] = graphed_loss(self.fn, tuple(pred.shape), *inputs)
+        return graphed(pred, *inputs)

@@ -8,7 +8,6 @@ calling ``.close()`` on the generator. The last step yielded holds the result.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from typing import Iterator, Literal
@@ -18,36 +17,10 @@ import torch
 
 from core.camera import Cameras
 from core.generator import Generator
+from core.latent_fit import Schedule  # noqa: F401  (re-exported: both stages use it)
 from core.render import render
 
 Stage = Literal["latent", "tuning"]
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Learning rate over ``steps`` steps: linear warm-up over the first ``warmup`` fraction, flat, then a
-    cosine ramp-down to 0 over the last ``rampdown`` fraction (PTI/StyleGAN projector style)."""
-
-    lr: float
-    steps: int
-    warmup: float = 0.05
-    rampdown: float = 0.25
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0 or self.steps < 1:
-            raise ValueError(f"need lr > 0 and steps >= 1, got lr={self.lr}, steps={self.steps}")
-        if not (0 <= self.warmup <= 1 and 0 <= self.rampdown <= 1 and self.warmup + self.rampdown <= 1):
-            raise ValueError("warmup and rampdown are fractions of the run whose sum is at most 1")
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate of step ``step`` (0-based)."""
-        t = (step + 0.5) / self.steps
-        scale = 1.0
-        if self.warmup > 0:
-            scale = min(scale, t / self.warmup)
-        if self.rampdown > 0 and t > 1 - self.rampdown:
-            scale = min(scale, 0.5 - 0.5 * math.cos(math.pi * (1 - t) / self.rampdown))
-        return self.lr * max(scale, 0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,8 +30,8 @@ class InversionStep:
     Attributes:
         stage: ``"latent"`` (stage 1) or ``"tuning"`` (stage 2).
         step: 1-based index of the step just taken; total_steps: the planned number.
-        losses: term name -> value of this step (``total``, ``mse``, ``lpips``, ``id``; tuning adds
-            ``locality``), before the update.
+        losses: term name -> value of this step (``total``, ``mse``, ``ssim`` (as 1 - SSIM), ``lpips``,
+            ``id``; tuning adds its regularisers), before the update.
         lr: learning rate used.
         ws: ``[1, num_ws, w_dim]`` detached CPU copy of the latent after the update (the pivot in stage 2).
         cameras: ``[N]`` detached CPU cameras of the N target photos after the update.

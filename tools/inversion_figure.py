@@ -1,7 +1,14 @@
-"""Compose the README's inversion figure from `python -m inversion` output folders: per photo, the aligned crop,
-the stage-1 and stage-2 renders from the input view, and two orbit frames (side views) of the tuned head.
+"""Compose the inversion figures of docs/inversion.md.
+
+From `python -m inversion` output folders: per photo, the aligned crop, the stage-1 and stage-2 renders from
+the input view, and two orbit frames (side views) of the tuned head::
 
     python tools/inversion_figure.py docs/images/inversion_real_photos.png OUT_DIR [OUT_DIR ...]
+
+From the ground-truth bench's figure.npz (bench/inversion_groundtruth.py --figure-dir): a held-out head's input,
+stage 1 and stage 2 from the input camera, and three other views (truth, stage 1, stage 1+2)::
+
+    python tools/inversion_figure.py --groundtruth docs/images/inversion_groundtruth.png figure.npz
 """
 
 from __future__ import annotations
@@ -26,7 +33,38 @@ def row(out: Path, size: int = 128) -> np.ndarray:
     return np.concatenate([np.asarray(Image.fromarray(t).resize((size, size), Image.BICUBIC)) for t in tiles], 1)
 
 
+def labelled(tile: np.ndarray, text: str, size: int) -> np.ndarray:
+    from PIL import ImageDraw
+
+    im = Image.fromarray(tile).resize((size, size), Image.BICUBIC)
+    canvas = Image.new("RGB", (size, size + 14), "white")
+    canvas.paste(im, (0, 14))
+    ImageDraw.Draw(canvas).text((3, 1), text, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def groundtruth(npz: Path, size: int = 128) -> np.ndarray:
+    """3 rows: [input, stage 1, stage 2 | view a, b, c] for truth / stage 1 / stage 1+2."""
+    d = np.load(npz)
+    views = [f"view {int(v)}" for v in d["views"]]
+    blank = np.full((size + 14, size, 3), 255, np.uint8)
+    left = [labelled(d["input"], "input", size), labelled(d["stage1"], "stage 1", size),
+            labelled(d["stage2"], "stage 1+2", size)]
+    rows = []
+    for r, (key, name) in enumerate((("truth", "truth"), ("novel_stage1", "stage 1"), ("novel_stage2", "stage 1+2"))):
+        right = [labelled(d[key][i], f"{name}, {views[i]}", size) for i in range(len(views))]
+        tiles = (left if r == 0 else [blank] * 3) + [np.full((size + 14, 8, 3), 255, np.uint8)] + right
+        rows.append(np.concatenate(tiles, 1))
+    return np.concatenate(rows, 0)
+
+
 def main() -> int:
+    if sys.argv[1] == "--groundtruth":
+        target, grid = Path(sys.argv[2]), groundtruth(Path(sys.argv[3]))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grid).save(target, optimize=True)
+        print(f"wrote {target} ({grid.shape[1]}x{grid.shape[0]})")
+        return 0
     target, outs = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
     grid = np.concatenate([row(o) for o in outs], 0)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,17 @@ def test_speed_bench_runs_with_stand_ins():
 
 @pytest.mark.slow
 def test_ground_truth_bench_runs(tmp_path):
-    pytest.importorskip("skimage")  # not needed itself, but the same optional install as the other real-data tests
-    _run("bench.inversion_groundtruth", "--preset", "tiny", "--random-loss-weights", "--steps", "1",
-         "--tune-steps", "1", "--heads", "1", "--json", str(tmp_path / "gt.json"))
+    data = tmp_path / "heads"
+    _run("training.synthetic_heads", "--out", str(data), "--num-identities", "2", "--test-fraction", "0.5",
+         "--views-per-identity", "1", "--resolution", "64", "--workers", "1")
+    out = _run("bench.inversion_groundtruth", "--preset-model", "tiny", "--dataset", str(data), "--heads", "1",
+               "--steps", "2", "--tune-steps", "1", "--bound-steps", "1", "--sc-heads", "1", "--spaces", "w",
+               "--device", "cpu", "--json", str(tmp_path / "gt.json"), "--figure-dir", str(tmp_path),
+               "--variant", "tuning.hidden_weight=1")
     result = json.loads((tmp_path / "gt.json").read_text())
-    assert result["summary"]["heads"] == 1
-    row = result["rows"][0]
-    assert "error" in row or {"camera_error_deg", "stage1", "stage1+2"} <= set(row)
+    rows = result["rows"]
+    assert {"true camera, W, stage 1", "true camera, W, stage 1+2"} <= set(rows)
+    row = rows["true camera, W, stage 1+2"]
+    assert len(row["input_psnr"]) == 1 and len(row["novel_psnr"]) == 1 and 0 < row["novel_ssim"][0] <= 1
+    assert len(result["bound"]["psnr"]) == 1 and "W, stage 1+2" in result["self_consistency"]
+    assert "tuning.hidden_weight=1" in result["variants"] and "bound (W+ fit to all 10 views)" in out

@@ -93,7 +93,8 @@ def test_failures_are_data(tiny_G, tmp_path, monkeypatch):
     assert isinstance(events[-1], Failed) and events[-1].stage == "preprocess"
     assert "no usable photo" in events[-1].message and "wall: no face found" in events[-1].message
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    lpips = dataclasses.replace(_settings(), latent=LatentConfig(steps=1, losses=LossWeights(0.0, 1.0, 1.0)))
+    lpips = dataclasses.replace(_settings(offline=True),
+                                latent=LatentConfig(steps=1, losses=LossWeights(0.0, 1.0, 1.0)))
     events = list(run_inversion(tiny_G, [wall], lpips))
     assert len(events) == 1 and isinstance(events[0], Failed)  # before any work
     assert "alexnet-owt-7be5be79.pth" in events[0].message
