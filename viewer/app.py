@@ -38,10 +38,11 @@ from viewer.features.training import Training
 from viewer.features.video import Video
 from viewer.jobs import JobRunner
 from viewer.viewport.display import Display
-from viewer.viewport.input import camera_input
+from viewer.viewport.input import CameraInput
 from viewer.viewport.overlays import draw_overlays
 from viewer.viewport.worker import RenderWorker
 from viewer.window.dialogs import FileDrops
+from viewer.window.pacing import FramePacer
 from viewer.window.panels import draw_panels
 from viewer.window.quit_guard import QuitGuard
 from viewer.window.scripted import ScriptedRun
@@ -74,8 +75,9 @@ class ViewerApp:
         ui.info.device = device
         ui.info.default_source = default_source()
         ui.info.builtin_sources = RANDOM_SOURCES
-        self.worker = RenderWorker()
-        self.jobs = JobRunner(self.worker)
+        self.pacer = FramePacer(cfg.fps_max, ScriptedRun.idle_allowed(cfg))
+        self.worker = RenderWorker(wake=self.pacer.wake)
+        self.jobs = JobRunner(self.worker, wake=self.pacer.wake)
         self.display = Display(ui, self.worker)
         studio = Studio(ui, self.jobs, self.worker, self.display, self.emit)
         self.drops = FileDrops(ui)
@@ -92,6 +94,7 @@ class ViewerApp:
         self.scripted = ScriptedRun(cfg, ui, self.display)
         self._capture_requested = False
         self.captured_view: np.ndarray | None = None
+        self.camera_input = CameraInput()
 
     def emit(self, event: SourceChanged) -> None:
         """Tell every feature (GUI thread)."""
@@ -105,8 +108,10 @@ class ViewerApp:
         self.display.init_gl()
         self.edits.load_catalog()
         self.drops.hook_drops()
+        self.pacer.started()
 
     def before_exit(self) -> None:
+        self.pacer.stopped()
         self.quit_guard.goodbye()
         for f in self.features:
             f.release()
@@ -127,8 +132,7 @@ class ViewerApp:
         p.callbacks.post_init = self.post_init
         p.callbacks.before_exit = self.before_exit
         p.ini_disable = True
-        p.fps_idling.enable_idling = self.scripted.idle_allowed
-        p.fps_idling.fps_idle = 20.0
+        self.pacer.configure(p)
         return p
 
     def addons(self) -> immapp.AddOnsParams:
@@ -148,7 +152,8 @@ class ViewerApp:
     def _frame(self) -> None:
         self.quit_guard.frame()
         info = self.ui.info
-        info.gui_ms.append(1000.0 * imgui.get_io().delta_time)
+        if not hello_imgui.get_runner_params().fps_idling.is_idling:  # idle frames wait for events on purpose
+            info.gui_ms.append(1000.0 * imgui.get_io().delta_time)
         self.display.take_result()
         info.jobs = self.jobs.poll()
         for f in self.features:
@@ -159,7 +164,7 @@ class ViewerApp:
         imgui.set_next_window_pos(vp.work_pos)
         imgui.set_next_window_size(imgui.ImVec2(panel_w, vp.work_size.y))
         imgui.begin("Panels", None, wf.no_move | wf.no_resize | wf.no_collapse | wf.no_saved_settings
-                    | wf.no_title_bar)
+                    | wf.no_title_bar | wf.no_background)  # the window's clear colour (viewer/window/pacing.py)
         imgui.text(APP_NAME)
         draw_panels(self.ui)
         imgui.end()
@@ -167,7 +172,7 @@ class ViewerApp:
         imgui.set_next_window_size(imgui.ImVec2(vp.work_size.x - panel_w, vp.work_size.y))
         imgui.push_style_var(imgui.StyleVar_.window_padding, imgui.ImVec2(0, 0))
         imgui.begin("Viewport", None, wf.no_decoration | wf.no_move | wf.no_saved_settings
-                    | wf.no_bring_to_front_on_focus | wf.no_scroll_with_mouse)
+                    | wf.no_bring_to_front_on_focus | wf.no_scroll_with_mouse | wf.no_background)
         self._viewport()
         imgui.end()
         imgui.pop_style_var()
@@ -176,6 +181,7 @@ class ViewerApp:
             self._capture_requested = False
             self.captured_view = self.display.current_image()
         self.scripted.end_of_frame()
+        self.pacer.frame(live=info.dragging, jobs_running=self.jobs.any_running)
 
     def _viewport(self) -> None:
         ui = self.ui
@@ -188,7 +194,8 @@ class ViewerApp:
         w, h = ui.render.width, ui.render.height
         scale = min(avail.x / w, avail.y / h) if w and h else 1.0
         disp_w, disp_h = w * scale, h * scale
-        ui.camera.camera, moving = camera_input(ui.camera, hovered, active, disp_h)
+        ui.camera.camera, moving = self.camera_input.update(ui.camera, hovered, active, imgui.is_window_focused(),
+                                                            disp_h)
         ui.info.dragging = self.scripted.orbit(imgui.get_io().delta_time) or moving
         tex, _ = self.display.show()
         x0, y0 = p0.x + (avail.x - disp_w) / 2, p0.y + (avail.y - disp_h) / 2
@@ -218,6 +225,7 @@ class ViewerApp:
         the next frame (GL calls must run on the GUI thread; scripts and the test engine's thread use this)."""
         self.captured_view = None
         self._capture_requested = True
+        self.pacer.wake()
 
 
 def main(cfg: ViewerConfig) -> int:

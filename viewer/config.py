@@ -30,6 +30,9 @@ class ViewerConfig:
     """Window width in pixels."""
     height: int = 900
     """Window height in pixels."""
+    fps_max: float = 75.0
+    """Most frames per second the window draws (0: no cap; a desktop's vsync also limits it). Idle, it draws
+    about one per second."""
     state_dir: Path | None = None
     """Where the recent-files list is kept (default: ~/.config/splathead-studio)."""
     frames: int = 0

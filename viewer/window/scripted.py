@@ -23,9 +23,10 @@ class ScriptedRun:
         self.orbit_started: float | None = None
         self.frame_log: list[tuple[float, int]] = []  # (perf_counter, gl_draws) per frame while benchmarking
 
-    @property
-    def idle_allowed(self) -> bool:
-        return self.cfg.frames == 0 and self.cfg.bench_orbit_s == 0
+    @staticmethod
+    def idle_allowed(cfg: ViewerConfig) -> bool:
+        """Scripted runs that count frames or orbit draw every frame; a normal window idles."""
+        return cfg.frames == 0 and cfg.bench_orbit_s == 0
 
     def orbit(self, delta_time: float) -> bool:
         """Benchmark orbit: turn the camera; returns whether to treat it as a drag (``--bench-low-res``)."""
