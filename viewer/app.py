@@ -68,7 +68,13 @@ class ViewerApp:
 
     def __init__(self, cfg: ViewerConfig, device: str = "cpu") -> None:
         from core.latent import RANDOM_SOURCES
+        from viewer.config import torch_threads
 
+        threads = torch_threads(cfg.torch_threads, device)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         self.cfg = cfg
         ui = self.ui = UiState(device=device)
         ui.render.width = ui.render.height = cfg.resolution
@@ -91,7 +97,7 @@ class ViewerApp:
                                          self.inversion]
         self.handlers = action_table(self.features, {CancelJob: lambda a: self.jobs.cancel(a.name)})
         self.quit_guard = QuitGuard(self.training, self.drops)
-        self.scripted = ScriptedRun(cfg, ui, self.display)
+        self.scripted = ScriptedRun(cfg, ui, self.display, PANEL_WIDTH)
         self._capture_requested = False
         self.captured_view: np.ndarray | None = None
         self.camera_input = CameraInput()
@@ -150,6 +156,7 @@ class ViewerApp:
             imgui.internal.error_recovery_try_to_recover_state(state)  # close what the failed frame left open
 
     def _frame(self) -> None:
+        self.scripted.start_of_frame()
         self.quit_guard.frame()
         info = self.ui.info
         if not hello_imgui.get_runner_params().fps_idling.is_idling:  # idle frames wait for events on purpose

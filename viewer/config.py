@@ -30,6 +30,10 @@ class ViewerConfig:
     """Window width in pixels."""
     height: int = 900
     """Window height in pixels."""
+    torch_threads: int = 0
+    """CPU threads for model work (synthesis, inversion) on the render worker. 0: automatic (on a CPU device
+    half the cores, at least one, since the GUI thread and the OpenGL driver's threads share them; see
+    docs/viewer.md). Ignored on CUDA."""
     fps_max: float = 75.0
     """Most frames per second the window draws (0: no cap; a desktop's vsync also limits it). Idle, it draws
     about one per second."""
@@ -45,6 +49,14 @@ class ViewerConfig:
     """Benchmark orbit speed in degrees per second."""
     bench_low_res: bool = False
     """Benchmark: treat the orbit as a drag (progressive low resolution)."""
+    bench_seeds: int = 0
+    """Benchmark: once the head is shown, step the seed this many times, timing each until its head is on
+    screen, then exit."""
+    bench_idle_s: float = 0.0
+    """Benchmark: once the head is shown (and 3 s more), measure the CPU use of this many idle seconds, then the
+    frame rate with the pointer moving over the panels for --bench-ui-s seconds, then exit."""
+    bench_ui_s: float = 5.0
+    """Benchmark: seconds of pointer motion over the panels after the idle measurement."""
     stats_json: Path | None = None
     """Write the frame statistics (GUI, render and synthesis times) here as JSON at exit."""
 
@@ -86,6 +98,18 @@ def resolve_device(requested: str) -> tuple[str, str]:
         if (dev.index or 0) >= torch.cuda.device_count():
             return "cuda", f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s); using cuda:0"
     return str(dev), ""
+
+
+def torch_threads(requested: int, device: str) -> int | None:
+    """Intra-op threads for torch on ``device`` (None: leave torch's default). On a CPU device the render worker
+    shares the cores with the GUI thread and llvmpipe's raster threads (one per core); an OpenMP thread that
+    gets descheduled stalls every parallel region, so two threads on two busy cores made one synthesis of the
+    default model take 1-8 s instead of 0.15 s with one thread (docs/viewer.md, "Speed on a laptop CPU")."""
+    if requested > 0:
+        return requested
+    if not device.startswith("cpu"):
+        return None
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def save_screenshot(path: Path) -> tuple[int, int]:
