@@ -18,11 +18,16 @@ MAX_RECENT = 12
 
 @dataclass
 class LoadPanel:
-    """``path``: the text field; ``recent``: most recent first, at most ``MAX_RECENT``; ``current``: the open source."""
+    """``path``: the text field; ``recent``: most recent first, at most ``MAX_RECENT``; ``current``: the open source.
+    Written by the sources feature: ``opening``: the file being loaded ("" when none; the view keeps ``current``
+    until it loaded); ``error``: why the last open failed ("" after a success), ``error_details`` its traceback."""
 
     path: str = ""
     recent: list[str] = field(default_factory=list)
     current: str = ""
+    opening: str = ""
+    error: str = ""
+    error_details: str = ""
 
     def remember(self, source: str) -> None:
         if source in self.recent:

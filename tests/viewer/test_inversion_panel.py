@@ -106,14 +106,13 @@ def test_opening_another_model_ends_the_tuned_view(tmp_path, session):
     assert app.worker.call(lambda gpu: gpu.generator("memory:tuned", "cpu").config.z_dim, 30) == 64
     assert session.state.info.tuned_active and session._base_source() == "random:tiny"
     assert "memory:tuned" not in app.ui.load.recent  # shown, not opened
-    other = tmp_path / "other.pkl"
-    other.write_bytes(b"x")
-    app.ui.request(OpenFile(str(other)))  # the Load panel opened another model
-    pump(app, session, lambda: True, "a frame")
+    other = "random:cpu128"
+    app.ui.request(OpenFile(other))  # the Load panel opened another model (loaded first, then shown)
+    pump(app, session, lambda: app.ui.load.current == other, "the other model")
     assert session.original_source is None
     with pytest.raises(RuntimeError, match="no longer available"):
         app.worker.call(lambda gpu: gpu.generator("memory:tuned", "cpu"), 30)
-    assert not session.state.info.tuned_active and session._base_source() == str(other)
+    assert not session.state.info.tuned_active and session._base_source() == other
     assert session._messages[-1].level == "warning"
 
 

@@ -205,6 +205,13 @@ class GpuAccess:
 
         return self._cache.generator(source, torch.device(device))
 
+    def open_source(self, source: str, device: str) -> str:
+        """Load ``source`` into the view's cache, as the next render request would; its kind ("generator" or
+        "scene"). Raises what loading raises (a corrupt or unknown file)."""
+        import torch
+
+        return self._cache.load(source, torch.device(device)).kind
+
     def put_memory_model(self, name: str, generator) -> str:
         """Show-able as source ``memory:<name>``; hand over a copy the job no longer changes."""
         return self._cache.put_memory(name, generator)

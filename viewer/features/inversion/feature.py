@@ -390,6 +390,7 @@ class Inversion(Feature):
         for name in STAGE_JOBS:
             self.studio.jobs.cancel(name)
         self._webcam.release()
+        self._dialog.close()
         self._release_thumbs()
         if self._webcam_texture is not None:
             self._webcam_texture.release()
