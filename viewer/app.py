@@ -37,6 +37,7 @@ from viewer.features.sources import Sources, recent_file
 from viewer.features.training import Training
 from viewer.features.video import Video
 from viewer.jobs import JobRunner
+from viewer.texture import clear_gl_errors
 from viewer.viewport.display import Display
 from viewer.viewport.input import CameraInput
 from viewer.viewport.overlays import draw_overlays
@@ -156,6 +157,7 @@ class ViewerApp:
             imgui.internal.error_recovery_try_to_recover_state(state)  # close what the failed frame left open
 
     def _frame(self) -> None:
+        clear_gl_errors()  # one left by C++ widgets' own GL calls (ImFileDialog) must not fail our next GL call
         self.scripted.start_of_frame()
         self.quit_guard.frame()
         info = self.ui.info

@@ -73,8 +73,12 @@ class OpenDialog:
             return list(result or [])
         from imgui_bundle import im_file_dialog as ifd
 
+        from viewer.texture import clear_gl_errors
+
         d = ifd.FileDialog.instance()
-        if not d.is_done(self.key):
+        done = d.is_done(self.key)  # draws it
+        clear_gl_errors()  # its icon textures can leave a GL error behind
+        if not done:
             return []
         out = [p.path() for p in d.get_results()] if d.has_result() else []
         d.close()
