@@ -190,7 +190,8 @@ class ViewerApp:
             self._capture_requested = False
             self.captured_view = self.display.current_image()
         self.scripted.end_of_frame()
-        self.pacer.frame(live=info.dragging, jobs_running=self.jobs.any_running)
+        self.pacer.frame(live=info.dragging, jobs_running=self.jobs.any_running,
+                         following=info.training.status in ("starting", "running"))
 
     def _viewport(self) -> None:
         ui = self.ui

@@ -4,7 +4,8 @@ ImGui redraws the whole window every frame, and on a machine without a GPU (Mesa
 studio costs about 10-20 ms of CPU at 1600 x 1000 even when nothing changed. So:
 
 - **Idle**: ``IDLE_AFTER_S`` after the last input event the window draws ``IDLE_FPS`` frames per second
-  (``JOBS_FPS`` while a background job runs, so its progress bar moves), waiting in glfw for events in between
+  (``JOBS_FPS`` while a background job runs, so its progress bar moves; ``FOLLOW_FPS`` while the Training panel
+  follows a running run, which it reads about once a second), waiting in glfw for events in between
   (hello_imgui's idling). Any input wakes it at once.
 - **Woken**: other threads call :meth:`FramePacer.wake` (thread-safe: ``hello_imgui.request_refresh``) when
   there is something new to show: the render worker after it publishes a result, a job when it ends.
@@ -25,7 +26,8 @@ import threading
 
 from imgui_bundle import hello_imgui, imgui
 
-IDLE_FPS = 1.0  # frames per second with nothing happening (the training panel's once-a-second refresh)
+IDLE_FPS = 0.5  # frames per second with nothing happening (a 1600 x 1000 llvmpipe frame costs ~20-40 ms of CPU)
+FOLLOW_FPS = 1.0  # while a training run is followed (the panel reads its files about once a second)
 JOBS_FPS = 8.0  # while a background job runs (progress bars)
 IDLE_AFTER_S = 1.0  # seconds after the last input event before idling
 
@@ -69,9 +71,10 @@ class FramePacer:
             if self._running:
                 hello_imgui.request_refresh()
 
-    def frame(self, *, live: bool, jobs_running: bool) -> None:
+    def frame(self, *, live: bool, jobs_running: bool, following: bool = False) -> None:
         """Once per frame (GUI thread): ``live``: something moves without input events; ``jobs_running``: a
-        background job runs."""
-        hello_imgui.get_runner_params().fps_idling.fps_idle = JOBS_FPS if jobs_running else IDLE_FPS
+        background job runs; ``following``: a training run is followed."""
+        fps = JOBS_FPS if jobs_running else FOLLOW_FPS if following else IDLE_FPS
+        hello_imgui.get_runner_params().fps_idling.fps_idle = fps
         if live:
             hello_imgui.request_refresh()
