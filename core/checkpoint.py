@@ -52,6 +52,7 @@ from typing import Any, Literal
 import torch
 
 from core.atomic_file import atomic_write
+from core.pickle_guard import PickleGuardError, scan_pickle
 
 FORMAT_MAGIC = "splathead-snapshot"
 FORMAT_VERSION = 1
@@ -346,6 +347,7 @@ def _scan(raw: bytes, source: str | os.PathLike) -> None:
     The names of globals pushed by STACK_GLOBAL are tracked from the strings just before it, which is how
     pickle writes them; the find_class of the unpickler remains the actual gate.
     """
+    guard = _guard(raw, source)
     stream = io.BytesIO(raw)
     names: list[str] = []
     recent: deque = deque(maxlen=2)  # the last two values pushed: str or None
@@ -408,6 +410,20 @@ def _scan(raw: bytes, source: str | os.PathLike) -> None:
         raise CorruptCheckpointError(source, "a protocol 0/1 pickle; snapshots are protocol 2 or later")
     if stop is not None and stop + 1 != len(raw):
         raise CorruptCheckpointError(source, f"{len(raw) - stop - 1} bytes of trailing data after the pickle")
+    if guard is not None:
+        raise CorruptCheckpointError(source, f"refused: {guard}")
+
+
+def _guard(raw: bytes, source: str | os.PathLike) -> PickleGuardError | None:
+    """core.pickle_guard's bounds (nesting, container sizes, memo, declared lengths), before anything is
+    built: a limit refuses at once; a malformed stream is returned, to be refused after _scan's diagnosis."""
+    try:
+        scan_pickle(raw)
+    except PickleGuardError as e:
+        if e.limit:
+            raise CorruptCheckpointError(source, f"refused: {e}") from None
+        return e
+    return None
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,7 @@ from torch import nn
 from core.camera import Cameras
 from core.config_dict import config_from_dict, config_to_dict
 from core.gaussians import GaussianSet
+from core.generator_limits import config_problems, parameter_count, state_bytes
 from core.mapping import MappingNetwork
 from core.point_hierarchy import (
     Points,
@@ -84,23 +86,22 @@ class GeneratorConfig:
     split_ratio_value: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "level_channels", tuple(self.level_channels))
-        object.__setattr__(self, "upsample_ratios", tuple(self.upsample_ratios))
-        problems = []
-        if len(self.level_channels) != len(self.upsample_ratios) or not self.level_channels:
-            problems.append("level_channels and upsample_ratios need the same, non-zero length")
-        if self.upsample_ratios and self.upsample_ratios[0] != 1:
-            problems.append("the first level's upsample ratio must be 1")
-        if self.width % 2 or self.width % self.heads:
-            problems.append(f"width {self.width} must be even and divisible by heads {self.heads}")
-        if self.resolution < 32 or self.resolution & (self.resolution - 1):
-            problems.append(f"resolution must be a power of two >= 32, got {self.resolution}")
-        if self.ws_layout not in ("single", "per_block"):
-            problems.append(f"ws_layout must be 'single' or 'per_block', got {self.ws_layout!r}")
-        if min(self.level_channels + self.upsample_ratios + (self.num_points, self.num_first_blocks), default=0) < 1:
-            problems.append("sizes must be positive")
+        for name in ("level_channels", "upsample_ratios"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        problems = config_problems(self)  # types, ranges, relations, size totals: see core.generator_limits
         if problems:
             raise ValueError("invalid GeneratorConfig: " + "; ".join(problems))
+
+    @property
+    def parameter_count(self) -> int:
+        """Trainable parameters of ``Generator(self)``, computed from the config (nothing is built)."""
+        return parameter_count(self)
+
+    @property
+    def state_bytes(self) -> int:
+        """Memory of ``Generator(self)``'s parameters and buffers in float32, computed from the config."""
+        return state_bytes(self)
 
     # ---------------------------------------------------------------- derived sizes
 
@@ -173,9 +174,16 @@ def official_preset(resolution: int, ws_layout: WsLayout = "per_block", **overri
 
 PRESETS: dict[str, GeneratorConfig] = {
     **{f"cgs{r}": official_preset(r) for r in (64, 128, 256, 512, 1024, 2048)},
-    # ~22k Gaussians, ~3.6 M parameters: interactive on a 2-core CPU at 128 px.
+    # 21,760 Gaussians, ~8.5 M parameters: interactive on a 2-core CPU at 128 px (the default model v1).
     "cpu128": GeneratorConfig(resolution=128, num_points=256, width=256, heads=4, num_first_blocks=3,
                               level_channels=(256, 128, 64, 32), upsample_ratios=(1, 4, 4, 4), w_dim=256,
+                              z_dim=256, pe_table_res=256),
+    # Default model v2 (docs/default-model-v2.md): 21,760 Gaussians like cpu128, so the 2-core CPU viewer
+    # draws as fast (its frame cost is per splat and per fragment), trained at 256 px; one more transformer
+    # block for 360-degree variety and wider fine levels for 256 px detail: ~10.3 M parameters (19.7 MiB in
+    # float16), CPU synthesis about 1.2x cpu128's.
+    "cpu256": GeneratorConfig(resolution=256, num_points=256, width=256, heads=4, num_first_blocks=4,
+                              level_channels=(256, 128, 96, 64), upsample_ratios=(1, 4, 4, 4), w_dim=256,
                               z_dim=256, pe_table_res=256),
     # 1,344 Gaussians, a few hundred thousand parameters: for tests.
     "tiny": GeneratorConfig(resolution=32, num_points=64, width=64, heads=4, num_first_blocks=2,
@@ -294,6 +302,26 @@ class Generator(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return f"{c.num_gaussians:,} Gaussians, {c.num_levels} levels, {c.num_blocks} blocks, ws {c.ws_layout}"
+
+
+def check_state_dict(config: GeneratorConfig, state: Mapping[str, torch.Tensor]) -> None:
+    """Raise ``ValueError`` unless ``state`` has exactly the entries and shapes of ``Generator(config)``.
+
+    Run it before building the generator for real: the comparison uses a build on the meta device (no memory),
+    so a file whose config promises a large network but whose weights are missing or small never makes the
+    loader allocate that network. Missing, unexpected and mis-shaped entries are listed (10 of each at most).
+    """
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Generator(config).state_dict().items()}
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {list(v.shape)} (expected {list(expected[k])})" for k, v in state.items()
+              if k in expected and (not isinstance(v, torch.Tensor) or tuple(v.shape) != expected[k])]
+    problems = [f"{title}: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}" for title, names in
+                (("missing", missing), ("unexpected", unexpected), ("wrong shapes", shapes)) if names]
+    if problems:
+        raise ValueError(f"the weights do not match the config ({config.parameter_count:,} parameters): "
+                         + "; ".join(problems))
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -49,7 +49,9 @@ class LoadedSource:
 
 def is_ply(path: str | os.PathLike) -> bool:
     """``path`` is a 3DGS ``.ply`` by its first bytes or its extension (raises like ``open`` when missing)."""
-    with open(path, "rb") as f:  # FileNotFoundError / IsADirectoryError speak for themselves
+    from core.regular_file import open_regular  # a FIFO or device is refused, never read (issue 19)
+
+    with open_regular(path, "a model or .ply file") as f:  # FileNotFoundError etc. speak for themselves
         head = f.read(4)
     return head in (b"ply\n", b"ply\r") or os.fspath(path).lower().endswith(".ply")
 

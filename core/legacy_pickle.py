@@ -37,7 +37,6 @@ import math
 import os
 import pickle
 import pickletools
-import stat
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -48,15 +47,18 @@ import numpy as np
 import torch
 
 from core.checkpoint import CheckpointError, UnsafeCheckpointError
+from core.pickle_guard import GlobalRef, PickleGuardError, PickleLimits, scan_pickle
+from core.regular_file import open_regular
 
 __all__ = [
     "MAX_PICKLE_BYTES", "EasyDictRecord", "InertGlobal", "LegacyPickleError", "ModuleRecord",
-    "PersistentRecord", "UnsafeLegacyPickleError", "is_official_pickle", "read_official_pickle",
-    "reconstruct_persistent_obj",
+    "PersistentRecord", "UnsafeLegacyPickleError", "check_storage_blob", "is_official_pickle",
+    "read_official_pickle", "reconstruct_persistent_obj",
 ]
 
 PERSISTENCE_VERSION = 6
 MAX_PICKLE_BYTES = 16 << 30  # an official 2048 snapshot with D and optimizer states is ~2 GB
+GUARD_LIMITS = PickleLimits()  # nesting / sizes / memo bounds checked before unpickling (core.pickle_guard)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -195,10 +197,56 @@ _TENSOR_DTYPES = frozenset({torch.float32, torch.float64, torch.float16, torch.b
                             torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool})
 
 
+_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a legacy (non-zip) torch.save stream
+_LEGACY_TORCH_PROTOCOL = 1001
+_STORAGE_ITEMSIZE = {"DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+                     "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1,
+                     "ByteStorage": 1, "BoolStorage": 1}
+
+
+def check_storage_blob(blob: bytes) -> int:
+    """Check a legacy ``torch.save`` storage stream (what ``torch.storage._load_from_bytes`` receives) before
+    torch reads it: its five pickles are within the :mod:`core.pickle_guard` limits, and the element counts
+    its storage records claim fit in the bytes after them (torch allocates a storage of the claimed size
+    before reading a byte of it). Returns the claimed bytes; raises ``pickle.UnpicklingError``."""
+    if blob[:4] == b"PK\x03\x04":
+        raise pickle.UnpicklingError("a tensor storage blob in torch's zip format, not the legacy torch.save "
+                                     "stream official pickles hold")
+    try:
+        magic = scan_pickle(blob)
+        if magic.result != _LEGACY_TORCH_MAGIC:
+            raise pickle.UnpicklingError("a tensor storage blob that is not a legacy torch.save stream "
+                                         "(official pickles hold only those)")
+        version = scan_pickle(blob, magic.end)
+        if version.result != _LEGACY_TORCH_PROTOCOL:
+            raise pickle.UnpicklingError(f"storage blob of torch.save protocol {version.result!r}, expected "
+                                         f"{_LEGACY_TORCH_PROTOCOL}")
+        sys_info = scan_pickle(blob, version.end)
+        main = scan_pickle(blob, sys_info.end)
+        keys = scan_pickle(blob, main.end)
+    except PickleGuardError as e:
+        raise pickle.UnpicklingError(f"corrupt tensor storage blob: {e}") from None
+    claims: dict[Any, int] = {}
+    for pid in main.persistent_ids:
+        ok = (type(pid) is tuple and len(pid) == 6 and pid[0] == "storage" and isinstance(pid[1], GlobalRef)
+              and pid[1].module == "torch" and pid[1].name in _STORAGE_ITEMSIZE and type(pid[4]) is int
+              and pid[4] >= 0)
+        if not ok:
+            raise pickle.UnpicklingError(f"refused: unrecognised storage record {pid!r:.120} in a blob")
+        claims[pid[2]] = 8 + pid[4] * _STORAGE_ITEMSIZE[pid[1].name]  # an int64 count, then the data
+    claimed, present = sum(claims.values()), len(blob) - keys.end
+    if claimed > present:
+        raise pickle.UnpicklingError(f"corrupt tensor storage blob: its records claim {claimed:,} bytes of "
+                                     f"data but only {present:,} follow")
+    return claimed
+
+
 def _load_storage(blob: Any) -> torch.storage.TypedStorage:
-    """Replacement for ``torch.storage._load_from_bytes``: torch's weights-only loader, CPU."""
+    """Replacement for ``torch.storage._load_from_bytes``: torch's weights-only loader, CPU, after
+    :func:`check_storage_blob`."""
     if type(blob) is not bytes:
         raise pickle.UnpicklingError(f"storage blob must be bytes, got {type(blob).__name__}")
+    check_storage_blob(blob)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "TypedStorage is deprecated"
@@ -229,6 +277,9 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, requires_
     if end > available:
         raise pickle.UnpicklingError(f"tensor of size {list(size)} (offset {offset}, stride {list(stride)}) "
                                      f"runs past its storage of {available} elements")
+    if numel > available:  # stride-0 views: sizes (hence an architecture) that no bytes in the file back
+        raise pickle.UnpicklingError(f"tensor of size {list(size)} (stride {list(stride)}) repeats elements "
+                                     f"of its storage of {available}; official tensors are plain arrays")
     t = torch.empty((0,), dtype=storage.dtype)
     return t.set_(storage._untyped_storage, offset, size, stride)
 
@@ -327,22 +378,22 @@ def read_official_pickle(path: str | os.PathLike, *, max_bytes: int = MAX_PICKLE
 
     ``extra_globals`` ({(module, name): inert stand-in}) extends the whitelist for another format of the
     same family (GGHead: :mod:`core.gghead.pickle_format`); ``format_name`` names it in error messages."""
-    st = os.stat(path)
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(21, f"Is a directory (expected an {format_name} .pkl file)",
-                                os.fspath(path))
-    if not stat.S_ISREG(st.st_mode):
-        raise LegacyPickleError(path, "not a regular file")
-    if st.st_size > max_bytes:
-        raise LegacyPickleError(path, f"{st.st_size:,} bytes, over the limit of {max_bytes:,} "
-                                      "(pass a larger max_bytes)")
-    if st.st_size == 0:
-        raise LegacyPickleError(path, f"empty file (not an {format_name} pickle)")
-    with open(path, "rb") as f:
+    with open_regular(path, f"an {format_name} .pkl file", error=lambda p: LegacyPickleError(path, p)) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise LegacyPickleError(path, f"{size:,} bytes, over the limit of {max_bytes:,} "
+                                          "(pass a larger max_bytes)")
+        if size == 0:
+            raise LegacyPickleError(path, f"empty file (not an {format_name} pickle)")
         head = f.read(4)
         f.seek(0)
         if head.startswith(b"PK\x03\x04"):
             raise LegacyPickleError(path, f"a zip archive (torch.save file), not an {format_name} pickle")
+        try:  # nesting, container sizes, memo and declared lengths, before anything is built
+            scan_pickle(f, limits=GUARD_LIMITS, end=size)
+        except PickleGuardError as e:
+            raise LegacyPickleError(path, f"refused: {e}. Nothing in the file was executed") from None
+        f.seek(0)
         try:
             return _RestrictedUnpickler(f, os.fspath(path), extra_globals, format_name).load()
         except CheckpointError:
@@ -362,7 +413,7 @@ def is_official_pickle(path: str | os.PathLike, *, max_bytes: int = 1 << 20, max
     reference ``torch_utils.persistence``? True for StyleGAN2-ADA/3, EG3D and CGS-GAN pickles; the loader
     then says whether it is a CGS-GAN generator."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             raw = f.read(max_bytes)
     except OSError:
         return False

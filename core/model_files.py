@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from core.checkpoint import CorruptCheckpointError, read_generator_state, save_generator_state
-from core.generator import Generator, GeneratorConfig
+from core.generator import Generator, GeneratorConfig, check_state_dict
+from core.regular_file import open_regular
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
         raise FileNotFoundError(f"{path}: no such file")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path}: is a directory, not a generator file")
-    with open(path, "rb") as f:
+    with open_regular(path, "a generator file", error=lambda p: CorruptCheckpointError(path, p)) as f:
         head = f.read(4)
     if head == b"ply\n" or head == b"ply\r":
         raise CorruptCheckpointError(path, "this is a .ply scene, not a generator; open it as a scene")
@@ -77,6 +78,7 @@ def load_generator(path: str | os.PathLike, device: torch.device | str = "cpu") 
     # ---
     try:
         config = GeneratorConfig.from_dict(config_dict)
+        check_state_dict(config, state)  # before building: nothing allocated that the file does not hold
         G = Generator(config)
         G.load_state_dict(state, strict=True)
     except (TypeError, ValueError, RuntimeError) as exc:

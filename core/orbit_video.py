@@ -181,9 +181,12 @@ class VideoFile:
     Args:
         path: target ``.mp4``; its directory must exist; an existing file is replaced only by :meth:`finish`.
         fps: frames per second (> 0). quality: imageio's 0..10 variable-bitrate quality (10 best).
+        overwrite: replace an existing ``path``; False raises ``FileExistsError`` (checked here, and again
+            atomically when :meth:`finish` puts the finished video in place).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = 30.0, quality: float = 8.0) -> None:
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0, quality: float = 8.0, *,
+                 overwrite: bool = True) -> None:
         import imageio.v2 as imageio
 
         path = os.fspath(path)
@@ -192,9 +195,11 @@ class VideoFile:
         directory, base = os.path.split(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"{path}: directory {directory} does not exist")
+        if not overwrite and os.path.lexists(path):
+            raise _exists(path)
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and fps > 0):
             raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
-        self.path = path
+        self.path, self.overwrite = path, overwrite
         self.frames_written = 0
         self._size: tuple[int, int] | None = None
         # Hidden, and named as a temporary (imageio picks the encoder by the .mp4 ending): only a hard kill
@@ -222,7 +227,10 @@ class VideoFile:
             self._writer.close()
             if self.frames_written == 0:
                 raise ValueError(f"{self.path}: no frames to write")
-            os.replace(self._tmp, self.path)
+            if self.overwrite:
+                os.replace(self._tmp, self.path)
+            else:
+                _publish_new(self._tmp, self.path)
         except BaseException:
             _remove(self._tmp)
             raise
@@ -244,7 +252,8 @@ class VideoFile:
 
 def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30.0, *,
                       total: int | None = None, progress: ProgressFn | None = None,
-                      cancel: CancelFlag | None = None, quality: float = 8.0) -> VideoWriteResult:
+                      cancel: CancelFlag | None = None, quality: float = 8.0, overwrite: bool = True,
+                      ) -> VideoWriteResult:
     """Encode ``frames`` (``[H, W, 3]`` uint8, all the same even size) into an H.264 .mp4 at ``path``, atomically
     (through :class:`VideoFile`).
 
@@ -257,12 +266,14 @@ def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps
         cancel: checked before every frame; once set, the write stops, the temporary file is removed and
             the result says ``cancelled`` (``path`` untouched).
         quality: imageio's 0..10 variable-bitrate quality (10 best).
+        overwrite: replace an existing ``path``; False raises ``FileExistsError`` (checked before encoding,
+            and again atomically when the finished video is put in place).
 
     Raises:
         ValueError: bad arguments, a malformed frame, or no frames at all. Errors from ``frames`` or the
             encoder propagate; in every failing case the temporary file is removed.
     """
-    with VideoFile(path, fps, quality) as video:
+    with VideoFile(path, fps, quality, overwrite=overwrite) as video:
         for frame in frames:
             if cancel is not None and cancel.is_set():
                 break
@@ -273,6 +284,26 @@ def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps
             video.abort()
             return VideoWriteResult(None, video.frames_written, True)
         return VideoWriteResult(video.finish(), video.frames_written, False)
+
+
+def _exists(path: str) -> FileExistsError:
+    return FileExistsError(f"{path} exists already; not replaced (pass --overwrite to replace it, or choose "
+                           "another name)")
+
+
+def _publish_new(tmp: str, path: str) -> None:
+    """Give ``tmp`` the name ``path`` only if nothing has it: a hard link fails atomically when the name is
+    taken; file systems without hard links get a check, then a rename."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError:
+        if os.path.lexists(path):
+            raise _exists(path) from None
+        os.replace(tmp, path)
+        return
+    _remove(tmp)
 
 
 def _check_frame(frame: object, index: int, size: tuple[int, int] | None) -> tuple[int, int]:
@@ -300,8 +331,9 @@ class OrbitVideoOptions:
     """Render a turntable video of a generated head (--model) or a 3DGS scene (--ply) to an .mp4.
 
     Attributes:
-        out: the .mp4 to write (replaced atomically; its directory must exist).
-        model: a generator file (our .pkl snapshot or an official CGS-GAN pickle); needs --seed/--psi.
+        out: the .mp4 to write (written atomically; its directory must exist; an existing file is kept and
+            the command fails unless --overwrite is given).
+        model: a generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint); needs --seed/--psi.
         ply: a 3DGS .ply scene (instead of --model).
         seed: latent seed (the studio's seed -> z rule, core.latent.seed_z).
         psi: truncation psi (1 = none).
@@ -317,6 +349,7 @@ class OrbitVideoOptions:
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
         backend: rasterizer, "auto", "torch" or "gsplat".
         quality: encoder quality 0..10 (10 best, larger files).
+        overwrite: replace --out if it exists.
     """
 
     out: str
@@ -336,6 +369,7 @@ class OrbitVideoOptions:
     device: str = "auto"
     backend: Backend = "auto"
     quality: float = 8.0
+    overwrite: bool = False
 
 
 def load_scene(opts: OrbitVideoOptions, device: torch.device) -> GaussianSet:
@@ -368,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
 
     opts = tyro.cli(OrbitVideoOptions, args=argv, description=_CLI_DESCRIPTION)
     try:
+        if not opts.overwrite and os.path.lexists(opts.out):  # before loading and rendering anything
+            raise _exists(opts.out)
         settings = OrbitVideoSettings(opts.frames, opts.fps, opts.radius, opts.elevation_deg, opts.resolution,
                                       opts.fov_deg, tuple(opts.background), opts.turns, opts.start_yaw_deg)
         auto = "cuda" if torch.cuda.is_available() else "cpu"
@@ -376,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=settings.frames, unit="frame", desc=os.path.basename(opts.out), file=sys.stderr) as bar:
             result = write_orbit_video(orbit_frames(scene, settings, device, opts.backend), opts.out, settings.fps,
                                        total=settings.frames, progress=lambda done, _: bar.update(done - bar.n),
-                                       quality=opts.quality)
+                                       quality=opts.quality, overwrite=opts.overwrite)
     except KeyboardInterrupt:
         print("interrupted: no video written", file=sys.stderr)
         return 130

@@ -21,10 +21,8 @@ the file; sizes are checked against the file size before anything is allocated.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -33,10 +31,14 @@ import torch
 
 from core.atomic_file import atomic_write
 from core.gaussians import GaussianSet, sh_coeff_count
+from core.regular_file import open_regular
 
 MAX_HEADER_BYTES = 1 << 20  # a header must end within 1 MiB ...
 MAX_HEADER_LINES = 10_000  # ... and 10,000 lines
 MAX_COUNT = 10**15  # element counts above this are refused outright (before the file-size check)
+MAX_ASCII_TOKEN = 64  # characters in one ASCII value (a float64 needs at most 24)
+ASCII_CHUNK_ROWS = 4096  # ASCII rows parsed at a time
+MAX_OTHER_LINE = 1 << 20  # bytes in one ASCII row of another element (skipped)
 
 FORMATS = ("ascii", "binary_little_endian", "binary_big_endian")
 _TYPES = {  # PLY scalar type -> numpy type code (byte order added per file)
@@ -150,14 +152,10 @@ def read_ply_header(path: str | os.PathLike) -> PlyHeader:
     list properties, the SH degree, and that the file is large enough for the declared vertex data.
     Raises :class:`PlyError` (``FileNotFoundError``/``IsADirectoryError`` for missing paths/directories).
     """
-    st = os.stat(path)  # before open(): opening a FIFO would block
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory (expected a .ply file)", os.fspath(path))
-    if not stat.S_ISREG(st.st_mode):
-        raise PlyError(path, "not a regular file")
-    if st.st_size == 0:
-        raise PlyError(path, "empty file")
-    with open(path, "rb") as f:
+    with open_regular(path, "a .ply file", error=lambda p: PlyError(path, p)) as f:  # a FIFO never blocks
+        st = os.fstat(f.fileno())
+        if st.st_size == 0:
+            raise PlyError(path, "empty file")
         head = f.read(min(st.st_size, MAX_HEADER_BYTES))
     if not (head.startswith(b"ply\n") or head.startswith(b"ply\r\n")):
         raise PlyError(path, "not a PLY file (it does not start with the 'ply' magic line)")
@@ -306,7 +304,7 @@ def _read_binary(h: PlyHeader) -> Mapping[str, np.ndarray]:
     props = tuple((name, ptype, False) for name, ptype in h.properties)
     dtype = _row_dtype(_Element("vertex", h.vertex_count, props), h.format)
     need = h.vertex_count * dtype.itemsize  # already checked against the file size by read_ply_header
-    with open(h.path, "rb") as f:
+    with open_regular(h.path, "a .ply file", error=lambda p: PlyError(h.path, p)) as f:
         f.seek(h.header_size + h.skip)
         buf = f.read(need)
     if len(buf) != need:
@@ -315,24 +313,60 @@ def _read_binary(h: PlyHeader) -> Mapping[str, np.ndarray]:
 
 
 def _read_ascii(h: PlyHeader, pmap: list[tuple[str, str, tuple[int, ...]]]) -> Mapping[str, np.ndarray]:
-    """One line per element row (like plyfile); values parsed as float64, then rounded to float32."""
+    """One line per element row (like plyfile); values parsed as float64, then rounded to float32.
+
+    Streamed in chunks of :data:`ASCII_CHUNK_ROWS` rows; a value longer than :data:`MAX_ASCII_TOKEN`
+    characters or a line longer than ``width`` such values can fill is refused with the line's number, so
+    memory stays at the float32 table plus one chunk whatever the file holds.
+    """
     n, width = h.vertex_count, len(h.properties)
-    with open(h.path, "rb") as f:
-        f.seek(h.header_size)
-        body = f.read()
-    lines = body.split(b"\n", h.skip + n)[h.skip : h.skip + n]
-    if len(lines) < n:
-        raise PlyError(h.path, f"truncated: {len(lines)} of {n} vertex lines present")
-    rows = [line.split() for line in lines]
-    for i, row in enumerate(rows):
-        if len(row) != width:
-            raise PlyError(h.path, f"vertex line {i} has {len(row)} values, expected {width}")
-    table = np.array(rows, dtype=np.bytes_).reshape(n, width)
+    max_line = width * (MAX_ASCII_TOKEN + 16) + 64
+    table = np.empty((n, width), np.float32)
+    with open_regular(h.path, "a .ply file", error=lambda p: PlyError(h.path, p)) as f:
+        line_no = f.read(h.header_size).count(b"\n")  # lines so far (the header's)
+        for _ in range(h.skip):  # rows of elements before 'vertex'
+            line_no += 1
+            line = f.readline(MAX_OTHER_LINE + 1)
+            if len(line) > MAX_OTHER_LINE:
+                raise PlyError(h.path, f"line {line_no}: longer than {MAX_OTHER_LINE:,} bytes")
+        for start in range(0, n, ASCII_CHUNK_ROWS):
+            rows = min(ASCII_CHUNK_ROWS, n - start)
+            tokens: list[bytes] = []
+            for i in range(rows):
+                line_no += 1
+                line = f.readline(max_line + 1)
+                if not line:
+                    raise PlyError(h.path, f"truncated: {start + i} of {n} vertex lines present")
+                if len(line) > max_line:
+                    raise PlyError(h.path, f"line {line_no} (vertex {start + i}): longer than {max_line:,} "
+                                           f"bytes, which {width} values cannot fill")
+                row = line.split()
+                if len(row) != width:
+                    raise PlyError(h.path, f"line {line_no} (vertex {start + i}) has {len(row)} values, "
+                                           f"expected {width}")
+                tokens += row
+            first = line_no - rows + 1
+            longest = max(range(len(tokens)), key=lambda k: len(tokens[k]))
+            if len(tokens[longest]) > MAX_ASCII_TOKEN:
+                raise PlyError(h.path, f"line {first + longest // width}: a value of "
+                                       f"{len(tokens[longest]):,} characters (at most {MAX_ASCII_TOKEN} are "
+                                       "accepted)")
+            try:
+                values = np.array(tokens, dtype=f"S{MAX_ASCII_TOKEN}").astype(np.float64)
+            except ValueError:
+                bad = next(k for k, t in enumerate(tokens) if not _is_number(t))
+                name = h.properties[bad % width][0]
+                raise PlyError(h.path, f"line {first + bad // width}: vertex property {name!r} has a value "
+                                       f"that is not a number ({tokens[bad][:20]!r})") from None
+            with np.errstate(all="ignore"):  # float64 -> float32 overflow becomes inf, reported by validate
+                table[start:start + rows] = values.reshape(rows, width)
     column = {name: j for j, (name, _) in enumerate(h.properties)}
-    cols = {}
-    for name, _, _ in pmap:
-        try:
-            cols[name] = table[:, column[name]].astype(np.float64)
-        except ValueError:
-            raise PlyError(h.path, f"vertex property {name!r} has a value that is not a number") from None
-    return cols
+    return {name: table[:, column[name]] for name, _, _ in pmap}
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        np.array([token]).astype(np.float64)
+    except ValueError:
+        return False
+    return True

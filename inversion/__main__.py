@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--webcam", type=int, default=0, metavar="N",
                     help="also grab N frames from the first webcam")
     ap.add_argument("--model", required=True,
-                    help="generator file (.pkl: ours or an official CGS-GAN pickle)")
+                    help="generator file (.pkl: ours, an official CGS-GAN pickle or a GGHead checkpoint)")
     ap.add_argument("--out", required=True,
                     help="output folder (created); one that already holds results is refused")
     ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out")

@@ -92,6 +92,9 @@ def write_pivot(path: Path, ws: torch.Tensor, space: str, cameras: Cameras, name
 
 def read_pivot(path: str | os.PathLike) -> tuple[torch.Tensor, Cameras, list[str]]:
     """Read :func:`write_pivot`'s file: ``(ws [1, num_ws, w_dim], cameras [N], names)``."""
+    from core.regular_file import require_regular_file  # a FIFO or device is refused, never read (issue 19)
+
+    require_regular_file(path, "a pivot .npz file")
     with np.load(path, allow_pickle=False) as f:
         return (torch.from_numpy(f["ws"]), Cameras.from_label(torch.from_numpy(f["labels"])),
                 [str(n) for n in f["names"]])

@@ -3,18 +3,26 @@
 - EXIF orientation is honoured (a phone photo taken sideways comes out upright).
 - RGBA and LA are composited on white (the generators render on white); greyscale and palette images become
   RGB; 16-bit images are scaled to 8 bits.
-- Unreadable, truncated or non-image files raise :class:`PhotoError` naming the file and the reason.
+- Unreadable, truncated or non-image files raise :class:`PhotoError` naming the file and the reason; so do
+  paths that are not regular files (FIFOs, devices, folders) and headers that claim more than
+  :data:`MAX_PIXELS` (checked before decoding). Photos above :data:`MAX_SIDE` are downscaled to it.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.regular_file import open_regular
+
 MIN_SIDE = 16  # px; anything smaller cannot hold a detectable face
+MAX_PIXELS = 50_000_000  # a header claiming more is refused before decoding (48 MP phone photos pass)
+MAX_SIDE = 4096  # px; larger photos are downscaled to this on load
 
 
 class PhotoError(ValueError):
@@ -35,23 +43,66 @@ class Photo:
 
 
 def load_photo(path: str | os.PathLike) -> Photo:
-    """Read a jpg/png/webp/... file (see the module docstring); raise :class:`PhotoError` if it cannot be used."""
+    """Read a jpg/png/webp/... file (see the module docstring); :class:`PhotoError` if it cannot be used.
+
+    The pixel count is checked from the header before anything is decoded (:data:`MAX_PIXELS`); photos
+    larger than :data:`MAX_SIDE` are decoded at a reduced scale where the format allows it (JPEG) and
+    downscaled to it, so memory stays at a few times ``MAX_SIDE**2`` whatever the file claims.
+    """
     path = os.fspath(path)
     name = os.path.basename(path)
-    if not os.path.exists(path):
-        raise PhotoError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise PhotoError(f"{path}: is a folder, not an image")
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            rgb = to_rgb(im)
+        f = open_regular(path, "an image file", error=lambda p: PhotoError(f"{path}: {p}"),
+                         folder_error=lambda p: PhotoError(f"{path}: is a folder, not an image"))
+    except FileNotFoundError:
+        raise PhotoError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise PhotoError(f"{path}: cannot be opened ({exc.strerror or exc})") from None
+    try:
+        with f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS is stricter
+            with Image.open(f) as im:
+                _check_pixels(path, im.size)
+                _draft(im)
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                rgb = to_rgb(_shrink(im))
     except UnidentifiedImageError:
         raise PhotoError(f"{path}: not an image file (or a format Pillow cannot read)") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, met while reading the header
+        raise PhotoError(f"{path}: the image claims more than {MAX_PIXELS / 1e6:.0f} MP ({exc}); not "
+                         "decoded. Scale the photo down (a face needs about 512 px) and try again.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or corrupt data
         raise PhotoError(f"{path}: the image is corrupt or truncated ({exc})") from None
     return photo_from_array(rgb, name)
+
+
+def _check_pixels(path: str, size: tuple[int, int]) -> None:
+    w, h = size
+    if w * h > MAX_PIXELS:
+        raise PhotoError(f"{path}: {w}x{h} px ({w * h / 1e6:.0f} MP) is over the limit of "
+                         f"{MAX_PIXELS / 1e6:.0f} MP; not decoded. Scale the photo down (a face needs about "
+                         "512 px) and try again.")
+
+
+def _draft(im: Image.Image) -> None:
+    """Ask the decoder for a reduced scale (JPEG: 1/2, 1/4, 1/8) when the photo is above MAX_SIDE."""
+    w, h = im.size
+    if max(w, h) > MAX_SIDE and im.format == "JPEG":
+        k = max(w, h) / MAX_SIDE
+        im.draft("RGB", (math.ceil(w / k), math.ceil(h / k)))
+
+
+def _shrink(im: Image.Image) -> Image.Image:
+    """The image with its longer side at most MAX_SIDE (area-averaged; 16-bit and float modes go through
+    8-bit RGB first)."""
+    w, h = im.size
+    if max(w, h) <= MAX_SIDE:
+        return im
+    if im.mode not in ("L", "LA", "RGB", "RGBA"):
+        im = Image.fromarray(to_rgb(im).squeeze())
+    k = MAX_SIDE / max(w, h)
+    return im.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.BOX)
 
 
 def photo_from_array(pixels: np.ndarray, name: str = "frame") -> Photo:

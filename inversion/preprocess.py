@@ -117,7 +117,8 @@ def prepare_aligned(photo: Photo, face: Face, cfg: PreprocessConfig, mask: np.nd
 def preprocess_photos(sources: list, cfg: PreprocessConfig) -> PreprocessResult:
     """Load (paths) or take (:class:`Photo`) each source, find its face and prepare it.
 
-    Photos that cannot be used are skipped with a message in ``problems``; nothing raises for a bad photo.
+    Photos that cannot be used are skipped with a message in ``problems``; nothing raises for a bad photo
+    (unreadable, not a regular file, too many pixels, no face, too small, or a detection failure).
     """
     aligned, problems, messages = [], [], []
     for src in sources:
@@ -127,6 +128,10 @@ def preprocess_photos(sources: list, cfg: PreprocessConfig) -> PreprocessResult:
             item = prepare_aligned(photo, pick.face, cfg, message=pick.message)
         except (PhotoError, FaceNotFoundError) as exc:
             problems.append(str(exc))
+            continue
+        except (ValueError, RuntimeError, OSError, MemoryError) as exc:  # detection / alignment failed on it
+            name = src.name if isinstance(src, Photo) else str(src)
+            problems.append(f"{name}: could not be processed ({type(exc).__name__}: {str(exc)[:200]})")
             continue
         aligned.append(item)
         if item.message:

@@ -21,6 +21,9 @@ the file, before training starts):
   dataset.json). Image headers are opened with PIL up front (size and mode; decoding happens on load): all
   images square and of one size, 8-bit (PNG, JPEG, WebP, ...). Greyscale and palette images are converted to
   RGB; an alpha channel is **ignored** (dropped, with a warning): masks come only from ``mask/``.
+- Zips: every entry's declared size and compression ratio are checked against :data:`ZIP_LIMITS` before
+  anything is inflated (an entry inflating 1 MB to 1 GiB is refused by name); images above
+  :data:`MAX_RESOLUTION` are refused; FIFOs, devices and sockets are refused wherever a file is expected.
 - Masks: ``"auto"`` uses them when the mask folder has one for every image (a partial folder is ignored with
   a warning), ``"yes"`` requires them, ``"no"`` never reads them. With masks, an image is composited as
   ``image*m + bg*(1-m)`` in integers with rounding, ``bg`` a random colour (0..254 per channel, as the
@@ -58,6 +61,8 @@ import torch
 from PIL import Image
 
 from core.camera import LABEL_SIZE, Cameras, mirror_label
+from core.regular_file import open_regular
+from core.zip_limits import ZipLimits, zip_entry_count, zip_problems
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 IMAGE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")  # 8 bits per channel
@@ -65,6 +70,10 @@ ALPHA_MODES = ("LA", "PA", "RGBA")
 MASK_MODES = ("1", "L", "LA", "P", "RGB", "RGBA")
 BACKGROUND_HIGH = 255  # random background colours are integers in [0, BACKGROUND_HIGH), as the official code
 WHITE = (255, 255, 255)
+MAX_RESOLUTION = 4096  # px; larger images are refused when the dataset is opened
+# Dataset zips: entries (images, masks, dataset.json) each up to 512 MiB, and an entry above 1 MiB may not
+# inflate more than 100-fold (images are compressed already; dataset.json deflates ~4-fold).
+ZIP_LIMITS = ZipLimits(max_entries=2_000_000, max_entry_bytes=512 << 20, max_ratio=100.0)
 
 
 class DatasetError(ValueError):
@@ -115,17 +124,19 @@ class _Folder:
     def where(self, rel: str) -> str:
         return str(self.root / rel)
 
-    def is_file(self, rel: str) -> bool:
-        return (self.root / rel).is_file()
+    def is_file(self, rel: str) -> bool:  # a FIFO or device "is a file" here, and is refused when opened
+        p = self.root / rel
+        return p.exists() and not p.is_dir()
 
     def is_dir(self, rel: str) -> bool:
         return (self.root / rel).is_dir()
 
     def read(self, rel: str) -> bytes:
-        return (self.root / rel).read_bytes()
+        with self.open(rel) as f:
+            return f.read()
 
     def open(self, rel: str):
-        return open(self.root / rel, "rb")
+        return open_regular(self.root / rel, "a dataset file")  # a FIFO or device raises, never blocks
 
     def files(self, prefix: str) -> set[str]:
         """Every non-hidden file below ``prefix`` (a folder name ending in "/" or "")."""
@@ -187,12 +198,8 @@ def _open_store(path: Path) -> tuple[_Folder | _Zip, str]:
     the top or ``images/``; ``"<name>/"`` when ``path`` is the image folder, CGS-GAN style)."""
     if not path.exists():
         raise DatasetError(f"dataset path {path} does not exist")
-    if path.is_file():
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = set(zf.namelist())
-        except (zipfile.BadZipFile, OSError) as e:
-            raise DatasetError(f"{path} is neither a folder nor a readable zip file ({e})") from None
+    if not path.is_dir():
+        names = _zip_names(path)
         if "dataset.json" in names:
             return _Zip(path, "", names), ""
         tops = {n.split("/", 1)[0] for n in names if not n.startswith("__MACOSX/")}
@@ -211,6 +218,29 @@ def _open_store(path: Path) -> tuple[_Folder | _Zip, str]:
     if config.is_file() and '"complete": false' in config.read_text(errors="replace"):
         hint = " (a synthetic-heads dataset that is not finished: rerun the writer to complete it)"
     raise DatasetError(f"missing {path / 'dataset.json'}{hint}")
+
+
+def _zip_names(path: Path) -> set[str]:
+    """The entry names of a dataset zip whose declared sizes and compression ratios are all within
+    :data:`ZIP_LIMITS` (checked before anything is inflated: a 1 MB entry claiming 1 GiB is refused here,
+    naming it, instead of costing gigabytes on every read)."""
+    try:
+        with open_regular(path, "a folder or a .zip file", error=lambda p: DatasetError(f"{path} {p}")) as f:
+            count = zip_entry_count(f)
+            if count is None:
+                raise DatasetError(f"{path} is neither a folder nor a readable zip file (no zip directory)")
+            if count > ZIP_LIMITS.max_entries:
+                raise DatasetError(f"{path}: {count:,} entries, more than {ZIP_LIMITS.max_entries:,}")
+            with zipfile.ZipFile(f) as zf:
+                infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(f"{path} is neither a folder nor a readable zip file ({e})") from None
+    problems = zip_problems(infos, ZIP_LIMITS)
+    if problems:
+        raise DatasetError(f"{path}: refused: {'; '.join(problems[:5])}")
+    return {i.filename for i in infos}
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -279,7 +309,7 @@ def _header(store, rel: str, modes: tuple[str, ...], what: str) -> tuple[tuple[i
     except Image.UnidentifiedImageError:
         raise DatasetError(f"{store.where(rel)}: cannot read this {what}: not an image format PIL knows, "
                            "or corrupt") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, zipfile.BadZipFile) as e:
         raise DatasetError(f"{store.where(rel)}: cannot read this {what} ({type(e).__name__}: {e})") from None
     if mode not in modes:
         raise DatasetError(f"{store.where(rel)}: {what} mode {mode} is not supported (8-bit "
@@ -384,6 +414,9 @@ class ImageLabelDataset(torch.utils.data.Dataset):
             (w, h), mode = _header(store, rel, IMAGE_MODES, "image")
             if w != h:
                 raise DatasetError(f"{store.where(rel)}: image is {w}x{h}, not square")
+            if w > MAX_RESOLUTION:
+                raise DatasetError(f"{store.where(rel)}: image is {w}x{h}, above the limit of "
+                                   f"{MAX_RESOLUTION} px")
             if first is None:
                 first = (w, name)
                 if want is not None and w != want:
@@ -497,7 +530,8 @@ class ImageLabelDataset(torch.utils.data.Dataset):
         try:
             with Image.open(io.BytesIO(self._store.read(rel))) as im:
                 array = np.asarray(im.convert(mode))
-        except (OSError, SyntaxError, ValueError, KeyError) as e:
+        except (OSError, SyntaxError, ValueError, KeyError, zipfile.BadZipFile,
+                Image.DecompressionBombError) as e:
             raise DatasetError(f"{self._store.where(rel)}: cannot decode ({type(e).__name__}: {e})") from None
         if array.shape[:2] != (self._resolution, self._resolution):
             raise DatasetError(f"{self._store.where(rel)}: is now {array.shape[1]}x{array.shape[0]}, was "

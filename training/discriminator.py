@@ -28,7 +28,9 @@ Differences from the official CGS-GAN / EG3D discriminator (facts sheet, section
     reduced precision; the float32 path is never clamped (the fact sheet ties the official clamp to its
     fp16 blocks; in float32, 256 is practically never reached anyway);
   * minibatch-std groups: as StyleGAN2, a batch of B with group size G = min(mbstd_group, B) (G must divide
-    B) groups sample n with n + B/G, n + 2B/G, ... (strided, not contiguous).
+    B) groups sample n with n + B/G, n + 2B/G, ... (strided, not contiguous). ``forward(..., chunks=K)``
+    takes K such batches stacked in one call (the trainer's multi-view views, reals with fakes) and keeps
+    the statistics inside each, so one large call computes what K calls would.
 
 Parameter count (channel_base 32768, channel_max 512, cmap_dim 512, c_dim 25):
 
@@ -46,6 +48,7 @@ output FC (+0.8 M).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -151,8 +154,18 @@ def _blur_filter() -> torch.Tensor:
     return torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8.0
 
 
+_AUTOCAST_DEVICES = ("cpu", "cuda")  # the meta device (FLOP counting, parameter counts) has no autocast
+
+
 def _autocasting(x: torch.Tensor) -> bool:
-    return torch.is_autocast_enabled(x.device.type)
+    return x.device.type in _AUTOCAST_DEVICES and torch.is_autocast_enabled(x.device.type)
+
+
+def _autocast_off(device_type: str):
+    """Autocast switched off for ``device_type`` (a no-op on devices without autocast, e.g. meta)."""
+    if device_type in _AUTOCAST_DEVICES:
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 # Convolution with a double backward made of ordinary convolutions. With PyTorch's built-in double backward
@@ -242,7 +255,7 @@ def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, str
     if _autocasting(x):
         dt = torch.get_autocast_dtype(x.device.type)
         x, w, b = x.to(dt), w.to(dt), None if b is None else b.to(dt)
-        with torch.autocast(x.device.type, enabled=False):
+        with _autocast_off(x.device.type):
             return _Conv2d.apply(x, w, b, stride, padding, groups)
     return _Conv2d.apply(x, w, b, stride, padding, groups)
 
@@ -330,26 +343,33 @@ class DiscriminatorBlock(nn.Module):
         return (x + y) * SQRT_HALF
 
 
-def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int = 1) -> torch.Tensor:
+def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int = 1, chunks: int = 1) -> torch.Tensor:
     """Append ``num_channels`` feature maps holding the std over a group of samples.
 
-    The batch ``B`` is split into ``G = min(group_size, B)`` strided slices (sample n is grouped with
-    n + B/G, n + 2B/G, ...); G must divide B. The channels are split into ``num_channels`` parts; each new
-    channel is the std over the group, averaged over that part's channels and all pixels, broadcast to
-    ``[H, W]``. Computed in float32 for fp16/bf16 inputs, else in the input's dtype.
+    The batch ``B`` is ``chunks`` independent batches of ``n = B / chunks`` stacked along dim 0 (e.g. the
+    V views of a multi-view step in one call); statistics never cross a chunk, so one call with ``chunks=K``
+    gives exactly what K calls on the parts give. Each chunk of ``n`` is split into ``G = min(group_size, n)``
+    strided slices (sample i is grouped with i + n/G, i + 2n/G, ...); G must divide n. The channels are split
+    into ``num_channels`` parts; each new channel is the std over the group, averaged over that part's
+    channels and all pixels, broadcast to ``[H, W]``. Computed in float32 for fp16/bf16 inputs, else in the
+    input's dtype.
     """
     if num_channels == 0:
         return x
     b, c, h, w = x.shape
-    g = min(group_size, b)
-    if b % g:
-        raise ValueError(f"batch size {b} is not divisible by the minibatch-std group size {g} "
+    if chunks < 1 or b % chunks:
+        raise ValueError(f"batch size {b} is not divisible into {chunks} chunks")
+    n = b // chunks
+    g = min(group_size, n)
+    if n % g:
+        raise ValueError(f"batch size {n} is not divisible by the minibatch-std group size {g} "
                          f"(min(mbstd_group={group_size}, batch))")
-    y = (x.float() if x.dtype in _REDUCED else x).reshape(g, b // g, num_channels, c // num_channels, h, w)
-    y = (y - y.mean(dim=0)).square().mean(dim=0)  # variance over the group: [M, F, c, h, w]
-    y = (y + 1e-8).sqrt().mean(dim=(2, 3, 4))  # [M, F]
-    y = y.reshape(b // g, num_channels, 1, 1).repeat(g, 1, h, w)  # sample n -> row n mod M
-    return torch.cat([x, y.to(x.dtype)], dim=1)
+    m = n // g
+    y = (x.float() if x.dtype in _REDUCED else x).reshape(chunks, g, m, num_channels, c // num_channels, h, w)
+    y = (y - y.mean(dim=1, keepdim=True)).square().mean(dim=1)  # variance over the group: [K, M, F, c, h, w]
+    y = (y + 1e-8).sqrt().mean(dim=(3, 4, 5))  # [K, M, F]
+    y = y[:, None, :, :, None, None].expand(chunks, g, m, num_channels, h, w)  # sample i -> row i mod M
+    return torch.cat([x, y.reshape(b, num_channels, h, w).to(x.dtype)], dim=1)
 
 
 class CameraMapping(nn.Module):
@@ -379,8 +399,8 @@ class DiscriminatorEpilogue(nn.Module):
         self.fc = EqualLinear(channels * 16, channels, "lrelu")
         self.out = EqualLinear(channels, out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = minibatch_std(x, self.mbstd_group, self.mbstd_channels)
+    def forward(self, x: torch.Tensor, chunks: int = 1) -> torch.Tensor:
+        x = minibatch_std(x, self.mbstd_group, self.mbstd_channels, chunks)
         x = self.conv(x)
         x = self.fc(x.flatten(1))
         return self.out(x)
@@ -393,6 +413,9 @@ class Discriminator(nn.Module):
         blocks: ``ModuleDict`` ``b{res}`` for res = R, R/2, ..., 8; the first holds the fromRGB layer.
         epilogue: the 4x4 head.
         mapping: the camera mapping (None when ``c_dim == 0``).
+        channels_last: run the convolutions on NHWC activations (``torch.channels_last``; the same maths,
+            faster tensor-core kernels on CUDA, in bf16 above all). A run-time switch, not architecture:
+            off by default, set by the trainer (``TrainOptions.channels_last``).
     """
 
     def __init__(self, config: DiscriminatorConfig) -> None:
@@ -408,8 +431,11 @@ class Discriminator(nn.Module):
                                               cfg.conv_clamp)
         self.mapping = (CameraMapping(cfg.c_dim, cfg.cmap_dim, cfg.mapping_layers, cfg.mapping_lr_mul)
                         if cfg.c_dim > 0 else None)
+        self.channels_last = False
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, chunks: int = 1) -> torch.Tensor:
+        """``chunks``: ``img`` holds that many independent batches stacked along dim 0 (see
+        :func:`minibatch_std`); the only cross-sample operation, the minibatch std, stays inside each."""
         cfg = self.config
         r = cfg.resolution
         if img.dim() != 4 or img.shape[1:] != (3, r, r):
@@ -419,15 +445,15 @@ class Discriminator(nn.Module):
                 got = None if c is None else list(c.shape)
                 raise ValueError(f"c must have shape [{img.shape[0]}, {cfg.c_dim}], got {got}")
         param_dtype = self.epilogue.out.weight.dtype
-        x = img
+        x = img.contiguous(memory_format=torch.channels_last) if self.channels_last else img
         for i, block in enumerate(self.blocks.values()):
             if i < cfg.num_autocast_blocks:
                 x = block(x)
             else:
-                with torch.autocast(x.device.type, enabled=False):
+                with _autocast_off(x.device.type):
                     x = block(x.to(param_dtype))
-        with torch.autocast(x.device.type, enabled=False):
-            x = self.epilogue(x.to(param_dtype))
+        with _autocast_off(x.device.type):
+            x = self.epilogue(x.to(param_dtype), chunks)
             if self.mapping is None:
                 return x
             cmap = self.mapping(c.to(param_dtype))

@@ -42,6 +42,7 @@ from training.losses import (
     r1_penalty,
     render_for_d,
 )
+from training.no_sync import FAIL_D, FAIL_G, FAIL_LOSS, FAIL_R1, FAILURES, FailureFlag, to_device
 from training.options import TrainOptions
 from training.run_dir import RunLog, create_run_dir, kimg_tag, latest_snapshot, save_grid, snapshot_name, write_json
 from training.stopping import NONE, STOP_FILE, StopWatcher
@@ -99,15 +100,20 @@ def build_models(opts: TrainOptions, g_config: GeneratorConfig, resolution: int,
     G = Generator(g_config).to(device).train()
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     D = Discriminator(DiscriminatorConfig(resolution=resolution, channel_base=opts.d_channel_base,
-                                          channel_max=opts.d_channel_max,
-                                          mapping_layers=opts.d_mapping_layers)).to(device).train()
+                                          channel_max=opts.d_channel_max, mapping_layers=opts.d_mapping_layers,
+                                          num_autocast_blocks=opts.d_bf16_blocks)).to(device).train()
+    D.channels_last = opts.channels_last and device.type == "cuda"
     xyz = [p for n, p in G.named_parameters() if n == "xyz_const"]
     rest = [p for n, p in G.named_parameters() if n != "xyz_const"]
     hp = build_hyperparameters(opts)
     (g_lr, g_betas), (xyz_lr, _) = hp["G"]
-    opt_G = torch.optim.Adam([{"params": rest}, {"params": xyz, "lr": xyz_lr}], lr=g_lr, betas=g_betas, eps=1e-8)
+    # Fused Adam: one kernel per step instead of one per parameter group and operation, and it skips a step
+    # on the device when told the gradients are not finite (``found_inf``), so no host sync is needed.
+    fused = device.type in FUSED_ADAM_DEVICES
+    opt_G = torch.optim.Adam([{"params": rest}, {"params": xyz, "lr": xyz_lr}], lr=g_lr, betas=g_betas, eps=1e-8,
+                             fused=fused)
     (d_lr, d_betas), = hp["D"]
-    opt_D = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=1e-8)
+    opt_D = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, eps=1e-8, fused=fused)
     return Models(G, G_ema, D, opt_G, opt_D)
 
 
@@ -189,25 +195,37 @@ def update_ema(m: Models, opts: TrainOptions, cur_nimg: int) -> None:
     if opts.ema_rampup is not None:
         ema_nimg = min(ema_nimg, cur_nimg * opts.ema_rampup)
     beta = 0.5 ** (opts.batch / max(ema_nimg, 1e-8))
-    with torch.no_grad():
-        for p_ema, p in zip(m.G_ema.parameters(), m.G.parameters()):
-            p_ema.copy_(p.detach().lerp(p_ema, beta))
-        for b_ema, b in zip(m.G_ema.buffers(), m.G.buffers()):
-            b_ema.copy_(b)
+    with torch.no_grad():  # p_ema <- lerp(p, p_ema, beta), all tensors in a few fused kernels
+        ema, params = list(m.G_ema.parameters()), [p.detach() for p in m.G.parameters()]
+        torch._foreach_copy_(ema, torch._foreach_lerp(params, ema, beta))
+        b_ema, b = list(m.G_ema.buffers()), list(m.G.buffers())
+        if b_ema:
+            torch._foreach_copy_(b_ema, b)
 
 
 def _clip_and_check(module: nn.Module, max_norm: float, what: str, step: int) -> None:
     """Clip the gradient norm (if ``max_norm`` > 0) and stop the run, before any weight changes, if the
-    gradients hold NaN or Inf (a finite loss can still have them, e.g. after an overflow)."""
-    params = [p for p in module.parameters() if p.grad is not None]
-    norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
-    if not bool(torch.isfinite(norm)):
+    gradients hold NaN or Inf (a finite loss can still have them, e.g. after an overflow). Synchronises with
+    the device; the :class:`Trainer` uses :class:`FailureFlag` instead."""
+    if not bool(torch.isfinite(_clip(module, max_norm))):
         raise TrainingStopped(f"non-finite {what} gradients at step {step}; the weights were not updated and "
                               f"the last snapshot is intact. Lower the learning rates or raise gamma, then resume.")
 
 
+def _clip(module: nn.Module, max_norm: float) -> torch.Tensor:
+    """Clip the gradient norm if ``max_norm`` > 0; returns the norm before clipping (a 0-dim tensor)."""
+    params = [p for p in module.parameters() if p.grad is not None]
+    return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"))
+
+
 class Trainer:
-    """State of one rank's training run; :meth:`step` does one optimizer step of G and D."""
+    """State of one rank's training run; :meth:`step` does one optimizer step of G and D.
+
+    Nothing in a step waits for the device on CUDA (the renderer's own tile count aside): random numbers are
+    drawn on the CPU from per-step generators (so runs repeat on any device) and copied without blocking,
+    non-finite gradients and losses are flagged on the device (:class:`FailureFlag`; the fused Adam steps
+    skip themselves once flagged), and the train loop reads the flag a step late or at snapshots.
+    """
 
     def __init__(self, opts: TrainOptions, info: DistInfo, dataset, models: Models, resolution: int) -> None:
         from training.blur import blur_images, blur_sigma
@@ -219,17 +237,52 @@ class Trainer:
             raise ValueError(f"batch {opts.batch} is not a multiple of batch_gpu x GPUs = {per_round}")
         self.rounds = opts.batch // per_round
         self.dev = info.device
+        self.failure = FailureFlag(self.dev, STAT_KEYS)
+        self.fused = all(_use_fused(opt) for opt in (models.opt_G, models.opt_D))
+        self._autocast = opts.d_bf16_blocks > 0 and self.dev.type in ("cuda", "cpu")
+        self.marker = None  # profiling hook: called with a phase name as each phase ends (bench/train_profile.py)
 
-    def _d(self, images: torch.Tensor, labels: torch.Tensor, cur_nimg: int) -> torch.Tensor:
+    def _mark(self, phase: str) -> None:
+        if self.marker is not None:
+            self.marker(phase)
+
+    def raise_if_failed(self, wait: bool = False) -> None:
+        """Raise :class:`TrainingStopped` if a step so far had non-finite gradients or losses (see
+        :class:`FailureFlag`). Without ``wait`` a failure may be noticed a step or two late, and with several
+        ranks not at all (each rank would notice at a different step and wait for the others forever): the
+        loop waits at every tick and snapshot, at the same step on every rank."""
+        if wait or self.info.world_size == 1:
+            message = self.failure.read(wait)
+            if message is not None:
+                raise TrainingStopped(message)
+
+    def _d(self, images: torch.Tensor, labels: torch.Tensor, cur_nimg: int, chunks: int = 1) -> torch.Tensor:
+        """Logits ``[B]``: the D-input blur in float32, then D (its top blocks in bf16 if asked)."""
         sigma = self._blur_sigma(cur_nimg, self.opts.blur_fade_kimg_value, self.opts.blur_sigma)
-        return self.m.D(self._blur(images, sigma), labels)[:, 0]
+        images = self._blur(images, sigma)
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self._autocast):
+            return self.m.D(images, labels, chunks=chunks)[:, 0]
 
     def _z_and_labels(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         from training.dataset import sample_labels
 
-        z = torch.randn(self.opts.batch_gpu, self.m.G.config.z_dim, generator=gen).to(self.dev)
-        c = sample_labels(self.dataset, self.opts.batch_gpu, gen).to(self.dev)
-        return z, c
+        z = torch.randn(self.opts.batch_gpu, self.m.G.config.z_dim, generator=gen)
+        c = sample_labels(self.dataset, self.opts.batch_gpu, gen)
+        return to_device(z, self.dev), to_device(c, self.dev)
+
+    def _update(self, module: nn.Module, opt: torch.optim.Optimizer, max_norm: float, code: int, step: int) -> None:
+        """Average over ranks, clip, flag non-finite gradients, Adam step (skipped on the device if flagged)."""
+        average_gradients(module, self.info.world_size)
+        if not self.fused:  # a device without fused Adam: the synchronous check
+            _clip_and_check(module, max_norm, FAILURES[code], step)
+            opt.step()
+            return
+        self.failure.mark(torch.isfinite(_clip(module, max_norm)), code, step)
+        opt.found_inf = self.failure.found_inf()
+        try:
+            opt.step()
+        finally:
+            del opt.found_inf
 
     def step(self, step: int, cur_nimg: int, reals: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """One step; ``reals`` holds this rank's ``rounds`` real micro-batches (uint8 images, labels).
@@ -244,17 +297,25 @@ class Trainer:
             gen = step_generator(o.seed, rank, step, PHASE_G, r)
             z, c = self._z_and_labels(gen)
             out = m.G(z)
+            self._mark("G: G forward")
             labels = multiview_labels(c, o.num_views) if o.multiview else c[:, None]
             images = render_for_d(out.gaussians, labels, self.res, o.random_background, gen)  # [B, V, 3, H, W]
-            V = labels.shape[1]
-            adv = sum(g_adversarial(self._d(images[:, v], labels[:, v], cur_nimg)).mean() for v in range(V)) / V
+            self._mark("G: render")
+            B, V = labels.shape[:2]
+            if o.batch_d_calls:  # the V views as one batch [V * B] (view-major), minibatch std per view
+                logits = self._d(images.transpose(0, 1).reshape(V * B, *images.shape[2:]),
+                                 labels.transpose(0, 1).reshape(V * B, -1), cur_nimg, chunks=V)
+                adv = g_adversarial(logits.view(V, B)).mean(dim=1).sum() / V
+            else:
+                adv = sum(g_adversarial(self._d(images[:, v], labels[:, v], cur_nimg)).mean() for v in range(V)) / V
             center, knn = center_loss(out.anchors), knn_loss(out.anchors, o.knn_k)
             loss = adv + o.center_weight * center + o.knn_weight * knn
+            self._mark("G: D forward + regularizers")
             (loss / self.rounds).backward()
             stats[:3] += torch.stack([adv, center, knn]).detach() / self.rounds
-        average_gradients(m.G, self.info.world_size)
-        _clip_and_check(m.G, o.g_clip, "G", step)
-        m.opt_G.step()
+            self._mark("G: backward (D, render, G)")
+        self._update(m.G, m.opt_G, o.g_clip, FAIL_G, step)
+        self._mark("G: clip + Adam")
         # --- D: reals against fakes rendered from their own labels
         m.G.requires_grad_(False)
         m.D.requires_grad_(True)
@@ -265,19 +326,26 @@ class Trainer:
             z, c = self._z_and_labels(gen)
             with torch.no_grad():
                 out = m.G(z, update_w_avg=True)
+                self._mark("D: G forward")
                 fake = render_for_d(out.gaussians, c[:, None], self.res, o.random_background, gen)[:, 0]
+                self._mark("D: render")
             real_img, real_c = reals[r]
-            real = real_img.to(self.dev, torch.float32) / 127.5 - 1.0
-            real_c = real_c.to(self.dev)
+            real = to_device(real_img, self.dev, torch.float32) / 127.5 - 1.0
+            real_c = to_device(real_c, self.dev)
             real_batches.append((real, real_c))
-            real_logits, fake_logits = self._d(real, real_c, cur_nimg), self._d(fake, c, cur_nimg)
+            if o.batch_d_calls:  # reals and fakes in one call, minibatch std within each
+                logits = self._d(torch.cat([real, fake]), torch.cat([real_c, c]), cur_nimg, chunks=2)
+                real_logits, fake_logits = logits.chunk(2)
+            else:
+                real_logits, fake_logits = self._d(real, real_c, cur_nimg), self._d(fake, c, cur_nimg)
             loss_fake, loss_real = d_adversarial(real_logits, fake_logits)
+            self._mark("D: reals + D forward")
             ((loss_fake.mean() + loss_real.mean()) / self.rounds).backward()
             stats[3:5] += torch.stack([loss_fake.mean(), loss_real.mean()]).detach() / self.rounds
             stats[6:8] += torch.stack([real_logits.mean(), fake_logits.mean()]).detach() / self.rounds
-        average_gradients(m.D, self.info.world_size)
-        _clip_and_check(m.D, o.d_clip, "D", step)
-        m.opt_D.step()
+            self._mark("D: D backward")
+        self._update(m.D, m.opt_D, o.d_clip, FAIL_D, step)
+        self._mark("D: clip + Adam")
         # --- lazy R1 on the reals
         if o.gamma > 0 and step % o.r1_interval == 0:
             m.opt_D.zero_grad(set_to_none=True)
@@ -286,11 +354,30 @@ class Trainer:
                 penalty = r1_penalty(real, self._d(real, real_c, cur_nimg))
                 (penalty.mean() * (o.gamma / 2) * o.r1_interval / self.rounds).backward()
                 stats[5] += penalty.mean().detach() / self.rounds
-            average_gradients(m.D, self.info.world_size)
-            _clip_and_check(m.D, o.d_clip, "D (R1)", step)
-            m.opt_D.step()
+            self._update(m.D, m.opt_D, o.d_clip, FAIL_R1, step)
+            self._mark("R1 (every r1_interval steps)")
         m.D.requires_grad_(False)
+        self.failure.mark(torch.isfinite(stats).all(), FAIL_LOSS, step, stats)
         return stats
+
+
+FUSED_ADAM_DEVICES = ("cuda", "cpu")
+
+
+def _use_fused(opt: torch.optim.Optimizer) -> bool:
+    """Make ``opt`` (an Adam) use the fused implementation if it does not yet (e.g. restored from a snapshot
+    written by a non-fused one: the optimizer state dict carries the flag); False if the device has none."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if not params or params[0].device.type not in FUSED_ADAM_DEVICES:
+        return False
+    for g in opt.param_groups:
+        if not g.get("fused"):
+            g["fused"], g["foreach"] = True, False
+            for p in g["params"]:
+                st = opt.state.get(p, {})
+                if "step" in st:  # fused Adam keeps the step count on the parameter's device, as float32
+                    st["step"] = torch.as_tensor(st["step"], dtype=torch.float32).to(p.device)
+    return True
 
 
 def image_grid(G: Generator, resolution: int, device: torch.device, rows: int = 4) -> np.ndarray:
@@ -389,11 +476,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
             reals = [next(stream) for _ in range(trainer.rounds)]
             samples_drawn += trainer.rounds * opts.batch_gpu
             stats = all_reduce_mean(trainer.step(step, cur_nimg, reals), info.world_size)
-            if not bool(torch.isfinite(stats).all()):
-                bad = ", ".join(f"{k}={v:.4g}" for k, v in zip(STAT_KEYS, stats.tolist()))
-                raise TrainingStopped(f"non-finite loss at step {step} ({cur_nimg / 1000:.3f} kimg): {bad}. "
-                                      f"Stopped; the last snapshot is intact. Lower the learning rates or raise "
-                                      f"gamma, then resume.")
+            trainer.raise_if_failed()  # non-blocking: notices a failure a step or two late, never saves it
             cur_nimg += opts.batch
             step += 1
             update_ema(m, opts, cur_nimg)
@@ -402,11 +485,14 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
                 tick_r1.append(stats[5])
             if bar is not None:
                 bar.update(opts.batch)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STAT_KEYS[:2] + STAT_KEYS[3:5], stats[[0, 1, 3, 4]].tolist())})
             done = cur_nimg >= total
             stop_reason = NONE if done else watcher.decide(cur_nimg >= next_tick, info.world_size, info.device)
             stop = stop_reason != NONE
             if cur_nimg >= next_tick or done or stop:
+                trainer.raise_if_failed(wait=True)
+                if bar is not None:  # reading losses waits for the device: once a tick, not every step
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in zip(STAT_KEYS[:2] + STAT_KEYS[3:5],
+                                                                   stats[[0, 1, 3, 4]].tolist())})
                 _log_tick(log, tick_stats, tick_r1, cur_nimg, tick_nimg, tick_time, tick_start, total, info)
                 tick_stats, tick_r1, tick_nimg, tick_time = [], [], cur_nimg, time.time()
                 next_tick = _next_multiple(cur_nimg, opts.tick_kimg)
@@ -414,6 +500,7 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
                 save_grid(run_dir / f"fakes{kimg_tag(cur_nimg)}.png", image_grid(m.G_ema, res, info.device))
                 next_grid = _next_multiple(cur_nimg, opts.image_snap_kimg)
             if cur_nimg >= next_snap or done or stop:
+                trainer.raise_if_failed(wait=True)  # never save a state after a failure
                 _log_sync(log, m.G, info)
                 if info.is_main:
                     save_training_snapshot(run_dir / snapshot_name(cur_nimg), m, opts, cur_nimg, step, samples_drawn,

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from core.camera import Cameras
 from core.gaussians import GaussianSet
 from core.render import render
+from training.no_sync import to_device
 
 
 def render_for_d(scenes: GaussianSet, labels: torch.Tensor, resolution: int, random_background: bool,
@@ -23,7 +24,7 @@ def render_for_d(scenes: GaussianSet, labels: torch.Tensor, resolution: int, ran
     B, V = labels.shape[:2]
     cams = Cameras.from_label(labels, validate=False)
     if random_background:  # drawn on the CPU from ``generator`` so a run is reproducible on any device
-        bg = torch.rand(B, V, 3, generator=generator).to(labels.device, labels.dtype)
+        bg = to_device(torch.rand(B, V, 3, generator=generator), labels.device, labels.dtype)
     else:
         bg = torch.ones(B, V, 3, device=labels.device, dtype=labels.dtype)
     out = render(scenes, cams, resolution, resolution, background=bg, mode="rgb")

@@ -44,8 +44,20 @@ class TrainOptions:
         index_list: JSON list of image indices or names with repeats (pose/expression rebalancing).
         max_images: use a random subset of this many images.
         g_clip, d_clip: gradient-norm clipping for G and D (0 disables).
-        d_channel_base, d_channel_max, d_mapping_layers: discriminator size.
+        d_channel_base, d_channel_max, d_mapping_layers: discriminator size (channels at resolution r:
+            min(d_channel_base / r, d_channel_max)). 32768 is the official value for 512 px; at 128 px
+            16384 gives the D that StyleGAN2-ADA uses below 256 px, at a third of the FLOPs (docs/training.md,
+            "Training speed").
         precision: "fp32" (TF32 off), "tf32" (TF32 matmuls), "bf16" (generator feature path in bfloat16).
+        d_bf16_blocks: the discriminator's highest-resolution blocks that run in bfloat16 autocast
+            (StyleGAN2's reduced-precision layers; the official D runs 4 in float16, conv outputs clamped to
+            +-256). 0: the whole D in float32 (TF32 per ``precision``). The D-input blur, the lower blocks,
+            the epilogue, the camera mapping and all losses stay float32. Changes the arithmetic (bf16 convs).
+        channels_last: run the discriminator on NHWC activations on CUDA (same maths; the bf16 tensor-core
+            convolutions prefer it, cuDNN's depthwise blur convolutions do not: docs/training.md).
+        batch_d_calls: one discriminator call per phase: the G step's V views as one batch of V x B, the D
+            step's reals with its fakes (minibatch std within each part, so the result is what separate calls
+            give). Off: one call per view and per kind, as before (kept for measurement).
         tick_kimg: progress/log interval; snap_kimg: network snapshot interval; image_snap_kimg: image
             grid interval (all in kimg).
         seed: global seed (each rank uses seed * world_size + rank).
@@ -94,6 +106,9 @@ class TrainOptions:
     d_channel_max: int = 512
     d_mapping_layers: int = 2
     precision: Precision = "tf32"
+    d_bf16_blocks: int = 0
+    channels_last: bool = False
+    batch_d_calls: bool = True
     tick_kimg: float = 1.0
     snap_kimg: float = 50.0
     image_snap_kimg: float = 10.0
@@ -115,6 +130,8 @@ class TrainOptions:
             problems.append("num_views must be at least 1")
         if self.r1_interval < 1:
             problems.append("r1_interval must be at least 1")
+        if self.d_bf16_blocks < 0:
+            problems.append("d_bf16_blocks must be at least 0")
         if self.knn_k < 1:
             problems.append("knn_k must be at least 1")
         if self.batch_gpu % min(4, self.batch_gpu):

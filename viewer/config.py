@@ -20,7 +20,7 @@ class ViewerConfig:
     """SplatHead Studio: explore, edit and export 3D Gaussian-splatting head GANs."""
 
     path: tyro.conf.Positional[str | None] = None
-    """A generator .pkl (ours or an official CGS-GAN pickle), a 3DGS .ply, or random:tiny / random:cpu128.
+    """A generator .pkl (ours, CGS-GAN or GGHead), a 3DGS .ply, or random:tiny / random:cpu128.
     Default: the embedded model in assets/."""
     device: str = "auto"
     """Compute device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N."""

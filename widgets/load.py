@@ -29,7 +29,7 @@ def draw(ui: UiState) -> None:
     if imgui.button("Open##load") or entered:
         if s.path.strip():
             ui.request(OpenFile(s.path.strip()))
-    imgui.set_item_tooltip("A generator .pkl (ours or an official CGS-GAN pickle) or a 3DGS .ply. "
+    imgui.set_item_tooltip("A generator .pkl (ours, CGS-GAN or GGHead) or a 3DGS .ply. "
                            "You can also drop files on the window.")
     if imgui.button("Browse...##load"):
         ui.request(BrowseSource())

@@ -16,7 +16,9 @@ def file_sha256(path: str | os.PathLike) -> str:
 @lru_cache(maxsize=32)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    from core.regular_file import open_regular  # a FIFO or device is refused, never read (issue 19)
+
+    with open_regular(path, "a model file") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()

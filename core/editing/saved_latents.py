@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,10 +24,15 @@ import torch
 from core.atomic_file import atomic_write
 from core.editing.fingerprint import sidecar_path
 from core.editing.latent_edit import LatentEdit
+from core.editing.latent_file import MAX_NUM_WS, MAX_W_DIM
+from core.npz_file import NpzReader
 
 FORMAT = "splathead-latents"
 FORMAT_VERSION = 1
 SUFFIX = ".latents.npz"
+MAX_ENTRIES = 1000
+MAX_THUMB_SIDE = 1024
+MAX_HEADER_CHARS = 1 << 20
 
 
 class LatentsFileError(ValueError):
@@ -118,26 +122,64 @@ def save_library(library: LatentLibrary, path: str | os.PathLike) -> None:
 
 def load_library(path: str | os.PathLike, model_sha256: str | None = None) -> LatentLibrary:
     """Read a saved-latents file; with ``model_sha256`` refuse one saved for another model
-    (``LatentsFileError``). A missing file raises ``FileNotFoundError``."""
+    (``LatentsFileError``). A missing file raises ``FileNotFoundError``.
+
+    The header is read and checked first (format, model hash, entry count), then every array's declared shape
+    and dtype (:mod:`core.npz_file`); arrays are read only when all of that passed.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such saved-latents file")
+
+    def error(problem: str) -> LatentsFileError:
+        return LatentsFileError(f"{path}: not a readable saved-latents file ({problem})")
+
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        header = json.loads(str(arrays["header"]))
-        if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format {header.get('format')!r} version {header.get('format_version')!r}")
-        if model_sha256 is not None and header["model_sha256"] != model_sha256:
-            raise LatentsFileError(f"{path}: saved for another model file (SHA-256 "
-                                   f"{header['model_sha256'][:12]}..., this one {model_sha256[:12]}...)")
-        entries = tuple(
-            SavedLatent(e["name"], LatentEdit(torch.from_numpy(arrays[f"base_{i}"].astype(np.float32)),
-                                              tuple((str(k), float(v)) for k, v in e["values"].items())),
-                        arrays[f"thumb_{i}"] if e["thumbnail"] else None)
-            for i, e in enumerate(header["entries"]))
-        return LatentLibrary(str(header["model_sha256"]), entries)
+        with NpzReader(path, "a saved-latents file (.latents.npz)", error=error) as z:
+            header = _read_header(z, error)
+            if model_sha256 is not None and header["model_sha256"] != model_sha256:
+                raise LatentsFileError(f"{path}: saved for another model file (SHA-256 "
+                                       f"{str(header['model_sha256'])[:12]}..., this one "
+                                       f"{model_sha256[:12]}...)")
+            entries = header["entries"]
+            if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
+                raise error(f"'entries' must be a list of at most {MAX_ENTRIES}")
+            for i, e in enumerate(entries):
+                _check_entry_arrays(z, i, bool(e["thumbnail"]), error)
+            return LatentLibrary(str(header["model_sha256"]), tuple(
+                SavedLatent(e["name"], LatentEdit(torch.from_numpy(z.read(f"base_{i}").astype(np.float32)),
+                                                  tuple((str(k), float(v)) for k, v in e["values"].items())),
+                            z.read(f"thumb_{i}") if e["thumbnail"] else None)
+                for i, e in enumerate(entries)))
     except LatentsFileError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise LatentsFileError(f"{path}: not a readable saved-latents file ({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise error(f"{type(exc).__name__}: {exc}") from None
+
+
+def _read_header(z: NpzReader, error) -> dict:
+    info = z.arrays.get("header")
+    if (info is None or info.shape != () or info.dtype.kind != "U"
+            or info.dtype.itemsize > 4 * MAX_HEADER_CHARS):
+        raise error(f"no JSON header of at most {MAX_HEADER_CHARS:,} characters")
+    header = json.loads(str(z.read("header")))
+    got = (header.get("format"), header.get("format_version")) if isinstance(header, dict) else (None, None)
+    if got != (FORMAT, FORMAT_VERSION):
+        raise error(f"format {got[0]!r} version {got[1]!r}")
+    return header
+
+
+def _check_entry_arrays(z: NpzReader, i: int, thumbnail: bool, error) -> None:
+    """Entry ``i``'s arrays exist with sane declared shapes: ``base_i`` float ``[num_ws, w_dim]`` within the
+    latent limits, ``thumb_i`` uint8 ``[H, W, 3]`` with sides up to :data:`MAX_THUMB_SIDE`."""
+    base = z.arrays.get(f"base_{i}")
+    if base is None or base.dtype.kind != "f" or len(base.shape) != 2 or not (
+            1 <= base.shape[0] <= MAX_NUM_WS and 1 <= base.shape[1] <= MAX_W_DIM):
+        got = f"{base.dtype} {list(base.shape)}" if base is not None else "nothing"
+        raise error(f"base_{i} must be float [num_ws <= {MAX_NUM_WS}, w_dim <= {MAX_W_DIM}], got {got}")
+    if thumbnail:
+        t = z.arrays.get(f"thumb_{i}")
+        if t is None or t.dtype != np.uint8 or len(t.shape) != 3 or t.shape[2] != 3 or not (
+                1 <= t.shape[0] <= MAX_THUMB_SIDE and 1 <= t.shape[1] <= MAX_THUMB_SIDE):
+            got = f"{t.dtype} {list(t.shape)}" if t is not None else "nothing"
+            raise error(f"thumb_{i} must be uint8 [H, W, 3] with sides <= {MAX_THUMB_SIDE}, got {got}")

@@ -89,8 +89,10 @@ def upstream_spec(config: GGHeadConfig, count: int) -> dict[str, tuple[tuple[int
 
 def upstream_values(config: GGHeadConfig, template: UVTemplate, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors for :func:`upstream_spec` that look like a trained model's: StyleGAN initial weights
-    (randn), non-zero biases, noise strengths and position convolution (zero only at initialisation), affine
-    biases near 1, toRGB weights scaled so the decoded attributes stay in their active ranges."""
+    (randn; the mapping layers' randn / lr_mul, as StyleGAN stores them, so that w depends on z), non-zero
+    biases, noise strengths and position convolution (zero only at initialisation), affine biases near 1,
+    toRGB weights scaled so the decoded attributes stay in their active ranges, and ``w_avg`` the mean w of
+    these weights (what training's running average converges to), so truncation stays in distribution."""
     gen = torch.Generator().manual_seed(seed)
 
     def randn(*shape: int, std: float = 1.0) -> torch.Tensor:
@@ -109,9 +111,9 @@ def upstream_values(config: GGHeadConfig, template: UVTemplate, seed: int = 0) -
             t = FIR.clone()
         elif name.endswith("affine.bias"):
             t = 1.0 + randn(*shape, std=0.1)
+        elif name.startswith("backbone.mapping.fc") and leaf == "weight":
+            t = randn(*shape, std=1.0 / config.mapping_lr_mul)
         elif name.endswith("torgb.weight"):
-            t = randn(*shape, std=0.3)
-        elif name == "backbone.mapping.w_avg":
             t = randn(*shape, std=0.3)
         elif name.startswith("_zero_conv_position"):
             t = randn(*shape, std=0.3)
@@ -120,7 +122,32 @@ def upstream_values(config: GGHeadConfig, template: UVTemplate, seed: int = 0) -
         else:
             t = randn(*shape)
         out[name] = t.reshape(shape)
+    out["backbone.mapping.w_avg"] = mean_w(config, out, gen)
     return out
+
+
+def mean_w(config: GGHeadConfig, tensors: dict[str, torch.Tensor], gen: torch.Generator,
+           samples: int = 4096) -> torch.Tensor:
+    """``[w_dim]`` the mean w of the mapping held in ``tensors`` (upstream names) over ``samples`` z, with the
+    frontal pose label: EG3D's mapping written out (2nd-moment normalisation of z and of the label embedding,
+    equalised-lr layers, leaky ReLU 0.2 x sqrt 2), independent of :mod:`core.gghead.stylegan2`."""
+    from core.camera import orbit_cameras
+
+    c = config
+    x = torch.randn(samples, c.z_dim, generator=gen, dtype=torch.float64)
+    x = x * (x.square().mean(1, keepdim=True) + 1e-8).rsqrt()
+    if c.c_dim:
+        label = orbit_cameras(0.0, 0.0, c.conditioning_radius).to_label().double().reshape(1, -1)
+        label = torch.zeros_like(label) if c.c_gen_conditioning_zero else label * c.c_scale
+        W, b = (tensors[f"backbone.mapping.embed.{k}"].double() for k in ("weight", "bias"))
+        y = label @ (W / math.sqrt(c.c_dim)).T + b
+        y = y * (y.square().mean(1, keepdim=True) + 1e-8).rsqrt()
+        x = torch.cat([x, y.expand(samples, -1)], dim=1)
+    for i in range(c.mapping_layers):
+        W, b = (tensors[f"backbone.mapping.fc{i}.{k}"].double() for k in ("weight", "bias"))
+        x = x @ (W * (c.mapping_lr_mul / math.sqrt(W.shape[1]))).T + b * c.mapping_lr_mul
+        x = torch.nn.functional.leaky_relu(x, 0.2) * math.sqrt(2)
+    return x.mean(0).float()
 
 
 

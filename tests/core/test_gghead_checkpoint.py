@@ -271,6 +271,7 @@ def test_real_512_layout_loads_and_runs(tmp_path):
     with no_upstream_imports():
         loaded = load_generator(path)
     t2 = time.perf_counter()
+    assert not (tmp_path / "EXECUTED").exists(), "an embedded module source was executed"
     G = loaded.generator
     spec = upstream_spec(c, G.config.num_gaussians)
     n_params = sum(T[n].numel() for n, (_, kind) in spec.items() if kind == "param")

@@ -106,3 +106,37 @@ def test_cli_end_to_end_on_a_tiny_generator(tmp_path, capsys):
     assert main(["--model", str(tmp_path / "G.pkl"), "--out", str(tmp_path / "z.mp4"), "--resolution", "15"]) == 2
     assert "resolution must be even" in capsys.readouterr().err
     assert mp4s(tmp_path) == ["head.mp4"]
+
+
+def test_cli_never_replaces_an_existing_video_unless_asked(tmp_path, capsys):
+    """Issue 19 item 9: ``--out existing.mp4`` fails before rendering and keeps the file; --overwrite replaces it."""
+    from core.ply import write_ply
+
+    write_ply(tmp_path / "scene.ply", blob_scene(20))
+    out = tmp_path / "existing.mp4"
+    out.write_bytes(b"my video")
+    args = ["--ply", str(tmp_path / "scene.ply"), "--out", str(out), "--frames", "2", "--resolution", "16",
+            "--device", "cpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "exists already" in err and "--overwrite" in err
+    assert out.read_bytes() == b"my video"
+    assert mp4s(tmp_path) == ["existing.mp4"]  # no temporary file left
+    assert main(args + ["--overwrite"]) == 0
+    with imageio.get_reader(out) as reader:
+        assert len([f for f in reader]) == 2
+
+
+def test_writer_refuses_a_name_taken_while_encoding(tmp_path):
+    """overwrite=False is checked again when the finished video is put in place (a file created meanwhile)."""
+    out = tmp_path / "late.mp4"
+
+    def frames():
+        yield np.zeros((16, 16, 3), np.uint8)
+        out.write_bytes(b"someone else's")
+        yield np.zeros((16, 16, 3), np.uint8)
+
+    with pytest.raises(FileExistsError, match="exists already"):
+        write_orbit_video(frames(), out, 10, overwrite=False)
+    assert out.read_bytes() == b"someone else's"
+    assert mp4s(tmp_path) == ["late.mp4"]

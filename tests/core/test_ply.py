@@ -304,7 +304,7 @@ HOSTILE = {  # name: (file bytes, fragments the message must contain)
     "binary name": (H + VERTEX.replace(b"float x", b"float \x01x") + END + BODY, ["property <type>"]),
     "ascii not a number": (A + VERTEX + END + ROW.replace(b"13", b"oops") + b"\n", ["'rot_3'", "a number"]),
     "ascii short line": (A + vertex(2) + END + ROW + b"\n1 2 3\n" + b" " * 40,
-                         ["vertex line 1 has 3 values, expected 14"]),
+                         ["line 20 (vertex 1) has 3 values, expected 14"]),
     "ascii missing lines": (A + vertex(3) + END + ROW + b" " * 60, ["truncated", "1 of 3 vertex lines"]),
 }  # fmt: skip
 
@@ -415,3 +415,30 @@ def test_hypothesis_arbitrary_bytes(tmp_path: Path, header: bytes, body: bytes) 
     read_or_ply_error(path)
     with pytest.raises(PlyError):
         read_ply(write_bytes(tmp_path, b"x" + header + body, "nomagic.ply"))
+
+
+def test_ascii_is_parsed_in_chunks_with_line_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk boundaries change nothing; errors give the file line (header lines + other elements counted)."""
+    import core.ply as ply
+
+    g = random_set(23, 1)
+    write_ply(tmp_path / "b.ply", g)
+    h = read_ply_header(tmp_path / "b.ply")
+    table = np.frombuffer((tmp_path / "b.ply").read_bytes()[h.header_size:], "<f4").reshape(23, -1)
+    head = (tmp_path / "b.ply").read_bytes()[: h.header_size].replace(b"binary_little_endian", b"ascii")
+    head = head.replace(b"element vertex", b"element camera 2\nproperty float k\nelement vertex")
+    rows = [b" ".join(b"%r" % float(v) for v in r) for r in table]
+    (tmp_path / "a.ply").write_bytes(head + b"1\n2\n" + b"\n".join(rows) + b"\n")
+    monkeypatch.setattr(ply, "ASCII_CHUNK_ROWS", 5)
+    a = read_ply(tmp_path / "a.ply")
+    for f in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+        assert torch.equal(getattr(a, f), getattr(g, f))
+    first = head.count(b"\n") + 2 + 1  # header lines, two camera rows, then vertex 0
+    for i, bad, match in ((7, b"1" * 65, f"line {first + 7}: a value of 65 characters"),
+                          (12, b"x", f"line {first + 12}: vertex property 'x' has a value that is not a number"),
+                          (16, b"1 " * 3000, f"line {first + 16} \\(vertex 16\\): longer than")):
+        broken = list(rows)
+        broken[i] = bad + broken[i][broken[i].index(b" "):] if len(bad) < 100 else bad
+        (tmp_path / "c.ply").write_bytes(head + b"1\n2\n" + b"\n".join(broken) + b"\n")
+        with pytest.raises(PlyError, match=match):
+            read_ply(tmp_path / "c.ply")

@@ -65,3 +65,24 @@ def test_real_portraits_get_plausible_cameras(astronaut):
     assert abs(front.camera.yaw_deg) < 15 and abs(front.camera.pitch_deg) < 20
     assert -75 < side.camera.yaw_deg < -30
     assert front.camera.rms_px_norm < 0.03 and side.camera.rms_px_norm < 0.03
+
+
+def test_large_photos_are_searched_downscaled_in_their_own_pixels(astronaut):
+    """A 2560 px photo is searched at DETECT_MAX_SIDE; boxes and landmarks come back in the photo's pixels."""
+    from inversion.detection import DETECT_MAX_SIDE
+
+    small = detect_faces(photo_from_array(astronaut, "a.png"))[0]
+    big = np.asarray(Image.fromarray(astronaut).resize((2560, 2560), Image.BICUBIC))
+    assert max(big.shape) > DETECT_MAX_SIDE
+    face = detect_faces(photo_from_array(big, "big.png"))[0]
+    np.testing.assert_allclose(face.box, small.box * 5, atol=25)
+    np.testing.assert_allclose(face.landmarks, small.landmarks * 5, atol=25)
+
+
+@pytest.mark.parametrize("side", [16, 17, 18, 19, 20])
+def test_images_too_small_for_mtcnn_give_no_face_found(side):
+    """MTCNN's pyramid is empty below 20 px (it used to fail with torch.cat on an empty list)."""
+    photo = photo_from_array(np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8), "t.png")
+    assert detect_faces(photo) == []
+    with pytest.raises(FaceNotFoundError, match=f"t.png: no face found \\({side}x{side} px\\)"):
+        pick_face(photo, detect_faces(photo))

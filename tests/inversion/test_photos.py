@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -77,3 +79,32 @@ def test_missing_webcam_is_a_clear_error():
 
     with pytest.raises(WebcamError, match="cannot open the camera <video9>"):
         grab_frames(1, device="<video9>")
+
+
+def test_pixel_limit_is_checked_before_decoding_and_big_photos_are_downscaled(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
+    from hostile_files import png_grey, png_header_only
+
+    from inversion.photos import MAX_PIXELS, MAX_SIDE
+
+    assert 10_000 * 6_000 > MAX_PIXELS
+    with pytest.raises(PhotoError, match="10000x6000 px \\(60 MP\\) is over the limit of 50 MP; not decoded"):
+        load_photo(png_header_only(tmp_path / "h.png", 10_000, 6_000))  # no pixel data at all: never decoded
+    with pytest.raises(PhotoError, match="claims more than 50 MP"):
+        load_photo(png_header_only(tmp_path / "bomb.png", 20_000, 20_000))  # Pillow's own bomb check
+    wide = load_photo(png_grey(tmp_path / "w.png", 6_000, 300, value=77))
+    assert wide.pixels.shape == (205, MAX_SIDE, 3) and (wide.pixels == 77).all()
+    Image.new("RGB", (5_000, 3_000), (10, 200, 30)).save(tmp_path / "big.jpg", quality=90)
+    jpg = load_photo(tmp_path / "big.jpg")
+    assert jpg.pixels.shape == (2_458, MAX_SIDE, 3) and np.abs(jpg.pixels.astype(int) - (10, 200, 30)).max() < 8
+
+
+def test_special_files_are_refused(tmp_path):
+    os.mkfifo(tmp_path / "f.png")
+    with pytest.raises(PhotoError, match="FIFO"):
+        load_photo(tmp_path / "f.png")  # never opened: it would block
+    with pytest.raises(PhotoError, match="character device"):
+        load_photo("/dev/zero")

@@ -399,3 +399,35 @@ def test_a_synthetic_heads_dataset_loads(tmp_path):
     zipped = open_ds(zip_tree(out, tmp_path / "heads.zip"))
     assert torch.equal(zipped.load(5, GREY)[0], ds.load(5, GREY)[0])
     assert ds.describe().count("4 images") == 1
+
+
+def test_zip_claims_and_special_files_are_refused_when_opened(tmp_path):
+    """Issue 19: entries are checked by their declared size and ratio before anything is inflated; a FIFO in
+    a folder dataset is refused, never opened."""
+    import os
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "security"))
+    from hostile_files import json_member, png_header_only, stored, write_zip, zeros_bomb
+
+    label = orbit_cameras(0.2).to_label().tolist()
+    png = (tmp_path / "i.png")
+    Image.new("RGB", (8, 8)).save(png)
+    index = json_member("dataset.json", {"labels": [["00000.png", label]]})
+    for name, members, match in (
+            ("bomb.zip", [index, zeros_bomb("00000.png", png.read_bytes(), 1 << 30)],
+             "entry '00000.png' inflates to 1,073,7"),
+            ("ratio.zip", [index, zeros_bomb("00000.png", png.read_bytes(), 20 << 20)], r"'00000.png' inflates .* \(ratio 1,0"),
+            ("huge.zip", [index, stored("00000.png", png_header_only(tmp_path / "h.png", 8192, 8192).read_bytes())],
+             "8192x8192, above the limit of 4096")):
+        t = time.perf_counter()
+        with pytest.raises(DatasetError, match=match):
+            open_ds(write_zip(tmp_path / name, members))
+        assert time.perf_counter() - t < 2
+    folder = tmp_path / "fifo_ds"
+    folder.mkdir()
+    write_labels(folder, [["00000.png", label]])
+    os.mkfifo(folder / "00000.png")
+    with pytest.raises(DatasetError, match="00000.png.*FIFO"):
+        open_ds(folder)

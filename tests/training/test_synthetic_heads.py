@@ -31,14 +31,16 @@ from training.synthetic_heads.__main__ import main as cli_main
 from training.synthetic_heads.attributes import (
     BEARD_P, BEARDS, DISTRIBUTIONS, GLASSES, GLASSES_P, HAIR_STYLE_P, HAIR_STYLES, sample_attributes,
 )
-from training.synthetic_heads.cameras import EVAL_VIEWS, pose_cameras
+from training.synthetic_heads.cameras import EVAL_VIEWS, pose_cameras, sample_ffhq_poses, sample_training_poses
 from training.synthetic_heads.config import DatasetConfig
 from training.synthetic_heads.dataset import identity_seed, write_dataset
 from training.synthetic_heads.views import render_views, to_uint8
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = dict(num_identities=5, views_per_identity=2, extra_side_views=1, resolution=32, seed=3,
-             test_fraction=0.4, workers=1)
+# Seed 6 with full_yaw_fraction 0.5 gives the three training identities frontal and full-circle views (one of
+# them from behind); device "cpu": the reference renderer, whatever the machine (GPU tests compare devices).
+SMALL = dict(num_identities=5, views_per_identity=2, extra_side_views=1, resolution=32, seed=6,
+             test_fraction=0.4, workers=1, full_yaw_fraction=0.5, device="cpu")
 
 
 def files_of(root: Path) -> dict[str, bytes]:
@@ -150,13 +152,41 @@ def test_attributes_are_visible_where_they_should_be():
 
 def test_back_face_culling_is_close_to_the_exact_render():
     head = make_head_model(9)
-    cams = pose_cameras(np.array([0.0, 35.0, -80.0, 180.0]), np.array([5.0, -10.0, 0.0, 15.0]))
+    cams = pose_cameras(np.array([0.0, 35.0, -80.0, 180.0, 135.0, -150.0]), np.array([5.0, -10.0, 0.0, 15.0, 0.0, -10.0]))
     culled, culled_alpha = render_views(head, cams, 64, cull=True)
     exact, exact_alpha = render_views(head, cams, 64, cull=False)
     diff = np.abs(culled.astype(int) - exact.astype(int))
     assert diff.mean() < 0.25  # in 8-bit levels
     assert (diff > 8).mean() < 0.003
     assert np.abs(culled_alpha.astype(int) - exact_alpha.astype(int)).mean() < 0.25
+
+
+def test_training_poses_follow_the_documented_mix():
+    # Fraction 0 draws exactly the FFHQ-like poses (the same random numbers: older datasets stay the same).
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    yaw0, pitch0, full0 = sample_training_poses(a, 1000, 0.0)
+    want = sample_ffhq_poses(b, 1000)
+    assert np.array_equal(yaw0, want[0]) and np.array_equal(pitch0, want[1]) and not full0.any()
+    assert a.random() == b.random()
+    # Fraction 0.5: half the views from the whole circle; the mix documented in docs/synthetic-heads.md.
+    yaw, pitch, full = sample_training_poses(np.random.default_rng(0), 200_000, 0.5)
+    assert abs(full.mean() - 0.5) < 0.01
+    assert np.abs(yaw[~full]).max() <= 90 and yaw[full].min() < -179 and yaw[full].max() > 179
+    share = lambda lo, hi: float(((np.abs(yaw) >= lo) & (np.abs(yaw) < hi)).mean())  # noqa: E731
+    for (lo, hi), documented in {(0, 30): 0.464, (30, 60): 0.169, (60, 120): 0.201, (120, 180.1): 0.166}.items():
+        assert abs(share(lo, hi) - documented) < 0.005, (lo, hi)
+    assert abs(np.mean(np.abs(yaw) > 90) - 0.25) < 0.005
+    assert pitch.min() >= -25 and pitch.max() <= 30
+    # The back is as common as the front among the full-circle views.
+    assert abs(np.mean(np.abs(yaw[full]) > 90) - 0.5) < 0.01
+
+
+def test_evaluation_views_go_round_the_head():
+    yaws = sorted({y for y, p in EVAL_VIEWS if p == 0.0})
+    assert yaws == [-135.0, -90.0, -45.0, 0.0, 45.0, 90.0, 135.0, 180.0]
+    assert len(EVAL_VIEWS) == 10 and EVAL_VIEWS[0] == (0.0, 0.0)
+    page = (ROOT / "docs" / "synthetic-heads.md").read_text()
+    assert "(0, 0), (+-45, 0), (+-90, 0), (+-135, 0), (180, 0), (0, 20) and (0, -15)" in page
 
 
 # ---------------------------------------------------------------------------------------------- dataset
@@ -193,14 +223,20 @@ def test_labels_have_the_eg3d_layout_and_round_trip_through_core_cameras(small_d
     assert torch.allclose(radius, torch.tensor(2.7), atol=1e-5)
     want_yaw = torch.tensor([r["yaw_deg"] for r in records])
     want_pitch = torch.tensor([r["pitch_deg"] for r in records])
-    assert torch.allclose(torch.rad2deg(yaw), want_yaw, atol=1e-3)
+    yaw_error = (torch.rad2deg(yaw) - want_yaw + 180.0) % 360.0 - 180.0  # full-circle yaws wrap at +-180
+    assert yaw_error.abs().max() < 1e-3
     assert torch.allclose(torch.rad2deg(pitch), want_pitch, atol=1e-3)
     # OpenCV axes: the camera looks at the origin and image-down is world-down-ish.
     forward = cams.cam2world[:, :3, 2]
     assert torch.allclose(forward, -cams.centers / radius[:, None], atol=1e-5)
     assert (cams.cam2world[:, 1, 1] < 0).all()
-    # The side view (view 2 of each identity) is far from frontal.
+    # The side view (view 2 of each identity) is far from frontal; the random views are FFHQ-like or full-circle,
+    # and this small dataset has both kinds, one seen from behind.
     assert all(abs(r["yaw_deg"]) >= 55 for r in records if r["kind"] == "side")
+    kinds = Counter(r["kind"] for r in records)
+    assert kinds["side"] == 3 and kinds["ffhq"] >= 1 and kinds["full"] >= 1
+    assert all(abs(r["yaw_deg"]) <= 90 for r in records if r["kind"] == "ffhq")
+    assert any(abs(r["yaw_deg"]) > 120 for r in records if r["kind"] == "full")
 
 
 def test_images_are_renders_of_the_identity_from_the_labelled_camera(small_dataset):
@@ -309,6 +345,19 @@ def test_parallel_workers_give_identical_output(small_dataset, tmp_path):
     assert files_of(out) == files_of(small_dataset)
 
 
+def test_held_out_only_makes_the_same_test_split_and_nothing_else(small_dataset, tmp_path):
+    out = tmp_path / "held_out"
+    summary = write_dataset(DatasetConfig(out=out, held_out_only=True, **SMALL), progress=False)
+    assert summary.complete and summary.num_images == 0 and summary.rendered == 2 * len(EVAL_VIEWS)
+    mine, full = files_of(out), files_of(small_dataset)
+    assert {n for n in mine if n.startswith("test/")} == {n for n in full if n.startswith("test/")}
+    assert all(mine[n] == full[n] for n in mine if n.startswith("test/"))
+    assert not (out / "images").exists() and not (out / "dataset.json").exists()
+    assert [json.loads(x)["identity"] for x in (out / "identities.jsonl").read_text().splitlines()] == [3, 4]
+    with pytest.raises(ValueError, match="--held-out-only needs --test-fraction"):
+        DatasetConfig(out=tmp_path / "x", **{**SMALL, "held_out_only": True, "test_fraction": 0.0})
+
+
 def test_zip_output_holds_the_same_tree(small_dataset, tmp_path):
     out = tmp_path / "heads.zip"
     summary = write_dataset(DatasetConfig(out=out, zip=True, **SMALL), progress=False)
@@ -330,6 +379,8 @@ def test_zip_output_holds_the_same_tree(small_dataset, tmp_path):
     ({"num_identities": 2, "test_fraction": 0.9}, "leaves no training identity"),
     ({"zip": True}, "with --zip, --out must name a .zip file"),
     ({"workers": 0}, "--workers must be an integer in 1..64"),
+    ({"full_yaw_fraction": 1.5}, r"--full-yaw-fraction must be in \[0, 1\]"),
+    ({"device": "tpu"}, "--device must be auto, cpu or cuda"),
 ])
 def test_bad_arguments_are_refused_with_a_clear_message(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
@@ -359,6 +410,39 @@ def test_cli_makes_a_dataset(tmp_path, capsys):
                      "--workers", "1"]) == 0
     assert "1 training images of 1 identities" in capsys.readouterr().out
     assert (out / "images" / "00000.png").exists() and (out / "mask" / "00000.png").exists()
+
+
+def test_renderer_is_recorded_and_cuda_without_a_gpu_is_a_clear_error(small_dataset, tmp_path, capsys):
+    identities = [json.loads(x) for x in (small_dataset / "identities.jsonl").read_text().splitlines()]
+    assert {r["renderer"] for r in identities} == {"torch"}
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the GPU tests below cover --device cuda")
+    assert cli_main(["--out", str(tmp_path / "c"), "--num-identities", "1", "--device", "cuda"]) == 2
+    assert "--device cuda: gsplat renders only on CUDA" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.gpu
+def test_cuda_dataset_is_deterministic_and_within_tolerance_of_the_cpu(small_dataset, tmp_path):
+    """gsplat on CUDA: byte-identical when made twice; within the documented tolerance of the CPU reference
+    (docs/synthetic-heads.md, "CPU and CUDA"); the held-out ground truth identical to the CPU's."""
+    cfg = {**SMALL, "resolution": 64, "device": "cuda", "workers": 2}
+    a, b, ref = tmp_path / "cuda_a", tmp_path / "cuda_b", tmp_path / "cpu"
+    write_dataset(DatasetConfig(out=a, **cfg), progress=False)
+    write_dataset(DatasetConfig(out=b, **{**cfg, "workers": 1}), progress=False)
+    write_dataset(DatasetConfig(out=ref, **{**cfg, "device": "cpu", "workers": 1}), progress=False)
+    assert files_of(a) == files_of(b)
+    identities = [json.loads(x) for x in (a / "identities.jsonl").read_text().splitlines()]
+    assert [r["renderer"] for r in identities] == ["gsplat"] * 3 + ["torch"] * 2
+    gpu, cpu = files_of(a), files_of(ref)
+    assert gpu.keys() == cpu.keys()
+    for name in gpu:
+        if name.startswith("test/") or not name.endswith(".png"):
+            if name != "identities.jsonl":
+                assert gpu[name] == cpu[name], name
+            continue
+        diff = np.abs(png(a / name).astype(int) - png(ref / name).astype(int))
+        assert diff.max() <= 3 and (diff > 0).mean() < 0.01 and diff.mean() < 0.01, (name, diff.max(), diff.mean())
 
 
 def test_docs_document_the_distributions_and_show_the_contact_sheet():

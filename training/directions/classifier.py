@@ -151,7 +151,10 @@ def save_classifier(model: AttributeClassifier, path: str | os.PathLike) -> None
 
 def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu") -> AttributeClassifier:
     """Load a classifier written by :func:`save_classifier`; ``ValueError`` naming the file otherwise."""
+    from core.regular_file import require_regular_file  # a FIFO or device is refused, never read (issue 19)
+
     try:
+        require_regular_file(path, "a classifier file")
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise ValueError("not an attribute classifier file")

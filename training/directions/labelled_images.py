@@ -63,7 +63,7 @@ class _Reader:
             except KeyError:
                 return None
         p = self.root / name
-        return p.read_bytes() if p.exists() else None
+        return p.read_bytes() if p.is_file() else None  # is_file: a FIFO is not read (issue 19)
 
 
 def load_labelled_images(root: str | Path, resolution: int = 64, limit: int | None = None,

@@ -27,7 +27,7 @@ class DirectionsOptions:
     """Compute PCA, 3D-measured and attribute sliders for a generator and save them beside it.
 
     Attributes:
-        model: generator file (ours or an official CGS-GAN pickle).
+        model: generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint-<kimg>.pkl).
         data: labelled synthetic dataset (folder or zip with attributes.jsonl) to train the attribute
             classifier on; without it and without --classifier no attribute sliders are made.
         out: directions file (default: beside the model, model.pkl -> model.directions.npz).

@@ -10,10 +10,13 @@ Public API::
     result.psnr, result.depth_spread
 
     python -m training.metrics --network G.pkl --data DATASET --metrics fid50k_full consistency
+    python -m training.metrics --network G.pkl --data SYNTHETIC --metrics gt_fit,consistency,floaters
 
 Modules: features (extractors, Inception loading, the test stand-in), fid (statistics, Frechet distance,
 real/generated statistics, cache), sampling (generated images as the protocol samples them), consistency
-(reprojection consistency, depth spread, ground-truth comparison on the synthetic data), __main__ (CLI).
+(reprojection consistency, depth spread, ground-truth comparison on the synthetic data), groundtruth (the
+multi-view latent fit of held-out synthetic heads), floaters (opacity outside the head's silhouette),
+image_quality (PSNR, SSIM), __main__ (CLI).
 """
 
 from training.metrics.consistency import (
@@ -25,11 +28,16 @@ from training.metrics.features import (
     stand_in_features,
 )
 from training.metrics.fid import FeatureStats, fake_stats, fid, fid3d, fid_from_stats, frechet_distance, real_stats
+from training.metrics.floaters import FloaterResult, generator_floaters, head_silhouette, scene_floaters
+from training.metrics.groundtruth import GtFitResult, GtFitSettings, gt_fit
+from training.metrics.image_quality import psnr, ssim
 from training.metrics.sampling import generator_sampler
 
 __all__ = [
-    "ConsistencyResult", "FeatureExtractor", "FeatureStats", "GtResult", "MissingWeightsError", "depth_moments",
-    "fake_stats", "fid", "fid3d", "fid_from_stats", "find_inception", "frechet_distance", "generator_consistency",
-    "generator_sampler", "gt_consistency", "load_eval_split", "load_inception", "load_torchscript_features",
-    "real_stats", "reprojection_consistency", "stand_in_features", "yaw_offset_cameras",
+    "ConsistencyResult", "FeatureExtractor", "FeatureStats", "FloaterResult", "GtFitResult", "GtFitSettings",
+    "GtResult", "MissingWeightsError", "depth_moments", "fake_stats", "fid", "fid3d", "fid_from_stats",
+    "find_inception", "frechet_distance", "generator_consistency", "generator_floaters", "generator_sampler",
+    "gt_consistency", "gt_fit", "head_silhouette", "load_eval_split", "load_inception",
+    "load_torchscript_features", "psnr", "real_stats", "reprojection_consistency", "scene_floaters", "ssim",
+    "stand_in_features", "yaw_offset_cameras",
 ]

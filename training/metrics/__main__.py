@@ -1,5 +1,10 @@
 """``python -m training.metrics --network G.pkl --data DATASET --metrics fid50k_full consistency``.
 
+Ground-truth quality on a synthetic dataset's held-out split (docs/default-model-v2.md)::
+
+    python -m training.metrics --network assets/default_model.pkl --data data/heads256 \\
+        --metrics gt_fit,consistency,floaters
+
 Prints one JSON line per metric (and appends it to ``--out`` when given), in StyleGAN3's shape::
 
     {"results": {"fid50k_full": 4.9}, "metric": "fid50k_full", "total_time": 812.3, "network": "...",
@@ -12,7 +17,16 @@ Metrics:
     fid3d_<N>k_full, fid3d_<N>k  FID3D (frontal mapping label, random render label; equals FID for our
                                  generator, see training/metrics/fid.py).
     consistency                  reprojection consistency between views 20 deg apart (no network needed):
-                                 results psnr, l1, coverage, depth_agreement, depth_spread.
+                                 results psnr, l1, coverage, depth_agreement, depth_spread. View A: yaw
+                                 ~ N(0, 20 deg) (``--consistency-views frontal``, the default), uniform over
+                                 the circle (``full``) or the dataset's labels (``data``).
+    gt_fit                       multi-view W+ fit of held-out synthetic heads against their 10 evaluation
+                                 views (training/metrics/groundtruth.py): psnr, ssim, per view, outside_gt.
+                                 Needs --data with a test/ split, and core.latent_fit.
+    floaters                     share of rendered opacity outside the head's dilated silhouette, random
+                                 heads from the 10 evaluation views (training/metrics/floaters.py).
+
+Names may be given space- or comma-separated (``--metrics gt_fit,consistency,floaters``).
 
 FID needs the Inception file (``--inception PATH`` or the caches listed in training/metrics/features.py).
 ``--features stand-in`` swaps in a tiny random network for smoke tests; its results are named
@@ -34,9 +48,12 @@ import torch
 DESCRIPTION = (
     "Compute metrics of a generator file and print one JSON line per metric. Metrics: fid<N>k[_full] and "
     "fid3d_<N>k[_full] (Inception FID; N thousand generated images, against all real images with _full), "
-    "consistency (reprojection consistency and depth spread between views 20 deg apart; no network). "
+    "consistency (reprojection consistency and depth spread between views 20 deg apart; no network), "
+    "gt_fit (multi-view W+ fit of held-out synthetic heads, PSNR/SSIM of their 10 evaluation views), "
+    "floaters (share of opacity outside the head's dilated silhouette). "
     "FID needs the Inception TorchScript file (--inception, or the caches in training/metrics/features.py)."
 )
+OTHER_METRICS = ("consistency", "gt_fit", "floaters")
 FID_PATTERN = re.compile(r"^fid(3d_)?(\d+)(k?)(_full)?$")
 
 
@@ -57,7 +74,13 @@ class MetricsConfig:
         cache_dir: where real-image statistics are cached; None disables the cache.
         consistency_scenes: heads for the consistency metric.
         consistency_offset_deg: yaw between its two views.
-        resolution: render resolution (default: the dataset's, else the generator's).
+        consistency_views: view A of the consistency metric: "frontal" (yaw ~ N(0, 20 deg), pitch ~ N(0,
+            5 deg)), "full" (yaw uniform over the circle, same pitch) or "data" (the --data labels).
+        gt_heads, gt_steps, gt_space, gt_batch: the ground-truth fit: held-out heads, optimisation steps,
+            latent space ("w+" or "w"), heads fitted together (independently; lower it on the CPU).
+        floaters_heads, floaters_psi: random heads for the floaters metric and their truncation.
+        resolution: render resolution (default: the held-out split's for gt_fit and floaters, the
+            dataset's for FID, else the generator's). gt_fit re-renders the ground truth at this size.
         out: append the JSON lines to this file as well.
         index_list: the dataset's index list (e.g. CGS-GAN's rebalancing JSON), as in training.
         workers: processes decoding real images (CGS-GAN's metrics use 3).
@@ -74,41 +97,61 @@ class MetricsConfig:
     cache_dir: Path | None = Path("~/.cache/splathead/metrics")
     consistency_scenes: int = 64
     consistency_offset_deg: float = 20.0
+    consistency_views: Literal["frontal", "full", "data"] = "frontal"
+    gt_heads: int = 16
+    gt_steps: int = 500
+    gt_space: Literal["w+", "w"] = "w+"
+    gt_batch: int = 16
+    floaters_heads: int = 64
+    floaters_psi: float = 1.0
     resolution: int | None = None
     out: Path | None = None
     index_list: str | None = None
     workers: int = 3
 
 
-def check_metric_names(names: tuple[str, ...]) -> None:
-    for name in names:
-        if name != "consistency" and not FID_PATTERN.match(name):
+def metric_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The metric names of ``--metrics`` (space- and/or comma-separated), checked."""
+    out = tuple(n.strip() for name in names for n in name.split(",") if n.strip())
+    for name in out:
+        if name not in OTHER_METRICS and not FID_PATTERN.match(name):
             raise ValueError(f"unknown metric {name!r}: use fid<N>k[_full], fid3d_<N>k[_full] (or <N> images "
-                             "without the k) or consistency")
+                             "without the k), consistency, gt_fit or floaters")
+    return out
 
 
 def run_metrics(cfg: MetricsConfig) -> list[dict]:
     """Compute ``cfg.metrics``; one result record per metric (see the module docstring)."""
     from core.model_files import load_generator
 
-    check_metric_names(cfg.metrics)
+    names = metric_names(cfg.metrics)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
-    needs_fid = any(FID_PATTERN.match(m) for m in cfg.metrics)
+    needs_fid = any(FID_PATTERN.match(m) for m in names)
     if needs_fid and cfg.data is None:
         raise ValueError("FID needs --data (the real images)")
+    if cfg.data is None and "gt_fit" in names:
+        raise ValueError("gt_fit needs --data (a synthetic-heads dataset with a held-out split, --test-fraction > 0)")
+    if cfg.data is None and "consistency" in names and cfg.consistency_views == "data":
+        raise ValueError("consistency with --consistency-views data needs --data")
     extractor = _extractor(cfg, device) if needs_fid else None  # fail early, before loading anything big
+    split = _split(cfg, names)  # likewise: a dataset without a held-out split fails before the model loads
     G = load_generator(cfg.network, device=device).generator
-    dataset = _dataset(cfg) if cfg.data is not None else None
+    needs_dataset = needs_fid or ("consistency" in names and cfg.consistency_views == "data")
+    dataset = _dataset(cfg) if needs_dataset else None
     records = []
-    for name in cfg.metrics:
+    for name in names:
         start = time.time()
         if name == "consistency":
             results = _consistency(cfg, G, dataset, device)
+        elif name == "gt_fit":
+            results = _gt_fit(cfg, G, split, device)
+        elif name == "floaters":
+            results = _floaters(cfg, G, split, device)
         else:
             results = {_key(name, cfg): _fid(cfg, name, G, dataset, extractor, device)}
         records.append({"results": results, "metric": name, "total_time": round(time.time() - start, 3),
                         "network": str(cfg.network), "data": None if cfg.data is None else str(cfg.data),
-                        "features": extractor.name if extractor is not None and name != "consistency" else None,
+                        "features": extractor.name if extractor is not None and name not in OTHER_METRICS else None,
                         "timestamp": time.time()})
     return records
 
@@ -153,12 +196,44 @@ def _fid(cfg: MetricsConfig, name: str, G, dataset, extractor, device: torch.dev
 
 def _consistency(cfg: MetricsConfig, G, dataset, device: torch.device) -> dict:
     from training.metrics.consistency import generator_consistency
+    from training.metrics.sampling import full_circle_labels
 
     res = cfg.resolution or (dataset.resolution if dataset is not None else None)
-    result = generator_consistency(G, cfg.consistency_scenes, res, cfg.consistency_offset_deg,
-                                   labels=None if dataset is None else dataset.labels(), seed=cfg.seed,
-                                   batch=cfg.batch, device=device)
+    labels = None
+    if cfg.consistency_views == "data":
+        labels = dataset.labels()
+    elif cfg.consistency_views == "full":
+        labels = full_circle_labels(4096, seed=cfg.seed)
+    result = generator_consistency(G, cfg.consistency_scenes, res, cfg.consistency_offset_deg, labels=labels,
+                                   seed=cfg.seed, batch=cfg.batch, device=device)
     return {f"consistency_{k}": v for k, v in result.as_dict().items()}
+
+
+def _split(cfg: MetricsConfig, names: tuple[str, ...]):
+    """The held-out split (gt_fit: the heads it fits; floaters: only the cameras), or None."""
+    from training.metrics.consistency import load_eval_split
+
+    if cfg.data is None or not ({"gt_fit", "floaters"} & set(names)):
+        return None
+    return load_eval_split(cfg.data, limit=cfg.gt_heads if "gt_fit" in names else 1)
+
+
+def _gt_fit(cfg: MetricsConfig, G, split, device: torch.device) -> dict:
+    from training.metrics.groundtruth import GtFitSettings, gt_fit
+
+    settings = GtFitSettings(cfg.gt_heads, cfg.gt_steps, cfg.gt_space, cfg.resolution, cfg.seed, cfg.gt_batch)
+    result = gt_fit(G, split, settings, device=device, progress=sys.stderr.isatty())
+    return {f"gt_fit_{k}": v for k, v in result.as_dict().items()}
+
+
+def _floaters(cfg: MetricsConfig, G, split, device: torch.device) -> dict:
+    from training.metrics.floaters import generator_floaters
+    from training.synthetic_heads.cameras import eval_cameras
+
+    cameras = split[0].cameras if split else eval_cameras()
+    res = cfg.resolution or (split[0].images.shape[1] if split else None)
+    result = generator_floaters(G, cameras, cfg.floaters_heads, res, cfg.floaters_psi, cfg.seed, cfg.batch, device)
+    return {f"floaters_{k}": v for k, v in result.as_dict().items()}
 
 
 def main(argv: list[str] | None = None) -> int:

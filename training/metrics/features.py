@@ -161,8 +161,10 @@ def load_torchscript_features(path: str | os.PathLike, device: torch.device | st
 
 
 def _sha256(path: Path) -> str:
+    from core.regular_file import open_regular  # a FIFO or device is refused, never read (issue 19)
+
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "a feature network file") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

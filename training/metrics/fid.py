@@ -125,6 +125,9 @@ class FeatureStats:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:
+        from core.regular_file import require_regular_file  # a FIFO or device is refused (issue 19)
+
+        require_regular_file(path, "a feature statistics .npz file")
         with np.load(path, allow_pickle=False) as z:
             m2, count = z["m2"], int(z["count"])
             return cls(m2.shape[0], count, z["mu"].astype(np.float64), m2.astype(np.float64))

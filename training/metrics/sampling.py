@@ -15,14 +15,24 @@ label is not used and both protocols draw from the same distribution (documented
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Literal
 
 import torch
 
-from core.camera import Cameras, default_camera
+from core.camera import Cameras, default_camera, orbit_cameras
 from core.render import render
 
 SamplingProtocol = Literal["fid", "fid3d"]
+
+
+def full_circle_labels(n: int, seed: int = 0) -> torch.Tensor:
+    """``[n, 25]`` orbit-camera labels at the default radius and focal: yaw uniform over the whole circle,
+    pitch ~ N(0, 5 deg) (the consistency metric's ``full`` views: the back of the head too)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    yaw = (torch.rand(n, generator=gen) * 2 - 1) * math.pi
+    pitch = torch.randn(n, generator=gen) * math.radians(5.0)
+    return orbit_cameras(yaw, pitch).to_label()
 
 
 def frontal_label(dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -5,6 +5,9 @@ Examples::
     python -m training.synthetic_heads --out data/heads128 --num-identities 4000 --views-per-identity 5
     python -m training.synthetic_heads --out data/heads.zip --zip --num-identities 100 --test-fraction 0.1 \\
         --extra-side-views 2 --resolution 256
+    # 360-degree heads at 256 px on a GPU machine (gsplat), half the views from the whole circle
+    python -m training.synthetic_heads --out data/heads256 --num-identities 8000 --views-per-identity 6 \\
+        --full-yaw-fraction 0.5 --resolution 256 --device cuda --workers 16
 
 Re-running the same command resumes an interrupted run (see training/synthetic_heads/dataset.py).
 """
@@ -36,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     if summary.complete:
         rate = summary.rendered / summary.seconds if summary.seconds > 0 else 0.0
         train = summary.num_identities - summary.num_test
-        print(f"{summary.path}: {summary.num_images} training images of {train} "
-              f"identities, {summary.num_test} held out; rendered {summary.rendered} images in "
-              f"{summary.seconds:.1f} s ({rate:.1f} images/s)")
+        what = (f"the held-out split of {summary.num_test} identities" if cfg.held_out_only else
+                f"{summary.num_images} training images of {train} identities, {summary.num_test} held out")
+        print(f"{summary.path}: {what}; rendered {summary.rendered} images in {summary.seconds:.1f} s "
+              f"({rate:.1f} images/s)")
     return 0
 
 

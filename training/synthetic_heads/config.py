@@ -6,8 +6,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-FORMAT_VERSION = 1
+# 2: the evaluation views go round the head in 45-degree steps (cameras.EVAL_VIEWS); --full-yaw-fraction.
+FORMAT_VERSION = 2
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 2048
 
 
@@ -20,6 +22,8 @@ class DatasetConfig:
         num_identities: how many different heads (train and test together).
         views_per_identity: random FFHQ-like views rendered of each training head.
         extra_side_views: additional views per training head at |yaw| 55-100 deg (0 = none).
+        full_yaw_fraction: share of the random views whose yaw is drawn uniformly from the whole circle
+            (-180, 180) deg instead of the FFHQ-like frontal distribution (0 = FFHQ-like only; see cameras.py).
         resolution: image width = height in pixels.
         seed: master seed; identity i gets its own seeds from (seed, i).
         zip: write a single uncompressed zip instead of a folder.
@@ -28,6 +32,13 @@ class DatasetConfig:
         workers: processes rendering identities in parallel (1 = in this process).
         exact: render training images without back-face culling (about 1.4x slower; the held-out
             evaluation renders are always exact).
+        held_out_only: make only the held-out split (``test/``: ground truth and evaluation views of the last
+            identities, the same files as in the full dataset), no training images: what evaluating a model
+            needs, in seconds (needs ``--test-fraction``).
+        device: where training images are rendered: "cuda" (gsplat, one CUDA context per worker), "cpu"
+            (the torch reference renderer), or "auto" (cuda when a CUDA device and gsplat are usable). Both
+            give the same images within the rendering tolerance stated in docs/synthetic-heads.md; the
+            held-out ground truth is always rendered with the torch reference on the CPU.
     """
 
     out: Path
@@ -40,6 +51,9 @@ class DatasetConfig:
     test_fraction: float = 0.0
     workers: int = 2
     exact: bool = False
+    full_yaw_fraction: float = 0.0
+    held_out_only: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -63,6 +77,13 @@ class DatasetConfig:
         elif not problems and self.num_test >= self.num_identities:
             problems.append(f"--test-fraction {self.test_fraction} leaves no training identity out of "
                             f"{self.num_identities}; lower it or add identities")
+        if not isinstance(self.full_yaw_fraction, (int, float)) or isinstance(self.full_yaw_fraction, bool) \
+                or not 0.0 <= self.full_yaw_fraction <= 1.0 or math.isnan(self.full_yaw_fraction):
+            problems.append(f"--full-yaw-fraction must be in [0, 1], got {self.full_yaw_fraction!r}")
+        if self.held_out_only and not self.test_fraction:
+            problems.append("--held-out-only needs --test-fraction > 0 (the held-out split it makes)")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
         if self.zip and self.out.suffix.lower() != ".zip":
             problems.append(f"with --zip, --out must name a .zip file, got {str(self.out)!r}")
         if not self.zip and self.out.suffix.lower() == ".zip":
@@ -82,18 +103,23 @@ class DatasetConfig:
         return self.num_identities - self.num_test
 
     @property
+    def identities(self) -> range:
+        """The identities this dataset renders: all of them, or the held-out ones with ``held_out_only``."""
+        return range(self.num_train if self.held_out_only else 0, self.num_identities)
+
+    @property
     def images_per_identity(self) -> int:
         return self.views_per_identity + self.extra_side_views
 
     @property
     def num_images(self) -> int:
-        """Training images (the held-out evaluation renders not counted)."""
-        return self.num_train * self.images_per_identity
+        """Training images (the held-out evaluation renders not counted; none with ``held_out_only``)."""
+        return 0 if self.held_out_only else self.num_train * self.images_per_identity
 
     def content_dict(self) -> dict:
         """What determines the dataset's content (not how it is computed or packed): a restart must match."""
         d = dataclasses.asdict(self)
-        for key in ("out", "workers", "zip"):
+        for key in ("out", "workers", "zip", "device"):
             d.pop(key)
         d["format_version"] = FORMAT_VERSION
         return d

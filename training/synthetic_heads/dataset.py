@@ -17,6 +17,13 @@ Identity ``i`` (0-based; the last ``num_test`` identities are held out) has head
 and its poses come from the random stream ``(seed, i, 1)``, so every identity is reproducible on its own.
 Training image ``i * images_per_identity + v`` is view ``v`` of identity ``i``.
 
+``held_out_only`` makes just the ``test/`` part (and identities.jsonl of those identities, config.json): the
+same bytes as in the full dataset, for evaluating models without the training images.
+
+Devices: training images are rendered on CUDA with gsplat (``--device cuda``, or ``auto`` when usable) or
+with the torch reference on the CPU; identities.jsonl records which (``renderer``). The held-out ground truth
+is always rendered with the torch reference on the CPU, so the test split is the same bytes everywhere.
+
 Resuming: every file is written atomically (temporary name, then rename) and an identity counts as done when
 its marker ``.progress/IIIIII.json`` exists, written after its files. A restart with the same content options
 skips finished identities, redoes the rest and gives byte-identical output. Zip output is staged in the folder
@@ -43,11 +50,11 @@ from tqdm import tqdm
 
 from core.ply import write_ply
 from training.synthetic_heads.cameras import (
-    EVAL_VIEWS, eval_cameras, pose_cameras, sample_ffhq_poses, sample_side_poses,
+    EVAL_VIEWS, eval_cameras, pose_cameras, sample_side_poses, sample_training_poses,
 )
 from training.synthetic_heads.config import DatasetConfig
 from training.synthetic_heads.head import make_head_model
-from training.synthetic_heads.views import render_views
+from training.synthetic_heads.views import resolve_device, render_views
 
 PROGRESS = ".progress"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -83,6 +90,7 @@ def write_dataset(cfg: DatasetConfig, progress: bool = True,
     simulate an interrupted run). Raises ``ValueError`` if ``cfg.out`` holds something else.
     """
     t0 = time.perf_counter()
+    device = resolve_device(cfg.device)[0].type  # "auto" resolved once, so every worker renders alike
     root = _staging_root(cfg)
     if cfg.zip and cfg.out.exists():
         _check_existing_zip(cfg)
@@ -94,10 +102,10 @@ def write_dataset(cfg: DatasetConfig, progress: bool = True,
         return _done(cfg, t0)
     pending = _pending(cfg, root)
     todo = pending if max_new_identities is None else pending[:max_new_identities]
-    bar = tqdm(total=cfg.num_identities, initial=cfg.num_identities - len(pending), unit="id", disable=not progress,
+    bar = tqdm(total=len(cfg.identities), initial=len(cfg.identities) - len(pending), unit="id", disable=not progress,
                desc=f"synthetic heads -> {cfg.out}")
     rendered = 0
-    for record in _run(cfg, root, todo):
+    for record in _run(cfg, root, todo, device):
         _atomic_write(root / PROGRESS / f"{record['identity']:06d}.json", json.dumps(record).encode())
         rendered += len(record["images"])
         bar.update(1)
@@ -118,7 +126,7 @@ def _done(cfg: DatasetConfig, t0: float) -> DatasetSummary:
 
 
 def _pending(cfg: DatasetConfig, root: Path) -> list[int]:
-    return [i for i in range(cfg.num_identities) if not (root / PROGRESS / f"{i:06d}.json").exists()]
+    return [i for i in cfg.identities if not (root / PROGRESS / f"{i:06d}.json").exists()]
 
 
 def _staging_root(cfg: DatasetConfig) -> Path:
@@ -141,7 +149,8 @@ def _prepare_root(cfg: DatasetConfig, root: Path) -> bool:
                 "or another output path"
             )
         return bool(saved.get("complete"))
-    for sub in ("images", "mask", PROGRESS) + (("test/gt", "test/images", "test/mask") if cfg.num_test else ()):
+    train = () if cfg.held_out_only else ("images", "mask")
+    for sub in train + (PROGRESS,) + (("test/gt", "test/images", "test/mask") if cfg.num_test else ()):
         (root / sub).mkdir(parents=True, exist_ok=True)
     _write_config(cfg, root, complete=False)
     return False
@@ -154,8 +163,8 @@ def _write_config(cfg: DatasetConfig, root: Path, complete: bool) -> None:
     _atomic_write(root / "config.json", (json.dumps(info, indent=1) + "\n").encode())
 
 
-def _run(cfg: DatasetConfig, root: Path, todo: list[int]) -> Iterator[dict]:
-    jobs = [(cfg, str(root), i) for i in todo]
+def _run(cfg: DatasetConfig, root: Path, todo: list[int], device: str) -> Iterator[dict]:
+    jobs = [(cfg, str(root), i, device) for i in todo]
     if cfg.workers <= 1 or len(todo) <= 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # one thread everywhere: identical bytes whatever --workers is
@@ -174,9 +183,10 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def render_identity(job: tuple[DatasetConfig, str, int]) -> dict:
-    """Render and write every file of one identity; return its record (written as its progress marker)."""
-    cfg, root_s, i = job
+def render_identity(job: tuple[DatasetConfig, str, int, str]) -> dict:
+    """Render and write every file of one identity on ``device`` ("cpu" or "cuda"); return its record (written
+    as its progress marker)."""
+    cfg, root_s, i, device = job
     root = Path(root_s)
     seed = identity_seed(cfg.seed, i)
     head = make_head_model(seed)
@@ -189,17 +199,18 @@ def render_identity(job: tuple[DatasetConfig, str, int]) -> dict:
         yaw, pitch = (np.array(v) for v in zip(*EVAL_VIEWS))
         names = [f"{i:05d}_{v:02d}.png" for v in range(len(EVAL_VIEWS))]
         kinds = ["eval"] * len(names)
-        folder, cull = root / "test", False
+        folder, cull, device = root / "test", False, "cpu"  # ground truth: always the torch reference
     else:
         rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, i, 1]))
-        yaw_r, pitch_r = sample_ffhq_poses(rng, cfg.views_per_identity)
+        yaw_r, pitch_r, full = sample_training_poses(rng, cfg.views_per_identity, cfg.full_yaw_fraction)
         yaw_s, pitch_s = sample_side_poses(rng, cfg.extra_side_views)
         yaw, pitch = np.concatenate([yaw_r, yaw_s]), np.concatenate([pitch_r, pitch_s])
         cams = pose_cameras(yaw, pitch)
         names = [image_name(i * cfg.images_per_identity + v) for v in range(cfg.images_per_identity)]
-        kinds = ["ffhq"] * cfg.views_per_identity + ["side"] * cfg.extra_side_views
+        kinds = ["full" if f else "ffhq" for f in full] + ["side"] * cfg.extra_side_views
         folder, cull = root, not cfg.exact
-    rgb, alpha = render_views(head, cams, cfg.resolution, cull=cull)
+    record["renderer"] = "gsplat" if device == "cuda" else "torch"
+    rgb, alpha = render_views(head, cams, cfg.resolution, cull=cull, device=device)
     labels = cams.to_label()
     for v, name in enumerate(names):
         _atomic_write(folder / "images" / name, _png(rgb[v]))
@@ -211,15 +222,15 @@ def render_identity(job: tuple[DatasetConfig, str, int]) -> dict:
 
 def _finalize(cfg: DatasetConfig, root: Path) -> None:
     """Gather the per-identity markers into dataset.json, attributes.jsonl and identities.jsonl."""
-    records = [json.loads((root / PROGRESS / f"{i:06d}.json").read_text()) for i in range(cfg.num_identities)]
+    records = [json.loads((root / PROGRESS / f"{i:06d}.json").read_text()) for i in cfg.identities]
     splits = {"train": (root, []), "test": (root / "test", [])}
     identities = []
     for r in records:
-        identities.append({k: r[k] for k in ("identity", "seed", "split", "num_gaussians", "attributes")})
+        identities.append({k: r[k] for k in ("identity", "seed", "split", "num_gaussians", "renderer", "attributes")})
         for im in r["images"]:
             splits[r["split"]][1].append((im, r))
     for split, (folder, items) in splits.items():
-        if split == "test" and not cfg.num_test:
+        if (split == "test" and not cfg.num_test) or (split == "train" and cfg.held_out_only):
             continue
         items.sort(key=lambda t: t[0]["file"])
         labels = (json.dumps({"labels": [[im["file"], im["label"]] for im, _ in items]}) + "\n").encode()

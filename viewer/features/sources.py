@@ -57,7 +57,9 @@ def recent_file(state_dir: Path | None) -> Path:
 def read_recent(path: Path) -> list[str]:
     """The saved recent list; a missing, huge or corrupt file gives an empty list."""
     try:
-        if path.stat().st_size > MAX_RECENT_BYTES:
+        from core.regular_file import require_regular_file  # a FIFO would block read_text (issue 19)
+
+        if require_regular_file(path).st_size > MAX_RECENT_BYTES:
             return []
         data = json.loads(path.read_text(encoding="utf-8"))
         return [str(x) for x in data if isinstance(x, str)][:12] if isinstance(data, list) else []

@@ -1,0 +1,495 @@
+"""Where a training kimg goes, and what each speed-up buys: one script for one GPU call.
+
+Stages (``--stages``, in this order):
+    peak      bf16 and TF32 matrix-product rates of this GPU (the MFU denominators)
+    variants  s/kimg of the recipe under each variant (the real train loop, ``--ticks`` ticks of 16 steps,
+              the first excluded), with the GPU time of each phase of the step (CUDA events on the stream,
+              where the trainer has its ``marker`` hook) and the counted FLOPs -> MFU
+    profile   torch.profiler over 16 steps of one variant: GPU time by kernel kind (convolutions, matrix
+              products, element-wise, rasterizer, optimizer, copies) and how busy the GPU was
+    quality   a short real run per variant on synthetic heads (same seed, same kimg): losses, EMA image
+              grid, sliced Wasserstein distance to the reals (Laplacian pyramid, as in ProGAN) and the
+              reprojection consistency (training/metrics)
+
+Variants (cumulative; ``--variants``): ``legacy`` (the D as before: per-view calls, NCHW, float32/TF32),
+``batched`` (one D call per phase), ``nhwc`` (+ channels_last), ``bf16-nchw`` (batched + 4 D blocks in
+bf16, NCHW), ``bf16`` (+ channels_last),
+``bf16-cb16k`` (+ D channel_base 16384), ``bf16-cb16k-gbf16`` (+ generator features in bf16). The script
+also runs on an older checkout (options it lacks are left out; variants that need them are skipped), which
+is how the "before" column of docs/training.md was measured.
+
+    python -m bench.train_profile --recipe cpu128 --stages peak variants profile --out /tmp/prof
+    python -m bench.train_profile --recipe cpu128 --stages quality --variants legacy bf16 --quality-kimg 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import statistics
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+RECIPES = {
+    # tools/train_default_model.sh: batch 32 in one micro-batch, 4 views, gamma 0.25, blur fade 40 kimg, TF32
+    "cpu128": dict(preset="cpu128", resolution=128, batch=32, batch_gpu=32, gamma=0.25, blur_fade_kimg=40.0,
+                   num_views=4, precision="tf32"),
+    # bench/train_speed.py's cgs512 figure: batch 8 on one GPU, 4 views, TF32, official gamma and blur
+    "cgs512": dict(preset="cgs512", batch=8, batch_gpu=8, num_views=4, precision="tf32"),
+    # a CPU smoke test of this script
+    "tiny": dict(preset="tiny", resolution=32, batch=4, batch_gpu=4, num_views=2, precision="tf32",
+                 d_channel_base=512, d_channel_max=32, knn_k=8),
+}
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+CUDA = DEVICE == "cuda"
+LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0)
+VARIANTS = {
+    "legacy": LEGACY,
+    "batched": {**LEGACY, "batch_d_calls": True},
+    "nhwc": {**LEGACY, "batch_d_calls": True, "channels_last": True},
+    "bf16-nchw": {"batch_d_calls": True, "channels_last": False, "d_bf16_blocks": 4},
+    "bf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4},
+    "bf16-cb16k": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4, "d_channel_base": 16384},
+    "bf16-cb16k-gbf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4,
+                         "d_channel_base": 16384, "precision": "bf16"},
+}
+KERNEL_KINDS = (  # first match wins; lower-case substrings of CUDA kernel names
+    ("rasterizer (gsplat)", ("gsplat",)),
+    ("attention", ("fmha", "flash", "attention")),
+    ("grouped/1-channel conv (blurs)", ("grouped", "depthwise", "c1_k1")),
+    ("average pool (D blurs)", ("avg_pool", "avgpool")),
+    ("convolution", ("xmma", "conv", "fprop", "dgrad", "wgrad", "implicit_gemm", "cudnn", "nhwc", "nchw")),
+    ("matrix product", ("gemm", "cublas", "cutlass")),
+    ("optimizer / foreach", ("adam", "multi_tensor", "foreach")),
+    ("sort / scan", ("sort", "scan", "radix", "cub::")),
+    ("reduction", ("reduce", "norm")),
+    ("copy / cat / fill", ("copy", "memcpy", "memset", "cat", "fill", "index")),
+    ("element-wise", ("elementwise", "vectorized", "unrolled", "where", "act")),
+)
+
+
+def options_for(recipe: str, overrides: dict, data: Path, outdir: Path, **extra):
+    """TrainOptions for ``recipe`` + ``overrides`` + ``extra``; None if this checkout lacks a needed option
+    (one set to anything but the old behaviour)."""
+    from training.options import TrainOptions
+
+    fields = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
+    kw = {**RECIPES[recipe], **overrides, **extra}
+    for k in list(kw):
+        if k not in fields:
+            if LEGACY.get(k, object()) != kw[k]:
+                return None
+            del kw[k]
+    return TrainOptions(data=str(data), outdir=str(outdir), device=DEVICE, workers=4, seed=0, **kw)
+
+
+def noise_dataset(root: Path, resolution: int, n: int = 64) -> Path:
+    from bench.train_speed import noise_dataset as make
+
+    return make(root, resolution, n)
+
+
+class PhaseClock:
+    """CUDA events at the trainer's phase marks; ms of GPU-stream time per phase and step."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, torch.cuda.Event]] = []
+        self.recording = False
+
+    def mark(self, phase: str) -> None:
+        if self.recording and CUDA:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            self.marks.append((phase, e))
+
+    def per_step(self, steps: int) -> dict[str, float]:
+        if not self.marks:
+            return {}
+        torch.cuda.synchronize()
+        out: dict[str, float] = {}
+        for (_, a), (phase, b) in zip(self.marks, self.marks[1:]):
+            out[phase] = out.get(phase, 0.0) + a.elapsed_time(b)
+        return {k: v / max(steps, 1) for k, v in out.items()}
+
+
+def _hook_trainer(on_step_start=None, on_step_end=None, clock: PhaseClock | None = None):
+    """Patch training.loop.Trainer (this process only) to call the hooks around each step."""
+    from training import loop
+
+    orig_init, orig_step = loop.Trainer.__init__, loop.Trainer.step
+
+    def init(self, *a, **k):
+        orig_init(self, *a, **k)
+        if clock is not None and hasattr(self, "marker"):
+            self.marker = clock.mark
+
+    def step(self, step, *a, **k):
+        if on_step_start:
+            on_step_start(step)
+        if clock is not None:
+            clock.mark("loop: EMA, data, checks")
+        out = orig_step(self, step, *a, **k)
+        if on_step_end:
+            on_step_end(step)
+        return out
+
+    loop.Trainer.__init__, loop.Trainer.step = init, step
+    return lambda: (setattr(loop.Trainer, "__init__", orig_init), setattr(loop.Trainer, "step", orig_step))
+
+
+def time_variant(recipe: str, name: str, data: Path, work: Path, ticks: int, flops_per_step: float | None,
+                 peak: float | None) -> dict | None:
+    from training.loop import train
+
+    batch = RECIPES[recipe]["batch"]
+    tick_kimg = 16 * batch / 1000
+    opts = options_for(recipe, VARIANTS[name], data, work / f"runs-{name}", kimg=ticks * tick_kimg,
+                       tick_kimg=tick_kimg, snap_kimg=1e6, image_snap_kimg=1e6)
+    if opts is None:
+        print(f"variant {name}: not available in this checkout, skipped")
+        return None
+    clock = PhaseClock()
+    first_measured = 16  # the first tick (cuDNN autotune, allocator warm-up) is not measured
+    unhook = _hook_trainer(on_step_start=lambda s: setattr(clock, "recording", s >= first_measured), clock=clock)
+    if CUDA:
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        run = train(opts, progress=False)
+    finally:
+        unhook()
+    ticks_log = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    spk = statistics.median(t["sec_per_kimg"] for t in ticks_log[1:])
+    phases = clock.per_step((ticks - 1) * 16)
+    result = {"variant": name, "recipe": recipe, "s_per_kimg": spk, "ticks": [t["sec_per_kimg"] for t in ticks_log],
+              "peak_gpu_mem_gib": max(t.get("peak_gpu_mem_gib", 0) for t in ticks_log), "phases_ms": phases,
+              "losses": {k: ticks_log[-1].get(k) for k in ("G_adv", "D_real", "D_fake")}}
+    if flops_per_step:
+        result["tflop_per_step"] = flops_per_step / 1e12
+        result["achieved_tflops"] = flops_per_step * (1000 / batch) / spk / 1e12
+        if peak:
+            result["mfu_bf16_peak"] = result["achieved_tflops"] / peak
+    shutil.rmtree(run, ignore_errors=True)
+    return result
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    for kind, keys in KERNEL_KINDS:
+        if any(k in low for k in keys):
+            return kind
+    return "other"
+
+
+def profile_variant(recipe: str, name: str, data: Path, work: Path, out: Path) -> dict | None:
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    from training.loop import train
+
+    batch = RECIPES[recipe]["batch"]
+    warm, active = 18, 16
+    opts = options_for(recipe, VARIANTS[name], data, work / f"prof-{name}", kimg=(warm + active + 1) * batch / 1000,
+                       tick_kimg=1e6, snap_kimg=1e6, image_snap_kimg=1e6)
+    if opts is None:
+        return None
+    prof = profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if CUDA else []),
+                   schedule=schedule(wait=warm - 2, warmup=2, active=active, repeat=1))
+    t = {}
+
+    def end(step: int) -> None:
+        if step in (warm - 1, warm + active - 1):
+            if CUDA:
+                torch.cuda.synchronize()
+            t["start" if step == warm - 1 else "end"] = time.perf_counter()
+        prof.step()
+
+    unhook = _hook_trainer(on_step_end=end)
+    try:
+        with prof:
+            train(opts, progress=False)
+    finally:
+        unhook()
+    wall_ms = (t["end"] - t["start"]) * 1000 / active
+    kinds: dict[str, float] = {}
+    top: dict[str, float] = {}
+    for e in prof.events():
+        if getattr(e, "device_type", None) != torch.autograd.DeviceType.CUDA and CUDA:
+            continue
+        if not CUDA and e.cpu_parent is not None:  # CPU smoke test: top-level ops only
+            continue
+        if e.name.startswith("ProfilerStep"):  # the step annotation, not a kernel
+            continue
+        us = e.time_range.elapsed_us()
+        kinds[kernel_kind(e.name)] = kinds.get(kernel_kind(e.name), 0.0) + us / 1000 / active
+        top[e.name] = top.get(e.name, 0.0) + us / 1000 / active
+    busy = sum(kinds.values())
+    for key in ("self_device_time_total", "self_cuda_time_total"):
+        try:
+            table = prof.key_averages().table(sort_by=key, row_limit=60)
+            break
+        except (AttributeError, KeyError, ValueError):
+            table = ""
+    (out / f"profile_{recipe}_{name}.txt").write_text(table)
+    return {"variant": name, "recipe": recipe, "wall_ms_per_step": wall_ms, "gpu_busy_ms_per_step": busy,
+            "gpu_busy_fraction": busy / wall_ms, "kinds_ms_per_step": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+            "top_kernels_ms_per_step": dict(sorted(top.items(), key=lambda kv: -kv[1])[:25])}
+
+
+# ------------------------------------------------------------------------------------------------- quality
+
+
+def laplacian_pyramid(img: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """``img [N, 3, H, W]`` -> Laplacian levels (finest first) and the final low-pass, 5-tap binomial."""
+    import torch.nn.functional as F
+
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=img.device) / 16
+    k2 = (k[:, None] * k[None]).expand(3, 1, 5, 5)
+    out = []
+    for _ in range(levels - 1):
+        low = F.conv2d(F.pad(img, (2, 2, 2, 2), mode="reflect"), k2, groups=3)[:, :, ::2, ::2]
+        up = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+        out.append(img - up)
+        img = low
+    out.append(img)
+    return out
+
+
+def sliced_wasserstein(a: list[torch.Tensor], b: list[torch.Tensor], patches: int = 128, dirs: int = 512,
+                       seed: int = 0) -> list[float]:
+    """SWD x 1e3 per pyramid level between two image sets (lists of ``[N, 3, H, W]`` levels): ``patches``
+    random 7x7 patches per image, each set normalised per channel, ``dirs`` random unit directions
+    (Karras et al. 2018, section 5, with fewer images)."""
+    g = torch.Generator(a[0].device).manual_seed(seed)
+    result = []
+    for la, lb in zip(a, b):
+        descs = []
+        for level in (la, lb):
+            n, c, h, w = level.shape
+            ys = torch.randint(0, h - 6, (n, patches), generator=g, device=level.device)
+            xs = torch.randint(0, w - 6, (n, patches), generator=g, device=level.device)
+            off = torch.arange(7, device=level.device)
+            yy = (ys[..., None, None] + off[:, None])  # [n, p, 7, 1]
+            xx = (xs[..., None, None] + off[None, :])  # [n, p, 1, 7]
+            idx_n = torch.arange(n, device=level.device)[:, None, None, None]
+            d = level.permute(0, 2, 3, 1)[idx_n, yy, xx]  # [n, p, 7, 7, 3]
+            d = d.reshape(-1, 7 * 7, 3)
+            d = (d - d.mean(dim=(0, 1))) / d.std(dim=(0, 1)).clamp_min(1e-8)
+            descs.append(d.reshape(d.shape[0], -1))
+        proj = torch.randn(descs[0].shape[1], dirs, generator=g, device=la.device)
+        proj = proj / proj.norm(dim=0, keepdim=True)
+        pa, pb = (torch.sort(dd @ proj, dim=0).values for dd in descs)
+        result.append(float((pa - pb).abs().mean()) * 1e3)
+    return result
+
+
+def quality_run(recipe: str, name: str, data: Path, work: Path, out: Path, kimg: float, n_metric: int) -> dict | None:
+    from core.camera import Cameras
+    from core.model_files import load_generator
+    from training.dataset import DatasetOptions, ImageLabelDataset
+    from training.loop import image_grid, train
+    from training.metrics.consistency import generator_consistency
+    from training.run_dir import latest_snapshot, save_grid
+
+    opts = options_for(recipe, VARIANTS[name], data, work / f"q-{name}", kimg=kimg, tick_kimg=0.5, snap_kimg=1e6,
+                       image_snap_kimg=1e6, blur_fade_kimg=kimg / 4)
+    if opts is None:
+        return None
+    t0 = time.time()
+    run = train(opts, progress=False)
+    seconds = time.time() - t0
+    shutil.copy(run / "stats.jsonl", out / f"quality_{name}_stats.jsonl")
+    G = load_generator(latest_snapshot(run), device=DEVICE).generator
+    res = RECIPES[recipe].get("resolution") or G.config.resolution
+    save_grid(out / f"quality_{name}_grid.png", image_grid(G, res, torch.device(DEVICE), rows=6))
+    ds = ImageLabelDataset(DatasetOptions(path=str(data), xflip=False, random_background=False))
+    gen = torch.Generator().manual_seed(7)
+    idx = torch.randperm(len(ds), generator=gen)[:n_metric]
+    reals = torch.stack([ds[int(i)][0] for i in idx]).to(DEVICE).float() / 127.5 - 1
+    labels = torch.stack([ds[int(i)][1] for i in torch.randperm(len(ds), generator=gen)[:n_metric]]).to(DEVICE)
+    fakes = []
+    with torch.no_grad():
+        for i in range(0, n_metric, 64):
+            z = torch.randn(len(labels[i:i + 64]), G.config.z_dim, generator=gen).to(DEVICE)
+            cams = Cameras.from_label(labels[i:i + 64, None], validate=False)  # [B, 1] cameras
+            img = G(z, cameras=cams, resolution=res).render.color[:, 0]
+            fakes.append(img.permute(0, 3, 1, 2) * 2 - 1)
+    fakes = torch.cat(fakes).clamp(-1, 1)
+    levels = int(np.log2(res)) - 3  # down to 16 px
+    swd = sliced_wasserstein(laplacian_pyramid(reals, levels), laplacian_pyramid(fakes, levels))
+    cons = generator_consistency(G, num_scenes=64, resolution=res)
+    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    shutil.rmtree(run, ignore_errors=True)
+    return {"variant": name, "kimg": kimg, "seconds": seconds, "swd_x1e3_by_level": swd, "swd_mean": float(np.mean(swd)),
+            "consistency_psnr": cons.psnr, "final": {k: ticks[-1].get(k) for k in ("G_adv", "D_real", "D_fake",
+                                                                                     "score_real", "score_fake")}}
+
+
+def ensure_heads(path: Path, identities: int, views: int, workers: int, resolution: int) -> Path:
+    from training.synthetic_heads.config import DatasetConfig
+    from training.synthetic_heads.dataset import write_dataset
+
+    t0 = time.time()
+    summary = write_dataset(DatasetConfig(out=path, num_identities=identities, views_per_identity=views,
+                                          resolution=resolution, seed=0, workers=workers))
+    print(f"synthetic heads: {summary.num_images} images in {time.time() - t0:.0f} s")
+    return path
+
+
+FIGURE_SUFFIX = {"legacy": "_legacy", "batched": "", "nhwc": "_nhwc", "bf16-nchw": "_bf16d_nchw", "bf16": "_bf16d", "bf16-cb16k": "_bf16d_cb16384",
+                 "bf16-cb16k-gbf16": "_bf16_bf16d_cb16384"}  # bench/train_speed.py's names for the same set-ups
+
+
+def record_from(path: Path) -> None:
+    """Record the figures of a saved report (the device's output) under bench/train_speed.py's names."""
+    from bench.results import record
+
+    rep = json.loads(path.read_text())
+    dev, peaks = rep["device"], rep.get("peak_tflops", {})
+    for kind, value in peaks.items():
+        record(f"gpu_matmul_peak_tflops_{kind}", value, "TFLOP/s", dev, note="8192^3 matmul, random data, median of 30")
+    for v in rep.get("variants", []):
+        recipe, sfx = v["recipe"], FIGURE_SUFFIX[v["variant"]]
+        base = (f"measured by `python -m bench.train_profile --recipe {recipe} --stages peak variants` (variant "
+                f"{v['variant']}: {VARIANTS[v['variant']]}), the real train loop, median of {len(v['ticks']) - 1} "
+                f"ticks of 16 steps after a warm-up tick; {v.get('tflop_per_step', 0):.2f} TFLOP/step counted")
+        speed = ("train_s_per_kimg_cpu128", "s/kimg") if recipe == "cpu128" else (f"train_gpu_s_per_kimg_{recipe[3:]}",
+                                                                                 "GPU-s/kimg")
+        tag = "cpu128" if recipe == "cpu128" else recipe[3:]
+        record(speed[0] + sfx, v["s_per_kimg"], speed[1], dev, note=base)
+        if "mfu_bf16_peak" in v:
+            record(f"train_mfu_{tag}{sfx}", v["mfu_bf16_peak"], "fraction of bf16 peak", dev,
+                   note=f"{v['achieved_tflops']:.1f} TFLOP/s of {peaks.get('bf16', 0):.0f}; " + base)
+        record(f"train_peak_gpu_mem_gib_{tag}{sfx}", v["peak_gpu_mem_gib"], "GiB", dev, note=base)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="cpu128", choices=sorted(RECIPES))
+    ap.add_argument("--stages", nargs="+", default=["peak", "variants", "profile"],
+                    choices=["peak", "variants", "profile", "quality"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--profile-variants", nargs="+", default=None, choices=list(VARIANTS))
+    ap.add_argument("--ticks", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("train_profile_out"))
+    ap.add_argument("--tag", default="", help="suffix of the output files (e.g. 'before')")
+    ap.add_argument("--heads", type=Path, default=None, help="synthetic heads folder (made if missing)")
+    ap.add_argument("--heads-identities", type=int, default=1000)
+    ap.add_argument("--heads-views", type=int, default=3)
+    ap.add_argument("--heads-workers", type=int, default=16)
+    ap.add_argument("--quality-kimg", type=float, default=12.0)
+    ap.add_argument("--metric-images", type=int, default=2048)
+    ap.add_argument("--record-from", type=Path, default=None,
+                    help="record the figures of a saved report (e.g. docs/training/speed_profile_cpu128.json)")
+    args = ap.parse_args()
+    if args.record_from:
+        record_from(args.record_from)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    if CUDA:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    report: dict = {"recipe": args.recipe, "device": torch.cuda.get_device_name() if CUDA else "cpu",
+                    "torch": torch.__version__}
+    out_json = args.out / f"train_profile_{args.recipe}{('_' + args.tag) if args.tag else ''}.json"
+
+    def save() -> None:
+        out_json.write_text(json.dumps(report, indent=1))
+
+    peak = None
+    if "peak" in args.stages:
+        peak = matmul_peak(report)
+        save()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        res = RECIPES[args.recipe].get("resolution") or int(RECIPES[args.recipe]["preset"][3:])
+        if "variants" in args.stages or "profile" in args.stages:
+            data = noise_dataset(work / "noise", res)
+        if "variants" in args.stages:
+            report["variants"] = []
+            for name in args.variants:
+                try:
+                    flops = _flops(args.recipe, name, data, work)
+                    r = time_variant(args.recipe, name, data, work, args.ticks, flops, peak)
+                except Exception:  # one broken variant must not cost the others
+                    traceback.print_exc()
+                    continue
+                if r is not None:
+                    report["variants"].append(r)
+                    print(json.dumps(r))
+                    save()
+        if "profile" in args.stages:
+            report["profiles"] = []
+            for name in args.profile_variants or [args.variants[0], args.variants[-1]]:
+                try:
+                    r = profile_variant(args.recipe, name, data, work, args.out)
+                except Exception:  # a profiler quirk must not cost the rest of the call
+                    traceback.print_exc()
+                    continue
+                if r is not None:
+                    report["profiles"].append(r)
+                    print(json.dumps(r))
+                    save()
+        if "quality" in args.stages:
+            heads = ensure_heads(args.heads or work / "heads", args.heads_identities, args.heads_views,
+                                 args.heads_workers, res)
+            report["quality"] = []
+            for name in args.variants:
+                try:
+                    r = quality_run(args.recipe, name, heads, work, args.out, args.quality_kimg, args.metric_images)
+                except Exception:
+                    traceback.print_exc()
+                    continue
+                if r is not None:
+                    report["quality"].append(r)
+                    print(json.dumps(r))
+                    save()
+    print_table(report)
+
+
+def matmul_peak(report: dict) -> float:
+    from bench.train_flops import matmul_peak_tflops
+
+    bf16 = matmul_peak_tflops(torch.bfloat16)
+    tf32 = matmul_peak_tflops(torch.float32)
+    report["peak_tflops"] = {"bf16": bf16, "tf32": tf32}
+    print(f"matrix peak: bf16 {bf16:.0f} TFLOP/s, TF32 {tf32:.0f} TFLOP/s")
+    return bf16
+
+
+def _flops(recipe: str, name: str, data: Path, work: Path) -> float | None:
+    try:
+        from bench.train_flops import recipe_step_flops
+    except ImportError:
+        return None
+    opts = options_for(recipe, VARIANTS[name], data, work)
+    if opts is None:
+        return None
+    res = RECIPES[recipe].get("resolution") or int(RECIPES[recipe]["preset"][3:])
+    try:
+        return recipe_step_flops(opts, res, DEVICE).total
+    except RuntimeError as exc:  # e.g. an older discriminator that cannot run on the meta device
+        print(f"FLOPs not counted for {name}: {exc}")
+        return None
+
+
+def print_table(report: dict) -> None:
+    for r in report.get("variants", []):
+        mfu = r.get("mfu_bf16_peak")
+        print(f"{r['recipe']:7s} {r['variant']:18s} {r['s_per_kimg']:7.2f} s/kimg  "
+              f"{r.get('achieved_tflops', float('nan')):6.1f} TFLOP/s  MFU(bf16) {mfu if mfu else float('nan'):.3f}  "
+              f"peak {r['peak_gpu_mem_gib']:.1f} GiB")
+    for r in report.get("profiles", []):
+        print(f"profile {r['variant']}: {r['wall_ms_per_step']:.1f} ms/step, GPU busy {r['gpu_busy_fraction']:.0%}: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in r["kinds_ms_per_step"].items()))
+    for r in report.get("quality", []):
+        print(f"quality {r['variant']}: {r['kimg']} kimg in {r['seconds']:.0f} s, SWD {r['swd_mean']:.1f} "
+              f"{[round(v, 1) for v in r['swd_x1e3_by_level']]}, PSNR {r['consistency_psnr']:.2f}, {r['final']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""CUDA graphs for optimisation loops that call the same network with the same shapes every step.
+
+An inversion step is launch-bound: the generator's forward and backward are thousands of small kernels, so
+the host spends ~10x the GPU time launching them. :func:`graphed_synthesis` records ``G.synthesis`` once
+(forward and backward, with ``torch.cuda.make_graphed_callables``) and replays it, so each step launches two
+graphs instead. Rasterisation stays outside (its buffer sizes depend on the data), as do the optimisers.
+
+Rules that follow from replaying recorded kernels (checked where possible):
+
+- shapes, dtypes and ``requires_grad`` flags are fixed at capture: the input ``ws`` shape and whether it takes
+  a gradient; which generator parameters take gradients (stage 1: none; stage 2: all);
+- the outputs live in static buffers that the next call overwrites: call a graphed function once per
+  backward pass (batch several latents into one call instead of calling twice);
+- parameters must be updated in place (every torch optimiser does), never replaced;
+- no autocast weight cache: the bf16 feature path is not captured (use float32, with TF32 if wanted).
+
+Everything here needs CUDA; callers fall back to the eager path elsewhere, and when ``SPLATHEAD_CUDA_GRAPHS=0``
+is set in the environment (an escape hatch should a driver or torch version refuse a capture).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+from torch import nn
+
+from core.gaussians import GaussianSet
+from core.generator import Generator
+
+
+ENV_SWITCH = "SPLATHEAD_CUDA_GRAPHS"
+
+
+class _SynthesisTensors(nn.Module):
+    """``ws -> (means, quats, log_scales, opacity_logits, sh)`` of ``G.synthesis`` (contiguous)."""
+
+    def __init__(self, G: Generator) -> None:
+        super().__init__()
+        self.G = G
+
+    def forward(self, ws: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        g = self.G.synthesis(ws).gaussians
+        return tuple(t.contiguous() for t in (g.means, g.quats, g.log_scales, g.opacity_logits, g.sh))
+
+
+def cuda_graphs_usable(G: Generator) -> str | None:
+    """None if :func:`graphed_synthesis` can capture ``G`` here, else the reason (a sentence)."""
+    device = next(G.parameters()).device
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return f"CUDA graphs are switched off ({ENV_SWITCH}=0)"
+    if device.type != "cuda":
+        return f"CUDA graphs need the generator on a CUDA device (it is on {device})"
+    if G.feature_dtype is not None:
+        return "the bf16 feature path uses autocast's weight cache, which CUDA graphs cannot capture"
+    if any(b.requires_grad for b in G.buffers()):
+        return "a generator buffer requires grad"
+    return None
+
+
+def graphed_synthesis(G: Generator, ws_shape: tuple[int, ...], ws_requires_grad: bool,
+                      warmup: int = 3) -> Callable[[torch.Tensor], GaussianSet]:
+    """``ws [ws_shape] -> GaussianSet`` of ``G.synthesis``, forward and backward replayed from CUDA graphs.
+
+    Args:
+        G: the generator on CUDA; its parameters' ``requires_grad`` flags at this call decide which of them
+            receive gradients (``.grad`` accumulates as usual).
+        ws_shape: ``(B, num_ws or 1, w_dim)`` of every later input.
+        ws_requires_grad: whether the inputs take a gradient (stage 1) or not (stage 2's fixed pivot).
+        warmup: eager iterations before capture (cuDNN / allocator warm-up).
+
+    The returned GaussianSet's tensors are the graph's static buffers (see the module docstring).
+    """
+    reason = cuda_graphs_usable(G)
+    if reason is not None:
+        raise RuntimeError(reason)
+    device = next(G.parameters()).device
+    module = _SynthesisTensors(G)
+    sample = torch.zeros(ws_shape, device=device, dtype=torch.float32)
+    sample += G.mapping.w_avg.to(device, torch.float32)  # a realistic latent: same code path as later ones
+    sample.requires_grad_(ws_requires_grad)
+    graphed = torch.cuda.make_graphed_callables(module, (sample,), num_warmup_iters=warmup,
+                                                allow_unused_input=True)  # the mapping network is not used
+
+    def call(ws: torch.Tensor) -> GaussianSet:
+        if tuple(ws.shape) != tuple(ws_shape):
+            raise ValueError(f"this graph was captured for ws {list(ws_shape)}, got {list(ws.shape)}")
+        return GaussianSet(*graphed(ws))
+
+    return call
+
+
+class GraphedForward:
+    """``fn(*inputs)`` without autograd, captured once as a CUDA graph for fixed input shapes; each call copies
+    the inputs into static buffers and replays. ``fn`` returns a tensor or a tuple/dict of tensors, which are
+    the static output buffers (valid until the next call)."""
+
+    def __init__(self, fn: Callable, *sample_inputs: torch.Tensor, warmup: int = 3) -> None:
+        self.fn = fn
+        self.inputs = [x.detach().clone() for x in sample_inputs]
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.no_grad():
+            for _ in range(warmup):
+                fn(*self.inputs)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.no_grad():
+            self.out = fn(*self.inputs)
+
+    def __call__(self, *inputs: torch.Tensor):
+        for buf, x in zip(self.inputs, inputs):
+            if buf.shape != x.shape:
+                raise ValueError(f"this graph was captured for {list(buf.shape)}, got {list(x.shape)}")
+            buf.copy_(x)
+        self.graph.replay()
+        return self.out
+
+
+def graphed_loss(fn: Callable[..., dict[str, torch.Tensor]], pred_shape: tuple[int, ...],
+                 *sample_inputs: torch.Tensor, warmup: int = 3) -> Callable[..., dict[str, torch.Tensor]]:
+    """``(pred, *inputs) -> fn(pred, *inputs)`` (a dict of loss tensors), forward and backward replayed from
+    CUDA graphs.
+
+    ``pred [pred_shape]`` takes a gradient; ``inputs`` (targets, weights, ...) take none and keep the shapes of
+    ``sample_inputs`` (their values may change: they are copied in on every call). ``fn``'s networks must be
+    frozen (no parameter takes a gradient)."""
+    device = sample_inputs[0].device if sample_inputs else torch.device("cuda")
+    sample = torch.rand(pred_shape, device=device, requires_grad=True)
+    others = tuple(x.detach() for x in sample_inputs)
+    return torch.cuda.make_graphed_callables(fn, (sample, *others), num_warmup_iters=warmup,
+                                             allow_unused_input=True)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The default model v2 (docs/default-model-v2.md): 360-degree synthetic heads at 256 px, preset cpu256.
+# Run from the repository root on a GPU machine; every step ends well inside one 10-minute device call:
+#
+#   tools/train_default_model_v2.sh data                  # the dataset, made on the GPU (resumable: rerun it)
+#   tools/train_default_model_v2.sh train 8               # start the run; snapshot and exit after 8 minutes
+#   tools/train_default_model_v2.sh resume 8 [SOURCE]     # continue for 8 more minutes: SOURCE is a run
+#                                                         # directory or a snapshot copied from another
+#                                                         # machine; default: the newest run here
+#   tools/train_default_model_v2.sh export FILE           # the EMA generator of the newest run, float16
+#   tools/train_default_model_v2.sh metrics MODEL         # gt_fit, consistency, floaters (held-out split)
+#   tools/train_default_model_v2.sh grids V1 V2 OUT.png   # v1 beside v2, yaw 0-180, psi 0.7 and 1.0
+#
+# DRY_RUN=1 prints each command instead of running it (tests/training/test_default_model_v2.py parses them).
+# GPUS=N trains with torchrun on N GPUs of one host (batch 32 split evenly; the same run, faster).
+# A fresh machine regenerates the data (`data`, GPU) rather than receiving it; runs continue from the newest
+# snapshot of the run directory (training/run_dir.py; the portable snapshot format is issue 14's).
+#
+# Recipe (docs/default-model-v2.md, "Recipe" and "Budget"): 8,000 identities (the last 64 held out) x 6
+# random views, half of them from the whole circle, at 256 px; generator cpu256 (21,760 Gaussians); batch 32
+# with 4 multi-view renders; discriminator channel_base 16384 (StyleGAN2-ADA's 256 px size, a third of the
+# FLOPs of the 32768 D the v1 recipe used at 128 px); R1 gamma 0.4 (0.0002 * 256^2 / 32, StyleGAN2-ADA's
+# heuristic); D-input blur fading over 100 kimg; EMA half-life 10 kimg; TF32. 2,000 kimg is the ceiling;
+# each call ends through --stop-after-minutes with a snapshot. EXTRA_ARGS adds training options (e.g. the
+# bf16 discriminator blocks of issue 14 once they land: EXTRA_ARGS="--d-bf16-blocks 4").
+set -euo pipefail
+PY=${PY:-python3}
+DATA=${DATA:-out/heads256}
+OUTDIR=${OUTDIR:-runs}
+GPUS=${GPUS:-1}
+DESC=default-v2
+read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
+DATA_ARGS=(--out "$DATA" --num-identities 8000 --views-per-identity 6 --full-yaw-fraction 0.5 --resolution 256
+           --test-fraction 0.008 --seed 0 --device "${DATA_DEVICE:-cuda}" --workers "${WORKERS:-16}")
+TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" --preset cpu256 --resolution 256 --batch 32
+            --batch-gpu $((32 / GPUS)) --num-views 4 --gamma 0.4 --blur-fade-kimg 100 --d-channel-base 16384
+            --kimg 2000 --tick-kimg 4 --snap-kimg 20 --image-snap-kimg 20 --precision tf32 --workers 6 --seed 0
+            --desc "$DESC" "${EXTRA[@]}")
+
+run() {
+  if [[ -n "${DRY_RUN:-}" ]]; then printf '%q ' "$@"; echo; else "$@"; fi
+}
+train() {
+  if (( GPUS > 1 )); then run torchrun --standalone --nproc_per_node "$GPUS" -m training "$@"
+  else run "$PY" -m training "$@"; fi
+}
+latest_run() { { ls -d "$OUTDIR"/*-cpu256-*-"$DESC" 2>/dev/null || true; } | sort | tail -1; }
+
+case "${1:-}" in
+  data)
+    run "$PY" -m training.synthetic_heads "${DATA_ARGS[@]}" ;;
+  train)
+    train "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" ;;
+  resume)
+    source=${3:-$(latest_run)}
+    [[ -n "$source" ]] || { echo "no run in $OUTDIR to resume; give a run directory or snapshot" >&2; exit 2; }
+    train "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" --resume "$source" ;;
+  export)
+    run_dir=$(latest_run)
+    [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to export" >&2; exit 2; }
+    run "$PY" tools/export_generator.py "$run_dir" "${2:?output file}" --dtype float16 ;;
+  metrics)
+    run "$PY" -m training.metrics --network "${2:?generator file}" --data "$DATA" \
+      --metrics gt_fit,consistency,floaters --resolution 256 --consistency-scenes 32 --out "${3:-metrics.jsonl}" ;;
+  grids)
+    run "$PY" tools/default_model_grid.py "${2:?v1 file}" "${3:?v2 file}" "${4:?output .png}" \
+      --yaws 0 45 90 135 180 --psi 0.7 1.0 --resolution 256 ;;
+  *)
+    echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | export FILE | metrics MODEL [OUT.jsonl]" \
+         "| grids V1 V2 OUT.png" >&2; exit 2 ;;
+esac

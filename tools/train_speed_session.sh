@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU calls behind docs/training.md, "Training speed" (one H200). Run from this checkout's root on the
+# device machine with $OUT set; BEFORE may point at a checkout of the code before the speed work (only
+# training/, core/, bench/ are needed, plus this checkout's bench/train_profile.py and bench/train_flops.py
+# copied in), which is timed and profiled with the same scripts.
+#
+#   BEFORE=../speed-before tools/train_speed_session.sh speed   # gpu tests; before/after variants, profiles
+#   KIMG=8 tools/train_speed_session.sh final                     # quality runs, then the recorded figures
+set -uo pipefail
+PY=${PY:-python3}
+BEFORE=${BEFORE:-}
+KIMG=${KIMG:-8}
+RES=${RES:-/tmp/speed_results}   # everything lands here and is packed into $OUT/results.tgz after each stage
+mkdir -p "$RES"
+step() {  # step SECONDS NAME COMMAND...: one stage, its own time limit, failures logged and survived
+  local limit=$1 name=$2; shift 2
+  echo "=== $name ($(date +%T), limit ${limit}s)"
+  # SIGKILL: a SIGTERM would reach the training loop's stop handler (and kill the data workers), which ends a
+  # run cleanly instead of stopping the stage.
+  timeout -s KILL "$limit" "$@" || echo "=== $name FAILED or timed out (status $?)"
+  tar czf "$OUT/results.tgz" -C "$(dirname "$RES")" "$(basename "$RES")"
+}
+case "${1:-}" in
+  speed)  # call 1: where the time goes, before and after, variant by variant
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv
+    step 50 "gpu tests" "$PY" -m pytest -q -x tests/training/test_fast_step.py tests/training/test_discriminator.py -k "cuda or gpu"
+    if [ -n "$BEFORE" ]; then
+      step 80 "before: cpu128" bash -c "cd $BEFORE && PYTHONPATH=$BEFORE:\$PYTHONPATH $PY -m bench.train_profile --recipe cpu128 \
+        --stages variants profile --variants legacy --profile-variants legacy --out $RES/before --tag before"
+      step 50 "before: cgs512" bash -c "cd $BEFORE && PYTHONPATH=$BEFORE:\$PYTHONPATH $PY -m bench.train_profile --recipe cgs512 \
+        --stages variants --variants legacy --ticks 3 --out $RES/before --tag before"
+    fi
+    step 150 "after: cpu128" "$PY" -m bench.train_profile --recipe cpu128 --stages peak variants profile \
+      --variants legacy batched nhwc bf16 bf16-cb16k --profile-variants bf16 bf16-cb16k --out "$RES/after"
+    step 60 "after: cgs512" "$PY" -m bench.train_profile --recipe cgs512 --stages variants profile \
+      --variants bf16 --profile-variants bf16 --ticks 3 --out "$RES/after"
+    ;;
+  final)  # call 2: the same short run per variant on synthetic heads, then the recorded figures
+    step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
+      --variants ${QUALITY_VARIANTS:-batched bf16 bf16-cb16k} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
+      --heads-views 3 --quality-kimg "$KIMG" --out "$RES/quality"
+    step 80 "cpu128 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 ${CPU128_ARGS:-}
+    step 70 "cgs512 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 ${CGS512_ARGS:-}
+    ;;
+  *)
+    echo "usage: $0 speed | final" >&2; exit 2 ;;
+esac
