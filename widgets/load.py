@@ -45,5 +45,5 @@ def draw(ui: UiState) -> None:
     if s.recent:
         imgui.text_disabled("Recent")
         for i, path in enumerate(s.recent):
-            if imgui.selectable(f"{path}###recent{i}", path == s.current)[0]:
+            if imgui.selectable(f"{path}##recent{i}", path == s.current)[0]:
                 ui.request(OpenFile(path))

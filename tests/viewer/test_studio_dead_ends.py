@@ -120,7 +120,8 @@ def test_no_dead_ends(tmp_path, model_copy):
         _wait(ctx, lambda: ui.load.current == str(good) and app.display.settled, "the chosen .ply")
         seen["opened_error"] = ui.load.error
         assert ui.load.recent[1] == str(model_copy), ui.load.recent
-        ctx.item_click("Panels/Load/###recent1")
+        escaped = str(model_copy).replace("/", "\\/")  # '/' separates test-engine reference levels
+        ctx.item_click(f"Panels/Load/{escaped}##recent1")
         _wait(ctx, lambda: ui.load.current == str(model_copy) and app.display.settled
               and ui.info.directions.measured and all(m.value is not None for m in ui.info.directions.measured),
               "the model again, measured", state=lambda: (ui.load.current, ui.load.error, app.display.settled,
