@@ -273,9 +273,16 @@ class ResetModel:
     """Show the original generator again and drop the tuned copy."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChoosePreset:
+    """Set both stages' step counts from the preset ``name`` (``ui_state.inversion.PRESET_NAMES``)."""
+
+    name: str
+
+
 InversionAction = (LoadPhotos | BrowsePhotos | ClearPhotos | TakeWebcamPicture | Preprocess
                    | StartLatentSearch | StopLatentSearch | StartTuning | StopTuning | SaveInversion
-                   | ResetModel)
+                   | ResetModel | ChoosePreset)
 
 Action = (OpenFile | BrowseSource | ShowSource | SetLatent | SaveCurrentLatent | RestoreLatent | DeleteLatent | InterpolateLatents
           | SavePly | SaveImage | SaveLatent | LoadLatent | StartVideo | CancelJob | PushEdit | UndoEdit

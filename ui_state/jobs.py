@@ -24,6 +24,7 @@ JobName = Literal[
     "training_watch",
     # Inversion panel
     "inversion_preprocess", "inversion_latent", "inversion_tuning", "inversion_save", "inversion_webcam",
+    "inversion_speed",
 ]
 JOB_NAMES: tuple[str, ...] = get_args(JobName)
 
