@@ -100,13 +100,23 @@ def missing_weights(p: InversionPanel, form: StageForm) -> str:
     missing = [n for n in needed if find_weights(n[1], n[2], folder, n[0], n[3], allow_random=True) is None]
     if not missing:
         return ""
-    files = "; ".join(f"{what}: {name} (from {url}) into {std}" for what, name, std, url in missing)
+    files = ", ".join(f"{name} in {_home(std)}" for what, name, std, url in missing)
+    urls = " and ".join(url for *_, url in missing)
     terms = " and ".join(what for what, *_ in missing)
-    if len(missing) == 1:
-        return (f"The {terms} loss needs a weight file that is not on this computer. Copy {files}, or into the "
-                f"folder in '{WEIGHTS_DIR_LABEL}'. Or set the {terms} weight to 0 to run without it.")
-    return (f"The {terms} losses need weight files that are not on this computer. Copy {files}, or into the "
-            f"folder in '{WEIGHTS_DIR_LABEL}'. Or set their weights to 0 to run without them.")
+    one = len(missing) == 1
+    return (f"The {terms} loss{'' if one else 'es'} need{'s' if one else ''} {'a weight file' if one else 'weight files'} "
+            f"that {'is' if one else 'are'} not on this computer: {files} (or in the folder you enter in '{WEIGHTS_DIR_LABEL}'; "
+            f"published at {urls}). Or set {'its weight' if one else 'their weights'} to 0 to run without "
+            f"{'it' if one else 'them'}.")
+
+
+def _home(path) -> str:
+    """``path`` with the home folder written as ``~``."""
+    from pathlib import Path
+
+    home = str(Path.home())
+    text = str(path)
+    return "~" + text[len(home):] if text.startswith(home + "/") else text
 
 
 _CLI_PHRASES = (  # the pipeline's messages are written for the command line; the panel names its own controls
