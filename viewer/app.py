@@ -154,7 +154,12 @@ class ViewerApp:
             self._frame()
         except Exception:  # noqa: BLE001 - a bug in a panel must not close the studio
             self.ui.info.error = "internal error in the viewer (please report):\n" + traceback.format_exc(limit=8)
-            imgui.internal.error_recovery_try_to_recover_state(state)  # close what the failed frame left open
+            io = imgui.get_io()
+            asserts, io.config_error_recovery_enable_assert = io.config_error_recovery_enable_assert, False
+            try:  # close what the failed frame left open (quietly: the error is already on screen)
+                imgui.internal.error_recovery_try_to_recover_state(state)
+            finally:
+                io.config_error_recovery_enable_assert = asserts
 
     def _frame(self) -> None:
         clear_gl_errors()  # one left by C++ widgets' own GL calls (ImFileDialog) must not fail our next GL call
