@@ -6,6 +6,7 @@ no camera surprises.
 - Camera keys reach the camera only while the picture has the keyboard: not while the user works in a side
   panel (a button clicked there, a text field typed in), not with Ctrl held (Ctrl+A in a field), but yes with
   the pointer over the picture.
+- An exception in one frame (inside the picture's window) is shown and the window keeps running.
 """
 
 from __future__ import annotations
@@ -96,6 +97,21 @@ def test_camera_input_has_no_surprises(tmp_path):
         ctx.key_up(imgui.Key.a)
         seen["view_a"] = ui.camera.camera.target != target0
 
+        # A bug inside the picture's window for one frame: the studio says so and keeps running.
+        real, calls = app.display.show, []
+
+        def broken():
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("injected failure")
+            return real()
+
+        app.display.show = broken
+        ctx.yield_(3)
+        app.display.show = real
+        seen["internal_error"] = ui.info.error or ""
+        ctx.yield_(3)
+
     testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
 
     assert "view_a" in seen, "the test function did not run to the end"
@@ -106,3 +122,4 @@ def test_camera_input_has_no_surprises(tmp_path):
     assert seen["typed"] == "wasd" and not seen["typing_moved"], seen
     assert not seen["ctrl_a"], "Ctrl+A moved the camera"
     assert seen["view_a"], "A with the pointer over the picture did not pan"
+    assert "injected failure" in seen["internal_error"], seen["internal_error"]
