@@ -116,7 +116,11 @@ class VideoPanel:
 
 @dataclass
 class InspectPanel:
+    """``auto``: recompute for every new scene while the panel is open; ``shown``: the panel was drawn open this
+    frame (the widget sets it, the inspect feature reads and clears it: a closed panel costs nothing)."""
+
     auto: bool = True
+    shown: bool = False
 
 
 @dataclass
