@@ -6,7 +6,8 @@ thread, the OpenGL driver (llvmpipe on a machine without a GPU) and the window s
   swapped (measured at the start of the next frame), several times.
 - :class:`IdleProbe`: with nothing changing, the process's CPU use (all threads, percent of one core, as
   ``top`` shows it); then, with the pointer sweeping over the side panels every frame (the user working in the
-  panels while the picture stays), the GUI frame rate and its CPU use.
+  panels while the picture stays), the GUI frame rate and its CPU use (after a second of motion: the first
+  event ends the idling).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import replace
 from imgui_bundle import hello_imgui, imgui
 
 SETTLE_S = 3.0  # after the first head, before measuring (start-up work, the pacer's active period)
+UI_WARMUP_S = 1.0  # pointer motion before the panel frame rate is measured (the first event ends the idling)
 SEED_GAP_FRAMES = 3  # frames between a head on screen and the next seed change
 
 
@@ -85,10 +87,12 @@ class IdleProbe:
                 self._begin("idle", now, cpu)
         elif self.phase == "idle" and now - self._t0 >= self.idle_s:
             self._end("idle", now, cpu)
-            self._begin("ui", now, cpu)
-        elif self.phase == "ui":
+            self._begin("warmup", now, cpu)
+        elif self.phase in ("warmup", "ui"):
             t = now - self._t0
-            if t >= self.ui_s:
+            if self.phase == "warmup" and t >= UI_WARMUP_S:
+                self._begin("ui", now, cpu)
+            elif self.phase == "ui" and t >= self.ui_s:
                 self._end("ui", now, cpu)
                 self.phase = "done"
                 return
