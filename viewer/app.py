@@ -196,7 +196,8 @@ class ViewerApp:
             self.captured_view = self.display.current_image()
         self.scripted.end_of_frame()
         self.pacer.frame(live=info.dragging, jobs_running=self.jobs.any_running,
-                         following=info.training.status in ("starting", "running"))
+                         following=info.training.status in ("starting", "running"),
+                         polling=self.drops.dialog.is_open or self.inversion.inputs.dialog.is_open)
 
     def _viewport(self) -> None:
         ui = self.ui

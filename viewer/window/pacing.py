@@ -4,9 +4,11 @@ ImGui redraws the whole window every frame, and on a machine without a GPU (Mesa
 studio costs about 10-20 ms of CPU at 1600 x 1000 even when nothing changed. So:
 
 - **Idle**: ``IDLE_AFTER_S`` after the last input event the window draws ``IDLE_FPS`` frames per second
-  (``JOBS_FPS`` while a background job runs, so its progress bar moves; ``FOLLOW_FPS`` while the Training panel
-  follows a running run, which it reads about once a second), waiting in glfw for events in between
-  (hello_imgui's idling). Any input wakes it at once.
+  (``JOBS_FPS`` while a background job runs, so its progress bar moves, or while a desktop file dialog is open,
+  whose answer is polled; ``FOLLOW_FPS`` while the Training panel follows a running run, which it reads about
+  once a second), waiting in glfw for events in between (hello_imgui's idling). Any input wakes it at once.
+  (On this project's VM an idle frame after seconds of sleep cost up to ~200 ms of CPU, cold caches and a
+  waking vCPU, against ~10-20 ms for a frame in a row; hence so few.)
 - **Woken**: other threads call :meth:`FramePacer.wake` (thread-safe: ``hello_imgui.request_refresh``) when
   there is something new to show: the render worker after it publishes a result, a job when it ends.
 - **Live**: while something moves without input events (camera keys held, the benchmark orbit), every frame
@@ -26,7 +28,7 @@ import threading
 
 from imgui_bundle import hello_imgui, imgui
 
-IDLE_FPS = 0.5  # frames per second with nothing happening (a 1600 x 1000 llvmpipe frame costs ~20-40 ms of CPU)
+IDLE_FPS = 0.2  # frames per second with nothing happening: a safety net, everything new wakes the window
 FOLLOW_FPS = 1.0  # while a training run is followed (the panel reads its files about once a second)
 JOBS_FPS = 8.0  # while a background job runs (progress bars)
 IDLE_AFTER_S = 1.0  # seconds after the last input event before idling
@@ -71,10 +73,11 @@ class FramePacer:
             if self._running:
                 hello_imgui.request_refresh()
 
-    def frame(self, *, live: bool, jobs_running: bool, following: bool = False) -> None:
+    def frame(self, *, live: bool, jobs_running: bool, following: bool = False, polling: bool = False) -> None:
         """Once per frame (GUI thread): ``live``: something moves without input events; ``jobs_running``: a
-        background job runs; ``following``: a training run is followed."""
-        fps = JOBS_FPS if jobs_running else FOLLOW_FPS if following else IDLE_FPS
+        background job runs; ``following``: a training run is followed; ``polling``: something is asked every
+        frame for an answer that wakes nobody (a desktop file dialog)."""
+        fps = JOBS_FPS if jobs_running or polling else FOLLOW_FPS if following else IDLE_FPS
         hello_imgui.get_runner_params().fps_idling.fps_idle = fps
         if live:
             hello_imgui.request_refresh()

@@ -78,5 +78,9 @@ class PhotoDialog:
         """The files chosen since the last call (GUI thread, every frame; draws the in-app dialog)."""
         return self._dialog.chosen()
 
+    @property
+    def is_open(self) -> bool:
+        return self._dialog.is_open
+
     def close(self) -> None:
         self._dialog.close()
