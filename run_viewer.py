@@ -1,4 +1,4 @@
-"""SplatHead Studio viewer.  Usage: python run_viewer.py [MODEL.pkl | SCENE.ply] [--device cuda] [--resolution 512]
+"""SplatHead Studio viewer.  Usage: python run_viewer.py [MODEL.safetensors | MODEL.pkl | SCENE.ply] [--device cuda] [--resolution 512]
 
 With no file it opens the embedded default model from assets/; `--help` lists every option.
 """

@@ -16,33 +16,15 @@ log into figures:
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 from bench.results import record
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench.viewer_window import cpu_device, machine_load, run_viewer_bench
 
 
 def run_orbit(model: str | None, resolution: int, seconds: float, low_res: bool, device: str = "cpu") -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        stats = Path(tmp) / "stats.json"
-        cmd = [sys.executable, "run_viewer.py", *([model] if model else []), "--device", device, "--resolution",
-               str(resolution), "--bench-orbit-s", str(seconds), "--stats-json", str(stats), "--state-dir", tmp,
-               "--width", str(resolution + 420), "--height", str(resolution + 40)]
-        if low_res:
-            cmd.append("--bench-low-res")
-        if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
-            cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {resolution + 420}x{resolution + 40}x24", *cmd]
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-        if r.returncode != 0 or not stats.exists():
-            raise RuntimeError(f"viewer run failed ({r.returncode}):\n{r.stderr[-3000:]}")
-        return json.loads(stats.read_text())
+    args = [*([model] if model else []), "--device", device, "--resolution", str(resolution), "--bench-orbit-s",
+            str(seconds), *(["--bench-low-res"] if low_res else [])]
+    return run_viewer_bench(args, resolution + 460, resolution + 40)
 
 
 def main() -> None:
@@ -52,15 +34,16 @@ def main() -> None:
     ap.add_argument("--resolution", type=int, default=512)
     args = ap.parse_args()
     for low_res, suffix in ((False, ""), (True, "_dragging")):
+        load_before = machine_load()
         s = run_orbit(args.model, args.resolution, args.seconds, low_res)
         fps = s["frames"] / s["seconds"]
         draws = s["gl_draws"] / s["seconds"]
         drag = f", size divisors used while moving {s.get('drawn_sizes')}" if low_res else ""
         note = (f"{s['display_path']} path{drag}, {s['gaussians']:,} Gaussians, {args.model or 'default model'}, "
-                f"orbit 90 deg/s for {s['seconds']:.1f} s, {draws:.1f} splat draws/s, {s['gl_renderer']}")
+                f"orbit 90 deg/s for {s['seconds']:.1f} s, {draws:.1f} splat draws/s, {s['gl_renderer']}; "
+                f"{load_before} before, {machine_load()} after")
         print(f"viewer_fps_cpu_{args.resolution}{suffix}: {fps:.1f} fps ({note})")
-        record(f"viewer_fps_cpu_{args.resolution}{suffix}", fps, "frames/s", f"CPU x86_64, {os.cpu_count()} cores",
-               note=note)
+        record(f"viewer_fps_cpu_{args.resolution}{suffix}", fps, "frames/s", cpu_device(), note=note)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def main() -> None:
         torch.manual_seed(0)
         G = Generator(PRESETS[args.preset])
         wake_layer_scales(G)  # switch the zero-initialised layer scales on, as a trained model has them
-        path = Path(tmp) / f"{args.preset}.pkl"
+        path = Path(tmp) / f"{args.preset}.safetensors"
         save_generator(G, path)
         del G
         base = RenderParams(source=str(path), width=args.resolution, height=args.resolution, device=args.device,

@@ -18,7 +18,7 @@ from viewer.state.training import TrainingLaunch  # the one module ui_state may 
 
 @dataclass(frozen=True, slots=True)
 class OpenFile:
-    """Open a generator ``.pkl`` (ours or an official CGS-GAN pickle), a ``.ply`` scene or ``random:<preset>``."""
+    """Open a generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint), a ``.ply`` scene or ``random:<preset>``."""
 
     path: str
 
@@ -273,9 +273,16 @@ class ResetModel:
     """Show the original generator again and drop the tuned copy."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChoosePreset:
+    """Set both stages' step counts from the preset ``name`` (``ui_state.inversion.PRESET_NAMES``)."""
+
+    name: str
+
+
 InversionAction = (LoadPhotos | BrowsePhotos | ClearPhotos | TakeWebcamPicture | Preprocess
                    | StartLatentSearch | StopLatentSearch | StartTuning | StopTuning | SaveInversion
-                   | ResetModel)
+                   | ResetModel | ChoosePreset)
 
 Action = (OpenFile | BrowseSource | ShowSource | SetLatent | SaveCurrentLatent | RestoreLatent | DeleteLatent | InterpolateLatents
           | SavePly | SaveImage | SaveLatent | LoadLatent | StartVideo | CancelJob | PushEdit | UndoEdit

@@ -12,6 +12,8 @@ import numpy as np
 FRAMINGS = ("synthetic-heads", "ffhq-eg3d")  # inversion.framing.FRAMINGS keys
 SPACES = ("w", "w+")
 STAND_IN_LABEL = "random-weight loss networks (testing only)"
+WEIGHTS_DIR_LABEL = "weights folder"
+PRESET_NAMES = ("quick", "standard", "thorough")  # step counts: viewer.features.inversion.settings.preset_steps
 
 
 @dataclass
@@ -51,6 +53,7 @@ class InversionPanel:
         output: folder for "Save everything". orbit_frames: frames of the orbit video (0: none).
         stand_in_losses: use untrained stand-ins for missing LPIPS/ID weight files (testing only).
         weights_dir: an extra folder searched for the pretrained loss weights ("" = the torch caches only).
+        preset: the preset whose step counts the stages have ("" once the user typed other counts).
     """
 
     paths: str = ""
@@ -67,6 +70,18 @@ class InversionPanel:
     orbit_frames: int = 48
     stand_in_losses: bool = False
     weights_dir: str = ""
+    preset: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PresetInfo:
+    """A preset as the panel lists it: step counts of stage 1 and stage 2 and the estimated time on this
+    device (``seconds`` None until the speed was measured)."""
+
+    name: str
+    latent_steps: int
+    tuning_steps: int
+    seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,14 @@ class InversionInfo:
         loss_sources: loss network -> where its weights came from (a file or "random stand-in").
         messages: newest last (errors included, with level "error").
         saved_to: the folder of the last "Save everything" ("" = none yet).
+        stage_notes: stage ("preprocess", "latent", "tuning", "saving") -> its newest error or warning, shown
+            under that stage's buttons (where the user looks).
+        presets: the presets with their estimated times on this device. speed: a line about the measured speed
+            ("" before any). seconds_per_step: measured (stage 1, stage 2) seconds per step (None: unknown).
+        weights_problem: why the chosen loss terms cannot run (missing weight files), in the panel's words.
+        latent_weights, tuning_weights: term -> weight the last run of each stage used (the plot draws
+            ``weight * term``, only terms with a weight above 0, so the parts add up to the total).
+        eta_s: estimated seconds left of the running stage (None: unknown).
     """
 
     photos: tuple[str, ...] = ()
@@ -132,6 +155,14 @@ class InversionInfo:
     loss_sources: dict[str, str] = field(default_factory=dict)
     messages: tuple[InversionMessage, ...] = ()
     saved_to: str = ""
+    stage_notes: dict[str, InversionMessage] = field(default_factory=dict)
+    presets: tuple[PresetInfo, ...] = ()
+    speed: str = ""
+    seconds_per_step: tuple[float | None, float | None] = (None, None)
+    weights_problem: str = ""
+    latent_weights: dict[str, float] = field(default_factory=dict)
+    tuning_weights: dict[str, float] = field(default_factory=dict)
+    eta_s: float | None = None
 
     @property
     def running(self) -> bool:

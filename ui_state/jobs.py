@@ -10,16 +10,21 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 JobName = Literal[
+    # Load panel (the file is loaded on the render worker before the view switches to it)
+    "open_source",
     # Save panel and files
     "save_ply", "save_image", "save_latent", "load_latent",
+    # Latent panel: the saved latents beside the model file
+    "saved_latents", "write_latents",
     # Video, Inspect
     "video", "inspect",
     # Latent sliders
-    "directions", "pca", "match", "save_directions",
+    "directions", "pca", "match", "measure", "save_directions",
     # Training panel
     "training_watch",
     # Inversion panel
     "inversion_preprocess", "inversion_latent", "inversion_tuning", "inversion_save", "inversion_webcam",
+    "inversion_speed",
 ]
 JOB_NAMES: tuple[str, ...] = get_args(JobName)
 

@@ -18,11 +18,16 @@ MAX_RECENT = 12
 
 @dataclass
 class LoadPanel:
-    """``path``: the text field; ``recent``: most recent first, at most ``MAX_RECENT``; ``current``: the open source."""
+    """``path``: the text field; ``recent``: most recent first, at most ``MAX_RECENT``; ``current``: the open source.
+    Written by the sources feature: ``opening``: the file being loaded ("" when none; the view keeps ``current``
+    until it loaded); ``error``: why the last open failed ("" after a success), ``error_details`` its traceback."""
 
     path: str = ""
     recent: list[str] = field(default_factory=list)
     current: str = ""
+    opening: str = ""
+    error: str = ""
+    error_details: str = ""
 
     def remember(self, source: str) -> None:
         if source in self.recent:
@@ -111,7 +116,11 @@ class VideoPanel:
 
 @dataclass
 class InspectPanel:
+    """``auto``: recompute for every new scene while the panel is open; ``shown``: the panel was drawn open this
+    frame (the widget sets it, the inspect feature reads and clears it: a closed panel costs nothing)."""
+
     auto: bool = True
+    shown: bool = False
 
 
 @dataclass

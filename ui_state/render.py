@@ -155,7 +155,7 @@ class RenderParams:
     """One complete render request; the GUI rebuilds it every frame and submits it only when it changed.
 
     Attributes:
-        source: what to show: a generator file (``.pkl``, ours or official CGS-GAN), a 3DGS ``.ply`` scene, or
+        source: what to show: a generator file (ours ``.safetensors``; ``.pkl``: official CGS-GAN, GGHead or our older format), a 3DGS ``.ply`` scene, or
             a built-in random-weight generator ``"random:tiny"`` / ``"random:cpu128"`` (core ``PRESETS``).
         camera: see :class:`CameraParams`.
         latent: see :class:`LatentParams`.

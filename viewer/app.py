@@ -37,11 +37,13 @@ from viewer.features.sources import Sources, recent_file
 from viewer.features.training import Training
 from viewer.features.video import Video
 from viewer.jobs import JobRunner
+from viewer.texture import clear_gl_errors
 from viewer.viewport.display import Display
-from viewer.viewport.input import camera_input
+from viewer.viewport.input import CameraInput
 from viewer.viewport.overlays import draw_overlays
 from viewer.viewport.worker import RenderWorker
 from viewer.window.dialogs import FileDrops
+from viewer.window.pacing import FramePacer
 from viewer.window.panels import draw_panels
 from viewer.window.quit_guard import QuitGuard
 from viewer.window.scripted import ScriptedRun
@@ -67,15 +69,22 @@ class ViewerApp:
 
     def __init__(self, cfg: ViewerConfig, device: str = "cpu") -> None:
         from core.latent import RANDOM_SOURCES
+        from viewer.config import torch_threads
 
+        threads = torch_threads(cfg.torch_threads, device)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         self.cfg = cfg
         ui = self.ui = UiState(device=device)
         ui.render.width = ui.render.height = cfg.resolution
         ui.info.device = device
         ui.info.default_source = default_source()
         ui.info.builtin_sources = RANDOM_SOURCES
-        self.worker = RenderWorker()
-        self.jobs = JobRunner(self.worker)
+        self.pacer = FramePacer(cfg.fps_max, ScriptedRun.idle_allowed(cfg))
+        self.worker = RenderWorker(wake=self.pacer.wake)
+        self.jobs = JobRunner(self.worker, wake=self.pacer.wake)
         self.display = Display(ui, self.worker)
         studio = Studio(ui, self.jobs, self.worker, self.display, self.emit)
         self.drops = FileDrops(ui)
@@ -89,9 +98,10 @@ class ViewerApp:
                                          self.inversion]
         self.handlers = action_table(self.features, {CancelJob: lambda a: self.jobs.cancel(a.name)})
         self.quit_guard = QuitGuard(self.training, self.drops)
-        self.scripted = ScriptedRun(cfg, ui, self.display)
+        self.scripted = ScriptedRun(cfg, ui, self.display, PANEL_WIDTH)
         self._capture_requested = False
         self.captured_view: np.ndarray | None = None
+        self.camera_input = CameraInput()
 
     def emit(self, event: SourceChanged) -> None:
         """Tell every feature (GUI thread)."""
@@ -105,8 +115,10 @@ class ViewerApp:
         self.display.init_gl()
         self.edits.load_catalog()
         self.drops.hook_drops()
+        self.pacer.started()
 
     def before_exit(self) -> None:
+        self.pacer.stopped()
         self.quit_guard.goodbye()
         for f in self.features:
             f.release()
@@ -127,8 +139,7 @@ class ViewerApp:
         p.callbacks.post_init = self.post_init
         p.callbacks.before_exit = self.before_exit
         p.ini_disable = True
-        p.fps_idling.enable_idling = self.scripted.idle_allowed
-        p.fps_idling.fps_idle = 20.0
+        self.pacer.configure(p)
         return p
 
     def addons(self) -> immapp.AddOnsParams:
@@ -143,12 +154,20 @@ class ViewerApp:
             self._frame()
         except Exception:  # noqa: BLE001 - a bug in a panel must not close the studio
             self.ui.info.error = "internal error in the viewer (please report):\n" + traceback.format_exc(limit=8)
-            imgui.internal.error_recovery_try_to_recover_state(state)  # close what the failed frame left open
+            io = imgui.get_io()
+            asserts, io.config_error_recovery_enable_assert = io.config_error_recovery_enable_assert, False
+            try:  # close what the failed frame left open (quietly: the error is already on screen)
+                imgui.internal.error_recovery_try_to_recover_state(state)
+            finally:
+                io.config_error_recovery_enable_assert = asserts
 
     def _frame(self) -> None:
+        clear_gl_errors()  # one left by C++ widgets' own GL calls (ImFileDialog) must not fail our next GL call
+        self.scripted.start_of_frame()
         self.quit_guard.frame()
         info = self.ui.info
-        info.gui_ms.append(1000.0 * imgui.get_io().delta_time)
+        if not hello_imgui.get_runner_params().fps_idling.is_idling:  # idle frames wait for events on purpose
+            info.gui_ms.append(1000.0 * imgui.get_io().delta_time)
         self.display.take_result()
         info.jobs = self.jobs.poll()
         for f in self.features:
@@ -159,7 +178,7 @@ class ViewerApp:
         imgui.set_next_window_pos(vp.work_pos)
         imgui.set_next_window_size(imgui.ImVec2(panel_w, vp.work_size.y))
         imgui.begin("Panels", None, wf.no_move | wf.no_resize | wf.no_collapse | wf.no_saved_settings
-                    | wf.no_title_bar)
+                    | wf.no_title_bar | wf.no_background)  # the window's clear colour (viewer/window/pacing.py)
         imgui.text(APP_NAME)
         draw_panels(self.ui)
         imgui.end()
@@ -167,7 +186,7 @@ class ViewerApp:
         imgui.set_next_window_size(imgui.ImVec2(vp.work_size.x - panel_w, vp.work_size.y))
         imgui.push_style_var(imgui.StyleVar_.window_padding, imgui.ImVec2(0, 0))
         imgui.begin("Viewport", None, wf.no_decoration | wf.no_move | wf.no_saved_settings
-                    | wf.no_bring_to_front_on_focus | wf.no_scroll_with_mouse)
+                    | wf.no_bring_to_front_on_focus | wf.no_scroll_with_mouse | wf.no_background)
         self._viewport()
         imgui.end()
         imgui.pop_style_var()
@@ -176,6 +195,9 @@ class ViewerApp:
             self._capture_requested = False
             self.captured_view = self.display.current_image()
         self.scripted.end_of_frame()
+        self.pacer.frame(live=info.dragging, jobs_running=self.jobs.any_running,
+                         following=info.training.status in ("starting", "running"),
+                         polling=self.drops.dialog.is_open or self.inversion.inputs.dialog.is_open)
 
     def _viewport(self) -> None:
         ui = self.ui
@@ -188,7 +210,8 @@ class ViewerApp:
         w, h = ui.render.width, ui.render.height
         scale = min(avail.x / w, avail.y / h) if w and h else 1.0
         disp_w, disp_h = w * scale, h * scale
-        ui.camera.camera, moving = camera_input(ui.camera, hovered, active, disp_h)
+        ui.camera.camera, moving = self.camera_input.update(ui.camera, hovered, active, imgui.is_window_focused(),
+                                                            disp_h)
         ui.info.dragging = self.scripted.orbit(imgui.get_io().delta_time) or moving
         tex, _ = self.display.show()
         x0, y0 = p0.x + (avail.x - disp_w) / 2, p0.y + (avail.y - disp_h) / 2
@@ -218,6 +241,7 @@ class ViewerApp:
         the next frame (GL calls must run on the GUI thread; scripts and the test engine's thread use this)."""
         self.captured_view = None
         self._capture_requested = True
+        self.pacer.wake()
 
 
 def main(cfg: ViewerConfig) -> int:

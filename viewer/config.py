@@ -20,7 +20,7 @@ class ViewerConfig:
     """SplatHead Studio: explore, edit and export 3D Gaussian-splatting head GANs."""
 
     path: tyro.conf.Positional[str | None] = None
-    """A generator .pkl (ours, CGS-GAN or GGHead), a 3DGS .ply, or random:tiny / random:cpu128.
+    """A generator file (ours: .safetensors or a snapshot index; .pkl: official CGS-GAN, GGHead, our older format), a 3DGS .ply, or random:tiny / random:cpu128.
     Default: the embedded model in assets/."""
     device: str = "auto"
     """Compute device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N."""
@@ -30,6 +30,13 @@ class ViewerConfig:
     """Window width in pixels."""
     height: int = 900
     """Window height in pixels."""
+    torch_threads: int = 0
+    """CPU threads for model work (synthesis, inversion) on the render worker. 0: automatic (on a CPU device
+    half the cores, at least one, since the GUI thread and the OpenGL driver's threads share them; see
+    docs/viewer.md). Ignored on CUDA."""
+    fps_max: float = 75.0
+    """Most frames per second the window draws (0: no cap; a desktop's vsync also limits it). Idle, it draws
+    about one per second."""
     state_dir: Path | None = None
     """Where the recent-files list is kept (default: ~/.config/splathead-studio)."""
     frames: int = 0
@@ -42,6 +49,14 @@ class ViewerConfig:
     """Benchmark orbit speed in degrees per second."""
     bench_low_res: bool = False
     """Benchmark: treat the orbit as a drag (progressive low resolution)."""
+    bench_seeds: int = 0
+    """Benchmark: once the head is shown, step the seed this many times, timing each until its head is on
+    screen, then exit."""
+    bench_idle_s: float = 0.0
+    """Benchmark: once the head is shown (and 3 s more), measure the CPU use of this many idle seconds, then the
+    frame rate with the pointer moving over the panels for --bench-ui-s seconds, then exit."""
+    bench_ui_s: float = 5.0
+    """Benchmark: seconds of pointer motion over the panels after the idle measurement."""
     stats_json: Path | None = None
     """Write the frame statistics (GUI, render and synthesis times) here as JSON at exit."""
 
@@ -54,7 +69,7 @@ def default_source() -> str:
 def random_banner(source: str) -> str:
     if source == FALLBACK_SOURCE and not DEFAULT_MODEL.is_file():
         return ("Random weights: assets/ has no trained default model yet, so this 'head' is an untrained "
-                f"{source.split(':', 1)[1]} generator. Open a trained .pkl or a .ply in the Load panel.")
+                f"{source.split(':', 1)[1]} generator. Open a trained generator file or a .ply in the Load panel.")
     return f"Random weights: {source} is an untrained generator (for testing the viewer)."
 
 
@@ -83,6 +98,18 @@ def resolve_device(requested: str) -> tuple[str, str]:
         if (dev.index or 0) >= torch.cuda.device_count():
             return "cuda", f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s); using cuda:0"
     return str(dev), ""
+
+
+def torch_threads(requested: int, device: str) -> int | None:
+    """Intra-op threads for torch on ``device`` (None: leave torch's default). On a CPU device the render worker
+    shares the cores with the GUI thread and llvmpipe's raster threads (one per core); an OpenMP thread that
+    gets descheduled stalls every parallel region, so two threads on two busy cores made one synthesis of the
+    default model take 1-8 s instead of 0.15 s with one thread (docs/viewer.md, "Speed on a laptop CPU")."""
+    if requested > 0:
+        return requested
+    if not device.startswith("cpu"):
+        return None
+    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def save_screenshot(path: Path) -> tuple[int, int]:

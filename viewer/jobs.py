@@ -85,21 +85,30 @@ class _Job:
     result: Any = None
     error: str | None = None
     delivered: bool = False
+    wake: Callable[[], None] | None = None
 
     def finish(self, result: Any, error: str | None) -> None:
         """Record the outcome (any thread); the GUI delivers it in :meth:`JobRunner.poll`."""
         self.result, self.error = result, error
         self.finished = time.perf_counter()
         self.done.set()
+        if self.wake is not None:
+            self.wake()
 
 
 class JobRunner:
-    """Named background jobs; one job per name at a time. ``worker``: where :meth:`start_on_worker` jobs run."""
+    """Named background jobs; one job per name at a time. ``worker``: where :meth:`start_on_worker` jobs run;
+    ``wake``: called (on the job's thread) when a job ends, so an idling GUI delivers it at once."""
 
-    def __init__(self, worker: WorkerHost | None = None) -> None:
+    def __init__(self, worker: WorkerHost | None = None, wake: Callable[[], None] | None = None) -> None:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._worker = worker
+        self._wake = wake
+
+    @property
+    def any_running(self) -> bool:
+        return any(job.finished is None for job in list(self._jobs.values()))
 
     def running(self, name: JobName) -> bool:
         job = self._jobs.get(name)
@@ -111,7 +120,7 @@ class JobRunner:
         with self._lock:
             if self.running(name):
                 return None
-            job = _Job(JobContext(name), on_done, time.perf_counter(), output=output)
+            job = _Job(JobContext(name), on_done, time.perf_counter(), output=output, wake=self._wake)
             self._jobs[name] = job
             return job
 

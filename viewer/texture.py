@@ -6,6 +6,15 @@ import numpy as np
 from OpenGL import GL
 
 
+def clear_gl_errors() -> int:
+    """Drain OpenGL's error flags (GUI thread) and return how many there were. C++ widgets that make their own GL
+    calls (ImFileDialog's icon textures) can leave one set, and PyOpenGL would blame it on our next call."""
+    n = 0
+    while GL.glGetError() != GL.GL_NO_ERROR and n < 16:
+        n += 1
+    return n
+
+
 class ImageTexture:
     """Upload ``uint8 [H, W, 3]`` images (row 0 = top) into one RGBA8 texture (alpha 1). GL context required."""
 

@@ -56,8 +56,9 @@ def draw(ui: UiState) -> None:
         ui.request(ClearEdits())
     imgui.end_disabled()
     imgui.text_disabled(f"history: {len(history.applied)} applied, {len(history.redo)} to redo")
-    for i, spec in enumerate(history.applied):
-        imgui.bullet_text(f"{i + 1}. {spec.op} " + ", ".join(f"{k}={_short(v)}" for k, v in spec.params))
+    for i, spec in enumerate(history.applied):  # wrapped: a crop box's corners and "invert" are a long line
+        imgui.bullet()
+        imgui.text_wrapped(f"{i + 1}. {spec.op} " + ", ".join(f"{k}={_short(v)}" for k, v in spec.params))
 
 
 def _field(f: EditField, value):

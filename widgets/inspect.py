@@ -13,6 +13,7 @@ HIST_HEIGHT = 46.0
 
 
 def draw(ui: UiState) -> None:
+    ui.inspect.shown = True
     _, ui.inspect.auto = imgui.checkbox("update with the scene", ui.inspect.auto)
     imgui.same_line()
     if imgui.button("Refresh##inspect"):

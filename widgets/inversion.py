@@ -9,16 +9,20 @@ import numpy as np
 from imgui_bundle import imgui, implot
 
 from ui_state.actions import (
-    BrowsePhotos, ClearPhotos, LoadPhotos, Preprocess, ResetModel, SaveInversion, StartLatentSearch, StartTuning,
-    StopLatentSearch, StopTuning, TakeWebcamPicture,
+    BrowsePhotos, ClearPhotos, LoadPhotos, Preprocess, ResetModel, SaveInversion, StartLatentSearch,
+    StartTuning, StopLatentSearch, StopTuning, TakeWebcamPicture,
 )
-from ui_state.inversion import FRAMINGS, SPACES, STAND_IN_LABEL, InversionInfo, StageForm, split_paths
+from ui_state.inversion import (
+    FRAMINGS, SPACES, STAND_IN_LABEL, WEIGHTS_DIR_LABEL, InversionInfo, StageForm, split_paths,
+)
 from ui_state.ui import UiState
+from widgets import inversion_presets
+from widgets.inversion_presets import duration
 from widgets.layout import ERROR_RGBA, OK_RGBA, WARNING_RGBA, colored_text, item_width
 
 PLOT_HEIGHT = 150.0
 PREVIEW_WIDTH = 240.0
-TERMS = ("total", "mse", "lpips", "id", "locality")
+TERMS = ("mse", "lpips", "id", "locality")  # plotted as weight * term, next to the total they add up to
 LEVEL_RGBA = {"error": ERROR_RGBA, "warning": WARNING_RGBA}
 
 
@@ -40,11 +44,14 @@ def draw(ui: UiState) -> None:
     _stage_line(ui, info, "preprocess", "inversion_preprocess")
     _thumbs(info)
     imgui.separator_text("3. Latent inversion")
+    inversion_presets.draw(ui)
+    if info.weights_problem:
+        colored_text(WARNING_RGBA, info.weights_problem)
     _, p.stand_in_losses = imgui.checkbox(STAND_IN_LABEL, p.stand_in_losses)
     imgui.set_item_tooltip("Missing LPIPS/ID weight files are replaced by untrained networks: the run works "
                            "but its losses mean nothing perceptually. For tests only.")
     item_width()
-    _, p.weights_dir = imgui.input_text("weights folder", p.weights_dir)
+    _, p.weights_dir = imgui.input_text(WEIGHTS_DIR_LABEL, p.weights_dir)
     imgui.set_item_tooltip("Extra folder searched for the pretrained loss weights (before the torch caches)")
     imgui.push_id("stage1")
     _form(p.latent)
@@ -61,7 +68,7 @@ def draw(ui: UiState) -> None:
     p.follow_every = max(1, p.follow_every)
     _start_stop(ui, info, "latent", StartLatentSearch(), StopLatentSearch(), info.has_target)
     _stage_line(ui, info, "latent", "inversion_latent")
-    _plot("stage 1 losses", info.latent_history)
+    _plot("stage 1 losses", info.latent_history, info.latent_weights)
     imgui.pop_id()
     imgui.separator_text("4. Generator tuning")
     imgui.push_id("stage2")
@@ -74,7 +81,7 @@ def draw(ui: UiState) -> None:
     p.publish_every = max(1, p.publish_every)
     _start_stop(ui, info, "tuning", StartTuning(), StopTuning(), info.has_latent)
     _stage_line(ui, info, "tuning", "inversion_tuning")
-    _plot("stage 2 losses", info.tuning_history)
+    _plot("stage 2 losses", info.tuning_history, info.tuning_weights)
     imgui.pop_id()
     imgui.separator_text("5. Results")
     item_width()
@@ -189,25 +196,42 @@ def _start_stop(ui: UiState, info: InversionInfo, stage: str, start, stop, ready
 
 
 def _stage_line(ui: UiState, info: InversionInfo, stage: str, job: str) -> None:
+    """The stage's progress while it runs, and its newest problem right under its buttons."""
     status = ui.info.jobs.get(job)
     if info.stage == stage and status is not None and status.running:
         text = status.message or stage
         if stage in ("latent", "tuning") and info.total_steps:
             text = f"step {info.step}/{info.total_steps}"
+            if info.eta_s is not None:
+                text += f", about {duration(info.eta_s)} left"
         imgui.progress_bar(status.progress, imgui.ImVec2(-1, 0), text)
+    note = info.stage_notes.get(stage)
+    if note is not None:
+        colored_text(LEVEL_RGBA.get(note.level, OK_RGBA), note.text)
 
 
-def _plot(title: str, history: dict) -> None:
-    if not history or not any(v.size for v in history.values()):
+def plot_series(history: dict, weights: dict) -> list[tuple[str, np.ndarray]]:
+    """``[(label, values)]`` the loss plot draws: the total, then each term times its weight (terms with weight 0
+    are not drawn), so every weighted part lies below the total it adds up to."""
+    out = []
+    if history.get("total") is not None and history["total"].size:
+        out.append(("total", history["total"]))
+    for term in TERMS:
+        y, w = history.get(term), weights.get(term, 0.0)
+        if y is not None and y.size and w > 0:
+            out.append((f"{term} x {w:g}", w * y))
+    return out
+
+
+def _plot(title: str, history: dict, weights: dict) -> None:
+    series = plot_series(history, weights)
+    if not series:
         return
     if implot.begin_plot(title, imgui.ImVec2(-1, PLOT_HEIGHT), implot.Flags_.no_menus):
-        implot.setup_axes("step", "", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
-        for term in TERMS:
-            y = history.get(term)
-            if y is None or y.size == 0:
-                continue
+        implot.setup_axes("step", "weighted loss", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
+        for label, y in series:
             x = np.arange(1, y.size + 1, dtype=np.float64)
             ok = np.isfinite(y)
             if ok.any():
-                implot.plot_line(term, np.ascontiguousarray(x[ok]), np.ascontiguousarray(y[ok]))
+                implot.plot_line(label, np.ascontiguousarray(x[ok]), np.ascontiguousarray(y[ok]))
         implot.end_plot()

@@ -4,13 +4,17 @@ marks; move a measured attribute to a picked colour or width."""
 
 from __future__ import annotations
 
+import math
+
 from imgui_bundle import imgui
 
 from ui_state.actions import ComputeDirections, MarkSample, MatchTarget, TeachSlider
 from ui_state.ui import UiState
-from widgets.layout import item_width
+from widgets.layout import item_width, job_line
 
 RANGE = 3.0
+FALLBACK_COLOR = (0.5, 0.5, 0.5)  # a target before the head on screen was measured
+FALLBACK_WIDTH = 0.3
 KIND_TITLES = (("pca", "PCA"), ("attribute", "Attributes"), ("measured", "Measured in 3D"), ("user", "Taught"))
 
 
@@ -60,24 +64,42 @@ def _slider(s, name: str, note: str) -> None:
 
 
 def _measured(ui: UiState) -> None:
+    """Each measured attribute: its target (starting at the head's own measured value until the user changes
+    it), *Match*, and the match job's progress."""
     s = ui.latent
-    for m in ui.info.directions.measured:
+    measured = ui.info.directions.measured
+    if not measured:
+        return
+    imgui.text_disabled("Match a target (the head's own value until you change it)")
+    for m in measured:
         imgui.push_id(f"measured_{m.name}")
-        item_width()
+        now = m.value if m.value is not None and all(math.isfinite(v) for v in m.value) else None
+        imgui.text(m.name)
+        if now is not None:
+            imgui.same_line()
+            imgui.text_disabled("now " + ", ".join(f"{v:.2f}" for v in now))
+        button_w = imgui.calc_text_size("Match").x + 2 * imgui.get_style().frame_padding.x
+        imgui.set_next_item_width(max(60.0, imgui.get_content_region_avail().x - button_w
+                                      - imgui.get_style().item_spacing.x))
         if m.quantity == "color":
-            target = s.color_targets.get(m.name, (0.8, 0.6, 0.5))
-            _, rgb = imgui.color_edit3(f"{m.name} target", list(target))
-            s.color_targets[m.name] = tuple(float(c) for c in rgb)
-            value = s.color_targets[m.name]
+            target = s.color_targets.get(m.name, now or FALLBACK_COLOR)
+            changed, rgb = imgui.color_edit3("##target", list(target))
+            if changed:
+                s.color_targets[m.name] = tuple(float(c) for c in rgb)
+            value = tuple(float(c) for c in (s.color_targets.get(m.name) or target))
         else:
-            target = s.width_targets.get(m.name, 0.3)
-            _, w = imgui.slider_float(f"{m.name} target", target, 0.05, 1.0, "%.3f")
-            s.width_targets[m.name] = float(w)
-            value = (float(w),)
+            target = s.width_targets.get(m.name, now[0] if now else FALLBACK_WIDTH)
+            changed, w = imgui.slider_float("##target", target, 0.05, 1.0, "%.3f")
+            if changed:
+                s.width_targets[m.name] = float(w)
+            value = (float(s.width_targets.get(m.name, target)),)
         imgui.same_line()
+        imgui.begin_disabled(ui.info.jobs.get("match") is not None and ui.info.jobs["match"].running)
         if imgui.button("Match"):
-            ui.request(MatchTarget(m.name, tuple(value)))
+            ui.request(MatchTarget(m.name, value))
+        imgui.end_disabled()
         imgui.pop_id()
+    job_line(ui.info.jobs.get("match"))
 
 
 def _teach(ui: UiState) -> None:

@@ -22,6 +22,13 @@ def colored_text(rgba: tuple[float, float, float, float], text: str) -> None:
     imgui.pop_style_color()
 
 
+def disabled_text(text: str) -> None:
+    """Greyed-out, wrapped text (a hint, an estimate)."""
+    imgui.push_style_color(imgui.Col_.text, imgui.get_style().color_(imgui.Col_.text_disabled))
+    imgui.text_wrapped(text)
+    imgui.pop_style_color()
+
+
 def job_line(status, idle_text: str = "") -> None:
     """A job's progress bar (running), or its last outcome; ``status`` is a ``JobStatus`` or None."""
     if status is None:

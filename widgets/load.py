@@ -7,13 +7,20 @@ from imgui_bundle import imgui
 
 from ui_state.actions import BrowseSource, OpenFile
 from ui_state.ui import UiState
-from widgets.layout import item_width
+from widgets.layout import ERROR_RGBA, colored_text, item_width
 
 
 def draw(ui: UiState) -> None:
     s = ui.load
     default_source = ui.info.default_source
     imgui.text_wrapped(f"Open: {s.current or '(nothing)'}")
+    if s.opening:  # a negative fraction draws an indeterminate (moving) bar
+        imgui.progress_bar(-1.0 * imgui.get_time(), imgui.ImVec2(-1, 0), f"opening {s.opening}...")
+    if s.error:
+        colored_text(ERROR_RGBA, s.error)
+        if s.error_details and imgui.tree_node("details##load_error"):
+            imgui.text_unformatted(s.error_details)
+            imgui.tree_pop()
     item_width()
     entered, s.path = imgui.input_text("path##load", s.path, imgui.InputTextFlags_.enter_returns_true)
     imgui.same_line()

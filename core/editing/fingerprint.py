@@ -25,6 +25,10 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def sidecar_path(model_path: str | os.PathLike, suffix: str) -> str:
-    """``model.pkl`` -> ``model<suffix>`` in the same folder (e.g. ``.directions.npz``)."""
-    stem, _ = os.path.splitext(os.fspath(model_path))
+    """``model.safetensors`` (or ``model.safetensors.index.json``, ``model.pkl``) -> ``model<suffix>`` in the
+    same folder (e.g. ``.directions.npz``)."""
+    path = os.fspath(model_path)
+    if path.lower().endswith(".safetensors.index.json"):
+        return path[: -len(".safetensors.index.json")] + suffix
+    stem, _ = os.path.splitext(path)
     return stem + suffix

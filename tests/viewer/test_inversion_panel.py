@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ui_state.actions import InversionAction, LoadPhotos, StartLatentSearch
+from ui_state.actions import ChoosePreset, InversionAction, LoadPhotos, StartLatentSearch
 from ui_state.inversion import STAND_IN_LABEL, split_paths
 from ui_state.ui import UiState
 from viewer.jobs import JobRunner
@@ -106,14 +106,13 @@ def test_opening_another_model_ends_the_tuned_view(tmp_path, session):
     assert app.worker.call(lambda gpu: gpu.generator("memory:tuned", "cpu").config.z_dim, 30) == 64
     assert session.state.info.tuned_active and session._base_source() == "random:tiny"
     assert "memory:tuned" not in app.ui.load.recent  # shown, not opened
-    other = tmp_path / "other.pkl"
-    other.write_bytes(b"x")
-    app.ui.request(OpenFile(str(other)))  # the Load panel opened another model
-    pump(app, session, lambda: True, "a frame")
+    other = "random:cpu128"
+    app.ui.request(OpenFile(other))  # the Load panel opened another model (loaded first, then shown)
+    pump(app, session, lambda: app.ui.load.current == other, "the other model")
     assert session.original_source is None
     with pytest.raises(RuntimeError, match="no longer available"):
         app.worker.call(lambda gpu: gpu.generator("memory:tuned", "cpu"), 30)
-    assert not session.state.info.tuned_active and session._base_source() == str(other)
+    assert not session.state.info.tuned_active and session._base_source() == other
     assert session._messages[-1].level == "warning"
 
 
@@ -134,12 +133,14 @@ def test_webcam_without_camera_says_so(session):
     session.release()
 
 
-def test_missing_loss_weights_show_the_package_message(tmp_path, monkeypatch, session):
-    """Without the stand-in checkbox, a missing weight file stops stage 1 with the package's own message."""
+def test_missing_loss_weights_are_said_in_the_panel_words(tmp_path, monkeypatch, session):
+    """A missing weight file is named before Start (the panel's warning) and, on Start, under stage 1's buttons,
+    in the panel's own words: its 'weights folder' field and its stand-in box, no command-line options."""
     from core.camera import orbit_cameras
     from inversion.framing import SYNTHETIC_HEADS
-    from inversion.pretrained import LPIPS_FILES
+    from inversion.pretrained import LPIPS_FILES, MissingWeightsError, find_weights
     from inversion.preprocess import InversionTarget, PreprocessConfig, PreprocessResult
+    from viewer.features.inversion.settings import gui_wording
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
     app, session = session
@@ -147,11 +148,46 @@ def test_missing_loss_weights_show_the_package_message(tmp_path, monkeypatch, se
                                      orbit_cameras(torch.tensor([0.0]), 0.0), ("x",))
     session.preprocessed = (PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=32), PreprocessResult([]))
     session.state.panel.latent.steps = 2
+    pump(app, session, lambda: session.state.info.weights_problem, "the warning before Start")
     app.ui.request(StartLatentSearch())
-    pump(app, session, lambda: session.state.info.messages[-1].level == "error", "the error", 120.0)
-    text = session.state.info.messages[-1].text
-    assert LPIPS_FILES["alex"] in text and "--random-loss-weights" in text and str(tmp_path) in text
-    assert not session.state.info.has_latent and not session.state.info.running
+    pump(app, session, lambda: "latent" in session.state.info.stage_notes, "the error under stage 1", 60.0)
+    note = session.state.info.stage_notes["latent"]
+    for text in (note.text, session.state.info.weights_problem):
+        assert LPIPS_FILES["alex"] in text and str(tmp_path) in text and "'weights folder'" in text, text
+        assert "--" not in text, text
+    assert note.level == "error" and not session.state.info.has_latent and not session.state.info.running
+    with pytest.raises(MissingWeightsError) as err:  # the pipeline's own message, as the panel shows it
+        find_weights("x.pth", tmp_path, None, "The LPIPS loss", "https://example.org/x.pth", allow_random=False)
+    shown = gui_wording(str(err.value))
+    assert "--" not in shown and "'weights folder'" in shown and STAND_IN_LABEL in shown, shown
+    session.state.panel.latent.lpips_weight = session.state.panel.latent.id_weight = 0.0  # MSE only: runs
+    pump(app, session, lambda: not session.state.info.weights_problem, "the warning gone")
+
+
+def test_presets_and_the_loss_plot(session):
+    from viewer.features.inversion.settings import preset_steps
+    from widgets.inversion import plot_series
+
+    app, session = session
+    steps = preset_steps()
+    assert list(steps) == ["quick", "standard", "thorough"] and steps["thorough"] == (500, 300)
+    assert session.state.panel.preset == "quick" and (session.state.panel.latent.steps,  # a CPU: quick
+                                                      session.state.panel.tuning.steps) == steps["quick"]
+    app.ui.request(ChoosePreset("thorough"))
+    pump(app, session, lambda: session.state.panel.latent.steps == 500, "the preset")
+    assert session.state.panel.tuning.steps == 300 and session.state.panel.preset == "thorough"
+    session.state.panel.latent.steps = 123  # typed by hand: no preset any more
+    pump(app, session, lambda: session.state.panel.preset == "", "custom steps")
+    session.speed._set((0.5, 2.0), "test")
+    pump(app, session, lambda: session.state.info.presets[0].seconds is not None, "estimates")
+    assert [p.seconds for p in session.state.info.presets] == [50 * 0.5 + 30 * 2.0, 200 * 0.5 + 100 * 2.0,
+                                                                500 * 0.5 + 300 * 2.0]
+    # the plot: total, then weight * term for terms with a weight; LPIPS at weight 0 is not drawn
+    history = {"total": np.array([1.2, 1.0]), "mse": np.array([10.0, 9.0]), "lpips": np.array([0.5, 0.4]),
+               "id": np.array([0.2, 0.2])}
+    series = dict(plot_series(history, {"mse": 0.1, "lpips": 0.0, "id": 0.1}))
+    assert list(series) == ["total", "mse x 0.1", "id x 0.1"]
+    assert all((v <= series["total"] + 1e-12).all() for k, v in series.items())
 
 
 # ---------------------------------------------------------------------------------------------- the window
@@ -211,6 +247,11 @@ def test_inversion_panel_in_the_window(tmp_path):
         (thumb,) = info().thumbs
         assert thumb.name == "astronaut.jpg" and thumb.texture and abs(thumb.yaw_deg) < 15, thumb
         assert any("wall.png" in t and "no face" in t for t in texts()), texts()
+        # presets: a few throw-away steps measure this device, so each preset has an estimated time
+        _wait(ctx, lambda: "s/step" in info().speed and all(x.seconds for x in info().presets), "the speed")
+        ctx.item_click(f"{P}/standard##preset")
+        assert (session.state.panel.latent.steps, session.state.panel.tuning.steps) == (200, 100)
+        seen["estimates"] = [x.seconds for x in info().presets]
         # 3. stage 1 with stand-ins: the loss history grows, the view follows the latent, Stop ends it early
         ctx.item_check(f"{P}/{STAND_IN_LABEL}")
         assert session.state.panel.stand_in_losses
@@ -262,6 +303,7 @@ def test_inversion_panel_in_the_window(tmp_path):
 
     assert seen["untouched"] and seen["same_as_fresh"], "tuning changed the original generator"
     assert 2 <= seen["stage1_steps"] < 400
+    assert seen["estimates"][0] < seen["estimates"][1] < seen["estimates"][2], seen["estimates"]
     for name in ("aligned/00_astronaut.png", "cameras.json", "pivot.npz", "generator_tuned.safetensors", "head.ply",
                  "renders/00_astronaut_stage1.png", "renders/00_astronaut_stage2.png", "report.json"):
         assert (out / name).is_file(), name

@@ -172,20 +172,23 @@ def test_studio_scenario(tmp_path):
         _wait(ctx, lambda: ui.latent.latent.space == "w" and _settled(app), "the restored latent")
         assert np.array_equal(_image(ctx, app), saved_head), "restoring a saved latent must give the same head"
 
-        # Bad input: a missing file is refused with a message, a corrupt .ply shows its error over the image.
+        # Bad input: a missing file is refused with a message, a corrupt .ply with its error in the Load panel;
+        # the view keeps what it showed (tests/viewer/test_studio_dead_ends.py checks nothing else changes).
         ctx.item_input_value("Panels/Load/path##load", str(tmp_path / "missing.pkl"))
         ctx.item_click("Panels/Load/Open##load")
         assert any("file not found" in m.text for m in ui.info.messages), ui.info.messages
         ctx.item_input_value("Panels/Load/path##load", str(bad_ply))
         ctx.item_click("Panels/Load/Open##load")
-        _wait(ctx, lambda: ui.info.error is not None, "the corrupt-file error")
-        seen["error"] = ui.info.error
+        _wait(ctx, lambda: "broken.ply" in ui.load.error and not ui.load.opening, "the corrupt-file error")
+        seen["error"] = ui.load.error_details
+        assert ui.load.current == "random:tiny" and ui.info.error is None
         for _ in range(3):
             ctx.yield_()
         testing.capture(ctx, str(shot))
-        # ... and the app still works: back to the generator.
-        ctx.item_click("Panels/Load/random:tiny##builtin")
-        _wait(ctx, lambda: ui.info.error is None and _settled(app), "recovery after the error")
+        # ... and the app still works: another source opens.
+        ctx.item_click("Panels/Load/random:cpu128##builtin")
+        _wait(ctx, lambda: ui.load.current == "random:cpu128" and not ui.load.error and _settled(app),
+              "opening after the error")
 
     testing.run(test_function=test, runner_params=app.runner_params(), add_ons_params=app.addons())
 

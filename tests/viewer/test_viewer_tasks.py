@@ -299,3 +299,14 @@ def test_run_viewer_without_display_fails_clearly():
                        timeout=60)
     assert r.returncode == 2
     assert "no display" in r.stderr and "xvfb-run" in r.stderr
+
+
+def test_performance_plot_axis_ignores_one_slow_frame():
+    """One 30 s frame (a model load) among 15 ms frames: the y-axis stays near the frames, the peak is reported."""
+    from widgets.performance import RECENT, robust_top
+
+    frames = np.full(RECENT, 15.0, np.float32)
+    frames[40] = 30000.0
+    top, peak = robust_top([frames, np.array([120.0, 130.0], np.float32)])
+    assert 15.0 < top < 200.0 and peak == 30000.0
+    assert robust_top([]) == (10.0, 0.0) and robust_top([np.array([np.nan], np.float32)])[0] == 10.0

@@ -1,5 +1,6 @@
 """The Inspect panel's statistics of the Gaussians on screen (``core.scene_stats``), computed as a
-render-worker job whenever a new scene is shown (when "update with the scene" is on) or on Refresh."""
+render-worker job whenever a new scene is shown while the panel is open (when "update with the scene" is on),
+or on Refresh. A closed panel computes nothing (no work beside every new seed)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ class Inspect(Feature):
         return {RefreshInspect: self.refresh}
 
     def poll(self) -> None:
+        panel = self.studio.ui.inspect
+        shown, panel.shown = panel.shown, False
         result = self.studio.picture.result
-        if self.studio.ui.inspect.auto and result is not None and result.scene is not None \
+        if shown and panel.auto and result is not None and result.scene is not None \
                 and result.scene is not self._inspected:
             self.start(result.scene)
 

@@ -6,6 +6,12 @@ values, and a thumbnail. Restoring shows the base as an explicit w latent with t
 interpolating blends bases and slider values (``core.editing.interpolate``). Save latent / Load latent write
 and read the same library format (``<name>.latents.npz``), the one latent file format of the studio.
 
+The saved latents of a model file live beside it (``<model>.latents.npz``, ``core.editing.latents_path``): read
+when the model opens, written (on a job thread, atomically) after every change, so they survive a restart. A
+file there that belongs to another model (its SHA-256 differs) or cannot be read is never overwritten: the
+list then lives for the session only and a message says why. Built-in and in-memory sources keep theirs for
+the session.
+
 The only writer of ``ui.latent.latent`` apart from the Latent widget itself.
 """
 
@@ -20,8 +26,10 @@ from ui_state.actions import (
 )
 from ui_state.info import SavedLatentInfo
 from ui_state.render import LatentParams
+from viewer.events import SourceChanged
 from viewer.features.base import Feature, Studio
 from viewer.features.exports import free_path, thumbnail
+from viewer.features.sources import is_model_file
 from viewer.jobs import JobContext
 
 THUMB = 64
@@ -42,11 +50,98 @@ class Latents(Feature):
         self.studio = studio
         self.library = LatentLibrary(NO_MODEL_SHA)
         self._textures: dict[str, object] = {}
+        self._file: str | None = None  # where the library is kept (None: this session only)
+        self._source = ""
+        self._reading = False  # the saved_latents job reads the model's file
+        self._to_read: str | None = None  # a model whose latents file is to be read
+        self._writing = False  # a write_latents job was started and not yet checked
+        self._dirty = False  # changed since last written
 
     def handlers(self):
         return {SetLatent: self.set_latent, SaveCurrentLatent: self.save_current, RestoreLatent: self.restore,
                 DeleteLatent: self.delete, InterpolateLatents: self.interpolate, SaveLatent: self.save_file,
                 LoadLatent: self.load_file}
+
+    # ------------------------------------------------------------------ the library beside the model
+
+    def source_changed(self, event: SourceChanged) -> None:
+        if not event.opened:  # a feature's view of the same model (an inversion's tuned copy): same latents
+            return
+        from core.editing import LatentLibrary
+
+        self._write_now()
+        self.library, self._file, self._source, self._dirty = LatentLibrary(NO_MODEL_SHA), None, event.source, False
+        self._reading = False
+        self._publish()
+        self._to_read = event.source if is_model_file(event.source) else None
+
+    def _read(self, source: str) -> None:
+        """Read ``<model>.latents.npz`` on a job thread (or start an empty library keyed by the model's hash)."""
+
+        def work(ctx: JobContext):
+            import os
+
+            from core.editing import LatentLibrary, file_sha256, latents_path, load_library
+
+            sha, path = file_sha256(source), latents_path(source)
+            return sha, path, (load_library(path, sha) if os.path.exists(path) else LatentLibrary(sha))
+
+        def done(result) -> None:
+            sha, path, library = result
+            if source != self._source:
+                return
+            self._reading = False
+            for e in self.library.entries:  # saved while the file was read: keep them too
+                if e.name not in library.names:
+                    library = library.save(e.name, e.edit, e.thumbnail)
+                    self._dirty = True
+            self.library, self._file = library, path
+            self._publish()
+
+        self._reading = self.studio.jobs.start("saved_latents", work, on_done=done, output=source)
+
+    def poll(self) -> None:
+        jobs = self.studio.ui.info.jobs
+        status = jobs.get("saved_latents")
+        if self._reading and status is not None and status.error and not status.running:
+            self._reading = False
+            self.studio.say(f"saved latents of {Path(self._source).name} are kept for this session only: "
+                            f"{status.error.strip().splitlines()[-1]}", "warning")
+        status = jobs.get("write_latents")
+        if self._writing and status is not None and not status.running:
+            self._writing = False
+            if status.error:
+                self._file = None  # do not try again; the list stays for the session
+                self.studio.say(f"could not save the latents beside the model: {status.error.strip().splitlines()[-1]}"
+                                " (kept for this session only)", "warning")
+        if self._to_read is not None and not self.studio.jobs.running("saved_latents"):
+            source, self._to_read = self._to_read, None
+            if source == self._source:
+                self._read(source)
+        if self._dirty and self._file is not None and not self.studio.jobs.running("write_latents"):
+            self._write_now()
+
+    def _write_now(self) -> None:
+        if not (self._dirty and self._file is not None):
+            return
+        library, path = self.library, self._file
+        self._dirty = False
+
+        def work(ctx: JobContext) -> str:
+            from core.editing import save_library
+
+            save_library(library, path)
+            return path
+
+        if self.studio.jobs.start("write_latents", work, output=path):
+            self._writing = True
+        else:
+            self._dirty = True  # the previous write still runs: write again after it
+
+    def _changed(self) -> None:
+        self._dirty = True
+        self._publish()
+        self._write_now()
 
     # ------------------------------------------------------------------ showing
 
@@ -85,14 +180,14 @@ class Latents(Feature):
         if a.name in self._textures:  # replaced: its thumbnail too
             self._textures.pop(a.name).release()
         self.library = self.library.save(a.name, edit, thumb)
-        self._publish()
+        self._changed()
 
     def restore(self, a: RestoreLatent) -> None:
         self._show(self.library.get(a.name).edit)
 
     def delete(self, a: DeleteLatent) -> None:
         self.library = self.library.remove(a.name)
-        self._publish()
+        self._changed()
 
     def interpolate(self, a: InterpolateLatents) -> None:
         from core.editing import interpolate
@@ -113,6 +208,8 @@ class Latents(Feature):
         self.studio.ui.info.saved_latents = tuple(entries)
 
     def release(self) -> None:
+        self._write_now()
+        self.studio.jobs.wait("write_latents", 5.0)
         for tex in self._textures.values():
             tex.release()
         self._textures.clear()
@@ -157,7 +254,7 @@ class Latents(Feature):
                 return
             for e in library.entries:
                 self.library = self.library.save(e.name, e.edit, e.thumbnail)
-            self._publish()
+            self._changed()
             self._show(library.entries[0].edit)
             self.studio.say(f"loaded {len(library.entries)} latent(s) from {path}")
 

@@ -10,7 +10,9 @@ open model.
   latent: all sliders at 0 give the base back exactly.
 - Teaching: yes/no marks on the heads on screen, then a logistic boundary (``teach_direction``), saved into the
   directions file. Matching: a picked colour / typed width -> ``match_target`` on the worker, starting from
-  the result's base latent -> slider values.
+  the result's base latent -> slider values, with progress. The measured attributes of the head on screen
+  are measured (a small render-worker job per new head) and published, so each target starts at the head's
+  own value (hair colour at the hair's, not a fixed skin tone).
 """
 
 from __future__ import annotations
@@ -20,21 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from core.model_files import GENERATOR_SUFFIXES
+from core.editing.direction_file import SUFFIX as DIRECTIONS_SUFFIX
+from core.editing.fingerprint import sidecar_path
 from ui_state.actions import ComputeDirections, MarkSample, MatchTarget, TeachSlider
 from ui_state.info import DirectionsInfo, MeasuredInfo, SliderInfo
 from viewer.events import SourceChanged
 from viewer.features.base import Feature, Studio
+from viewer.features.sources import is_model_file
 from viewer.jobs import JobContext
 
 PCA_SAMPLES = 4096
 PCA_COMPONENTS = 20
 MATCH_STEPS = 8  # Gauss-Newton steps of core.editing.match_target
-
-
-def _is_model_file(source: str) -> bool:
-    return not source.startswith(("random:", "memory:")) and source.lower().endswith(GENERATOR_SUFFIXES) \
-        and Path(source).is_file()
 
 
 class Sliders(Feature):
@@ -45,6 +44,7 @@ class Sliders(Feature):
         self._version = 0
         self._marks = {}  # attribute name -> core.editing.Marks
         self._load_error_shown = True
+        self._measured_scene = None  # the RenderResult.scene last measured
 
     def handlers(self):
         return {ComputeDirections: self.compute, MarkSample: self.mark, TeachSlider: self.teach,
@@ -68,6 +68,33 @@ class Sliders(Feature):
         counts = marks.counts if marks is not None else (0, 0)
         if self.info.marks != counts:
             self._publish(replace(self.info, marks=counts))
+        self._measure_head()
+
+    def _measure_head(self) -> None:
+        """Measure the head on screen for the measured sliders (one job at a time, the newest head)."""
+        result = self.studio.picture.result
+        if (self.dirs is None or not self.dirs.measurements or result is None or result.scene is None
+                or result.base_ws is None or result.scene is self._measured_scene
+                or self.studio.jobs.running("measure")):
+            return
+        scene, source, measurements = result.scene, self._source, self.dirs.measurements
+        self._measured_scene = scene
+
+        def work(ctx: JobContext, gpu):
+            import torch
+
+            from core.editing.measured import measure
+
+            with torch.no_grad():
+                return {m.name: tuple(float(v) for v in measure(scene, m).cpu()) for m in measurements}
+
+        def done(values: dict) -> None:
+            if source != self._source:
+                return
+            measured = tuple(replace(m, value=values.get(m.name)) for m in self.info.measured)
+            self._publish(replace(self.info, measured=measured))
+
+        self.studio.jobs.start_on_worker("measure", work, on_done=done)
 
     # ------------------------------------------------------------------ loading and computing
 
@@ -75,7 +102,7 @@ class Sliders(Feature):
         source = self._source = event.source
         self.dirs = None
         self._marks = {}
-        if not _is_model_file(source):
+        if not is_model_file(source):
             self._publish(DirectionsInfo(status=f"{source}: no directions file; compute PCA sliders here",
                                          can_compute=True))
             return
@@ -85,16 +112,18 @@ class Sliders(Feature):
 
             return find_directions(source)
 
+        sidecar = Path(sidecar_path(source, DIRECTIONS_SUFFIX)).name
+
         def done(dirs) -> None:
             if self._source != source:
                 return
             if dirs is None:
                 self._publish(DirectionsInfo(
-                    status=f"no {Path(source).stem}.directions.npz beside the model: compute PCA sliders here, or "
+                    status=f"no {sidecar} beside the model: compute PCA sliders here, or "
                            f"all kinds with: python -m training.directions --model {source} --data <dataset>",
                     can_compute=True))
                 return
-            self._set(dirs, f"{len(dirs.directions)} sliders from {Path(source).stem}.directions.npz")
+            self._set(dirs, f"{len(dirs.directions)} sliders from {sidecar}")
 
         if not self.studio.jobs.start("directions", work, on_done=done):
             self.studio.say("directions are still loading", "warning")
@@ -103,6 +132,7 @@ class Sliders(Feature):
     def _set(self, dirs, status: str) -> None:
         """Use ``dirs`` for the open model: hand them to the worker (new version), publish the sliders."""
         self.dirs = dirs
+        self._measured_scene = None  # measure again for the new set
         self._version += 1
         self.studio.worker.set_directions(self._source, self._version, dirs)
         sliders = tuple(SliderInfo(d.name, d.kind, d.note) for d in dirs.directions)

@@ -43,6 +43,14 @@ class Display:
         self._gl_ms: dict[tuple[int, int, int], float] = {}  # last draw ms per (divisor, width, height)
         self._display_tex = 0
         self._display_size = (0, 0)
+        self._gl_scene_generation = 0  # result generation of the splats on the GL renderer
+        self._stamp = 0  # counts GL draws and image uploads, so the newer of the two pictures is known
+        self._gl_stamp = 0
+        self._image_stamp = 0
+        self._image_generation = 0
+        self._gl_generation = 0  # result generation the GL texture shows
+        self.shown_generation = 0  # result generation of the picture presented this frame (benchmarks)
+        self.presented: tuple[int, tuple[int, int]] = (0, (0, 0))  # (texture, size) presented this frame
         self.gl_draws = 0
         self.first_result = False
 
@@ -132,12 +140,17 @@ class Display:
         if res.image is not None:
             info.render_ms.append(st.render_ms)
             self.texture.upload(res.image)
+            self._image_stamp, self._image_generation = self._next_stamp(), res.generation
             if res.params is not None and not res.params.low_res:
                 self._full_image = res.image
         if res.splats is not None and res.splats is not self._gl_scene and self.gl is not None:
             self.gl.set_scene(res.splats)
-            self._gl_scene = res.splats
+            self._gl_scene, self._gl_scene_generation = res.splats, res.generation
             self._gl_key = None
+
+    def _next_stamp(self) -> int:
+        self._stamp += 1
+        return self._stamp
 
     def use_gl(self) -> bool:
         r = self.ui.render
@@ -146,19 +159,37 @@ class Display:
         return r.display == "opengl" or (r.display == "auto" and not self.ui.device.startswith("cuda"))
 
     def show(self) -> tuple[int, tuple[int, int]]:
-        """Submit what changed and return ``(texture id, (w, h))`` to draw this frame."""
+        """Submit what changed and return ``(texture id, (w, h))`` to draw this frame.
+
+        The picture never blanks while the other path catches up: switching to a mode only the worker's images
+        show (depth, centres) keeps presenting the last OpenGL picture until the first image arrives, and back
+        on the OpenGL path the last image stays until the splats are drawn."""
         ui = self.ui
         low = ui.info.dragging and ui.render.low_res_while_dragging
+        tex = self.texture
+        image = ((tex.texture_id, tex.size), self._image_stamp, self._image_generation) \
+            if tex is not None and tex.size[0] else None
         if self.use_gl():
             ui.info.display_path = "opengl"
             scene_req = replace(render_params(ui, output="scene"), camera=CameraParams(), width=64, height=64,
                                 background=(1.0, 1.0, 1.0), mode="rgb", splat_scale=1.0)
             self._submit(scene_req)
-            return self._draw_gl(low)
+            drawn = self._draw_gl(low)
+            own = (drawn, self._gl_stamp, self._gl_generation) if drawn[0] else None
+            return self._present(own, image)
         ui.info.display_path = "image"
         self._submit(render_params(ui, output="image", low_res=low))
-        tex = self.texture
-        return (tex.texture_id if tex and tex.size[0] else 0), (tex.size if tex else (0, 0))
+        gl = ((self._display_tex, self._display_size), self._gl_stamp, self._gl_generation) \
+            if self._display_tex else None
+        return self._present(image if image is not None and (gl is None or image[1] > gl[1]) else None, gl)
+
+    def _present(self, own, previous) -> tuple[int, tuple[int, int]]:
+        """This path's picture when it has one, else the other path's last picture (or nothing)."""
+        chosen = own or previous
+        self.presented = chosen[0] if chosen is not None else (0, (0, 0))
+        if chosen is not None:
+            self.shown_generation = chosen[2]
+        return self.presented
 
     @property
     def busy(self) -> bool:
@@ -196,6 +227,7 @@ class Display:
             info.render_ms.append(ms)
             info.stats = replace(info.stats, render_ms=ms, width=w, height=h, backend="opengl")
             self._gl_key, self._gl_full, self._display_size = key, not low, (w, h)
+            self._gl_stamp, self._gl_generation = self._next_stamp(), self._gl_scene_generation
             self.gl_draws += 1
         return self._display_tex, self._display_size
 

@@ -131,7 +131,7 @@ class ModelCache:
         """The cached generator of ``source``; ``ValueError`` for a ``.ply`` scene."""
         loaded = self.load(source, device)
         if loaded.generator is None:
-            raise ValueError(f"{source} is a .ply scene; this needs a generator (.pkl or random:*)")
+            raise ValueError(f"{source} is a .ply scene; this needs a generator (a generator file or random:*)")
         return loaded.generator
 
     def scene(self, p: RenderParams, device) -> tuple[Scene, bool]:
@@ -204,6 +204,13 @@ class GpuAccess:
         import torch
 
         return self._cache.generator(source, torch.device(device))
+
+    def open_source(self, source: str, device: str) -> str:
+        """Load ``source`` into the view's cache, as the next render request would; its kind ("generator" or
+        "scene"). Raises what loading raises (a corrupt or unknown file)."""
+        import torch
+
+        return self._cache.load(source, torch.device(device)).kind
 
     def put_memory_model(self, name: str, generator) -> str:
         """Show-able as source ``memory:<name>``; hand over a copy the job no longer changes."""

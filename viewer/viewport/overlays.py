@@ -26,9 +26,11 @@ def draw_overlays(info: AppInfo, p0, avail, busy: bool) -> None:
         imgui.push_style_color(imgui.Col_.child_bg, imgui.ImVec4(0.15, 0.02, 0.02, 0.9))
         imgui.begin_child("error", imgui.ImVec2(avail.x - 16, 0),
                           imgui.ChildFlags_.always_use_window_padding | imgui.ChildFlags_.auto_resize_y)
-        imgui.text_colored(imgui.ImVec4(*ERROR_RGBA), lines[-1] if lines else "error")
+        imgui.push_style_color(imgui.Col_.text, imgui.ImVec4(*ERROR_RGBA))
+        imgui.text_wrapped(lines[-1] if lines else "error")  # wrapped: a long message must not run off the view
+        imgui.pop_style_color()
         if len(lines) > 1 and imgui.tree_node("details##error"):
-            imgui.text_unformatted("\n".join(lines[-30:]))
+            imgui.text_wrapped("\n".join(lines[-30:]))
             imgui.tree_pop()
         imgui.end_child()
         imgui.pop_style_color()

@@ -43,7 +43,9 @@ class RenderWorker:
     """Daemon thread serving render requests and GPU jobs; see the module docstring. Use as a context manager
     or call :meth:`close`."""
 
-    def __init__(self, name: str = "render-worker") -> None:
+    def __init__(self, name: str = "render-worker", wake: Callable[[], None] | None = None) -> None:
+        """``wake``: called (on the worker thread) after each published result, so an idling GUI draws it."""
+        self._wake = wake
         self._cond = threading.Condition()
         self._pending: tuple[int, RenderParams] | None = None
         self._generation = 0
@@ -172,6 +174,8 @@ class RenderWorker:
                     if self._latest is None or result.generation > self._latest.generation:
                         self._latest = result
                     self._cond.notify_all()
+                if self._wake is not None:
+                    self._wake()
             if job is not None and self._turn(job):
                 with self._cond:
                     self._jobs.append(job)  # not finished: back of the queue

@@ -1,5 +1,6 @@
-"""Files from the desktop: the native open dialog (imgui-bundle's portable file dialogs) and files dropped on the
-window (glfw's drop callback). Both end as ``OpenFile`` actions. GUI thread."""
+"""Files from the desktop: the open dialog (the desktop's own, or the in-app one when it has none; see
+``viewer.window.file_dialog``) and files dropped on the window (glfw's drop callback). Both end as ``OpenFile``
+actions. GUI thread."""
 
 from __future__ import annotations
 
@@ -11,16 +12,17 @@ from core.model_files import GENERATOR_SUFFIXES
 from ui_state.actions import BrowseSource, OpenFile
 from ui_state.ui import UiState
 from viewer.features.base import Feature
+from viewer.window.file_dialog import OpenDialog
 
-FILTERS = ["Generators and scenes", " ".join(f"*{x}" for x in (*GENERATOR_SUFFIXES, ".ply")), "All files", "*"]
+FILTERS = (("Generators and scenes", (*GENERATOR_SUFFIXES, ".ply")),)
 
 
 class FileDrops(Feature):
     """``BrowseSource`` opens the dialog; each frame, a chosen or dropped file is opened."""
 
-    def __init__(self, ui: UiState) -> None:
+    def __init__(self, ui: UiState, in_app_dialog: bool | None = None) -> None:
         self.ui = ui
-        self._dialog = None
+        self.dialog = OpenDialog("open_source", "Open a generator or scene", FILTERS, in_app=in_app_dialog)
         self._dropped: list[str] = []
         self._drop_cb = None
         self.glfw_window = None  # the window's glfw handle once hooked (the quit guard uses it)
@@ -29,10 +31,9 @@ class FileDrops(Feature):
         return {BrowseSource: self.browse}
 
     def browse(self, a: BrowseSource) -> None:
+        current = Path(self.ui.load.current)
         try:
-            from imgui_bundle import portable_file_dialogs as pfd
-
-            self._dialog = pfd.open_file("Open a generator or scene", str(Path.cwd()), FILTERS)
+            self.dialog.open(current.parent if current.is_file() else None)
         except Exception as e:  # noqa: BLE001
             self.ui.info.say(f"no file dialog here ({e}); type the path instead", "warning")
 
@@ -51,10 +52,11 @@ class FileDrops(Feature):
             self.ui.info.say(f"drag and drop unavailable: {e}", "warning")
 
     def poll(self) -> None:
-        if self._dialog is not None and self._dialog.ready(0):
-            result, self._dialog = self._dialog.result(), None
-            if result:
-                self.ui.request(OpenFile(result[0]))
+        for path in self.dialog.chosen()[:1]:
+            self.ui.request(OpenFile(path))
         for path in self._dropped:
             self.ui.request(OpenFile(path))
         self._dropped.clear()
+
+    def release(self) -> None:
+        self.dialog.close()

@@ -8,7 +8,7 @@ from imgui_bundle import imgui
 
 from ui_state.ui import UiState
 from widgets import camera, edit, inspect, inversion, latent, load, performance, render, save, training, video
-from widgets.layout import ERROR_RGBA, WARNING_RGBA
+from widgets.layout import ERROR_RGBA, WARNING_RGBA, colored_text
 
 PANELS: tuple[tuple[str, bool, Callable[[UiState], None]], ...] = (
     ("Load", True, load.draw), ("Camera", True, camera.draw), ("Render", False, render.draw),
@@ -29,9 +29,9 @@ def draw_panels(ui: UiState) -> None:
             imgui.pop_id()
     if ui.info.messages:
         imgui.separator_text("Messages")
-        for m in ui.info.messages[-MESSAGES_SHOWN:]:
+        for m in ui.info.messages[-MESSAGES_SHOWN:]:  # wrapped: a long path must not run off the panel
             color = {"error": ERROR_RGBA, "warning": WARNING_RGBA}.get(m.level)
             if color:
-                imgui.text_colored(imgui.ImVec4(*color), m.text)
+                colored_text(color, m.text)
             else:
                 imgui.text_wrapped(m.text)

@@ -21,17 +21,19 @@ from typing import Any, Callable
 import numpy as np
 
 from ui_state.actions import (
-    BrowsePhotos, ClearPhotos, LoadPhotos, Preprocess, ResetModel, SaveInversion, SetLatent, ShowSource,
-    StartLatentSearch, StartTuning, StopLatentSearch, StopTuning, TakeWebcamPicture,
+    BrowsePhotos, ChoosePreset, ClearPhotos, LoadPhotos, Preprocess, ResetModel, SaveInversion, SetLatent,
+    ShowSource, StartLatentSearch, StartTuning, StopLatentSearch, StopTuning, TakeWebcamPicture,
 )
-from ui_state.inversion import InversionInfo, InversionMessage, PhotoThumb
+from ui_state.inversion import InversionInfo, InversionMessage
 from ui_state.jobs import JobName
 from viewer.events import SourceChanged
 from viewer.features.base import Feature, Studio
 from viewer.features.inversion import stages
-from viewer.features.inversion.photos import PhotoDialog, check_photos, photo_thumb
-from viewer.features.inversion.settings import latent_settings, tuning_settings
-from viewer.features.inversion.webcam import WebcamFeed
+from viewer.features.inversion.inputs import PhotoInputs
+from viewer.features.inversion.settings import (
+    WeightsCheck, default_preset, gui_wording, latent_settings, missing_weights, tuning_settings, weights_of,
+)
+from viewer.features.inversion.speed import SPEED_JOB, StageSpeed
 from viewer.features.latents import w_latent
 
 STAGE_JOBS: dict[JobName, str] = {"inversion_preprocess": "preprocess", "inversion_latent": "latent",
@@ -46,8 +48,7 @@ class Inversion(Feature):
     def __init__(self, studio: Studio, texture_factory: Callable[[], Any] | None = None) -> None:
         self.studio, self.ui = studio, studio.ui
         self.state = studio.ui.inversion
-        self._texture = texture_factory or studio.picture.new_texture
-        self.sources: list = []  # photo paths (str) and webcam pictures (inversion.photos.Photo)
+        self.inputs = PhotoInputs(studio.jobs, texture_factory or studio.picture.new_texture)
         self.preprocessed = None  # (PreprocessConfig, PreprocessResult)
         self.target = None  # inversion.preprocess.InversionTarget
         self.latent = None  # inversion.pipeline.LatentResult
@@ -61,39 +62,49 @@ class Inversion(Feature):
         self._stop = threading.Event()
         self._history: dict[str, dict[str, list[float]]] = {"latent": {}, "tuning": {}}
         self._progress = (0, 0)
-        self._thumbs: list[tuple[Any, PhotoThumb]] = []
-        self._webcam = WebcamFeed(studio.jobs)
-        self._webcam_texture = None
-        self._webcam_seen = 0
-        self._webcam_pictures = 0
         self._messages: list[InversionMessage] = []
         self._watch: set[JobName] = set()
-        self._dialog = PhotoDialog()
         self._saved_to = ""
+        self._notes: dict[str, InversionMessage] = {}  # stage -> its newest error/warning
+        self._weights_used: dict[str, dict[str, float]] = {"latent": {}, "tuning": {}}
+        self._weights = WeightsCheck()
         self._dirty = True
+        self.speed = StageSpeed(self)
+        self.speed.choose(ChoosePreset(default_preset(self.ui.device)), by_user=False)
 
     def handlers(self):
         return {LoadPhotos: lambda a: self.add_photos(a.paths), BrowsePhotos: self.browse,
                 ClearPhotos: self.clear_photos, TakeWebcamPicture: self.take_picture,
                 Preprocess: self.start_preprocess, StartLatentSearch: self.start_latent,
                 StopLatentSearch: self.stop, StartTuning: self.start_tuning, StopTuning: self.stop,
-                SaveInversion: self.start_save, ResetModel: lambda a: self.reset_model()}
+                SaveInversion: self.start_save, ResetModel: lambda a: self.reset_model(), ChoosePreset: self.speed.choose}
 
     # ------------------------------------------------------------------ helpers
 
-    def say(self, text: str, level: str = "info") -> None:
-        self._messages.append(InversionMessage(text, level))
+    def say(self, text: str, level: str = "info", stage: str = "") -> None:
+        """A line in the panel's log; with ``stage``, errors and warnings also show under that stage's buttons
+        (an info line there clears them)."""
+        msg = InversionMessage(gui_wording(text), level)
+        self._messages.append(msg)
         del self._messages[:-MAX_MESSAGES]
+        if stage:
+            if level in ("error", "warning"):
+                self._notes[stage] = msg
+            else:
+                self._notes.pop(stage, None)
+        self._dirty = True
+
+    def mark_dirty(self) -> None:
         self._dirty = True
 
     def _busy(self) -> str:
         """The running stage ("" = none)."""
         return next((stage for name, stage in STAGE_JOBS.items() if self.studio.jobs.running(name)), "")
 
-    def _refuse_if_busy(self, what: str) -> bool:
+    def _refuse_if_busy(self, what: str, stage: str = "") -> bool:
         busy = self._busy()
         if busy:
-            self.say(f"cannot {what} while {busy} runs; stop it or wait", "warning")
+            self.say(f"cannot {what} while {busy} runs; stop it or wait", "warning", stage)
         return bool(busy)
 
     def _base_source(self) -> str:
@@ -101,13 +112,16 @@ class Inversion(Feature):
         return self.original_source or self.ui.load.current or "random:tiny"
 
     def _start(self, name: JobName, work, on_done: Callable[[Any], None], output: str = "") -> bool:
+        stage = STAGE_JOBS[name]
+
         def done(result) -> None:
             self._drain()
             if isinstance(result, stages.StageFailed):
-                self.say(result.message, "error")
+                self.say(result.message, "error", stage)
             else:
                 on_done(result)
 
+        self.studio.jobs.cancel(SPEED_JOB)  # a measurement must not share the worker with a real run
         started = self.studio.jobs.start_on_worker(name, work, on_done=done, output=output)
         if started:
             self._watch.add(name)
@@ -124,16 +138,20 @@ class Inversion(Feature):
 
     # ------------------------------------------------------------------ inputs
 
-    def add_photos(self, paths) -> None:
-        added, said = check_photos(paths, {s for s in self.sources if isinstance(s, str)})
-        self.sources += added
+    @property
+    def sources(self) -> list:
+        """Photo paths (str) and webcam pictures (``inversion.photos.Photo``), in order."""
+        return self.inputs.sources
+
+    def _say_all(self, said) -> None:
         for text, level in said:
             self.say(text, level)
 
+    def add_photos(self, paths) -> None:
+        self._say_all(self.inputs.add(paths))
+
     def browse(self, a: BrowsePhotos) -> None:
-        problem = self._dialog.open()
-        if problem:
-            self.say(problem, "warning")
+        self._say_all(self.inputs.browse())
 
     def clear_photos(self, a: ClearPhotos) -> None:
         if not self._refuse_if_busy("clear the photos"):
@@ -141,20 +159,7 @@ class Inversion(Feature):
             self.say("inputs cleared")
 
     def take_picture(self, a: TakeWebcamPicture | None = None) -> None:
-        frame = self._webcam.frame
-        if frame is None:
-            self.say(self._webcam.status or "no webcam picture: open the Webcam section first", "error")
-            return
-        from inversion.photos import PhotoError, photo_from_array
-
-        try:
-            photo = photo_from_array(frame, f"webcam {self._webcam_pictures}")
-        except PhotoError as e:
-            self.say(str(e), "error")
-            return
-        self._webcam_pictures += 1
-        self.sources.append(photo)
-        self.say(f"added {photo.name}")
+        self._say_all(self.inputs.take_picture())
 
     def stop(self, a=None) -> None:
         """Stop the running stage after its current step (its result so far is kept)."""
@@ -165,22 +170,22 @@ class Inversion(Feature):
     # ------------------------------------------------------------------ the stages
 
     def start_preprocess(self, a: Preprocess | None = None) -> None:
-        if self._refuse_if_busy("preprocess"):
+        if self._refuse_if_busy("preprocess", "preprocess"):
             return
         if not self.sources:
-            self.say("add photos first (paths, Browse... or the webcam)", "error")
+            self.say("add photos first (paths, Browse... or the webcam)", "error", "preprocess")
             return
         from inversion.framing import get_framing
 
         try:
             framing = get_framing(self.state.panel.framing)
         except ValueError as e:
-            self.say(str(e), "error")
+            self.say(str(e), "error", "preprocess")
             return
         feed, stop = self._new_run("preprocess", len(self.sources))
         work = stages.preprocess_job(list(self.sources), framing, self._base_source(), self.ui.device, feed, stop)
         if self._start("inversion_preprocess", work, self._preprocessed):
-            self.say(f"preprocessing {len(self.sources)} photo(s)...")
+            self.say(f"preprocessing {len(self.sources)} photo(s)...", stage="preprocess")
 
     def _preprocessed(self, result) -> None:
         from inversion.preprocess import make_target
@@ -190,24 +195,29 @@ class Inversion(Feature):
             self.say(f"skipped: {msg}", "error")
         for msg in pre.messages:
             self.say(f"note: {msg}", "warning")
-        self._release_thumbs()
-        for al in pre.aligned:
-            tex = self._texture()
-            self._thumbs.append((tex, photo_thumb(al, tex)))
+        self.inputs.set_aligned(pre.aligned)
         self.preprocessed, self.target, self.latent = (cfg, pre), make_target(pre.aligned), None
         cams = (f"{al.name} (yaw {al.camera.yaw_deg:+.1f}, pitch {al.camera.pitch_deg:+.1f} deg)" for al in pre.aligned)
-        self.say(f"{len(pre.aligned)} photo(s) ready: " + ", ".join(cams))
+        if pre.aligned:
+            self.say(f"{len(pre.aligned)} photo(s) ready: " + ", ".join(cams), stage="preprocess")
+            self.speed.measure()
+        else:
+            self.say("no usable photo: every photo was skipped (see above)", "error", "preprocess")
 
     def start_latent(self, a: StartLatentSearch | None = None) -> None:
-        if self._refuse_if_busy("start stage 1"):
+        if self._refuse_if_busy("start stage 1", "latent"):
             return
         if self.target is None:
-            self.say("preprocess the photos first", "error")
+            self.say("preprocess the photos first", "error", "latent")
+            return
+        problem = missing_weights(self.state.panel, self.state.panel.latent)
+        if problem:
+            self.say(problem, "error", "latent")
             return
         try:
             settings = latent_settings(self.state.panel, self.preprocessed[0])
         except ValueError as e:
-            self.say(f"stage 1 settings: {e}", "error")
+            self.say(f"stage 1 settings: {e}", "error", "latent")
             return
         source = self._base_source()
         if self.tuning is not None or self.original_source is not None:
@@ -215,40 +225,50 @@ class Inversion(Feature):
         feed, stop = self._new_run("latent", settings.latent.steps)
         work = stages.latent_job(settings, self.target, source, self.ui.device, feed, stop)
         if self._start("inversion_latent", work, lambda r: self._latent_done(r, source, settings)):
-            self.say(f"stage 1: {settings.latent.steps} steps in {settings.latent.space.upper()} on {source}")
+            self._weights_used["latent"] = weights_of(settings.latent.losses)
+            self.say(f"stage 1: {settings.latent.steps} steps in {settings.latent.space.upper()} on {source}",
+                     stage="latent")
 
     def _latent_done(self, result, source: str, settings) -> None:
         if result is None:
-            self.say("stage 1 stopped before its first step", "warning")
+            self.say("stage 1 stopped before its first step", "warning", "latent")
             return
+        self.speed.learn(0, result)
         self.latent, self.latent_source, self.latent_settings, self.tuning = result, source, settings, None
         how = "stopped after" if result.cancelled else "done:"
         self.say(f"stage 1 {how} {result.steps_done} of {result.total_steps} steps, "
                  f"loss {result.final_losses.get('total', float('nan')):.4f}")
 
     def start_tuning(self, a: StartTuning | None = None) -> None:
-        if self._refuse_if_busy("start stage 2"):
+        if self._refuse_if_busy("start stage 2", "tuning"):
             return
         if self.latent is None or self.target is None:
-            self.say("run stage 1 first: tuning needs its latent", "error")
+            self.say("run stage 1 first: tuning needs its latent", "error", "tuning")
+            return
+        problem = missing_weights(self.state.panel, self.state.panel.tuning)
+        if problem:
+            self.say(problem, "error", "tuning")
             return
         try:
             settings = tuning_settings(self.state.panel, self.latent_settings)
         except ValueError as e:
-            self.say(f"stage 2 settings: {e}", "error")
+            self.say(f"stage 2 settings: {e}", "error", "tuning")
             return
         feed, stop = self._new_run("tuning", settings.tuning.steps)
         self._pivot = w_latent(self.latent.ws.numpy())
         work = stages.tuning_job(settings, self.target, self.latent, self.latent_source, self.ui.device, feed, stop)
         if self._start("inversion_tuning", work, lambda r: self._tuning_done(r, feed, settings)):
-            self.say(f"stage 2: tuning a copy of the generator for {settings.tuning.steps} steps")
+            self._weights_used["tuning"] = {**weights_of(settings.tuning.losses),
+                                            "locality": settings.tuning.locality_weight}
+            self.say(f"stage 2: tuning a copy of the generator for {settings.tuning.steps} steps", stage="tuning")
 
     def _tuning_done(self, result, feed: stages.StageFeed, settings) -> None:
         if feed.closed:
             return  # reset while it ran
         if result is None:
-            self.say("stage 2 stopped before its first step", "warning")
+            self.say("stage 2 stopped before its first step", "warning", "tuning")
             return
+        self.speed.learn(1, result)
         self.tuning, self.tuning_settings = result, settings
         how = "stopped after" if result.cancelled else "done:"
         self.say(f"stage 2 {how} {result.steps_done} of {result.total_steps} steps, "
@@ -290,10 +310,10 @@ class Inversion(Feature):
     # ------------------------------------------------------------------ saving
 
     def start_save(self, a: SaveInversion | None = None) -> None:
-        if self._refuse_if_busy("save"):
+        if self._refuse_if_busy("save", "saving"):
             return
         if self.latent is None:
-            self.say("nothing to save yet: run stage 1 first", "error")
+            self.say("nothing to save yet: run stage 1 first", "error", "saving")
             return
         from inversion.outputs import free_folder
         from inversion.pipeline import InversionResult
@@ -309,10 +329,10 @@ class Inversion(Feature):
 
         def done(paths) -> None:
             self._saved_to = str(out)
-            self.say(f"saved to {out}: {', '.join(sorted(paths))}")
+            self.say(f"saved to {out}: {', '.join(sorted(paths))}", stage="saving")
 
         if self._start("inversion_save", work, done, output=str(out)):
-            self.say(f"saving to {out}...")
+            self.say(f"saving to {out}...", stage="saving")
 
     # ------------------------------------------------------------------ per frame
 
@@ -335,18 +355,11 @@ class Inversion(Feature):
     def poll(self) -> None:
         """Per frame: webcam, file dialog, stage reports, failed jobs, then publish the info."""
         p = self.state.panel
-        self._webcam.poll(p.webcam_open)
+        said, changed = self.inputs.poll(p.webcam_open)
         p.webcam_open = False  # the panel sets it again while it draws an open Webcam section (a collapsed
         # Inversion header, or a closed window, releases the camera)
-        if self._webcam.live() and self._webcam.frame_count != self._webcam_seen:
-            self._webcam_seen = self._webcam.frame_count
-            if self._webcam_texture is None:
-                self._webcam_texture = self._texture()
-            self._webcam_texture.upload(self._webcam.frame)
-            self._dirty = True
-        chosen = self._dialog.chosen()
-        if chosen:
-            self.add_photos(chosen)
+        self._say_all(said)
+        self._dirty = self._dirty or changed
         self._drain()
         statuses = self.ui.info.jobs
         for name in list(self._watch):
@@ -357,41 +370,37 @@ class Inversion(Feature):
             self._dirty = True
             if st.error and st.error != "cancelled":
                 lines = st.error.strip().splitlines()
-                self.say(f"{STAGE_JOBS[name]} failed: {lines[-1] if lines else st.error}", "error")
+                self.say(f"{STAGE_JOBS[name]} failed: {lines[-1] if lines else st.error}", "error", STAGE_JOBS[name])
+        self.speed.poll()
+        self.speed.sync_preset()
+        self._dirty = self._weights.update(self.state.panel) or self._dirty
         stage = self._busy()
-        if stage != self.state.info.stage or self._dirty or self._webcam.status != self.state.info.webcam_status:
+        if stage != self.state.info.stage or self._dirty or self.inputs.webcam.status != self.state.info.webcam_status:
             self._publish(stage)
 
     def _publish(self, stage: str) -> None:
-        tex = self._webcam_texture
-        live = tex is not None and self._webcam.frame is not None
+        webcam_texture, webcam_size = self.inputs.webcam_preview()
         tuned_active = self.ui.load.current == stages.TUNED_SOURCE
         sources = dict(self.latent.loss_sources) if self.latent is not None else {}
         self.state.info = InversionInfo(
-            photos=tuple(os.path.basename(s) if isinstance(s, str) else s.name for s in self.sources),
-            thumbs=tuple(t for _, t in self._thumbs),
-            webcam_texture=tex.texture_id if live else 0, webcam_size=tex.size if live else (0, 0),
-            webcam_status=self._webcam.status, stage=stage, step=self._progress[0], total_steps=self._progress[1],
+            photos=self.inputs.names, thumbs=self.inputs.thumbs, webcam_texture=webcam_texture,
+            webcam_size=webcam_size, webcam_status=self.inputs.webcam.status, stage=stage, step=self._progress[0], total_steps=self._progress[1],
             latent_history={k: np.asarray(v, np.float64) for k, v in self._history["latent"].items()},
             tuning_history={k: np.asarray(v, np.float64) for k, v in self._history["tuning"].items()},
             has_target=self.target is not None, has_latent=self.latent is not None,
             has_tuned=self.tuning is not None or tuned_active, tuned_active=tuned_active, loss_sources=sources,
-            messages=tuple(self._messages), saved_to=self._saved_to)
+            messages=tuple(self._messages), saved_to=self._saved_to, stage_notes=dict(self._notes),
+            presets=self.speed.presets(), speed=self.speed.note, seconds_per_step=self.speed.per_step,
+            weights_problem=self._weights.problem, latent_weights=dict(self._weights_used["latent"]),
+            tuning_weights=dict(self._weights_used["tuning"]),
+            eta_s=self.speed.eta_s(stage, *self._progress) if stage in ("latent", "tuning") else None)
         self._dirty = False
-
-    def _release_thumbs(self) -> None:
-        for tex, _ in self._thumbs:
-            tex.release()
-        self._thumbs.clear()
 
     def release(self) -> None:
         """Stop the stages, close the camera and free the textures (GUI thread, GL context current)."""
         self._stop.set()
-        for name in STAGE_JOBS:
+        for name in (*STAGE_JOBS, SPEED_JOB):
             self.studio.jobs.cancel(name)
-        self._webcam.release()
-        self._release_thumbs()
-        if self._webcam_texture is not None:
-            self._webcam_texture.release()
-            self._webcam_texture = None
+        self.inputs.release()
         self.state.info = replace(self.state.info, thumbs=(), webcam_texture=0)
+

@@ -11,7 +11,7 @@ import numpy as np
 from ui_state.inversion import PhotoThumb
 
 THUMB = 112  # px, side of the preprocessed thumbnails
-IMAGE_FILTERS = ["Images", "*.jpg *.jpeg *.png *.webp *.bmp *.tif *.tiff", "All files", "*"]
+IMAGE_FILTERS = (("Images", (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")),)
 
 
 def check_photos(paths, known: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -58,25 +58,29 @@ def photo_thumb(aligned, texture) -> PhotoThumb:
 
 
 class PhotoDialog:
-    """The desktop's open dialog for several photos (None when the desktop has none: the caller says so)."""
+    """The open dialog for several photos (the desktop's, or the in-app one: ``viewer.window.file_dialog``)."""
 
     def __init__(self) -> None:
-        self._dialog = None
+        from viewer.window.file_dialog import OpenDialog
+
+        self._dialog = OpenDialog("inversion_photos", "Choose photos of one person", IMAGE_FILTERS,
+                                  multiselect=True)
 
     def open(self) -> str:
         """Open it; returns '' or why it could not."""
         try:
-            from imgui_bundle import portable_file_dialogs as pfd
-
-            self._dialog = pfd.open_file("Choose photos of one person", str(Path.cwd()), IMAGE_FILTERS,
-                                         pfd.opt.multiselect)
+            self._dialog.open()
             return ""
         except Exception as e:  # noqa: BLE001
             return f"no file dialog here ({e}); type the paths instead, separated by ';'"
 
     def chosen(self) -> list[str]:
-        """The files chosen since the last call (GUI thread, every frame)."""
-        if self._dialog is None or not self._dialog.ready(0):
-            return []
-        result, self._dialog = self._dialog.result(), None
-        return list(result or [])
+        """The files chosen since the last call (GUI thread, every frame; draws the in-app dialog)."""
+        return self._dialog.chosen()
+
+    @property
+    def is_open(self) -> bool:
+        return self._dialog.is_open
+
+    def close(self) -> None:
+        self._dialog.close()

@@ -135,3 +135,41 @@ def save_job(out, result, settings, source: str, device: str, frames: int, extra
                              orbit_count=frames, extra=extra)
 
     return work
+
+
+CALIBRATION_STEPS = 3  # per stage; the first step loads the loss networks, so the later ones are timed
+
+
+def speed_job(settings1, settings2, target, source: str, device: str, stop: threading.Event):
+    """Worker job: a few throw-away steps of each stage with the panel's settings (random-weight stand-ins for
+    missing loss files: same networks, same speed) on the worker's generator; returns ``(seconds per stage-1
+    step, seconds per stage-2 step)``. Nothing it computes is kept."""
+
+    def work(ctx: JobContext, gpu):
+        from inversion.pipeline import StageFinished, StepDone, latent_events, tuning_events
+
+        nets = dataclasses.replace(settings1.networks, allow_random=True)
+        s1 = dataclasses.replace(settings1, networks=nets, latent=dataclasses.replace(
+            settings1.latent, steps=CALIBRATION_STEPS, preview_every=0), publish_every=CALIBRATION_STEPS)
+        s2 = dataclasses.replace(settings2, networks=nets, tuning=dataclasses.replace(
+            settings2.tuning, steps=CALIBRATION_STEPS, preview_every=0), publish_every=10 ** 9)
+        G = gpu.generator(source, device)
+        per_step, latent = [], None
+        for stage, events in (("latent", lambda: latent_events(G, target, s1, stop)),
+                              ("tuning", lambda: tuning_events(G, target, latent, s2, stop))):
+            times = []
+            for ev in events():
+                if isinstance(ev, StepDone):
+                    times.append(ev.seconds)
+                    ctx.progress((len(per_step) + ev.step / ev.total) / 2, f"measuring the speed ({stage})")
+                elif isinstance(ev, StageFinished) and stage == "latent":
+                    latent = ev.result
+                if stop.is_set():
+                    return None
+                yield
+            if len(times) < 2 or (stage == "latent" and latent is None):
+                return None
+            per_step.append((times[-1] - times[0]) / (len(times) - 1))
+        return tuple(per_step)
+
+    return work

@@ -1,0 +1,107 @@
+"""The Inversion panel's presets and time estimates: how fast the two stages run on this device.
+
+The speed is measured, not guessed: after preprocessing, a short worker job runs a few throw-away steps of each
+stage with the panel's settings (``stages.speed_job``); every finished real run then replaces the figure of its
+stage with its own average. Estimate = seconds per step x steps. The presets (quick / standard / thorough) come
+from the pipeline's configs (``settings.preset_steps``); the default is the largest that fits
+``settings.TIME_BUDGET_S`` on this device.
+"""
+
+from __future__ import annotations
+
+from ui_state.actions import ChoosePreset
+from ui_state.inversion import PRESET_NAMES, PresetInfo
+from viewer.features.inversion import stages
+from viewer.features.inversion.settings import default_preset, estimate_s, latent_settings, preset_steps, \
+    tuning_settings
+
+SPEED_JOB = "inversion_speed"
+MIN_STEPS_TO_LEARN = 5  # a real run this long replaces the measured figure of its stage
+
+
+class StageSpeed:
+    """Owned by the inversion feature (``feature``): its panel, jobs and the preprocessed photos."""
+
+    def __init__(self, feature) -> None:
+        self.f = feature
+        self.per_step: tuple[float | None, float | None] = (None, None)
+        self.note = ""
+        self._user_chose = False
+
+    # ------------------------------------------------------------------ presets
+
+    def choose(self, a: ChoosePreset, by_user: bool = True) -> None:
+        steps = preset_steps()
+        if a.name not in steps:
+            self.f.say(f"unknown preset {a.name!r}; choose one of {', '.join(PRESET_NAMES)}", "error")
+            return
+        p = self.f.state.panel
+        p.latent.steps, p.tuning.steps = steps[a.name]
+        p.preset = a.name
+        self._user_chose = self._user_chose or by_user
+        self.f.mark_dirty()
+
+    def presets(self) -> tuple[PresetInfo, ...]:
+        return tuple(PresetInfo(name, a, b, estimate_s((a, b), self.per_step)) for name, (a, b) in
+                     preset_steps().items())
+
+    def sync_preset(self) -> None:
+        """The form's step counts no longer match its preset (the user typed others): no preset is chosen."""
+        p = self.f.state.panel
+        if p.preset and preset_steps().get(p.preset) != (p.latent.steps, p.tuning.steps):
+            p.preset = ""
+            self._user_chose = True
+
+    # ------------------------------------------------------------------ measuring
+
+    def measure(self) -> None:
+        """Start the throw-away steps (after preprocessing; skipped while anything else runs)."""
+        f = self.f
+        if f.target is None or f.preprocessed is None or f._busy():
+            return
+        try:
+            s1 = latent_settings(f.state.panel, f.preprocessed[0])
+            s2 = tuning_settings(f.state.panel, s1)
+        except ValueError:
+            return
+        work = stages.speed_job(s1, s2, f.target, f._base_source(), f.ui.device, f._stop)
+        if f.studio.jobs.start_on_worker(SPEED_JOB, work, on_done=self._measured):
+            self.note = "measuring the speed on this device..."
+            f.mark_dirty()
+
+    def _measured(self, per_step) -> None:
+        if per_step is None:
+            self.note = ""
+            self.f.mark_dirty()
+        else:
+            self._set(per_step, f"measured on {self.f.ui.device}")
+
+    def learn(self, stage: int, result) -> None:
+        """A finished run of stage ``stage`` (0 or 1) with ``steps_done`` and ``seconds``: its own speed."""
+        if result is None or result.steps_done < MIN_STEPS_TO_LEARN:
+            return
+        per_step = list(self.per_step)
+        per_step[stage] = result.seconds / result.steps_done
+        self._set(tuple(per_step), f"from the last runs on {self.f.ui.device}")
+
+    def _set(self, per_step, how: str) -> None:
+        self.per_step = per_step
+        s1, s2 = per_step
+        parts = [f"stage {i + 1}: {s:.2f} s/step" for i, s in enumerate(per_step) if s is not None]
+        self.note = f"{'; '.join(parts)} ({how})"
+        self.f.mark_dirty()
+        if not self._user_chose and s1 is not None and s2 is not None:
+            self.choose(ChoosePreset(default_preset(self.f.ui.device, per_step)), by_user=False)
+
+    def poll(self) -> None:
+        """A measurement that was cancelled (a real run started) or failed leaves no "measuring..." behind."""
+        if self.note.startswith("measuring") and not self.f.studio.jobs.running(SPEED_JOB):
+            st = self.f.ui.info.jobs.get(SPEED_JOB)
+            if st is not None and not st.running and st.error:
+                self.note = ""
+                self.f.mark_dirty()
+
+    def eta_s(self, stage: str, step: int, total: int) -> float | None:
+        """Seconds left of the running ``stage`` ("latent" or "tuning") after ``step`` of ``total``."""
+        s = self.per_step[0 if stage == "latent" else 1] if stage in ("latent", "tuning") else None
+        return None if s is None or total <= 0 else max(0, total - step) * s

@@ -1,0 +1,83 @@
+"""Frame pacing: how often the window draws, so an idle studio costs almost no CPU.
+
+ImGui redraws the whole window every frame, and on a machine without a GPU (Mesa's llvmpipe) a frame of the
+studio costs about 10-20 ms of CPU at 1600 x 1000 even when nothing changed. So:
+
+- **Idle**: ``IDLE_AFTER_S`` after the last input event the window draws ``IDLE_FPS`` frames per second
+  (``JOBS_FPS`` while a background job runs, so its progress bar moves, or while a desktop file dialog is open,
+  whose answer is polled; ``FOLLOW_FPS`` while the Training panel follows a running run, which it reads about
+  once a second), waiting in glfw for events in between (hello_imgui's idling). Any input wakes it at once.
+  (On this project's VM an idle frame after seconds of sleep cost up to ~200 ms of CPU, cold caches and a
+  waking vCPU, against ~10-20 ms for a frame in a row; hence so few.)
+- **Woken**: other threads call :meth:`FramePacer.wake` (thread-safe: ``hello_imgui.request_refresh``) when
+  there is something new to show: the render worker after it publishes a result, a job when it ends.
+- **Live**: while something moves without input events (camera keys held, the benchmark orbit), every frame
+  asks for the next one.
+- **Capped**: at most ``fps_max`` frames per second (Xvfb and many software GL setups have no vsync, so an
+  uncapped window would spin as fast as the CPU allows).
+- **No MSAA**: the default framebuffer has no multisampling. ImGui anti-aliases its own shapes; 8x MSAA (hello_imgui's
+  default) made each llvmpipe frame about ten times as expensive.
+
+The splat picture itself is drawn into a texture only when the camera, scene or size changes
+(``viewer.viewport.display``); every other frame presents that texture.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from imgui_bundle import hello_imgui, imgui
+
+IDLE_FPS = 0.2  # frames per second with nothing happening: a safety net, everything new wakes the window
+FOLLOW_FPS = 1.0  # while a training run is followed (the panel reads its files about once a second)
+JOBS_FPS = 8.0  # while a background job runs (progress bars)
+IDLE_AFTER_S = 1.0  # seconds after the last input event before idling
+
+
+class FramePacer:
+    """See the module docstring. ``fps_max``: cap (0 = none); ``idle_allowed``: False for scripted runs."""
+
+    def __init__(self, fps_max: float, idle_allowed: bool = True) -> None:
+        self.fps_max = max(0.0, float(fps_max))
+        self.idle_allowed = idle_allowed
+        self._lock = threading.Lock()
+        self._running = False  # the runner exists: request_refresh is valid
+        self.wakes = 0  # wake() calls (tests and benches)
+
+    def configure(self, p: hello_imgui.RunnerParams) -> None:
+        """Set the runner's pacing and framebuffer options (before the window opens)."""
+        p.fps_idling.enable_idling = self.idle_allowed
+        p.fps_idling.fps_idle = IDLE_FPS
+        p.fps_idling.time_active_after_last_event = IDLE_AFTER_S
+        p.fps_idling.fps_max = self.fps_max
+        gl = hello_imgui.OpenGlOptions()
+        gl.anti_aliasing_samples = 0
+        p.renderer_backend_options.open_gl_options = gl
+
+    def started(self) -> None:
+        """The window exists (GL context current): the panels draw no background of their own, so the window's
+        clear colour is the theme's window colour."""
+        c = imgui.get_style().color_(imgui.Col_.window_bg)
+        hello_imgui.get_runner_params().imgui_window_params.background_color = imgui.ImVec4(c.x, c.y, c.z, 1.0)
+        with self._lock:
+            self._running = True
+
+    def stopped(self) -> None:
+        with self._lock:
+            self._running = False
+
+    def wake(self) -> None:
+        """Draw a frame soon (any thread)."""
+        with self._lock:
+            self.wakes += 1
+            if self._running:
+                hello_imgui.request_refresh()
+
+    def frame(self, *, live: bool, jobs_running: bool, following: bool = False, polling: bool = False) -> None:
+        """Once per frame (GUI thread): ``live``: something moves without input events; ``jobs_running``: a
+        background job runs; ``following``: a training run is followed; ``polling``: something is asked every
+        frame for an answer that wakes nobody (a desktop file dialog)."""
+        fps = JOBS_FPS if jobs_running or polling else FOLLOW_FPS if following else IDLE_FPS
+        hello_imgui.get_runner_params().fps_idling.fps_idle = fps
+        if live:
+            hello_imgui.request_refresh()
