@@ -119,13 +119,6 @@ THIRD_PARTY_BANNED = {
     "ui_state": ("torch", "gsplat", "torchvision") + GUI,
     "widgets": ("torch", "gsplat", "torchvision"),
 }
-# Files that still use ``viewer.state`` (the Training panel's data, before it moves into ui_state): the one
-# module there imports nothing local, and these are the only importers outside viewer/.
-VIEWER_STATE_EXCEPTIONS = {
-    "ui_state/actions.py": {"viewer.state.training"},
-    "ui_state/info.py": {"viewer.state.training"},
-    "widgets/training.py": {"viewer.state.actions", "viewer.state.training", "viewer.state.ui"},
-}
 DYNAMIC_IMPORTERS = {"import_module", "__import__"}
 
 
@@ -174,8 +167,6 @@ def _violations(package: str) -> list[str]:
         rel = str(path.relative_to(ROOT))
         for line, mod in imported_modules(path):
             top = mod.split(".")[0]
-            if mod in VIEWER_STATE_EXCEPTIONS.get(rel, ()):
-                continue
             if (top in LOCAL and top not in allowed) or top in banned:
                 out.append(f"{rel}:{line} imports {mod}")
     return out
@@ -191,14 +182,6 @@ def test_every_package_is_checked():
     # hidden folders (.venv, .gpu, ...) are local set-up, not project code
     folders = {p.parent.name for p in ROOT.glob("*/*.py") if not p.parent.name.startswith(".")} - {"tests"}
     assert folders <= LOCAL, f"folders of Python files without a row in the rule: {sorted(folders - LOCAL)}"
-
-
-def test_viewer_state_holds_only_the_training_data():
-    """``viewer/state/`` keeps training.py (which imports nothing local) and two aliases until it moves."""
-    files = sorted(p.name for p in (ROOT / "viewer" / "state").glob("*.py"))
-    assert files == ["__init__.py", "actions.py", "training.py", "ui.py"], files
-    local = [mod for _, mod in imported_modules(ROOT / "viewer" / "state" / "training.py") if mod.split(".")[0] in LOCAL]
-    assert local == []
 
 
 def test_static_parser_resolves_relative_imports(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ui_state.jobs import JobName
 from ui_state.render import EditSpec, LatentParams
-from viewer.state.training import TrainingLaunch  # the one module ui_state may import (docs/architecture.md)
+from ui_state.training import TrainingLaunch
 
 
 @dataclass(frozen=True, slots=True)

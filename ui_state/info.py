@@ -13,7 +13,7 @@ import numpy as np
 
 from ui_state.jobs import JobName, JobStatus
 from ui_state.render import EditSpec, EditValue, RenderStats
-from viewer.state.training import TrainingInfo  # the one module ui_state may import (docs/architecture.md)
+from ui_state.training import TrainingInfo
 
 HISTORY = 300  # samples kept in the Performance plots
 
@@ -145,6 +145,7 @@ class AppInfo:
         saved_latents: the saved latents (Latent panel), in the order saved.
         edits: the applied edits and how many can be redone (Edit panel).
         builtin_sources: the built-in random-weight sources; default_source: the model ``make run`` opens.
+        generator_presets: the generator presets a training run can use (``core.generator.PRESETS``).
         training: the followed training run (Training panel). directions: the open model's sliders.
     """
 
@@ -168,6 +169,7 @@ class AppInfo:
     saved_latents: tuple[SavedLatentInfo, ...] = ()
     edits: EditsInfo = field(default_factory=lambda: EditsInfo())
     builtin_sources: tuple[str, ...] = ()
+    generator_presets: tuple[str, ...] = ()
     default_source: str = ""
     training: TrainingInfo = field(default_factory=TrainingInfo)
     directions: DirectionsInfo = field(default_factory=DirectionsInfo)

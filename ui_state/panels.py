@@ -124,25 +124,5 @@ class InspectPanel:
 
 
 @dataclass
-class TrainingPanel:
-    """The Training panel's form (see ``TrainingLaunch`` for the meaning) and follow settings."""
-
-    data: str = ""
-    outdir: str = "runs"
-    preset: str = "cpu128"
-    batch: int = 32
-    batch_gpu: int = 8
-    gpus: int = 1
-    kimg: float = 1000.0
-    resume: str = ""
-    device: str = "auto"
-    snap_kimg: float = 50.0
-    image_snap_kimg: float = 10.0
-    extra: str = ""
-    attach_dir: str = ""
-    follow: bool = False
-
-
-@dataclass
 class PerformancePanel:
     show_plot: bool = True

@@ -15,8 +15,9 @@ from ui_state.info import AppInfo
 from ui_state.inversion import InversionUi
 from ui_state.panels import (
     CameraPanel, EditPanel, InspectPanel, LatentPanel, LoadPanel, PerformancePanel, RenderPanel, SavePanel,
-    TrainingPanel, VideoPanel,
+    VideoPanel,
 )
+from ui_state.training import TrainingForm
 from ui_state.render import RenderOutputKind, RenderParams, SliderParams
 
 DEFAULT_SOURCE = "random:tiny"  # what a request shows before anything was opened
@@ -35,7 +36,7 @@ class UiState:
     video: VideoPanel = field(default_factory=VideoPanel)
     inspect: InspectPanel = field(default_factory=InspectPanel)
     performance: PerformancePanel = field(default_factory=PerformancePanel)
-    training: TrainingPanel = field(default_factory=TrainingPanel)
+    training: TrainingForm = field(default_factory=TrainingForm)
     inversion: InversionUi = field(default_factory=InversionUi)
     info: AppInfo = field(default_factory=AppInfo)
     actions: list[Action] = field(default_factory=list)

@@ -68,6 +68,7 @@ class ViewerApp:
     """State and per-frame logic of the window (see the module docstring)."""
 
     def __init__(self, cfg: ViewerConfig, device: str = "cpu") -> None:
+        from core.generator import PRESETS as GENERATOR_PRESETS
         from core.latent import RANDOM_SOURCES
         from viewer.config import torch_threads
 
@@ -82,6 +83,7 @@ class ViewerApp:
         ui.info.device = device
         ui.info.default_source = default_source()
         ui.info.builtin_sources = RANDOM_SOURCES
+        ui.info.generator_presets = tuple(GENERATOR_PRESETS)  # the Training panel's choices
         self.pacer = FramePacer(cfg.fps_max, ScriptedRun.idle_allowed(cfg))
         self.worker = RenderWorker(wake=self.pacer.wake)
         self.jobs = JobRunner(self.worker, wake=self.pacer.wake)

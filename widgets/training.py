@@ -8,12 +8,11 @@ import shlex
 
 from imgui_bundle import imgui, implot
 
-from viewer.state.actions import AttachRun, LoadSnapshot, StartTraining, StopTraining
-from viewer.state.training import TrainingLaunch
-from viewer.state.ui import UiState
+from ui_state.actions import AttachRun, LoadSnapshot, StartTraining, StopTraining
+from ui_state.training import TrainingLaunch
+from ui_state.ui import UiState
 from widgets.layout import ERROR_RGBA, colored_text, item_width, radio_row
 
-PRESETS = ("tiny", "cpu128", "cgs64", "cgs128", "cgs256", "cgs512", "cgs1024")
 DEVICES = ("auto", "cpu", "cuda")
 PLOTTED = ("G_adv", "D_fake", "D_real", "D_r1")
 GRID_WIDTH = 360.0
@@ -77,7 +76,7 @@ def _form(ui: UiState, running: bool) -> None:
     _, s.data = imgui.input_text("dataset", s.data)
     item_width()
     _, s.outdir = imgui.input_text("output folder", s.outdir)
-    s.preset = radio_row("preset", PRESETS, s.preset, per_line=4)
+    s.preset = radio_row("preset", ui.info.generator_presets or (s.preset,), s.preset, per_line=4)
     item_width()
     _, s.batch = imgui.input_int("batch", s.batch)
     item_width()

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from viewer.state.training import TrainingForm, TrainingLaunch
-from viewer.training_runs import read_run
+from ui_state.training import TrainingForm, TrainingLaunch
+from viewer.features.training.runs import read_run
 
 RES = 32
 TINY = ("--resolution 32 --num-views 2 --d-channel-base 512 --d-channel-max 32 --workers 0 --r1-interval 2 "
@@ -147,6 +147,11 @@ def test_training_panel_start_follow_stop_resume(tmp_path):
     def fill(ctx, kimg: float, resume: str = "", dataset: Path = data) -> None:
         ctx.item_input_value("Panels/Training/New run/dataset", str(dataset))
         ctx.item_input_value("Panels/Training/New run/output folder", str(out))
+        from core.generator import PRESETS
+
+        assert app.ui.info.generator_presets == tuple(PRESETS)  # every preset of core, none typed twice
+        ctx.item_click("Panels/Training/New run/preset/cpu256")
+        assert app.ui.training.preset == "cpu256"
         ctx.item_click("Panels/Training/New run/preset/tiny")
         ctx.item_click("Panels/Training/New run/device/cpu")
         ctx.item_input_value("Panels/Training/New run/batch", 4)

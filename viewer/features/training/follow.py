@@ -15,9 +15,9 @@ import numpy as np
 
 from core.runs import is_run_dir, request_stop
 from viewer.jobs import JobContext, JobRunner
-from viewer.state.training import TrainingInfo, TrainingLaunch
-from viewer.state.ui import UiState
-from viewer.training_runs import RunView, TrainingProcess, read_run
+from ui_state.training import TrainingInfo, TrainingLaunch
+from ui_state.ui import UiState
+from viewer.features.training.runs import RunView, TrainingProcess, read_run
 
 REFRESH_S = 1.0
 MAX_GRID_PIXELS = 4096 * 4096

@@ -2,7 +2,7 @@
 directory started elsewhere, and follow it through the files the run itself writes (``core.runs``: its
 status.json, stats.jsonl, grids and snapshots; never the terminal or the wording of its log).
 
-- ``viewer.state.training.TrainingLaunch``: the Training panel's choices as TrainOptions fields. The launch
+- ``ui_state.training.TrainingLaunch``: the Training panel's choices as TrainOptions fields. The launch
   writes them to ``<outdir>/viewer-launch-<time>-<pid>.json`` and runs
   ``python -m training --options-json FILE`` (more than one GPU goes through ``torch.distributed.run``).
 - :class:`TrainingProcess`: the child process (its own session, so closing the viewer does not kill it by
@@ -25,9 +25,9 @@ import numpy as np
 
 from core.atomic_file import atomic_write
 from core.runs import LOSS_KEYS, RunFiles, find_run_by_launch, read_run_files, tail
-from viewer.state.training import TrainingLaunch
+from ui_state.training import TrainingLaunch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]  # the repository: python -m training runs from here
 STALE_S = 900.0  # an attached run on another host whose status.json is older than this is shown as "unknown"
 
 

@@ -1,11 +1,11 @@
-"""The Training panel's actions, carried out by the run follower (``viewer/training_follow.py``): start a run,
+"""The Training panel's actions, carried out by the run follower (``viewer/features/training/follow.py``): start a run,
 attach to one, stop it, open its snapshots (as if the user opened the file)."""
 
 from __future__ import annotations
 
 from ui_state.actions import AttachRun, LoadSnapshot, OpenFile, StartTraining, StopTraining
 from viewer.features.base import Feature, Studio
-from viewer.training_follow import TrainingFollower
+from viewer.features.training.follow import TrainingFollower
 
 
 class Training(Feature):

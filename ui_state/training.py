@@ -1,4 +1,5 @@
-"""The Training panel's data: the form (:class:`TrainingForm`, whose defaults are the panel's only defaults),
+"""The Training panel's data (``UiState.training`` and ``AppInfo.training``): the form (:class:`TrainingForm`,
+whose defaults are the panel's only defaults),
 what to launch (:class:`TrainingLaunch`: the form's values as TrainOptions fields, serialised for
 ``python -m training --options-json FILE``) and what the app publishes about the followed run
 (:class:`TrainingInfo`). Plain data, no torch, no I/O.
