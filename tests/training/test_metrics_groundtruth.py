@@ -61,7 +61,7 @@ def test_ssim_matches_scikit_image_and_psnr_the_formula():
     assert torch.allclose(ssim(a, a), torch.ones(3, dtype=torch.float64))
     mse = ((a.double() - b.double()) ** 2).mean((1, 2, 3))
     assert torch.allclose(psnr(a, b), -10 * torch.log10(mse)) and psnr(a, a).isinf().all()
-    with pytest.raises(ValueError, match="at least 11 px"):
+    with pytest.raises(ValueError, match="at least 11 x 11 px"):
         ssim(a[:, :8, :8], b[:, :8, :8])
 
 
