@@ -90,14 +90,32 @@ def write_pivot(path: Path, ws: torch.Tensor, space: str, cameras: Cameras, name
     return path
 
 
-def read_pivot(path: str | os.PathLike) -> tuple[torch.Tensor, Cameras, list[str]]:
-    """Read :func:`write_pivot`'s file: ``(ws [1, num_ws, w_dim], cameras [N], names)``."""
-    from core.regular_file import require_regular_file  # a FIFO or device is refused, never read (issue 19)
+MAX_PIVOT_VIEWS = 1024  # photos of one inversion (labels [N, 25], names [N])
 
-    require_regular_file(path, "a pivot .npz file")
-    with np.load(path, allow_pickle=False) as f:
-        return (torch.from_numpy(f["ws"]), Cameras.from_label(torch.from_numpy(f["labels"])),
-                [str(n) for n in f["names"]])
+
+def read_pivot(path: str | os.PathLike) -> tuple[torch.Tensor, Cameras, list[str]]:
+    """Read :func:`write_pivot`'s file: ``(ws [1, num_ws, w_dim], cameras [N], names)``.
+
+    Every array's declared shape and dtype is checked before it is read (``core.npz_file``; issue 19): a
+    FIFO, a device, a hostile zip or an oversized claim raises ``LatentFileError`` naming the file."""
+    from core.editing.latent_file import LatentFileError, read_latent_file
+    from core.npz_file import NpzReader
+
+    ws = read_latent_file(path)
+
+    def error(problem: str) -> LatentFileError:
+        return LatentFileError(f"{os.fspath(path)}: {problem}")
+
+    with NpzReader(path, "a pivot .npz file", error=error) as z:
+        labels, names = z.arrays.get("labels"), z.arrays.get("names")
+        if labels is None or labels.dtype.kind != "f" or len(labels.shape) != 2 or labels.shape[1] != 25 \
+                or not 1 <= labels.shape[0] <= MAX_PIVOT_VIEWS:
+            raise error(f"expected camera labels [N, 25] (N <= {MAX_PIVOT_VIEWS}), got "
+                        f"{'nothing' if labels is None else f'{labels.dtype} {list(labels.shape)}'}")
+        if names is None or names.dtype.kind != "U" or names.shape != labels.shape[:1] or names.dtype.itemsize > 4 * 4096:
+            raise error(f"expected {labels.shape[0]} photo names beside the labels")
+        cams = Cameras.from_label(torch.from_numpy(z.read("labels").astype(np.float32)))
+        return torch.from_numpy(ws)[None], cams, [str(n) for n in z.read("names")]
 
 
 @torch.no_grad()

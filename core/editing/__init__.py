@@ -32,7 +32,7 @@ from core.editing.measured import (
 from core.editing.measured_spec import DEFAULT_MEASUREMENTS, Box, Measurement
 from core.editing.pca import PcaFit, fit_pca, pca_direction_set, pca_directions, sample_ws, w_statistics
 from core.editing.saved_latents import (
-    LatentLibrary, LatentsFileError, SavedLatent, latents_path, load_library, save_library,
+    LatentLibrary, LatentsFileError, SavedLatent, latents_path, load_latents, load_library, save_library,
 )
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "DirectionsMismatchError", "LatentEdit", "LatentLibrary", "LatentsFileError", "Marks", "Measurement", "PcaFit",
     "SavedLatent", "TargetMatch", "WStatistics", "apply_sliders", "base_from_seed", "color_features",
     "directions_path", "file_sha256", "find_directions", "fit_binary_boundary", "fit_measured_directions",
-    "fit_pca", "fit_regression_direction", "interpolate", "latents_path", "load_directions", "load_library",
+    "fit_pca", "fit_regression_direction", "interpolate", "latents_path", "load_directions", "load_latents", "load_library",
     "match_target", "measure", "measure_ws", "orthogonalize", "pca_direction_set", "pca_directions", "sample_ws",
     "save_directions", "save_library", "teach_direction", "w_statistics",
 ]

@@ -157,6 +157,25 @@ def load_library(path: str | os.PathLike, model_sha256: str | None = None) -> La
         raise error(f"{type(exc).__name__}: {exc}") from None
 
 
+def load_latents(path: str | os.PathLike) -> LatentLibrary:
+    """What "Load latent" opens: a saved-latents file (:func:`load_library`, any model), or one latent
+    (``core.editing.latent_file``: ``ws``/``w``, e.g. an inversion's ``pivot.npz``) as a library of one entry
+    named after the file. Raises ``FileNotFoundError``, ``LatentsFileError`` or ``LatentFileError``."""
+    from pathlib import Path
+
+    from core.editing.latent_file import read_latent_file
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such latent file")
+    with NpzReader(path, "a latent .npz file", error=lambda p: LatentsFileError(f"{path}: {p}")) as z:
+        is_library = "header" in z.arrays
+    if is_library:
+        return load_library(path)
+    ws = torch.from_numpy(read_latent_file(path))
+    return LatentLibrary("", (SavedLatent(Path(path).name.removesuffix(".npz"), LatentEdit(ws, ()), None),))
+
+
 def _read_header(z: NpzReader, error) -> dict:
     info = z.arrays.get("header")
     if (info is None or info.shape != () or info.dtype.kind != "U"

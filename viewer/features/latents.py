@@ -244,9 +244,9 @@ class Latents(Feature):
         path = a.path
 
         def work(ctx: JobContext):
-            from core.editing import load_library
+            from core.editing import load_latents
 
-            return load_library(path)
+            return load_latents(path)  # a saved-latents file or one latent (e.g. an inversion's pivot.npz)
 
         def done(library) -> None:
             if not library.entries:
