@@ -42,12 +42,12 @@ from typing import Any
 import torch
 
 from core.generator import Generator, GeneratorConfig
+from core.module_tree import flatten_module_tree
 from core.legacy_cgsgan_architecture import (
     _as_float,
     _attr,
     _check_fc_layers,
     _derive_config,
-    _flatten,
     _identify_other,
     _release,
 )
@@ -155,7 +155,8 @@ def load_official_pickle(path: str | os.PathLike, device: torch.device | str = "
         raise LegacyPickleError(src, (
             f"{key} is {_identify_other(G)}, not CGS-GAN's CGSGenerator: not supported (only official "
             "CGS-GAN generator pickles can be loaded)"))
-    tensors, modules, params = _flatten(G, src)
+    tree = flatten_module_tree(G, src)
+    tensors, modules, params = tree.tensors, tree.modules, tree.params
     config, overrides, facts, warn = _derive_config(tensors, modules, src)
     release, more = _release(modules, facts, config)
     warn += more

@@ -21,56 +21,11 @@ from core.generator import LEVELS_BY_RESOLUTION, Generator, GeneratorConfig, off
 from core.legacy_cgsgan_mapping import _fmt, official_to_ours
 from core.legacy_pickle import LegacyPickleError, ModuleRecord, PersistentRecord
 
-MAX_DEPTH = 64
 INITIAL_LOG_SCALE_DEFAULT = -5.0
 INITIAL_LOG_SCALE_CANDIDATES = (-5.0, -7.0)
 
 
 # ---------------------------------------------------------------------------------------------- records
-
-
-def _flatten(record: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], set[str]]:
-    """Official state_dict (params then buffers, then children, recursively) and module records by path."""
-    tensors: dict[str, torch.Tensor] = {}
-    modules: dict[str, Any] = {}
-    params: set[str] = set()
-    active: set[int] = set()
-
-    def walk(node: Any, prefix: str, depth: int) -> None:
-        path = prefix[:-1] or "<root>"
-        if depth > MAX_DEPTH or id(node) in active:
-            raise LegacyPickleError(source, f"module tree too deep or cyclic at {path}")
-        if not isinstance(node, (PersistentRecord, ModuleRecord)):
-            raise LegacyPickleError(source, f"{path} is a {type(node).__name__}, not a module")
-        active.add(id(node))
-        modules[prefix[:-1]] = node
-        st = node.state
-        skip = st.get("_non_persistent_buffers_set") or set()
-        for group in ("_parameters", "_buffers"):
-            entries = st.get(group, {})
-            if not isinstance(entries, dict):
-                raise LegacyPickleError(source, f"{path}.{group} is a {type(entries).__name__}, not a dict")
-            for key, t in entries.items():
-                if t is None or (group == "_buffers" and key in skip):
-                    continue
-                if type(key) is not str or not isinstance(t, torch.Tensor):
-                    raise LegacyPickleError(source, f"{prefix}{key!s:.60} in {group} is not a named tensor")
-                tensors[prefix + key] = t
-                if group == "_parameters":
-                    params.add(prefix + key)
-        children = st.get("_modules", {})
-        if not isinstance(children, dict):
-            raise LegacyPickleError(source, f"{path}._modules is a {type(children).__name__}, not a dict")
-        for key, child in children.items():
-            if child is None:
-                continue
-            if type(key) is not str or not key or "." in key:
-                raise LegacyPickleError(source, f"{path} has a child named {key!r:.60}")
-            walk(child, f"{prefix}{key}.", depth + 1)
-        active.discard(id(node))
-
-    walk(record, "", 0)
-    return tensors, modules, params
 
 
 def _attr(record: Any, name: str, default: Any = None) -> Any:

@@ -30,7 +30,8 @@ import torch
 from core.gghead.config import GGHeadConfig
 from core.gghead.generator import GGHeadGenerator
 from core.gghead.pickle_format import EXTRA_GLOBALS, FORMAT_NAME, GGHEAD_MODEL, ObjectRecord
-from core.gghead.records import flatten_records, identify, ours_to_upstream, upstream_to_ours
+from core.module_tree import flatten_module_tree
+from core.gghead.records import identify, ours_to_upstream, upstream_to_ours
 from core.gghead.stored_config import derive_config
 from core.gghead.template import UVTemplate
 from core.legacy_pickle import MAX_PICKLE_BYTES, LegacyPickleError, read_official_pickle
@@ -121,7 +122,8 @@ def load_gghead_checkpoint(path: str | os.PathLike, device: torch.device | str =
     model = top[key]
     if not isinstance(model, ObjectRecord) or model.class_name != GGHEAD_MODEL:
         raise LegacyPickleError(src, f"{key} is {identify(model)}, not GGHead's GGHeadModel: not supported")
-    tensors, modules = flatten_records(model, src)
+    tree = flatten_module_tree(model, src)
+    tensors, modules = tree.tensors, tree.modules
     config, defaults_used, warn = derive_config(model, tensors, modules, src)
     for name in ("_uv_grid", "_uv_position_map", "_flame_vertices"):
         if name not in tensors:

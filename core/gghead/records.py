@@ -16,12 +16,8 @@ import math
 import re
 from typing import Any
 
-import torch
-
 from core.gghead.config import GGHeadConfig
-from core.legacy_pickle import LegacyPickleError, ModuleRecord, PersistentRecord
 
-MAX_DEPTH = 32
 _FIXED = {"_uv_grid": "uv_grid", "_uv_position_map": "uv_position_map", "_flame_vertices": "template_positions",
           "_zero_conv_position.weight": "position_conv.weight", "_zero_conv_position.bias": "position_conv.bias",
           "backbone.mapping.embed.weight": "mapping.embed.weight",
@@ -59,47 +55,6 @@ def ours_to_upstream(config: GGHeadConfig) -> dict[str, str]:
         for leaf in _BLOCK_LEAVES:
             out[f"synthesis_network.blocks.{i}.{leaf}"] = f"backbone.synthesis.b{res}.{leaf}"
     return out
-
-
-def flatten_records(root: Any, source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Upstream state_dict (persistent parameters and buffers, recursively) and module records by path."""
-    tensors: dict[str, torch.Tensor] = {}
-    modules: dict[str, Any] = {}
-    active: set[int] = set()
-
-    def walk(node: Any, prefix: str, depth: int) -> None:
-        path = prefix[:-1] or "<root>"
-        if depth > MAX_DEPTH or id(node) in active:
-            raise LegacyPickleError(source, f"module tree too deep or cyclic at {path}")
-        if not isinstance(node, (PersistentRecord, ModuleRecord)):
-            raise LegacyPickleError(source, f"{path} is a {type(node).__name__}, not a module")
-        active.add(id(node))
-        modules[prefix[:-1]] = node
-        st = node.state
-        skip = st.get("_non_persistent_buffers_set") or set()
-        for group in ("_parameters", "_buffers"):
-            entries = st.get(group, {})
-            if not isinstance(entries, dict):
-                raise LegacyPickleError(source, f"{path}.{group} is a {type(entries).__name__}, not a dict")
-            for key, t in entries.items():
-                if t is None or (group == "_buffers" and key in skip):
-                    continue
-                if type(key) is not str or not isinstance(t, torch.Tensor):
-                    raise LegacyPickleError(source, f"{prefix}{key!s:.60} in {group} is not a named tensor")
-                tensors[prefix + key] = t
-        children = st.get("_modules", {})
-        if not isinstance(children, dict):
-            raise LegacyPickleError(source, f"{path}._modules is a {type(children).__name__}, not a dict")
-        for key, child in children.items():
-            if child is None:
-                continue
-            if type(key) is not str or not key or "." in key:
-                raise LegacyPickleError(source, f"{path} has a child named {key!r:.60}")
-            walk(child, f"{prefix}{key}.", depth + 1)
-        active.discard(id(node))
-
-    walk(root, "", 0)
-    return tensors, modules
 
 
 def identify(record: Any) -> str:
