@@ -186,7 +186,7 @@ class VideoFile:
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = 30.0, quality: float = 8.0, *,
-                 overwrite: bool = True) -> None:
+                 overwrite: bool = False) -> None:
         import imageio.v2 as imageio
 
         path = os.fspath(path)
@@ -252,7 +252,7 @@ class VideoFile:
 
 def write_orbit_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float = 30.0, *,
                       total: int | None = None, progress: ProgressFn | None = None,
-                      cancel: CancelFlag | None = None, quality: float = 8.0, overwrite: bool = True,
+                      cancel: CancelFlag | None = None, quality: float = 8.0, overwrite: bool = False,
                       ) -> VideoWriteResult:
     """Encode ``frames`` (``[H, W, 3]`` uint8, all the same even size) into an H.264 .mp4 at ``path``, atomically
     (through :class:`VideoFile`).

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.atomic_file import atomic_write
 from core.camera import Cameras, orbit_cameras
 from core.generator import Generator
 from core.ply import write_ply
@@ -77,16 +78,16 @@ def camera_records(names: tuple[str, ...], initial: Cameras, refined: Cameras | 
 
 
 def write_json(path: Path, data: dict | list) -> Path:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write((json.dumps(data, indent=1) + "\n").encode())
     return path
 
 
 def write_pivot(path: Path, ws: torch.Tensor, space: str, cameras: Cameras, names: tuple[str, ...]) -> Path:
     """``pivot.npz``: ``ws`` ``[1, num_ws, w_dim]`` float32, ``space``, camera ``labels [N, 25]``, ``names``."""
-    np.savez(path, ws=ws.detach().cpu().float().numpy(), space=np.array(space),
-             labels=cameras.to_label().detach().cpu().float().numpy(), names=np.array(list(names)))
+    with atomic_write(path) as f:
+        np.savez(f, ws=ws.detach().cpu().float().numpy(), space=np.array(space),
+                 labels=cameras.to_label().detach().cpu().float().numpy(), names=np.array(list(names)))
     return path
 
 
@@ -149,13 +150,14 @@ def orbit_frames(G: Generator, ws: torch.Tensor, framing: FaceFraming, resolutio
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int = 24) -> Path:
     """An H.264 mp4 (core.orbit_video's atomic writer, imageio-ffmpeg's bundled ffmpeg); a GIF beside it when
-    that fails (no ffmpeg, odd frame size). Returns the file written."""
+    the encoder is missing or refuses the frame size. Returns the file written. The output folder was checked
+    (:func:`check_output_folder`), so an older ``path`` is replaced. A full disk or a failing renderer raises."""
     from core.orbit_video import write_orbit_video
 
     try:
-        write_orbit_video(frames, path, fps)
+        write_orbit_video(frames, path, fps, overwrite=True)
         return path
-    except Exception:  # no ffmpeg backend or a size the encoder refuses: a GIF always works
+    except (ImportError, ValueError):  # no ffmpeg backend, or a frame size H.264 refuses: a GIF always works
         import imageio.v2 as imageio
 
         gif = path.with_suffix(".gif")
@@ -199,6 +201,19 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool = False) -> Path
     return out
 
 
+def remove_results(out: Path) -> None:
+    """Delete the :data:`RESULT_NAMES` in ``out`` (files, and the ``aligned``/``renders`` folders the results
+    write); only after :func:`check_output_folder` allowed it (``--overwrite``)."""
+    import shutil
+
+    for name in existing_results(out):
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+
+
 def free_folder(path: str | os.PathLike) -> Path:
     """``path`` if it holds no results (absent, empty or without any :data:`RESULT_NAMES`), else the first free
     ``path_2``, ``path_3``, ... (the viewer's "Save everything": results are never overwritten)."""
@@ -233,6 +248,7 @@ def write_results(out: str | os.PathLike, G: Generator, result: InversionResult,
     if result.latent is None or result.target is None:
         raise ValueError("nothing to write: stage 1 has no result")
     out = check_output_folder(out, overwrite)
+    remove_results(out)  # with overwrite: nothing of an earlier run stays beside this one's results
     out.mkdir(parents=True, exist_ok=True)
     aligned, latent, framing = result.preprocess.aligned, result.latent, settings.preprocess.framing
     names = tuple(a.name for a in aligned)

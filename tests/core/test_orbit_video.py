@@ -140,3 +140,14 @@ def test_writer_refuses_a_name_taken_while_encoding(tmp_path):
         write_orbit_video(frames(), out, 10, overwrite=False)
     assert out.read_bytes() == b"someone else's"
     assert mp4s(tmp_path) == ["late.mp4"]
+
+
+def test_an_existing_video_is_replaced_only_when_asked(tmp_path):
+    s = OrbitVideoSettings(frames=2, resolution=16)
+    path = tmp_path / "v.mp4"
+    path.write_bytes(b"the user's own video")
+    with pytest.raises(FileExistsError, match="not replaced"):
+        write_orbit_video(orbit_frames(blob_scene(), s), path, s.fps)
+    assert path.read_bytes() == b"the user's own video"
+    assert write_orbit_video(orbit_frames(blob_scene(), s), path, s.fps, overwrite=True).frames_written == 2
+    assert path.read_bytes() != b"the user's own video"

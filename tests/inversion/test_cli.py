@@ -77,12 +77,17 @@ def test_cli_refuses_to_replace_results_unless_asked(tmp_path, model_file, astro
     out.mkdir()
     (out / "head.ply").write_bytes(b"the user's head")
     (out / "report.json").write_text("{}")
+    (out / "generator_tuned.safetensors").write_bytes(b"an earlier run's tuned generator")
+    (out / "notes.txt").write_text("the user's own notes")
     args = [str(photo), "--model", str(model_file), "--out", str(out), "--steps", "1", "--tune-steps", "0",
             "--id-weight", "0", "--lpips-weight", "0", "--orbit-frames", "0", "--quiet"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "already holds inversion results (head.ply, report.json)" in err and "--overwrite" in err
+    assert "already holds inversion results (generator_tuned.safetensors, head.ply, report.json)" in err and "--overwrite" in err
     assert (out / "head.ply").read_bytes() == b"the user's head"  # untouched
     assert main(args + ["--overwrite"]) == 0
     assert (out / "head.ply").read_bytes() != b"the user's head"
     assert json.loads((out / "report.json").read_text())["stage2"] is None
+    # no tuning this time: the earlier run's tuned generator does not stay beside these results
+    assert not (out / "generator_tuned.safetensors").exists()
+    assert (out / "notes.txt").read_text() == "the user's own notes"  # not a result: never touched
