@@ -13,33 +13,33 @@ FRAMINGS = ("synthetic-heads", "ffhq-eg3d")  # inversion.framing.FRAMINGS keys
 SPACES = ("w", "w+")
 STAND_IN_LABEL = "random-weight loss networks (testing only)"
 WEIGHTS_DIR_LABEL = "weights folder"
-PRESET_NAMES = ("quick", "standard", "thorough")  # step counts: viewer.features.inversion.settings.preset_steps
+OFFLINE_LABEL = "never download weight files"
 
 
 @dataclass
 class StageForm:
-    """Settings of one optimisation stage as the panel edits them.
+    """Settings of one optimisation stage as the panel edits them. The defaults are placeholders: the inversion
+    feature fills the form from a preset of ``inversion.config`` when it starts (and whenever one is chosen).
 
     Attributes:
-        id_weight, mse_weight, lpips_weight: loss term weights (>= 0; 0 skips the term and its network).
+        id_weight, mse_weight, lpips_weight, ssim_weight: loss term weights (>= 0; 0 skips the term and its
+            network; SSIM weighs ``1 - SSIM``).
         lr: Adam learning rate. steps: planned steps. batch_size: photos per step.
     """
 
-    id_weight: float = 0.1
-    mse_weight: float = 0.1
-    lpips_weight: float = 1.0
-    lr: float = 0.01
-    steps: int = 500
-    batch_size: int = 4
-
-
-def _tuning_form() -> StageForm:
-    return StageForm(id_weight=0.1, mse_weight=1.0, lpips_weight=1.0, lr=3e-4, steps=300, batch_size=4)
+    id_weight: float = 0.0
+    mse_weight: float = 1.0
+    lpips_weight: float = 0.0
+    ssim_weight: float = 0.0
+    lr: float = 1e-3
+    steps: int = 1
+    batch_size: int = 1
 
 
 @dataclass
 class InversionPanel:
-    """The panel's form (mutable; widgets write it every frame).
+    """The panel's form (mutable; widgets write it every frame). Filled from a preset by the inversion feature;
+    the defaults here are placeholders.
 
     Attributes:
         paths: photo paths typed by the user, separated by ``;``.
@@ -53,35 +53,40 @@ class InversionPanel:
         output: folder for "Save everything". orbit_frames: frames of the orbit video (0: none).
         stand_in_losses: use untrained stand-ins for missing LPIPS/ID weight files (testing only).
         weights_dir: an extra folder searched for the pretrained loss weights ("" = the torch caches only).
-        preset: the preset whose step counts the stages have ("" once the user typed other counts).
+        offline: never download a missing weight file (without it one is downloaded on first use).
+        preset: the preset whose values the form holds ("" once the user changed one of them).
+        based_on: the preset the form was last filled from; the settings the form does not show are its.
     """
 
     paths: str = ""
     webcam_open: bool = False
     framing: str = "synthetic-heads"
     latent: StageForm = field(default_factory=StageForm)
-    space: str = "w+"
+    space: str = "w"
     refine_cameras: bool = True
     follow_every: int = 5
-    tuning: StageForm = field(default_factory=_tuning_form)
-    locality_weight: float = 0.1
+    tuning: StageForm = field(default_factory=StageForm)
+    locality_weight: float = 0.0
     publish_every: int = 25
     output: str = "out/inversion"
     orbit_frames: int = 48
     stand_in_losses: bool = False
     weights_dir: str = ""
+    offline: bool = False
     preset: str = ""
+    based_on: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class PresetInfo:
-    """A preset as the panel lists it: step counts of stage 1 and stage 2 and the estimated time on this
-    device (``seconds`` None until the speed was measured)."""
+    """A preset as the panel lists it: step counts of stage 1 and stage 2, the estimated time on this device
+    (``seconds`` None until the speed was measured) and its one-line summary."""
 
     name: str
     latent_steps: int
     tuning_steps: int
     seconds: float | None = None
+    summary: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +137,8 @@ class InversionInfo:
             under that stage's buttons (where the user looks).
         presets: the presets with their estimated times on this device. speed: a line about the measured speed
             ("" before any). seconds_per_step: measured (stage 1, stage 2) seconds per step (None: unknown).
-        weights_problem: why the chosen loss terms cannot run (missing weight files), in the panel's words.
+        weights_note: what the chosen loss terms need that is missing, in the panel's words: level "error" when
+            they cannot run (offline), "info" when their weight files will be downloaded on first use; None: all there.
         latent_weights, tuning_weights: term -> weight the last run of each stage used (the plot draws
             ``weight * term``, only terms with a weight above 0, so the parts add up to the total).
         eta_s: estimated seconds left of the running stage (None: unknown).
@@ -159,7 +165,7 @@ class InversionInfo:
     presets: tuple[PresetInfo, ...] = ()
     speed: str = ""
     seconds_per_step: tuple[float | None, float | None] = (None, None)
-    weights_problem: str = ""
+    weights_note: InversionMessage | None = None
     latent_weights: dict[str, float] = field(default_factory=dict)
     tuning_weights: dict[str, float] = field(default_factory=dict)
     eta_s: float | None = None

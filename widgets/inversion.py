@@ -13,7 +13,7 @@ from ui_state.actions import (
     StartTuning, StopLatentSearch, StopTuning, TakeWebcamPicture,
 )
 from ui_state.inversion import (
-    FRAMINGS, SPACES, STAND_IN_LABEL, WEIGHTS_DIR_LABEL, InversionInfo, StageForm, split_paths,
+    FRAMINGS, OFFLINE_LABEL, SPACES, STAND_IN_LABEL, WEIGHTS_DIR_LABEL, InversionInfo, StageForm, split_paths,
 )
 from ui_state.ui import UiState
 from widgets import inversion_presets
@@ -22,7 +22,8 @@ from widgets.layout import ERROR_RGBA, OK_RGBA, WARNING_RGBA, colored_text, item
 
 PLOT_HEIGHT = 150.0
 PREVIEW_WIDTH = 240.0
-TERMS = ("mse", "lpips", "id", "locality")  # plotted as weight * term, next to the total they add up to
+TERMS = ("mse", "ssim", "lpips", "id", "geometry", "hidden", "views", "locality")  # plotted as weight * term,
+# next to the total they add up to
 LEVEL_RGBA = {"error": ERROR_RGBA, "warning": WARNING_RGBA}
 
 
@@ -45,8 +46,17 @@ def draw(ui: UiState) -> None:
     _thumbs(info)
     imgui.separator_text("3. Latent inversion")
     inversion_presets.draw(ui)
-    if info.weights_problem:
-        colored_text(WARNING_RGBA, info.weights_problem)
+    note = info.weights_note
+    if note is not None:
+        if note.level == "error":
+            colored_text(WARNING_RGBA, note.text)
+        else:
+            imgui.push_text_wrap_pos(0.0)
+            imgui.text_disabled(note.text)
+            imgui.pop_text_wrap_pos()
+    _, p.offline = imgui.checkbox(OFFLINE_LABEL, p.offline)
+    imgui.set_item_tooltip("Without this, a missing LPIPS/ID weight file is downloaded on first use from its "
+                           "published address into the torch cache (hash-checked).")
     _, p.stand_in_losses = imgui.checkbox(STAND_IN_LABEL, p.stand_in_losses)
     imgui.set_item_tooltip("Missing LPIPS/ID weight files are replaced by untrained networks: the run works "
                            "but its losses mean nothing perceptually. For tests only.")
@@ -74,7 +84,7 @@ def draw(ui: UiState) -> None:
     imgui.push_id("stage2")
     _form(p.tuning)
     item_width()
-    _, p.locality_weight = imgui.input_float("locality weight", p.locality_weight, 0.01, 0.1, "%.3f")
+    _, p.locality_weight = imgui.input_double("locality weight", p.locality_weight, 0.01, 0.1, "%.3f")
     p.locality_weight = max(0.0, p.locality_weight)
     item_width()
     _, p.publish_every = imgui.input_int("show every (steps)", p.publish_every)
@@ -166,14 +176,18 @@ def _thumbs(info: InversionInfo) -> None:
 
 
 def _form(f: StageForm) -> None:
+    """One stage's form. Doubles (not ImGui's 32-bit floats), so a preset's values stay exactly the pipeline's."""
     item_width()
-    f.id_weight = max(0.0, imgui.input_float("ID weight", f.id_weight, 0.01, 0.1, "%.3f")[1])
+    f.id_weight = max(0.0, imgui.input_double("ID weight", f.id_weight, 0.01, 0.1, "%.3f")[1])
     item_width()
-    f.mse_weight = max(0.0, imgui.input_float("MSE weight", f.mse_weight, 0.01, 0.1, "%.3f")[1])
+    f.mse_weight = max(0.0, imgui.input_double("MSE weight", f.mse_weight, 0.01, 0.1, "%.3f")[1])
     item_width()
-    f.lpips_weight = max(0.0, imgui.input_float("LPIPS weight", f.lpips_weight, 0.01, 0.1, "%.3f")[1])
+    f.lpips_weight = max(0.0, imgui.input_double("LPIPS weight", f.lpips_weight, 0.01, 0.1, "%.3f")[1])
     item_width()
-    _, f.lr = imgui.input_float("learning rate", f.lr, 0.0, 0.0, "%.5f")
+    f.ssim_weight = max(0.0, imgui.input_double("SSIM weight", f.ssim_weight, 0.01, 0.1, "%.3f")[1])
+    imgui.set_item_tooltip("weight of 1 - SSIM (structural similarity; needs no download)")
+    item_width()
+    _, f.lr = imgui.input_double("learning rate", f.lr, 0.0, 0.0, "%.4g")
     f.lr = max(1e-7, f.lr)
     item_width()
     _, f.steps = imgui.input_int("steps", f.steps)

@@ -105,7 +105,8 @@ def _pick(ctx, combo: str, items: tuple[str, ...], item: str) -> None:
 
 
 def _open_by_path(ctx, app, path: Path) -> None:
-    ctx.item_input_value("Panels/Load/path##load", str(path))
+    ctx.item_input("Panels/Load/path##load")  # type without Enter: Enter alone opens the file, so Enter + Open
+    ctx.key_chars_replace(str(path))  # opened it twice and the second load raced the clicks that followed
     ctx.item_click("Panels/Load/Open##load")
     _wait(ctx, lambda: _shows(app, str(path)), f"{path.name} in the view")
     assert app.ui.info.error is None, app.ui.info.error

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ui_state.actions import ChoosePreset, InversionAction, LoadPhotos, StartLatentSearch
-from ui_state.inversion import STAND_IN_LABEL, split_paths
+from ui_state.inversion import OFFLINE_LABEL, STAND_IN_LABEL, split_paths
 from ui_state.ui import UiState
 from viewer.jobs import JobRunner
 
@@ -134,12 +134,15 @@ def test_webcam_without_camera_says_so(session):
 
 
 def test_missing_loss_weights_are_said_in_the_panel_words(tmp_path, monkeypatch, session):
-    """A missing weight file is named before Start (the panel's warning) and, on Start, under stage 1's buttons,
-    in the panel's own words: its 'weights folder' field and its stand-in box, no command-line options."""
+    """A missing weight file is named before Start. Online (the default) it is a note that the file will be
+    downloaded on first use from its address into its folder; with 'never download weight files' ticked it is
+    an error, before Start and, on Start, under stage 1's buttons, in the panel's own words: its 'weights
+    folder' field, its offline and stand-in boxes, no command-line options."""
     from core.camera import orbit_cameras
     from inversion.framing import SYNTHETIC_HEADS
-    from inversion.pretrained import LPIPS_FILES, MissingWeightsError, find_weights
+    from inversion.pretrained import LPIPS_WEIGHTS, MissingWeightsError, WeightFile, find_weights
     from inversion.preprocess import InversionTarget, PreprocessConfig, PreprocessResult
+    from ui_state.inversion import OFFLINE_LABEL
     from viewer.features.inversion.settings import gui_wording
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
@@ -147,32 +150,85 @@ def test_missing_loss_weights_are_said_in_the_panel_words(tmp_path, monkeypatch,
     session.target = InversionTarget(torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32),
                                      orbit_cameras(torch.tensor([0.0]), 0.0), ("x",))
     session.preprocessed = (PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=32), PreprocessResult([]))
-    session.state.panel.latent.steps = 2
-    pump(app, session, lambda: session.state.info.weights_problem, "the warning before Start")
+    panel = session.state.panel
+    panel.latent.steps = 2
+    alex = LPIPS_WEIGHTS["alex"]
+    # online: a note, not an error (nothing is downloaded before Start)
+    pump(app, session, lambda: session.state.info.weights_note is not None, "the note before Start")
+    note = session.state.info.weights_note
+    assert note.level == "info" and "download" in note.text, note
+    assert alex.name in note.text and alex.url in note.text and str(tmp_path / "empty-cache") in note.text, note
+    assert not (tmp_path / "empty-cache").exists()
+    # offline: an error before Start and under stage 1's buttons on Start
+    panel.offline = True
+    pump(app, session, lambda: session.state.info.weights_note.level == "error", "the offline warning")
     app.ui.request(StartLatentSearch())
     pump(app, session, lambda: "latent" in session.state.info.stage_notes, "the error under stage 1", 60.0)
     note = session.state.info.stage_notes["latent"]
-    for text in (note.text, session.state.info.weights_problem):
-        assert LPIPS_FILES["alex"] in text and str(tmp_path) in text and "'weights folder'" in text, text
-        assert "--" not in text, text
+    for text in (note.text, session.state.info.weights_note.text):
+        assert alex.name in text and alex.url in text and str(tmp_path) in text, text
+        assert "'weights folder'" in text and f"'{OFFLINE_LABEL}'" in text and "--" not in text, text
     assert note.level == "error" and not session.state.info.has_latent and not session.state.info.running
+    wf = WeightFile("x.pth", "https://example.org/x.pth", "hub/checkpoints", None, "The LPIPS loss")
     with pytest.raises(MissingWeightsError) as err:  # the pipeline's own message, as the panel shows it
-        find_weights("x.pth", tmp_path, None, "The LPIPS loss", "https://example.org/x.pth", allow_random=False)
+        find_weights(wf, tmp_path, allow_random=False, offline=True)
     shown = gui_wording(str(err.value))
     assert "--" not in shown and "'weights folder'" in shown and STAND_IN_LABEL in shown, shown
-    session.state.panel.latent.lpips_weight = session.state.panel.latent.id_weight = 0.0  # MSE only: runs
-    pump(app, session, lambda: not session.state.info.weights_problem, "the warning gone")
+    assert f"'{OFFLINE_LABEL}' is ticked" in shown, shown
+    panel.latent.lpips_weight = panel.latent.id_weight = 0.0  # MSE + SSIM only: stage 1 needs nothing
+    panel.tuning.lpips_weight = panel.tuning.id_weight = 0.0
+    pump(app, session, lambda: session.state.info.weights_note is None, "the warning gone")
+
+
+def test_presets_fill_the_form_with_the_pipelines_settings(session):
+    """The presets are inversion.config's: choosing one fills the whole form, and the settings the panel runs
+    equal ``preset_settings`` (what ``python -m inversion --preset`` runs) except the GUI's own fields."""
+    import dataclasses
+
+    from inversion.config import PRESET_NAMES, PRESETS, preset_settings
+    from inversion.framing import SYNTHETIC_HEADS
+    from inversion.objective import LossNetworks
+    from inversion.preprocess import PreprocessConfig
+    from viewer.features.inversion.settings import latent_settings, preset_steps, tuning_settings
+
+    app, session = session
+    panel = session.state.panel
+    steps = preset_steps()
+    assert list(steps) == list(PRESET_NAMES) and steps["standard"] == (200, 100) == (
+        PRESETS["standard"].latent_steps, PRESETS["standard"].tuning_steps)
+    assert panel.preset == "quick" and (panel.latent.steps, panel.tuning.steps) == steps["quick"]  # a CPU
+    pre = PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=32)
+    for name in PRESET_NAMES:
+        app.ui.request(ChoosePreset(name))
+        pump(app, session, lambda: panel.preset == name, f"the preset {name}")
+        cli = preset_settings(name, resolution=32)
+        for form, cfg in ((panel.latent, cli.latent), (panel.tuning, cli.tuning)):
+            assert (form.steps, form.batch_size, form.lr) == (cfg.steps, cfg.batch_size, cfg.lr), name
+            assert (form.id_weight, form.mse_weight, form.lpips_weight, form.ssim_weight) == (
+                cfg.losses.id, cfg.losses.mse, cfg.losses.lpips, cfg.losses.ssim), name
+        assert (panel.space, panel.refine_cameras, panel.locality_weight) == (
+            cli.latent.space, cli.latent.refine_cameras, cli.tuning.locality_weight)
+        gui = tuning_settings(panel, latent_settings(panel, pre))
+        assert gui.networks == LossNetworks(weights_dir=None, allow_random=False, offline=False)
+        assert gui.publish_every == panel.publish_every  # the GUI's fields: publishing and the loss networks
+        assert dataclasses.replace(gui, networks=cli.networks, publish_every=cli.publish_every) == cli, name
+    assert panel.space == "w" and panel.latent.ssim_weight > 0  # the pipeline's recipe: W with SSIM
+    # a changed value: no preset any more; the settings the form does not show stay the preset's
+    app.ui.request(ChoosePreset("quick"))
+    pump(app, session, lambda: panel.preset == "quick", "quick")
+    panel.latent.ssim_weight = 0.25
+    pump(app, session, lambda: panel.preset == "", "custom values")
+    gui = tuning_settings(panel, latent_settings(panel, pre))
+    assert gui.latent.losses.ssim == 0.25 and gui.tuning.locality_every == PRESETS["quick"].locality_every == 2
+    panel.offline = True
+    assert latent_settings(panel, pre).networks.offline
 
 
 def test_presets_and_the_loss_plot(session):
-    from viewer.features.inversion.settings import preset_steps
+    from inversion.config import PRESETS
     from widgets.inversion import plot_series
 
     app, session = session
-    steps = preset_steps()
-    assert list(steps) == ["quick", "standard", "thorough"] and steps["thorough"] == (500, 300)
-    assert session.state.panel.preset == "quick" and (session.state.panel.latent.steps,  # a CPU: quick
-                                                      session.state.panel.tuning.steps) == steps["quick"]
     app.ui.request(ChoosePreset("thorough"))
     pump(app, session, lambda: session.state.panel.latent.steps == 500, "the preset")
     assert session.state.panel.tuning.steps == 300 and session.state.panel.preset == "thorough"
@@ -180,13 +236,14 @@ def test_presets_and_the_loss_plot(session):
     pump(app, session, lambda: session.state.panel.preset == "", "custom steps")
     session.speed._set((0.5, 2.0), "test")
     pump(app, session, lambda: session.state.info.presets[0].seconds is not None, "estimates")
-    assert [p.seconds for p in session.state.info.presets] == [50 * 0.5 + 30 * 2.0, 200 * 0.5 + 100 * 2.0,
-                                                                500 * 0.5 + 300 * 2.0]
+    assert [p.seconds for p in session.state.info.presets] == [
+        p.latent_steps * 0.5 + p.tuning_steps * 2.0 for p in PRESETS.values()]
+    assert [p.summary for p in session.state.info.presets] == [p.summary for p in PRESETS.values()]
     # the plot: total, then weight * term for terms with a weight; LPIPS at weight 0 is not drawn
     history = {"total": np.array([1.2, 1.0]), "mse": np.array([10.0, 9.0]), "lpips": np.array([0.5, 0.4]),
-               "id": np.array([0.2, 0.2])}
-    series = dict(plot_series(history, {"mse": 0.1, "lpips": 0.0, "id": 0.1}))
-    assert list(series) == ["total", "mse x 0.1", "id x 0.1"]
+               "id": np.array([0.2, 0.2]), "ssim": np.array([0.4, 0.3])}
+    series = dict(plot_series(history, {"mse": 0.1, "ssim": 0.5, "lpips": 0.0, "id": 0.1}))
+    assert list(series) == ["total", "mse x 0.1", "ssim x 0.5", "id x 0.1"]
     assert all((v <= series["total"] + 1e-12).all() for k, v in series.items())
 
 
@@ -251,6 +308,12 @@ def test_inversion_panel_in_the_window(tmp_path):
         _wait(ctx, lambda: "s/step" in info().speed and all(x.seconds for x in info().presets), "the speed")
         ctx.item_click(f"{P}/standard##preset")
         assert (session.state.panel.latent.steps, session.state.panel.tuning.steps) == (200, 100)
+        assert session.state.panel.latent.ssim_weight > 0 and session.state.panel.space == "w"  # the CLI's recipe
+        ctx.item_check(f"{P}/{OFFLINE_LABEL}")
+        assert session.state.panel.offline
+        ctx.item_uncheck(f"{P}/{OFFLINE_LABEL}")
+        ctx.item_input_value(f"{P}/stage1/SSIM weight", 0.25)
+        assert session.state.panel.latent.ssim_weight == 0.25
         seen["estimates"] = [x.seconds for x in info().presets]
         # 3. stage 1 with stand-ins: the loss history grows, the view follows the latent, Stop ends it early
         ctx.item_check(f"{P}/{STAND_IN_LABEL}")

@@ -31,7 +31,8 @@ from viewer.features.base import Feature, Studio
 from viewer.features.inversion import stages
 from viewer.features.inversion.inputs import PhotoInputs
 from viewer.features.inversion.settings import (
-    WeightsCheck, default_preset, gui_wording, latent_settings, missing_weights, tuning_settings, weights_of,
+    WeightsCheck, default_preset, gui_wording, latent_settings, missing_weights, tuning_settings,
+    tuning_weights_of, weights_of,
 )
 from viewer.features.inversion.speed import SPEED_JOB, StageSpeed
 from viewer.features.latents import w_latent
@@ -210,9 +211,9 @@ class Inversion(Feature):
         if self.target is None:
             self.say("preprocess the photos first", "error", "latent")
             return
-        problem = missing_weights(self.state.panel, self.state.panel.latent)
-        if problem:
-            self.say(problem, "error", "latent")
+        weights = missing_weights(self.state.panel, self.state.panel.latent)
+        if weights is not None and weights.level == "error":  # offline and missing: cannot run
+            self.say(weights.text, "error", "latent")
             return
         try:
             settings = latent_settings(self.state.panel, self.preprocessed[0])
@@ -226,6 +227,8 @@ class Inversion(Feature):
         work = stages.latent_job(settings, self.target, source, self.ui.device, feed, stop)
         if self._start("inversion_latent", work, lambda r: self._latent_done(r, source, settings)):
             self._weights_used["latent"] = weights_of(settings.latent.losses)
+            if weights is not None:  # the download note
+                self.say(weights.text)
             self.say(f"stage 1: {settings.latent.steps} steps in {settings.latent.space.upper()} on {source}",
                      stage="latent")
 
@@ -245,9 +248,9 @@ class Inversion(Feature):
         if self.latent is None or self.target is None:
             self.say("run stage 1 first: tuning needs its latent", "error", "tuning")
             return
-        problem = missing_weights(self.state.panel, self.state.panel.tuning)
-        if problem:
-            self.say(problem, "error", "tuning")
+        weights = missing_weights(self.state.panel, self.state.panel.tuning)
+        if weights is not None and weights.level == "error":  # offline and missing: cannot run
+            self.say(weights.text, "error", "tuning")
             return
         try:
             settings = tuning_settings(self.state.panel, self.latent_settings)
@@ -258,8 +261,9 @@ class Inversion(Feature):
         self._pivot = w_latent(self.latent.ws.numpy())
         work = stages.tuning_job(settings, self.target, self.latent, self.latent_source, self.ui.device, feed, stop)
         if self._start("inversion_tuning", work, lambda r: self._tuning_done(r, feed, settings)):
-            self._weights_used["tuning"] = {**weights_of(settings.tuning.losses),
-                                            "locality": settings.tuning.locality_weight}
+            self._weights_used["tuning"] = tuning_weights_of(settings.tuning)
+            if weights is not None:
+                self.say(weights.text)
             self.say(f"stage 2: tuning a copy of the generator for {settings.tuning.steps} steps", stage="tuning")
 
     def _tuning_done(self, result, feed: stages.StageFeed, settings) -> None:
@@ -391,7 +395,7 @@ class Inversion(Feature):
             has_tuned=self.tuning is not None or tuned_active, tuned_active=tuned_active, loss_sources=sources,
             messages=tuple(self._messages), saved_to=self._saved_to, stage_notes=dict(self._notes),
             presets=self.speed.presets(), speed=self.speed.note, seconds_per_step=self.speed.per_step,
-            weights_problem=self._weights.problem, latent_weights=dict(self._weights_used["latent"]),
+            weights_note=self._weights.note, latent_weights=dict(self._weights_used["latent"]),
             tuning_weights=dict(self._weights_used["tuning"]),
             eta_s=self.speed.eta_s(stage, *self._progress) if stage in ("latent", "tuning") else None)
         self._dirty = False

@@ -2,18 +2,20 @@
 
 The speed is measured, not guessed: after preprocessing, a short worker job runs a few throw-away steps of each
 stage with the panel's settings (``stages.speed_job``); every finished real run then replaces the figure of its
-stage with its own average. Estimate = seconds per step x steps. The presets (quick / standard / thorough) come
-from the pipeline's configs (``settings.preset_steps``); the default is the largest that fits
-``settings.TIME_BUDGET_S`` on this device.
+stage with its own average. Estimate = seconds per step x steps. The presets (quick / standard / thorough) are
+``inversion.config.PRESETS``: choosing one fills the whole form (``settings.fill_form``); the default is the
+largest that fits ``settings.TIME_BUDGET_S`` on this device.
 """
 
 from __future__ import annotations
 
 from ui_state.actions import ChoosePreset
-from ui_state.inversion import PRESET_NAMES, PresetInfo
+from ui_state.inversion import PresetInfo
 from viewer.features.inversion import stages
-from viewer.features.inversion.settings import default_preset, estimate_s, latent_settings, preset_steps, \
-    tuning_settings
+from viewer.features.inversion.settings import (
+    default_preset, estimate_s, fill_form, form_matches, latent_settings, preset_names, preset_steps,
+    tuning_settings,
+)
 
 SPEED_JOB = "inversion_speed"
 MIN_STEPS_TO_LEARN = 5  # a real run this long replaces the measured figure of its stage
@@ -31,24 +33,24 @@ class StageSpeed:
     # ------------------------------------------------------------------ presets
 
     def choose(self, a: ChoosePreset, by_user: bool = True) -> None:
-        steps = preset_steps()
-        if a.name not in steps:
-            self.f.say(f"unknown preset {a.name!r}; choose one of {', '.join(PRESET_NAMES)}", "error")
+        if a.name not in preset_names():
+            self.f.say(f"unknown preset {a.name!r}; choose one of {', '.join(preset_names())}", "error")
             return
-        p = self.f.state.panel
-        p.latent.steps, p.tuning.steps = steps[a.name]
-        p.preset = a.name
+        fill_form(self.f.state.panel, a.name)
         self._user_chose = self._user_chose or by_user
         self.f.mark_dirty()
 
     def presets(self) -> tuple[PresetInfo, ...]:
-        return tuple(PresetInfo(name, a, b, estimate_s((a, b), self.per_step)) for name, (a, b) in
-                     preset_steps().items())
+        from inversion.config import PRESETS
+
+        return tuple(PresetInfo(name, a, b, estimate_s((a, b), self.per_step), PRESETS[name].summary)
+                     for name, (a, b) in preset_steps().items())
 
     def sync_preset(self) -> None:
-        """The form's step counts no longer match its preset (the user typed others): no preset is chosen."""
+        """The form no longer holds its preset's values (the user changed one): no preset is chosen (the settings
+        the form does not show stay those of the preset it was filled from)."""
         p = self.f.state.panel
-        if p.preset and preset_steps().get(p.preset) != (p.latent.steps, p.tuning.steps):
+        if p.preset and not form_matches(p, p.preset):
             p.preset = ""
             self._user_chose = True
 
