@@ -5,7 +5,8 @@ Everyone who turns a seed into a head calls these (the viewer's render worker, `
 
 Sources (the strings the viewer's Load panel and ``run_viewer.py`` take):
 
-- a generator file (``.pkl``: ours or an official pickle, see :mod:`core.model_files`);
+- a generator file (ours ``.safetensors``; ``.pkl``: an official CGS-GAN pickle, a GGHead checkpoint or our
+  older format; see :mod:`core.model_files`);
 - a 3DGS ``.ply`` scene (recognised by its magic bytes or its extension);
 - ``random:<preset>`` for ``<preset>`` in :data:`RANDOM_PRESETS`: an untrained generator, the same weights
   every time (``torch.manual_seed(0)``), with :func:`wake_layer_scales` applied, for testing.
@@ -74,7 +75,7 @@ def load_generator_source(source: str, device: torch.device | str = "cpu") -> Ga
     """The generator of ``source``; ``ValueError`` when it is a ``.ply`` scene."""
     loaded = load_source(source, device)
     if loaded.generator is None:
-        raise ValueError(f"{source} is a .ply scene; this needs a generator (.pkl or random:*)")
+        raise ValueError(f"{source} is a .ply scene; this needs a generator (a generator file or random:*)")
     return loaded.generator
 
 

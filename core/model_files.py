@@ -33,10 +33,13 @@ from core.generator import Generator, GeneratorConfig, check_state_dict
 from core.regular_file import require_regular_file
 from core.snapshots import open_snapshot, save_snapshot
 from core.tensor_file_reader import sniff
+from core.tensor_files import INDEX_SUFFIX, SUFFIX
 
-GENERATOR_SUFFIX = ".safetensors"
-# what the file dialogs offer for generators (ours, sharded snapshot indexes, format-1 and official pickles)
-GENERATOR_SUFFIXES = (".safetensors", ".json", ".pkl")
+GENERATOR_SUFFIX = SUFFIX  # what save_generator writes
+# generator files by name: ours (one file or a sharded index), format-1 and official pickles
+GENERATOR_SUFFIXES = (SUFFIX, INDEX_SUFFIX, ".pkl")
+# what the file dialogs filter on (the dialogs match the last suffix only)
+GENERATOR_DIALOG_SUFFIXES = (SUFFIX, ".json", ".pkl")
 
 
 @dataclass(frozen=True)

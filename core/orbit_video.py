@@ -11,7 +11,7 @@ encoder finished. A cancelled or failed write removes it, so no partial .mp4 is 
 
 CLI::
 
-    python -m core.orbit_video --model G.pkl --seed 7 --psi 0.7 --out head.mp4 --frames 120
+    python -m core.orbit_video --model G.safetensors --seed 7 --psi 0.7 --out head.mp4 --frames 120
     python -m core.orbit_video --ply scene.ply --out scene.mp4 --resolution 1024 --elevation-deg 10
 """
 
@@ -375,7 +375,7 @@ class OrbitVideoOptions:
 def load_scene(opts: OrbitVideoOptions, device: torch.device) -> GaussianSet:
     """The scene the options name: a generated head (--model, --seed, --psi) or a .ply (--ply)."""
     if (opts.model is None) == (opts.ply is None):
-        raise ValueError("give exactly one of --model (a generator .pkl) or --ply (a 3DGS scene)")
+        raise ValueError("give exactly one of --model (a generator file) or --ply (a 3DGS scene)")
     if opts.ply is not None:
         from core.ply import read_ply
 
@@ -390,7 +390,7 @@ def load_scene(opts: OrbitVideoOptions, device: torch.device) -> GaussianSet:
 _CLI_DESCRIPTION = """Render a turntable video of a generated head (--model) or a 3DGS scene (--ply) to an .mp4.
 
 Examples:
-    python -m core.orbit_video --model G.pkl --seed 7 --psi 0.7 --out head.mp4 --frames 120
+    python -m core.orbit_video --model G.safetensors --seed 7 --psi 0.7 --out head.mp4 --frames 120
     python -m core.orbit_video --ply scene.ply --out scene.mp4 --resolution 1024 --elevation-deg 10
 """
 

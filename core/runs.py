@@ -44,6 +44,7 @@ ERROR_FILE = "error.txt"
 STOP_FILE = "STOP"
 INIT_GRID = "fakes_init.png"
 SNAPSHOT_PREFIX = "network-snapshot-"
+LEGACY_SUFFIX = ".pkl"  # format-1 snapshots of runs from before safetensors (read-only)
 
 # stats.jsonl: every tick record has STATS_FIELDS (peak_gpu_mem_gib on CUDA only) and LOSS_KEYS (None for a
 # loss the tick did not compute, e.g. D_r1 in ticks without an R1 step)
@@ -54,7 +55,8 @@ MAX_STATS_BYTES = 64 << 20
 MAX_JSON_BYTES = 4 << 20
 _RUN_RE = re.compile(r"^(\d{5,})-")
 _TAG = r"(\d{6,})(?:\.(\d{3}))?"
-SNAPSHOT_RE = re.compile(rf"^{SNAPSHOT_PREFIX}{_TAG}(\.safetensors\.index\.json|\.safetensors|\.pkl)$")
+SNAPSHOT_RE = re.compile(
+    rf"^{SNAPSHOT_PREFIX}{_TAG}({re.escape(INDEX_SUFFIX)}|{re.escape(SUFFIX)}|{re.escape(LEGACY_SUFFIX)})$")
 GRID_RE = re.compile(rf"^fakes{_TAG}\.png$")
 
 RunState = Literal["running", "stopped", "finished", "failed"]
@@ -98,7 +100,7 @@ class SnapshotRef:
 def list_snapshots(run_dir: str | os.PathLike) -> list[SnapshotRef]:
     """The run's complete snapshots, oldest first (writes are atomic; an index exists only when its parts do).
     Of two files for the same kimg (e.g. a .pkl and a .safetensors) the safetensors one wins."""
-    rank = {".pkl": 0, SUFFIX: 1, INDEX_SUFFIX: 2}
+    rank = {LEGACY_SUFFIX: 0, SUFFIX: 1, INDEX_SUFFIX: 2}
     best: dict[int, tuple[int, Path]] = {}
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in os.scandir(run_dir):

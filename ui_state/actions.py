@@ -18,7 +18,8 @@ from ui_state.training import TrainingLaunch
 
 @dataclass(frozen=True, slots=True)
 class OpenFile:
-    """Open a generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint), a ``.ply`` scene or ``random:<preset>``."""
+    """Open a generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint), a ``.ply`` scene or
+    ``random:<preset>``."""
 
     path: str
 
@@ -275,7 +276,8 @@ class ResetModel:
 
 @dataclass(frozen=True, slots=True)
 class ChoosePreset:
-    """Set both stages' step counts from the preset ``name`` (``ui_state.inversion.PRESET_NAMES``)."""
+    """Fill the whole Inversion form from the preset ``name`` (``inversion.config.PRESET_NAMES``): steps, lr,
+    batch size and loss weights of both stages, space, locality."""
 
     name: str
 

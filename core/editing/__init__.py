@@ -3,7 +3,7 @@
 Public API (the viewer's Latent panel calls these; none needs training code)::
 
     from core.editing import (LatentEdit, base_from_seed, find_directions, match_target, teach_direction, ...)
-    dirs = find_directions("model.pkl")              # model.directions.npz, checked against the model's SHA-256
+    dirs = find_directions("model.safetensors")           # model.directions.npz, checked against the model's SHA-256
     edit = LatentEdit(base_from_seed(G, seed=3, psi=0.7))
     edit = edit.with_value("PCA0", 1.5).with_value("has_glasses", 2.0)
     ws = edit.ws(dirs)                               # [num_ws, w_dim]; edit.reset_all().ws(dirs) == base exactly

@@ -1,4 +1,4 @@
-"""The directions file beside a model: ``model.pkl`` -> ``model.directions.npz``.
+"""The directions file beside a model: ``model.safetensors`` -> ``model.directions.npz``.
 
 A NumPy ``.npz`` (zip of ``.npy`` arrays, read with ``allow_pickle=False``: loading runs no code):
 
@@ -47,7 +47,7 @@ class DirectionsMismatchError(DirectionsFileError):
 
 
 def directions_path(model_path: str | os.PathLike) -> str:
-    """Where the directions of ``model_path`` live: ``model.pkl`` -> ``model.directions.npz``."""
+    """Where the directions of ``model_path`` live: ``model.safetensors`` -> ``model.directions.npz``."""
     return sidecar_path(model_path, SUFFIX)
 
 

@@ -1,6 +1,6 @@
 """Named saved latents (checkpoints of the viewer's current latent, with thumbnails), kept beside the model.
 
-``model.pkl`` -> ``model.latents.npz``, a NumPy ``.npz`` read with ``allow_pickle=False``:
+``model.safetensors`` -> ``model.latents.npz``, a NumPy ``.npz`` read with ``allow_pickle=False``:
 
     header        0-d unicode array: JSON {"format": "splathead-latents", "format_version": 1,
                   "model_sha256", "entries": [{"name", "values": {slider: value}, "thumbnail": bool}, ...]}
@@ -100,7 +100,7 @@ class LatentLibrary:
 
 
 def latents_path(model_path: str | os.PathLike) -> str:
-    """``model.pkl`` -> ``model.latents.npz``."""
+    """``model.safetensors`` -> ``model.latents.npz``."""
     return sidecar_path(model_path, SUFFIX)
 
 

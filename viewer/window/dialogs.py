@@ -8,13 +8,13 @@ from pathlib import Path
 
 from imgui_bundle import hello_imgui
 
-from core.model_files import GENERATOR_SUFFIXES
+from core.model_files import GENERATOR_DIALOG_SUFFIXES
 from ui_state.actions import BrowseSource, OpenFile
 from ui_state.ui import UiState
 from viewer.features.base import Feature
 from viewer.window.file_dialog import OpenDialog
 
-FILTERS = (("Generators and scenes", (*GENERATOR_SUFFIXES, ".ply")),)
+FILTERS = (("Generators and scenes", (*GENERATOR_DIALOG_SUFFIXES, ".ply")),)
 
 
 class FileDrops(Feature):
