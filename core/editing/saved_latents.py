@@ -168,7 +168,8 @@ def load_latents(path: str | os.PathLike) -> LatentLibrary:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such latent file")
-    with NpzReader(path, "a latent .npz file", error=lambda p: LatentsFileError(f"{path}: {p}")) as z:
+    with NpzReader(path, "a latent .npz file",
+                   error=lambda p: LatentsFileError(f"{path}: not a readable latent or saved-latents file ({p})")) as z:
         is_library = "header" in z.arrays
     if is_library:
         return load_library(path)

@@ -203,7 +203,7 @@ def test_saved_latents_are_core_latent_edits(studio, tmp_path):
     assert len(studio.ui.info.saved_latents) == 2 and studio.ui.latent.latent.space == "w"
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     run(h, LoadLatent(str(tmp_path / "junk.npz")))
-    assert "not a readable saved-latents file" in wait_done(studio.jobs, "load_latent").error
+    assert "not a readable latent or saved-latents file" in wait_done(studio.jobs, "load_latent").error
     latents.release()
 
 
