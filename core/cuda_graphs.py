@@ -91,33 +91,6 @@ def graphed_synthesis(G: Generator, ws_shape: tuple[int, ...], ws_requires_grad:
     return call
 
 
-class GraphedForward:
-    """``fn(*inputs)`` without autograd, captured once as a CUDA graph for fixed input shapes; each call copies
-    the inputs into static buffers and replays. ``fn`` returns a tensor or a tuple/dict of tensors, which are
-    the static output buffers (valid until the next call)."""
-
-    def __init__(self, fn: Callable, *sample_inputs: torch.Tensor, warmup: int = 3) -> None:
-        self.fn = fn
-        self.inputs = [x.detach().clone() for x in sample_inputs]
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.no_grad():
-            for _ in range(warmup):
-                fn(*self.inputs)
-        torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.no_grad():
-            self.out = fn(*self.inputs)
-
-    def __call__(self, *inputs: torch.Tensor):
-        for buf, x in zip(self.inputs, inputs):
-            if buf.shape != x.shape:
-                raise ValueError(f"this graph was captured for {list(buf.shape)}, got {list(x.shape)}")
-            buf.copy_(x)
-        self.graph.replay()
-        return self.out
-
-
 def graphed_loss(fn: Callable[..., dict[str, torch.Tensor]], pred_shape: tuple[int, ...],
                  *sample_inputs: torch.Tensor, warmup: int = 3) -> Callable[..., dict[str, torch.Tensor]]:
     """``(pred, *inputs) -> fn(pred, *inputs)`` (a dict of loss tensors), forward and backward replayed from

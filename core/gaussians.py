@@ -14,7 +14,7 @@ Activations (applied by the renderer, never stored):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
@@ -264,7 +264,3 @@ def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     as_int = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
     return torch.equal(a.detach().cpu().contiguous().view(as_int[a.dtype]), b.detach().cpu().contiguous().view(as_int[b.dtype]))
 
-
-def fields_of(gs: GaussianSet) -> dict[str, torch.Tensor]:
-    """The five stored tensors by name (for serialisation)."""
-    return {f.name: getattr(gs, f.name) for f in fields(gs)}

@@ -73,8 +73,3 @@ def check_generator(G: object) -> GaussianHeadGenerator:
         raise TypeError(f"{type(G).__name__} is not a generator the studio can use: it lacks {', '.join(missing)}")
     return G  # type: ignore[return-value]
 
-
-def generator_device(G: GaussianHeadGenerator) -> torch.device:
-    """The device of ``G``'s first parameter (CPU for a generator without parameters)."""
-    p = next(iter(G.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")

@@ -55,11 +55,6 @@ def skew(r: torch.Tensor) -> torch.Tensor:
     return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(r.shape[:-1] + (3, 3))
 
 
-def rodrigues(r: torch.Tensor) -> torch.Tensor:
-    """Axis-angle ``[..., 3]`` (radians) -> rotations ``[..., 3, 3]`` (matrix exponential; smooth at 0)."""
-    return torch.linalg.matrix_exp(skew(r))
-
-
 def _rodrigues_closed(r: torch.Tensor) -> torch.Tensor:
     """Closed-form Rodrigues for one ``[3]`` vector away from 0 (fast under autograd's jacobian)."""
     theta = torch.sqrt((r * r).sum() + 1e-24)
@@ -150,8 +145,3 @@ def view_angle_error_deg(a: Cameras, b: Cameras, target: tuple[float, float, flo
     db = torch.nn.functional.normalize(b.centers.double() - t, dim=-1)
     return math.degrees(float(torch.acos((da * db).sum().clamp(-1.0, 1.0))))
 
-
-def rotation_error_deg(a: Cameras, b: Cameras) -> float:
-    """Geodesic angle in degrees between the two cameras' orientations (batch ``[]``)."""
-    R = a.cam2world[:3, :3].double().T @ b.cam2world[:3, :3].double()
-    return math.degrees(float(torch.acos(((torch.trace(R) - 1) / 2).clamp(-1.0, 1.0))))
