@@ -109,7 +109,8 @@ class StartVideo:
     """Render an orbit video of the current head in the background.
 
     Attributes: path (``.mp4``); frames; fps; radius (scene units); elevation_deg (camera height as pitch,
-    degrees, positive looks down); resolution (pixels, square); turns (full orbits).
+    degrees, positive looks down); resolution (pixels, square); turns (full orbits). The defaults here are
+    placeholders: the app starts the Video panel from ``core.orbit_video.OrbitVideoSettings`` (the CLI's).
     """
 
     path: str

@@ -70,6 +70,7 @@ class ViewerApp:
     def __init__(self, cfg: ViewerConfig, device: str = "cpu") -> None:
         from core.generator import PRESETS as GENERATOR_PRESETS
         from core.latent import RANDOM_SOURCES
+        from viewer.features.video import video_defaults
         from viewer.config import torch_threads
 
         threads = torch_threads(cfg.torch_threads, device)
@@ -84,6 +85,7 @@ class ViewerApp:
         ui.info.default_source = default_source()
         ui.info.builtin_sources = RANDOM_SOURCES
         ui.info.generator_presets = tuple(GENERATOR_PRESETS)  # the Training panel's choices
+        ui.video.request = video_defaults(ui.video.request.path)  # the Video panel starts from core's defaults
         self.pacer = FramePacer(cfg.fps_max, ScriptedRun.idle_allowed(cfg))
         self.worker = RenderWorker(wake=self.pacer.wake)
         self.jobs = JobRunner(self.worker, wake=self.pacer.wake)

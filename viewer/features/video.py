@@ -10,6 +10,14 @@ from viewer.features.exports import free_path
 from viewer.jobs import JobContext
 
 
+def video_defaults(path: str) -> StartVideo:
+    """The Video panel's first request: ``core.orbit_video.OrbitVideoSettings``' defaults (the CLI's), to ``path``."""
+    from core.orbit_video import OrbitVideoSettings
+
+    d = OrbitVideoSettings()
+    return StartVideo(path, frames=d.frames, fps=round(d.fps), radius=d.radius, elevation_deg=d.elevation_deg,
+                      resolution=d.resolution, turns=d.turns)
+
 class Video(Feature):
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
@@ -24,12 +32,10 @@ class Video(Feature):
         if scene is None:
             self.studio.say("nothing to film yet: no Gaussians on screen", "warning")
             return
-        if not a.path.lower().endswith(".mp4"):
-            self.studio.say(f"the video file must end in .mp4: {a.path}", "error")
-            return
-        from core.orbit_video import OrbitVideoSettings
+        from core.orbit_video import OrbitVideoSettings, check_video_name
 
         try:
+            check_video_name(a.path)
             settings = OrbitVideoSettings(frames=a.frames, fps=a.fps, radius=a.radius, elevation_deg=a.elevation_deg,
                                           resolution=a.resolution, fov_deg=ui.camera.camera.fov_deg,
                                           background=ui.render.background, turns=a.turns)
