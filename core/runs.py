@@ -45,6 +45,7 @@ STOP_FILE = "STOP"
 INIT_GRID = "fakes_init.png"
 SNAPSHOT_PREFIX = "network-snapshot-"
 LEGACY_SUFFIX = ".pkl"  # format-1 snapshots of runs from before safetensors (read-only)
+OPTIONS_JSON_FLAG = "--options-json"  # python -m training reads a JSON object of TrainOptions fields from here
 
 # stats.jsonl: every tick record has STATS_FIELDS (peak_gpu_mem_gib on CUDA only) and LOSS_KEYS (None for a
 # loss the tick did not compute, e.g. D_r1 in ticks without an R1 step)

@@ -7,19 +7,17 @@ what to launch (:class:`TrainingLaunch`: the form's values as TrainOptions field
 The viewer cannot import ``training`` (the import rule), so the launch is a JSON object of TrainOptions field
 names; ``python -m training`` checks it strictly (unknown names are refused) and fills every option the form
 does not set from TrainOptions' defaults, or, on resume, from the snapshot's run.
-``tests/viewer/test_training_panel.py`` checks that every name here is a TrainOptions field.
+``tests/viewer/test_training_panel.py`` checks that every name here is a TrainOptions field, and that the form's
+defaults are TrainOptions' except the panel's own choices (a desktop run: preset ``cpu128``, 1000 kimg).
+The command line that runs a launch is built by ``viewer.features.training.runs.launch_command``.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-OPTIONS_JSON_FLAG = "--options-json"  # python -m training reads the launch file through this flag
-
 
 @dataclass
 class TrainingForm:
@@ -104,14 +102,6 @@ class TrainingLaunch:
         if self.resume:
             opts["resume"] = self.resume
         return opts
-
-    def command(self, options_file: str, python: str = sys.executable) -> list[str]:
-        """The command line that runs this launch from ``options_file`` (where :meth:`options` was written)."""
-        args = [OPTIONS_JSON_FLAG, options_file, *self.extra]
-        if self.gpus > 1:
-            return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(self.gpus),
-                    "-m", "training", *args]
-        return [python, "-m", "training", *args]
 
 
 @dataclass(frozen=True, eq=False)

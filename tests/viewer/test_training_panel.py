@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ui_state.training import TrainingForm, TrainingLaunch
-from viewer.features.training.runs import read_run
+from viewer.features.training.runs import launch_command, read_run
 
 RES = 32
 TINY = ("--resolution 32 --num-views 2 --d-channel-base 512 --d-channel-max 32 --workers 0 --r1-interval 2 "
@@ -56,15 +56,20 @@ def test_launch_is_a_serialised_train_options():
     assert (opts.data, opts.batch, opts.batch_gpu, opts.kimg, opts.preset, opts.resume) == ("d", 8, 4, 2.0, "cpu128",
                                                                                               None)
     assert opts.tick_kimg == 1.0 and opts.gamma == TrainOptions(data="x").gamma  # unset fields: the CLI's defaults
-    cmd = launch.command("opts.json", python="python")
+    cmd = launch_command(launch, "opts.json", python="python")
     assert cmd == ["python", "-m", "training", "--options-json", "opts.json", "--gamma", "0.3"]
-    two = TrainingLaunch.from_form(TrainingForm(data="d", gpus=2, batch=16, batch_gpu=8)).command("o.json", "python")
+    two = launch_command(TrainingLaunch.from_form(TrainingForm(data="d", gpus=2, batch=16, batch_gpu=8)), "o.json", "python")
     assert two[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node" in two and two[-2:] == ["--options-json",
                                                                                                       "o.json"]
     with pytest.raises(ValueError, match="multiple"):
         TrainingLaunch.from_form(TrainingForm(data="d", gpus=2, batch=12, batch_gpu=8))
     with pytest.raises(ValueError, match="dataset"):
         TrainingLaunch.from_form(TrainingForm(data=" "))
+    # the form's defaults are TrainOptions' (the viewer cannot import training), but for the panel's own choices
+    defaults = TrainOptions(data="x")
+    own = {"data", "resume", "preset", "kimg"}  # a desktop run: cpu128 for 1000 kimg
+    shared = {f.name for f in dataclasses.fields(TrainingForm)} & {f.name for f in dataclasses.fields(TrainOptions)}
+    assert {n: getattr(TrainingForm(), n) for n in shared - own} == {n: getattr(defaults, n) for n in shared - own}
 
 
 def test_options_json_file_is_what_training_runs(tmp_path):

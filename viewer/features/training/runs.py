@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,21 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic_file import atomic_write
-from core.runs import LOSS_KEYS, RunFiles, find_run_by_launch, read_run_files, tail
+from core.runs import LOSS_KEYS, OPTIONS_JSON_FLAG, RunFiles, find_run_by_launch, read_run_files, tail
 from ui_state.training import TrainingLaunch
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository: python -m training runs from here
 STALE_S = 900.0  # an attached run on another host whose status.json is older than this is shown as "unknown"
+
+
+def launch_command(launch: TrainingLaunch, options_file: str, python: str = sys.executable) -> list[str]:
+    """The command line that runs ``launch`` from ``options_file`` (where ``launch.options()`` was written):
+    ``python -m training --options-json FILE [extra...]``, through ``torch.distributed.run`` for several GPUs."""
+    args = [OPTIONS_JSON_FLAG, options_file, *launch.extra]
+    if launch.gpus > 1:
+        return [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(launch.gpus),
+                "-m", "training", *args]
+    return [python, "-m", "training", *args]
 
 
 class TrainingProcess:
@@ -46,7 +57,7 @@ class TrainingProcess:
         self.console = stem.with_suffix(".log")
         with atomic_write(self.options_file) as f:
             f.write((json.dumps(launch.options(), indent=1) + "\n").encode())
-        self.command = launch.command(str(self.options_file))
+        self.command = launch_command(launch, str(self.options_file))
         self.started = time.time()
         with open(self.console, "wb") as out:
             self.proc = subprocess.Popen(self.command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
