@@ -23,6 +23,8 @@ from core.regular_file import open_regular
 MIN_SIDE = 16  # px; anything smaller cannot hold a detectable face
 MAX_PIXELS = 50_000_000  # a header claiming more is refused before decoding (48 MP phone photos pass)
 MAX_SIDE = 4096  # px; larger photos are downscaled to this on load
+# what file dialogs offer for photos (load_photo reads whatever Pillow reads)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class PhotoError(ValueError):

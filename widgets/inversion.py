@@ -103,8 +103,9 @@ def draw(ui: UiState) -> None:
     if imgui.button("Save everything"):
         ui.request(SaveInversion())
     imgui.end_disabled()
-    imgui.set_item_tooltip("aligned photos, cameras.json, pivot.npz, generator_tuned.safetensors, head.ply, renders, "
-                           "orbit video, report.json (a new folder if this one is not empty)")
+    imgui.set_item_tooltip("Everything python -m inversion writes: the aligned photos, cameras, the latent, the tuned "
+                           "generator, the head as .ply, renders, the orbit video and the report. If the folder "
+                           "already holds results, a new one (name_2, ...) is used.")
     imgui.same_line()
     imgui.begin_disabled(not info.tuned_active)
     if imgui.button("Reset to original model"):

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from inversion.photos import PHOTO_SUFFIXES
 from ui_state.inversion import PhotoThumb
 
 THUMB = 112  # px, side of the preprocessed thumbnails
-IMAGE_FILTERS = (("Images", (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")),)
+IMAGE_FILTERS = (("Images", PHOTO_SUFFIXES),)
 
 
 def check_photos(paths, known: set[str]) -> tuple[list[str], list[tuple[str, str]]]:
