@@ -10,6 +10,7 @@ option, missing weight file, results already in --out), 130 interrupted before s
 from __future__ import annotations
 
 import argparse
+import typing
 import contextlib
 import dataclasses
 import signal
@@ -22,7 +23,9 @@ from tqdm import tqdm
 from core.model_files import load_generator
 from inversion.config import PRESET_NAMES, default_preset, preset_settings
 from inversion.framing import FRAMINGS, get_framing
+from core.latent_fit import LatentSpace
 from inversion.objective import LossNetworks
+from inversion.preprocess import CameraModel
 from inversion.outputs import OutputExistsError, check_output_folder, write_results
 from inversion.pipeline import (Event, Failed, Finished, InversionSettings, StageFinished, StageStarted, StepDone,
                                 run_inversion)
@@ -36,7 +39,7 @@ OVERRIDES: dict[str, dict[str, tuple[str, type, str]]] = {
         "--lr": ("latent.lr", float, "peak learning rate (w units per step)"),
         "--warmup": ("latent.warmup", float, "warm-up, fraction of the steps"),
         "--rampdown": ("latent.rampdown", float, "cosine ramp-down, fraction of the steps"),
-        "--space": ("latent.space", str, "w or w+"),
+        "--space": ("latent.space", str, "latent space: one w for all layers, or one per layer"),
         "--batch-size": ("latent.batch_size", int, "photos per step"),
         "--id-weight": ("latent.losses.id", float, "identity loss (facenet) weight"),
         "--mse-weight": ("latent.losses.mse", float, "pixel MSE weight"),
@@ -66,6 +69,9 @@ OVERRIDES: dict[str, dict[str, tuple[str, type, str]]] = {
 }
 
 
+CHOICES = {"--space": typing.get_args(LatentSpace)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m inversion", description=__doc__,
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -80,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--framing", default="synthetic-heads", choices=sorted(FRAMINGS),
                     help="the model's face framing")
     ap.add_argument("--resolution", type=int, default=None, help="aligned/render size (default: the model's)")
-    ap.add_argument("--camera-model", default="pnp", choices=["pnp", "orbit"])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--camera-model", default="pnp", choices=typing.get_args(CameraModel),
+                    help="the camera estimated from the landmarks: pnp keeps the full PnP pose, orbit snaps it onto "
+                         "the sphere the generator was trained on")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="torch device: cpu, cuda or cuda:N")
+    ap.add_argument("--seed", type=int, default=0, help="photo subsets per step and the locality latents")
     ap.add_argument("--bf16", action="store_true", help="bf16 feature path on CUDA (faster; heads stay fp32)")
     ap.add_argument("--preset", default=None, choices=PRESET_NAMES,
                     help="step counts and settings (default: quick on the CPU, standard on a GPU); the options "
@@ -92,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         for flag, (path, kind, text) in options.items():
             if kind is bool:
                 g.add_argument(flag, default=None, action="store_const", const=True, help=text)
+            elif flag in CHOICES:
+                g.add_argument(flag, type=kind, default=None, choices=CHOICES[flag], help=text)
             else:
                 g.add_argument(flag, type=kind, default=None, help=text)
     ap.add_argument("--no-tuning", action="store_true", help="skip stage 2")
