@@ -44,8 +44,7 @@ test-fast: $(SETUP_STAMP)
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 bench: $(SETUP_STAMP)
-	@if [ -f bench/__main__.py ]; then $(PY) -m bench $(ARGS); \
-	else echo "bench: nothing to run yet (bench/__main__.py does not exist)"; fi
+	$(PY) -m bench $(ARGS)
 
 # Caches and build leftovers only; the venv stays (distclean removes it too).
 clean:
