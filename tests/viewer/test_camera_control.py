@@ -1,4 +1,4 @@
-"""Pure camera-control rules (viewer/state/camera_control.py): no window, no torch except to cross-check."""
+"""Pure camera-control rules (ui_state/camera_control.py): no window, no torch except to cross-check."""
 
 from __future__ import annotations
 
