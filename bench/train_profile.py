@@ -37,15 +37,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RECIPES = {
-    # tools/train_default_model.sh: batch 32 in one micro-batch, 4 views, gamma 0.25, blur fade 40 kimg, TF32
-    "cpu128": dict(preset="cpu128", resolution=128, batch=32, batch_gpu=32, gamma=0.25, blur_fade_kimg=40.0,
-                   num_views=4, precision="tf32"),
+from core.runs import STATS_FILE, read_stats
+from training.recipes import CPU128, TrainRecipe
+
+RECIPES: dict[str, TrainRecipe] = {
+    # the default model's (tools/train_default_model.sh)
+    "cpu128": CPU128,
     # bench/train_speed.py's cgs512 figure: batch 8 on one GPU, 4 views, TF32, official gamma and blur
-    "cgs512": dict(preset="cgs512", batch=8, batch_gpu=8, num_views=4, precision="tf32"),
+    "cgs512": TrainRecipe(preset="cgs512", batch=8, batch_gpu=8, num_views=4, precision="tf32"),
     # a CPU smoke test of this script
-    "tiny": dict(preset="tiny", resolution=32, batch=4, batch_gpu=4, num_views=2, precision="tf32",
-                 d_channel_base=512, d_channel_max=32, knn_k=8),
+    "tiny": TrainRecipe(preset="tiny", resolution=32, batch=4, batch_gpu=4, num_views=2, precision="tf32",
+                        d_channel_base=512, d_channel_max=32, knn_k=8),
 }
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CUDA = DEVICE == "cuda"
@@ -81,7 +83,7 @@ def options_for(recipe: str, overrides: dict, data: Path, outdir: Path, **extra)
     from training.options import TrainOptions
 
     fields = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
-    kw = {**RECIPES[recipe], **overrides, **extra}
+    kw = {**RECIPES[recipe].overrides(), **overrides, **extra}
     for k in list(kw):
         if k not in fields:
             if LEGACY.get(k, object()) != kw[k]:
@@ -148,7 +150,7 @@ def time_variant(recipe: str, name: str, data: Path, work: Path, ticks: int, flo
                  peak: float | None) -> dict | None:
     from training.loop import train
 
-    batch = RECIPES[recipe]["batch"]
+    batch = RECIPES[recipe].batch
     tick_kimg = 16 * batch / 1000
     opts = options_for(recipe, VARIANTS[name], data, work / f"runs-{name}", kimg=ticks * tick_kimg,
                        tick_kimg=tick_kimg, snap_kimg=1e6, image_snap_kimg=1e6)
@@ -164,7 +166,7 @@ def time_variant(recipe: str, name: str, data: Path, work: Path, ticks: int, flo
         run = train(opts, progress=False)
     finally:
         unhook()
-    ticks_log = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    ticks_log = read_stats(run)
     spk = statistics.median(t["sec_per_kimg"] for t in ticks_log[1:])
     phases = clock.per_step((ticks - 1) * 16)
     result = {"variant": name, "recipe": recipe, "s_per_kimg": spk, "ticks": [t["sec_per_kimg"] for t in ticks_log],
@@ -192,7 +194,7 @@ def profile_variant(recipe: str, name: str, data: Path, work: Path, out: Path) -
 
     from training.loop import train
 
-    batch = RECIPES[recipe]["batch"]
+    batch = RECIPES[recipe].batch
     warm, active = 18, 16
     opts = options_for(recipe, VARIANTS[name], data, work / f"prof-{name}", kimg=(warm + active + 1) * batch / 1000,
                        tick_kimg=1e6, snap_kimg=1e6, image_snap_kimg=1e6)
@@ -303,9 +305,9 @@ def quality_run(recipe: str, name: str, data: Path, work: Path, out: Path, kimg:
     t0 = time.time()
     run = train(opts, progress=False)
     seconds = time.time() - t0
-    shutil.copy(run / "stats.jsonl", out / f"quality_{name}_stats.jsonl")
+    shutil.copy(run / STATS_FILE, out / f"quality_{name}_stats.jsonl")
     G = load_generator(latest_snapshot(run), device=DEVICE).generator
-    res = RECIPES[recipe].get("resolution") or G.config.resolution
+    res = RECIPES[recipe].resolution or G.config.resolution
     save_grid(out / f"quality_{name}_grid.png", image_grid(G, res, torch.device(DEVICE), rows=6))
     ds = ImageLabelDataset(DatasetOptions(path=str(data), xflip=False, random_background=False))
     gen = torch.Generator().manual_seed(7)
@@ -323,7 +325,7 @@ def quality_run(recipe: str, name: str, data: Path, work: Path, out: Path, kimg:
     levels = int(np.log2(res)) - 3  # down to 16 px
     swd = sliced_wasserstein(laplacian_pyramid(reals, levels), laplacian_pyramid(fakes, levels))
     cons = generator_consistency(G, num_scenes=64, resolution=res)
-    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    ticks = read_stats(run)
     shutil.rmtree(run, ignore_errors=True)
     return {"variant": name, "kimg": kimg, "seconds": seconds, "swd_x1e3_by_level": swd, "swd_mean": float(np.mean(swd)),
             "consistency_psnr": cons.psnr, "final": {k: ticks[-1].get(k) for k in ("G_adv", "D_real", "D_fake",
@@ -406,7 +408,7 @@ def main() -> None:
         save()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        res = RECIPES[args.recipe].get("resolution") or int(RECIPES[args.recipe]["preset"][3:])
+        res = RECIPES[args.recipe].image_resolution()
         if "variants" in args.stages or "profile" in args.stages:
             data = noise_dataset(work / "noise", res)
         if "variants" in args.stages:
@@ -469,7 +471,7 @@ def _flops(recipe: str, name: str, data: Path, work: Path) -> float | None:
     opts = options_for(recipe, VARIANTS[name], data, work)
     if opts is None:
         return None
-    res = RECIPES[recipe].get("resolution") or int(RECIPES[recipe]["preset"][3:])
+    res = RECIPES[recipe].image_resolution()
     try:
         return recipe_step_flops(opts, res, DEVICE).total
     except RuntimeError as exc:  # e.g. an older discriminator that cannot run on the meta device
