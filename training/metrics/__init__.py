@@ -9,8 +9,8 @@ Public API::
     result = generator_consistency(G, num_scenes=64)          # no pretrained network
     result.psnr, result.depth_spread
 
-    python -m training.metrics --network G.pkl --data DATASET --metrics fid50k_full consistency
-    python -m training.metrics --network G.pkl --data SYNTHETIC --metrics gt_fit,consistency,floaters
+    python -m training.metrics --network G.safetensors --data DATASET --metrics fid50k_full consistency
+    python -m training.metrics --network G.safetensors --data SYNTHETIC --metrics gt_fit,consistency,floaters
 
 Modules: features (extractors, Inception loading, the test stand-in), fid (statistics, Frechet distance,
 real/generated statistics, cache), sampling (generated images as the protocol samples them), consistency
