@@ -194,7 +194,7 @@ class Trainer:
             return self.m.D(images, labels, chunks=chunks)[:, 0]
 
     def _z_and_labels(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        from training.dataset import sample_labels
+        from training.data_stream import sample_labels
 
         z = torch.randn(self.opts.batch_gpu, self.m.G.config.z_dim, generator=gen)
         c = sample_labels(self.dataset, self.opts.batch_gpu, gen)
@@ -360,7 +360,8 @@ class _RunContext:
 
 
 def _train(opts: TrainOptions, info: DistInfo, progress: bool, launch_file: str | None, ctx: _RunContext) -> Path:
-    from training.dataset import DatasetOptions, ImageLabelDataset, infinite_batches
+    from training.data_stream import infinite_batches
+    from training.dataset import DatasetOptions, ImageLabelDataset
 
     start_time = time.time()
     if opts.deterministic:
