@@ -5,8 +5,8 @@ blur fade, precision); run length, logging intervals, workers and seed stay with
 build their TrainOptions from it (:meth:`TrainRecipe.overrides`), ``tools/train_default_model.sh`` passes it
 to ``python -m training`` as command-line options (``python -m training.recipes cpu128`` prints them).
 
-This module imports nothing from the rest of the project at import time, so that ``bench/train_profile.py`` can time an
-older checkout with it copied in (tools/train_speed_session.sh).
+This module imports nothing from the rest of the project at import time, so that ``bench/train_profile.py``
+can time an older checkout with it copied in (tools/train_speed_session.sh).
 """
 
 from __future__ import annotations

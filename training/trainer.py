@@ -75,9 +75,7 @@ def build_models(opts: TrainOptions, g_config: GeneratorConfig, resolution: int,
 
 
 def resolve_generator_config(opts: TrainOptions) -> GeneratorConfig:
-    if opts.preset not in PRESETS:
-        raise ValueError(f"unknown preset {opts.preset!r}; choose from {sorted(PRESETS)}")
-    return PRESETS[opts.preset]
+    return PRESETS[opts.preset]  # TrainOptions refuses unknown presets
 
 
 def build_hyperparameters(opts: TrainOptions) -> dict[str, list[tuple[float, tuple[float, float]]]]:

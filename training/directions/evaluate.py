@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     import tyro
 
     try:
-        opt = tyro.cli(EvaluateOptions, args=argv, prog="python -m training.directions.evaluate", description=__doc__.split("\n\n")[0])
+        opt = tyro.cli(EvaluateOptions, args=argv, prog="python -m training.directions.evaluate",
+                       description=__doc__.split("\n\n")[0])
         print(evaluate(opt, progress=sys.stderr.isatty()))
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
