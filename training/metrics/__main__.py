@@ -211,7 +211,7 @@ def _consistency(cfg: MetricsConfig, G, dataset, device: torch.device) -> dict:
 
 def _split(cfg: MetricsConfig, names: tuple[str, ...]):
     """The held-out split (gt_fit: the heads it fits; floaters: only the cameras), or None."""
-    from training.metrics.consistency import load_eval_split
+    from training.metrics.eval_split import load_eval_split
 
     if cfg.data is None or not ({"gt_fit", "floaters"} & set(names)):
         return None
