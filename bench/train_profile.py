@@ -16,7 +16,8 @@ Variants (cumulative; ``--variants``): ``legacy`` (the D as before: per-view cal
 bf16, NCHW), ``bf16`` (+ channels_last),
 ``bf16-cb16k`` (+ D channel_base 16384), ``bf16-cb16k-gbf16`` (+ generator features in bf16). The script
 also runs on an older checkout (options it lacks are left out; variants that need them are skipped), which
-is how the "before" column of docs/training.md was measured.
+is how the "before" column of docs/training.md was measured. The recipes and variants are in
+bench/train_variants.py, the quality stage in bench/train_quality.py.
 
     python -m bench.train_profile --recipe cpu128 --stages peak variants profile --out /tmp/prof
     python -m bench.train_profile --recipe cpu128 --stages quality --variants legacy bf16 --quality-kimg 12
@@ -25,7 +26,6 @@ is how the "before" column of docs/training.md was measured.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import statistics
@@ -34,32 +34,12 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
 import torch
 
-RECIPES = {
-    # tools/train_default_model.sh: batch 32 in one micro-batch, 4 views, gamma 0.25, blur fade 40 kimg, TF32
-    "cpu128": dict(preset="cpu128", resolution=128, batch=32, batch_gpu=32, gamma=0.25, blur_fade_kimg=40.0,
-                   num_views=4, precision="tf32"),
-    # bench/train_speed.py's cgs512 figure: batch 8 on one GPU, 4 views, TF32, official gamma and blur
-    "cgs512": dict(preset="cgs512", batch=8, batch_gpu=8, num_views=4, precision="tf32"),
-    # a CPU smoke test of this script
-    "tiny": dict(preset="tiny", resolution=32, batch=4, batch_gpu=4, num_views=2, precision="tf32",
-                 d_channel_base=512, d_channel_max=32, knn_k=8),
-}
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-CUDA = DEVICE == "cuda"
-LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0)
-VARIANTS = {
-    "legacy": LEGACY,
-    "batched": {**LEGACY, "batch_d_calls": True},
-    "nhwc": {**LEGACY, "batch_d_calls": True, "channels_last": True},
-    "bf16-nchw": {"batch_d_calls": True, "channels_last": False, "d_bf16_blocks": 4},
-    "bf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4},
-    "bf16-cb16k": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4, "d_channel_base": 16384},
-    "bf16-cb16k-gbf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4,
-                         "d_channel_base": 16384, "precision": "bf16"},
-}
+from bench.train_quality import ensure_heads, quality_run
+from bench.train_variants import CUDA, DEVICE, RECIPES, VARIANTS, noise_dataset, options_for
+from core.runs import read_stats
+
 KERNEL_KINDS = (  # first match wins; lower-case substrings of CUDA kernel names
     ("rasterizer (gsplat)", ("gsplat",)),
     ("attention", ("fmha", "flash", "attention")),
@@ -73,27 +53,6 @@ KERNEL_KINDS = (  # first match wins; lower-case substrings of CUDA kernel names
     ("copy / cat / fill", ("copy", "memcpy", "memset", "cat", "fill", "index")),
     ("element-wise", ("elementwise", "vectorized", "unrolled", "where", "act")),
 )
-
-
-def options_for(recipe: str, overrides: dict, data: Path, outdir: Path, **extra):
-    """TrainOptions for ``recipe`` + ``overrides`` + ``extra``; None if this checkout lacks a needed option
-    (one set to anything but the old behaviour)."""
-    from training.options import TrainOptions
-
-    fields = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
-    kw = {**RECIPES[recipe], **overrides, **extra}
-    for k in list(kw):
-        if k not in fields:
-            if LEGACY.get(k, object()) != kw[k]:
-                return None
-            del kw[k]
-    return TrainOptions(data=str(data), outdir=str(outdir), device=DEVICE, workers=4, seed=0, **kw)
-
-
-def noise_dataset(root: Path, resolution: int, n: int = 64) -> Path:
-    from bench.train_speed import noise_dataset as make
-
-    return make(root, resolution, n)
 
 
 class PhaseClock:
@@ -148,7 +107,7 @@ def time_variant(recipe: str, name: str, data: Path, work: Path, ticks: int, flo
                  peak: float | None) -> dict | None:
     from training.loop import train
 
-    batch = RECIPES[recipe]["batch"]
+    batch = RECIPES[recipe].batch
     tick_kimg = 16 * batch / 1000
     opts = options_for(recipe, VARIANTS[name], data, work / f"runs-{name}", kimg=ticks * tick_kimg,
                        tick_kimg=tick_kimg, snap_kimg=1e6, image_snap_kimg=1e6)
@@ -164,7 +123,7 @@ def time_variant(recipe: str, name: str, data: Path, work: Path, ticks: int, flo
         run = train(opts, progress=False)
     finally:
         unhook()
-    ticks_log = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    ticks_log = read_stats(run)
     spk = statistics.median(t["sec_per_kimg"] for t in ticks_log[1:])
     phases = clock.per_step((ticks - 1) * 16)
     result = {"variant": name, "recipe": recipe, "s_per_kimg": spk, "ticks": [t["sec_per_kimg"] for t in ticks_log],
@@ -192,7 +151,7 @@ def profile_variant(recipe: str, name: str, data: Path, work: Path, out: Path) -
 
     from training.loop import train
 
-    batch = RECIPES[recipe]["batch"]
+    batch = RECIPES[recipe].batch
     warm, active = 18, 16
     opts = options_for(recipe, VARIANTS[name], data, work / f"prof-{name}", kimg=(warm + active + 1) * batch / 1000,
                        tick_kimg=1e6, snap_kimg=1e6, image_snap_kimg=1e6)
@@ -242,103 +201,6 @@ def profile_variant(recipe: str, name: str, data: Path, work: Path, out: Path) -
 
 
 # ------------------------------------------------------------------------------------------------- quality
-
-
-def laplacian_pyramid(img: torch.Tensor, levels: int) -> list[torch.Tensor]:
-    """``img [N, 3, H, W]`` -> Laplacian levels (finest first) and the final low-pass, 5-tap binomial."""
-    import torch.nn.functional as F
-
-    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=img.device) / 16
-    k2 = (k[:, None] * k[None]).expand(3, 1, 5, 5)
-    out = []
-    for _ in range(levels - 1):
-        low = F.conv2d(F.pad(img, (2, 2, 2, 2), mode="reflect"), k2, groups=3)[:, :, ::2, ::2]
-        up = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
-        out.append(img - up)
-        img = low
-    out.append(img)
-    return out
-
-
-def sliced_wasserstein(a: list[torch.Tensor], b: list[torch.Tensor], patches: int = 128, dirs: int = 512,
-                       seed: int = 0) -> list[float]:
-    """SWD x 1e3 per pyramid level between two image sets (lists of ``[N, 3, H, W]`` levels): ``patches``
-    random 7x7 patches per image, each set normalised per channel, ``dirs`` random unit directions
-    (Karras et al. 2018, section 5, with fewer images)."""
-    g = torch.Generator(a[0].device).manual_seed(seed)
-    result = []
-    for la, lb in zip(a, b):
-        descs = []
-        for level in (la, lb):
-            n, c, h, w = level.shape
-            ys = torch.randint(0, h - 6, (n, patches), generator=g, device=level.device)
-            xs = torch.randint(0, w - 6, (n, patches), generator=g, device=level.device)
-            off = torch.arange(7, device=level.device)
-            yy = (ys[..., None, None] + off[:, None])  # [n, p, 7, 1]
-            xx = (xs[..., None, None] + off[None, :])  # [n, p, 1, 7]
-            idx_n = torch.arange(n, device=level.device)[:, None, None, None]
-            d = level.permute(0, 2, 3, 1)[idx_n, yy, xx]  # [n, p, 7, 7, 3]
-            d = d.reshape(-1, 7 * 7, 3)
-            d = (d - d.mean(dim=(0, 1))) / d.std(dim=(0, 1)).clamp_min(1e-8)
-            descs.append(d.reshape(d.shape[0], -1))
-        proj = torch.randn(descs[0].shape[1], dirs, generator=g, device=la.device)
-        proj = proj / proj.norm(dim=0, keepdim=True)
-        pa, pb = (torch.sort(dd @ proj, dim=0).values for dd in descs)
-        result.append(float((pa - pb).abs().mean()) * 1e3)
-    return result
-
-
-def quality_run(recipe: str, name: str, data: Path, work: Path, out: Path, kimg: float, n_metric: int) -> dict | None:
-    from core.camera import Cameras
-    from core.model_files import load_generator
-    from training.dataset import DatasetOptions, ImageLabelDataset
-    from training.loop import image_grid, train
-    from training.metrics.consistency import generator_consistency
-    from training.run_dir import latest_snapshot, save_grid
-
-    opts = options_for(recipe, VARIANTS[name], data, work / f"q-{name}", kimg=kimg, tick_kimg=0.5, snap_kimg=1e6,
-                       image_snap_kimg=1e6, blur_fade_kimg=kimg / 4)
-    if opts is None:
-        return None
-    t0 = time.time()
-    run = train(opts, progress=False)
-    seconds = time.time() - t0
-    shutil.copy(run / "stats.jsonl", out / f"quality_{name}_stats.jsonl")
-    G = load_generator(latest_snapshot(run), device=DEVICE).generator
-    res = RECIPES[recipe].get("resolution") or G.config.resolution
-    save_grid(out / f"quality_{name}_grid.png", image_grid(G, res, torch.device(DEVICE), rows=6))
-    ds = ImageLabelDataset(DatasetOptions(path=str(data), xflip=False, random_background=False))
-    gen = torch.Generator().manual_seed(7)
-    idx = torch.randperm(len(ds), generator=gen)[:n_metric]
-    reals = torch.stack([ds[int(i)][0] for i in idx]).to(DEVICE).float() / 127.5 - 1
-    labels = torch.stack([ds[int(i)][1] for i in torch.randperm(len(ds), generator=gen)[:n_metric]]).to(DEVICE)
-    fakes = []
-    with torch.no_grad():
-        for i in range(0, n_metric, 64):
-            z = torch.randn(len(labels[i:i + 64]), G.config.z_dim, generator=gen).to(DEVICE)
-            cams = Cameras.from_label(labels[i:i + 64, None], validate=False)  # [B, 1] cameras
-            img = G(z, cameras=cams, resolution=res).render.color[:, 0]
-            fakes.append(img.permute(0, 3, 1, 2) * 2 - 1)
-    fakes = torch.cat(fakes).clamp(-1, 1)
-    levels = int(np.log2(res)) - 3  # down to 16 px
-    swd = sliced_wasserstein(laplacian_pyramid(reals, levels), laplacian_pyramid(fakes, levels))
-    cons = generator_consistency(G, num_scenes=64, resolution=res)
-    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
-    shutil.rmtree(run, ignore_errors=True)
-    return {"variant": name, "kimg": kimg, "seconds": seconds, "swd_x1e3_by_level": swd, "swd_mean": float(np.mean(swd)),
-            "consistency_psnr": cons.psnr, "final": {k: ticks[-1].get(k) for k in ("G_adv", "D_real", "D_fake",
-                                                                                     "score_real", "score_fake")}}
-
-
-def ensure_heads(path: Path, identities: int, views: int, workers: int, resolution: int) -> Path:
-    from training.synthetic_heads.config import DatasetConfig
-    from training.synthetic_heads.dataset import write_dataset
-
-    t0 = time.time()
-    summary = write_dataset(DatasetConfig(out=path, num_identities=identities, views_per_identity=views,
-                                          resolution=resolution, seed=0, workers=workers))
-    print(f"synthetic heads: {summary.num_images} images in {time.time() - t0:.0f} s")
-    return path
 
 
 FIGURE_SUFFIX = {"legacy": "_legacy", "batched": "", "nhwc": "_nhwc", "bf16-nchw": "_bf16d_nchw", "bf16": "_bf16d", "bf16-cb16k": "_bf16d_cb16384",
@@ -406,7 +268,7 @@ def main() -> None:
         save()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        res = RECIPES[args.recipe].get("resolution") or int(RECIPES[args.recipe]["preset"][3:])
+        res = RECIPES[args.recipe].image_resolution()
         if "variants" in args.stages or "profile" in args.stages:
             data = noise_dataset(work / "noise", res)
         if "variants" in args.stages:
@@ -469,7 +331,7 @@ def _flops(recipe: str, name: str, data: Path, work: Path) -> float | None:
     opts = options_for(recipe, VARIANTS[name], data, work)
     if opts is None:
         return None
-    res = RECIPES[recipe].get("resolution") or int(RECIPES[recipe]["preset"][3:])
+    res = RECIPES[recipe].image_resolution()
     try:
         return recipe_step_flops(opts, res, DEVICE).total
     except RuntimeError as exc:  # e.g. an older discriminator that cannot run on the meta device

@@ -13,19 +13,21 @@ run's final snapshot supplies it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import get_args
 
 import torch
 
 from bench.results import device_name, record
 from bench.train_speed import noise_dataset
 from core.generator import PRESETS
+from core.runs import LOG_FILE, read_stats
+from training.options import Precision
 
 NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
@@ -41,20 +43,20 @@ def run_ranks(n: int, data: Path, outdir: Path, args: argparse.Namespace) -> tup
     env = {**os.environ, **NO_MULTICAST, "TQDM_DISABLE": "1"}
     subprocess.run(cmd, check=True, env=env)
     run = next(outdir.iterdir())
-    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
-    sync = [line for line in (run / "log.txt").read_text().splitlines() if "ranks " in line and "checksum" in line]
+    ticks = read_stats(run)
+    sync = [line for line in (run / LOG_FILE).read_text().splitlines() if "ranks " in line and "checksum" in line]
     return statistics.median(t["sec_per_kimg"] for t in ticks[1:]), (sync[-1] if sync else "one rank: no sync check")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="cgs256")
+    ap.add_argument("--preset", default="cgs256", choices=list(PRESETS))
     ap.add_argument("--batch-gpu", type=int, default=8)
     ap.add_argument("--gpus", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--kimg-per-gpu", type=float, default=0.32)
     ap.add_argument("--ticks", type=int, default=4)
     ap.add_argument("--views", type=int, default=4)
-    ap.add_argument("--precision", default="tf32", choices=["fp32", "tf32", "bf16"])
+    ap.add_argument("--precision", default="tf32", choices=get_args(Precision))
     args = ap.parse_args()
     res = PRESETS[args.preset].resolution
     dev = f"{torch.cuda.device_count()} x {device_name('cuda')}"

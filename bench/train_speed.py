@@ -8,8 +8,8 @@ discriminator's and generator's convolutions and matrix products) per second ove
 bf16 dense matrix-product rate.
 
 Two set-ups:
-  * ``--recipe cpu128``: the default-model recipe of tools/train_default_model.sh (preset cpu128 at 128 px,
-    batch 32 in one micro-batch, 4 views, gamma 0.25, blur fade 40 kimg) -> ``train_s_per_kimg_cpu128``,
+  * ``--recipe cpu128``: the default-model recipe (training/recipes.py, as tools/train_default_model.sh;
+    its precision replaced by ``--precision``) -> ``train_s_per_kimg_cpu128``,
     ``train_mfu_cpu128``, ``train_peak_gpu_mem_gib_cpu128``.
   * ``--recipe cgs`` (default): preset cgs<R> per ``--resolutions``, batch = batch_gpu, 4 views ->
     ``train_gpu_s_per_kimg_<R>``, ``train_mfu_<R>``, ``train_peak_gpu_mem_gib_<R>`` (suffix ``_bf16`` with
@@ -30,6 +30,7 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -37,8 +38,9 @@ from PIL import Image
 
 from bench.results import device_name, record
 from core.camera import orbit_cameras
-
-CPU128 = dict(preset="cpu128", resolution=128, batch=32, batch_gpu=32, gamma=0.25, blur_fade_kimg=40.0, num_views=4)
+from core.runs import read_stats
+from training.options import Precision
+from training.recipes import CPU128, TrainRecipe
 
 
 def noise_dataset(root: Path, resolution: int, n: int = 64) -> Path:
@@ -54,27 +56,26 @@ def noise_dataset(root: Path, resolution: int, n: int = 64) -> Path:
     return root
 
 
-def measure(setup: dict, args, tmp: Path) -> tuple[float, float, int, object]:
+def measure(setup: TrainRecipe, args, tmp: Path) -> tuple[float, float, int, object]:
     """(median s/kimg, peak GiB, ticks measured, options) of one run of the real loop."""
     from training.loop import train
     from training.options import TrainOptions
 
-    res = setup.get("resolution") or int(setup["preset"][3:])
-    data = noise_dataset(tmp / "data", res)
-    tick_kimg = args.tick_kimg or 16 * setup["batch"] / 1000
+    data = noise_dataset(tmp / "data", setup.image_resolution())
+    tick_kimg = args.tick_kimg or 16 * setup.batch / 1000
     fast = {} if args.legacy else dict(d_bf16_blocks=args.d_bf16_blocks, channels_last=args.channels_last,
                                        batch_d_calls=True)
     legacy = dict(d_bf16_blocks=0, channels_last=False, batch_d_calls=False) if args.legacy else {}
     extra = {"d_channel_base": args.d_channel_base} if args.d_channel_base else {}
     opts = TrainOptions(data=str(data), outdir=str(tmp / "runs"), kimg=args.ticks * tick_kimg, tick_kimg=tick_kimg,
-                        snap_kimg=1e6, image_snap_kimg=1e6, workers=4, device="cuda", precision=args.precision,
-                        **{**setup, **fast, **legacy, **extra})
+                        snap_kimg=1e6, image_snap_kimg=1e6, workers=4, device="cuda",
+                        **{**setup.overrides(), "precision": args.precision, **fast, **legacy, **extra})
     torch.cuda.reset_peak_memory_stats()
     run = train(opts, progress=False)
-    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    ticks = read_stats(run)
     spk = statistics.median(t["sec_per_kimg"] for t in ticks[1:])
     mem = max(t["peak_gpu_mem_gib"] for t in ticks)
-    print(f"{setup['preset']}: {spk:.2f} s/kimg, peak {mem:.2f} GiB; ticks {[round(t['sec_per_kimg'], 2) for t in ticks]}; "
+    print(f"{setup.preset}: {spk:.2f} s/kimg, peak {mem:.2f} GiB; ticks {[round(t['sec_per_kimg'], 2) for t in ticks]}; "
           "losses at the end: " + ", ".join(f"{k}={ticks[-1][k]:.3f}" for k in ("G_adv", "D_real", "D_fake")))
     return spk, mem, len(ticks) - 1, opts
 
@@ -89,7 +90,7 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--ticks", type=int, default=4, help="ticks to run; the first is not measured")
     ap.add_argument("--tick-kimg", type=float, default=None, help="default: 16 steps")
-    ap.add_argument("--precision", default="tf32", choices=["fp32", "tf32", "bf16"])
+    ap.add_argument("--precision", default="tf32", choices=get_args(Precision))
     ap.add_argument("--d-bf16-blocks", type=int, default=0)
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--d-channel-base", type=int, default=None)
@@ -101,17 +102,16 @@ def main() -> None:
     if args.recipe == "cpu128":
         setups = [("cpu128", CPU128)]
     else:
-        setups = [(str(r), dict(preset=f"cgs{r}", batch=args.batch_gpu, batch_gpu=args.batch_gpu, num_views=args.views))
-                  for r in args.resolutions]
+        setups = [(str(r), TrainRecipe(preset=f"cgs{r}", batch=args.batch_gpu, batch_gpu=args.batch_gpu,
+                                       num_views=args.views)) for r in args.resolutions]
     for tag, setup in setups:
         with tempfile.TemporaryDirectory() as tmp:
             spk, mem, n, opts = measure(setup, args, Path(tmp))
-        res = setup.get("resolution") or int(setup["preset"][3:])
-        flops = recipe_step_flops(opts, res, "cuda").total
-        mfu = flops * 1000 / setup["batch"] / spk / (peak * 1e12)
+        flops = recipe_step_flops(opts, setup.image_resolution(), "cuda").total
+        mfu = flops * 1000 / setup.batch / spk / (peak * 1e12)
         d = ("legacy D (float32/TF32, NCHW, one call per view)" if args.legacy else
              f"D: {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, batched calls")
-        note = (f"batch {setup['batch']} in micro-batches of {setup['batch_gpu']} on 1 GPU, {opts.num_views} views, "
+        note = (f"batch {setup.batch} in micro-batches of {setup.batch_gpu} on 1 GPU, {opts.num_views} views, "
                 f"{args.precision}, {d}, D channel_base {opts.d_channel_base}; median of {n} ticks of 16 steps; "
                 f"{flops / 1e12:.2f} TFLOP/step counted")
         suffix = "" if args.precision == "tf32" else f"_{args.precision}"
@@ -126,7 +126,7 @@ def main() -> None:
         else:
             record(f"train_gpu_s_per_kimg_{tag}{suffix}", spk, "GPU-s/kimg", dev, note=note)
         record(f"train_mfu_{tag}{suffix}", mfu, "fraction of bf16 peak", dev,
-               note=f"{flops * 1000 / setup['batch'] / spk / 1e12:.1f} TFLOP/s achieved of {peak:.0f}; " + note)
+               note=f"{flops * 1000 / setup.batch / spk / 1e12:.1f} TFLOP/s achieved of {peak:.0f}; " + note)
         record(f"train_peak_gpu_mem_gib_{tag}{suffix}", mem, "GiB", dev, note=note)
 
 

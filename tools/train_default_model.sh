@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The exact commands that made the default 128 px model (README, "The default model: a real run").
+# The exact commands that made the default 128 px model (docs/training.md, "The default model: a real run").
 # Run from the repository root on the GPU machine, one step per call (each ends well inside 10 minutes):
 #
 #   tools/train_default_model.sh data            # 4000 identities x 5 views = 20,000 images at 128 px
@@ -18,19 +18,19 @@
 # "train" in one call, the minutes being what was left of it; 84 kimg in 19.6 minutes). Each device call
 # began with the wheel install of shared/gpu/README.md and TQDM_DISABLE=1.
 #
-# Settings (fact sheet section 3 unless noted): batch 32 in one micro-batch (one GPU), 4 multi-view renders,
-# Adam (0, 0.99) at G 0.0025 / D 0.002, lazy R1 every 16 steps. Changed for 128 px and a short run:
-# gamma 0.25 (R1 weight scales with resolution squared; 1.0 is the 512 px FFHQ value), the D-input blur
-# fades over 40 kimg instead of 200 (the run is ~100-200 kimg long), TF32 matmuls (the official trains
-# in full fp32). --kimg is only a ceiling: the run ends by --stop-after-minutes.
+# Settings: the cpu128 recipe of training/recipes.py (batch 32 in one micro-batch on one GPU, 4 multi-view
+# renders, gamma 0.25, D-input blur fading over 40 kimg, TF32; the rest as fact sheet section 3: Adam (0, 0.99)
+# at G 0.0025 / D 0.002, lazy R1 every 16 steps), printed as options by `python -m training.recipes cpu128`.
+# --kimg is only a ceiling: the run ends by --stop-after-minutes.
 set -euo pipefail
 PY=${PY:-python3}
 DATA=${DATA:-out/heads128}
 OUTDIR=${OUTDIR:-runs}
 DESC=default
-TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" --preset cpu128 --resolution 128 --batch 32 --batch-gpu 32
-            --gamma 0.25 --blur-fade-kimg 40 --kimg 1000 --tick-kimg 4 --snap-kimg 40 --image-snap-kimg 8
-            --precision tf32 --workers 6 --seed 0 --desc "$DESC" --snapshot-max-part-mib "${PART_MIB:-15}")
+RECIPE=$("$PY" -m training.recipes cpu128)
+mapfile -t RECIPE_ARGS <<< "$RECIPE"
+TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" "${RECIPE_ARGS[@]}" --kimg 1000 --tick-kimg 4 --snap-kimg 40
+            --image-snap-kimg 8 --workers 6 --seed 0 --desc "$DESC" --snapshot-max-part-mib "${PART_MIB:-15}")
 
 latest_run() { ls -d "$OUTDIR"/*-cpu128-*-"$DESC" | sort | tail -1; }
 

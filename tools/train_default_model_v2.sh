@@ -14,7 +14,7 @@
 # DRY_RUN=1 prints each command instead of running it (tests/training/test_default_model_v2.py parses them).
 # GPUS=N trains with torchrun on N GPUs of one host (batch 32 split evenly; the same run, faster).
 # A fresh machine regenerates the data (`data`, GPU) rather than receiving it; runs continue from the newest
-# snapshot of the run directory (training/run_dir.py; the portable snapshot format is issue 14's).
+# snapshot of the run directory (training/run_dir.py; snapshots are portable safetensors files, training/snapshots.py).
 #
 # Recipe (docs/default-model-v2.md, "Recipe" and "Budget"): 8,000 identities (the last 64 held out) x 6
 # random views, half of them from the whole circle, at 256 px; generator cpu256 (21,760 Gaussians); batch 32
@@ -22,7 +22,7 @@
 # FLOPs of the 32768 D the v1 recipe used at 128 px); R1 gamma 0.4 (0.0002 * 256^2 / 32, StyleGAN2-ADA's
 # heuristic); D-input blur fading over 100 kimg; EMA half-life 10 kimg; TF32. 2,000 kimg is the ceiling;
 # each call ends through --stop-after-minutes with a snapshot. EXTRA_ARGS adds training options (e.g. the
-# bf16 discriminator blocks of issue 14 once they land: EXTRA_ARGS="--d-bf16-blocks 4").
+# bf16 discriminator blocks: EXTRA_ARGS="--d-bf16-blocks 4").
 set -euo pipefail
 PY=${PY:-python3}
 DATA=${DATA:-out/heads256}

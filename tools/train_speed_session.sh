@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU calls behind docs/training.md, "Training speed" (one H200). Run from this checkout's root on the
 # device machine with $OUT set; BEFORE may point at a checkout of the code before the speed work (only
-# training/, core/, bench/ are needed, plus this checkout's bench/train_profile.py and bench/train_flops.py
-# copied in), which is timed and profiled with the same scripts.
+# training/, core/, bench/ are needed, plus this checkout's bench/train_profile.py, train_variants.py,
+# train_quality.py, train_flops.py and training/recipes.py copied in), which is timed and profiled with the same scripts.
 #
 #   BEFORE=../speed-before tools/train_speed_session.sh speed   # gpu tests; before/after variants, profiles
 #   KIMG=8 tools/train_speed_session.sh final                     # quality runs, then the recorded figures

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+PROG = "python -m training"
 OPTIONS_JSON_FLAG = "--options-json"
 
 
@@ -97,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if defaults is None:
-        opts = tyro.cli(TrainOptions, args=argv, description=__doc__)
+        opts = tyro.cli(TrainOptions, args=argv, prog=PROG, description=__doc__)
     else:
-        opts = tyro.cli(TrainOptions, args=argv, description=__doc__, default=defaults)
+        opts = tyro.cli(TrainOptions, args=argv, prog=PROG, description=__doc__, default=defaults)
     if not opts.data:
         print("error: no dataset: pass --data (or put data in the --options-json file)", file=sys.stderr)
         return 2

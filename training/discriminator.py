@@ -48,7 +48,6 @@ output FC (+0.8 M).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -58,6 +57,7 @@ from torch import nn
 
 from core.config_dict import config_from_dict, config_to_dict
 from core.layers import LRELU_GAIN, LRELU_SLOPE, Activation, EqualLinear, normalize_2nd_moment
+from training.discriminator_conv import autocast_off, autocasting, blur, blur_filter, conv2d
 
 SQRT_HALF = math.sqrt(0.5)
 _REDUCED = (torch.float16, torch.bfloat16)
@@ -149,125 +149,6 @@ class DiscriminatorConfig:
 # ------------------------------------------------------------------------------------------------ layers
 
 
-def _blur_filter() -> torch.Tensor:
-    """``[1, 3, 3, 1] / 8``: one factor of the separable 4x4 blur (their outer product sums to 1)."""
-    return torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8.0
-
-
-_AUTOCAST_DEVICES = ("cpu", "cuda")  # the meta device (FLOP counting, parameter counts) has no autocast
-
-
-def _autocasting(x: torch.Tensor) -> bool:
-    return x.device.type in _AUTOCAST_DEVICES and torch.is_autocast_enabled(x.device.type)
-
-
-def _autocast_off(device_type: str):
-    """Autocast switched off for ``device_type`` (a no-op on devices without autocast, e.g. meta)."""
-    if device_type in _AUTOCAST_DEVICES:
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
-
-
-# Convolution with a double backward made of ordinary convolutions. With PyTorch's built-in double backward
-# of F.conv2d, one R1 step of this D (512 px, batch 8, H100) took 11 s in float32 and 17 s under bf16
-# autocast against 55 ms for a plain step; on CPU the profile showed the depthwise blur's double backward
-# running one small convolution per channel, and replacing only that left 17.7 s, so the strided
-# convolutions' double backward is slow on CUDA too. Here the first backward is written out as a transposed
-# convolution (input gradient) and a weight-gradient op, whose own gradients are again plain convolutions:
-# the same step takes 499 / 273 ms (float32 / bf16), or 115 / 94 ms with torch.backends.cudnn.benchmark on
-# (as the official training runs). Without create_graph the backward is the one fused native call.
-
-
-Pair = tuple[int, int]
-
-
-def _pair(v: int | Pair) -> Pair:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _conv_input_grad(g: torch.Tensor, w: torch.Tensor, input_shape: torch.Size, stride: Pair, padding: Pair,
-                     groups: int) -> torch.Tensor:
-    """Gradient of ``conv2d(x, w)`` w.r.t. ``x`` for output gradient ``g``: a transposed convolution."""
-    out_pad = tuple(input_shape[i + 2] - ((g.shape[i + 2] - 1) * stride[i] - 2 * padding[i] + w.shape[i + 2])
-                    for i in (0, 1))
-    return F.conv_transpose2d(g, w, None, stride, padding, out_pad, groups)
-
-
-def _native_backward(g, x, w, stride: Pair, padding: Pair, groups: int, mask: list[bool], bias: bool = False):
-    return torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]] if bias else None, list(stride),
-                                               list(padding), [1, 1], False, [0, 0], groups, mask)
-
-
-class _ConvWeightGrad(torch.autograd.Function):
-    """``(g, x) -> d<g, conv2d(x, w)>/dw`` (bilinear in g and x), differentiable once more."""
-
-    @staticmethod
-    def forward(ctx, g, x, w, stride, padding, groups):  # w: for its shape only
-        ctx.save_for_backward(g, x)
-        ctx.conf = (stride, padding, groups)
-        return _native_backward(g, x, w, stride, padding, groups, [False, True, False])[1]
-
-    @staticmethod
-    def backward(ctx, ggw):
-        g, x = ctx.saved_tensors
-        stride, padding, groups = ctx.conf
-        gg = gx = None
-        if ctx.needs_input_grad[0]:  # d/dg <ggw, dW(g, x)> = conv2d(x, ggw)
-            gg = _Conv2d.apply(x, ggw, None, stride, padding, groups)
-        if ctx.needs_input_grad[1]:  # d/dx <ggw, dW(g, x)> = d/dx <g, conv2d(x, ggw)>
-            gx = _conv_input_grad(g, ggw, x.shape, stride, padding, groups)
-        return gg, gx, None, None, None, None
-
-
-class _Conv2d(torch.autograd.Function):
-    """``F.conv2d`` (dilation 1) whose backward is differentiable through efficient ops (see above)."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, stride, padding, groups):
-        ctx.save_for_backward(x, w)
-        ctx.conf = (stride, padding, groups, b is not None)
-        return F.conv2d(x, w, b, stride, padding, 1, groups)
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        stride, padding, groups, has_bias = ctx.conf
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        need_b = need_b and has_bias
-        if not torch.is_grad_enabled():  # plain first-order backward: one fused native call
-            mask = [need_x, need_w, need_b]
-            gx, gw, gb = _native_backward(g, x, w, stride, padding, groups, mask, has_bias)
-            return gx, gw, gb, None, None, None
-        gx = _conv_input_grad(g, w, x.shape, stride, padding, groups) if need_x else None
-        gw = _ConvWeightGrad.apply(g, x, w.detach(), stride, padding, groups) if need_w else None
-        gb = g.sum(dim=(0, 2, 3)) if need_b else None
-        return gx, gw, gb, None, None, None
-
-
-def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, stride: int | Pair = 1,
-            padding: int | Pair = 0, groups: int = 1) -> torch.Tensor:
-    """``F.conv2d`` (dilation 1) through :class:`_Conv2d`.
-
-    Under autocast, inputs are cast to the autocast dtype here (as autocast casts ``F.conv2d``) and the op
-    runs with autocast off, so the backward sees the forward's dtypes on any device.
-    """
-    stride, padding = _pair(stride), _pair(padding)
-    if _autocasting(x):
-        dt = torch.get_autocast_dtype(x.device.type)
-        x, w, b = x.to(dt), w.to(dt), None if b is None else b.to(dt)
-        with _autocast_off(x.device.type):
-            return _Conv2d.apply(x, w, b, stride, padding, groups)
-    return _Conv2d.apply(x, w, b, stride, padding, groups)
-
-
-def _blur(x: torch.Tensor, f: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
-    """Separable 4x4 blur of every channel of ``x [B, C, H, W]`` with zero ``padding`` and ``stride``:
-    two depthwise convolutions with the 1-D factor ``f [4]``."""
-    c = x.shape[1]
-    x = _conv2d(x, f.view(1, 1, 1, -1).expand(c, 1, 1, -1), None, (1, stride), (0, padding), c)
-    return _conv2d(x, f.view(1, 1, -1, 1).expand(c, 1, -1, 1), None, (stride, 1), (padding, 0), c)
-
-
 class EqualConv2d(nn.Module):
     """Conv with equalized learning rate, optional 2x blur-downsample, leaky ReLU and clamp.
 
@@ -293,24 +174,24 @@ class EqualConv2d(nn.Module):
         self.act_gain = LRELU_GAIN if activation == "lrelu" else 1.0
         if down > 1:
             # Non-persistent: a constant, kept out of state dicts and checkpoints.
-            self.register_buffer("blur", _blur_filter(), persistent=False)
+            self.register_buffer("blur", blur_filter(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight * (self.weight_gain * self.act_gain)
         b = None if self.bias is None else self.bias * (self.lr_mul * self.act_gain)
-        if not _autocasting(x) and x.dtype != w.dtype:
+        if not autocasting(x) and x.dtype != w.dtype:
             w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
         if self.down > 1:
-            f = self.blur if _autocasting(x) else self.blur.to(x.dtype)
+            f = self.blur if autocasting(x) else self.blur.to(x.dtype)
             if self.kernel_size == 1:
                 # Blur with 1 pixel of padding and keep every other sample: H -> H/2.
-                y = _conv2d(_blur(x, f, padding=1, stride=2), w, b)
+                y = conv2d(blur(x, f, padding=1, stride=2), w, b)
             else:
                 # Blur with (k + 1) / 2 pixels of padding (H -> H + k - 2), then a strided valid conv:
                 # H -> H/2.
-                y = _conv2d(_blur(x, f, padding=(self.kernel_size + 1) // 2, stride=1), w, b, stride=2)
+                y = conv2d(blur(x, f, padding=(self.kernel_size + 1) // 2, stride=1), w, b, stride=2)
         else:
-            y = _conv2d(x, w, b, padding=self.kernel_size // 2)
+            y = conv2d(x, w, b, padding=self.kernel_size // 2)
         if self.activation == "lrelu":
             y = F.leaky_relu(y, LRELU_SLOPE)
         if self.conv_clamp is not None and y.dtype in _REDUCED:
@@ -450,9 +331,9 @@ class Discriminator(nn.Module):
             if i < cfg.num_autocast_blocks:
                 x = block(x)
             else:
-                with _autocast_off(x.device.type):
+                with autocast_off(x.device.type):
                     x = block(x.to(param_dtype))
-        with _autocast_off(x.device.type):
+        with autocast_off(x.device.type):
             x = self.epilogue(x.to(param_dtype), chunks)
             if self.mapping is None:
                 return x

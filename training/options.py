@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.config_dict import config_from_dict, config_to_dict
+from core.generator import PRESETS
 
 Precision = Literal["fp32", "tf32", "bf16"]
+# The generator presets, as a type tyro turns into the choices of ``--preset`` (core.generator owns the list).
+PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class TrainOptions:
     Attributes:
         data: dataset folder or .zip in the EG3D/CGS-GAN layout (images, dataset.json, optional mask/).
         outdir: parent folder of the numbered run directories.
-        preset: generator preset (core.generator.PRESETS: cgs64 ... cgs2048, cpu128, tiny).
+        preset: generator preset (a name in core.generator.PRESETS).
         resolution: image resolution for rendering and the discriminator (default: the preset's).
         batch: total batch size over all GPUs (images per optimizer step).
         batch_gpu: micro-batch per GPU (gradients accumulate over batch / (batch_gpu * GPUs) rounds).
@@ -80,7 +83,7 @@ class TrainOptions:
 
     data: str
     outdir: str = "runs"
-    preset: str = "cgs512"
+    preset: PresetName = "cgs512"
     resolution: int | None = None
     batch: int = 32
     batch_gpu: int = 8
@@ -127,6 +130,8 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         problems = []
+        if self.preset not in PRESETS:
+            problems.append(f"unknown preset {self.preset!r} (choose one of {', '.join(PRESETS)})")
         if self.batch < 1 or self.batch_gpu < 1:
             problems.append("batch and batch_gpu must be positive")
         if self.kimg <= 0:

@@ -34,7 +34,7 @@ from core.runs import (
 if TYPE_CHECKING:
     from core.generator import GeneratorConfig
     from training.distributed import DistInfo, RankFailureWatch
-    from training.loop import Models
+    from training.trainer import Models
     from training.options import TrainOptions
     from training.snapshots import ResumePoint
 

@@ -33,7 +33,7 @@ from core.snapshots import SnapshotFile, encode_snapshot, open_snapshot, save_sn
 from core.tensor_file_reader import TensorInfo
 
 if TYPE_CHECKING:
-    from training.loop import Models
+    from training.trainer import Models
     from training.options import TrainOptions
 
 
@@ -204,7 +204,7 @@ def restore(m: Models, snapshot: Snapshot, opts: TrainOptions) -> tuple[int, int
 
     Learning rates and betas come from the *current* options (the saved optimizer states carry the old
     ones), so a run can be resumed with, e.g., a lower learning rate."""
-    from training.loop import build_hyperparameters
+    from training.trainer import build_hyperparameters
 
     try:
         m.G.load_state_dict(snapshot.modules["G"])

@@ -95,7 +95,7 @@ def test_skip_downsample_is_blur_then_subsample():
 def test_conv_double_backward_matches_native(stride, padding, groups, bias):
     # The conv behind every layer and the blur: same values, first and second derivatives as F.conv2d
     # (gradgradcheck also runs the weight-gradient op's own backward).
-    from training.discriminator import _conv2d
+    from training.discriminator_conv import conv2d as _conv2d
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 4, 7, 6, dtype=torch.float64, generator=g, requires_grad=True)

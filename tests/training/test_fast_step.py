@@ -122,7 +122,7 @@ def test_fused_adam_skips_the_update_after_a_failure():
 
 
 def test_resumed_non_fused_optimizer_becomes_fused(data, tmp_path):
-    from training.loop import _use_fused
+    from training.trainer import _use_fused
 
     opts = options(data, tmp_path)
     m = build_models(opts, PRESETS["tiny"], RES, torch.device("cpu"))
@@ -156,10 +156,10 @@ def test_tiny_run_with_every_speed_option(data, tmp_path):
 
 
 def test_failure_found_late_still_stops_before_the_snapshot(data, tmp_path, monkeypatch):
-    import training.loop as loop
+    import training.trainer as trainer
 
-    real = loop.center_loss
-    monkeypatch.setattr(loop, "center_loss", lambda a: real(a) * float("inf"))
+    real = trainer.center_loss
+    monkeypatch.setattr(trainer, "center_loss", lambda a: real(a) * float("inf"))
     with pytest.raises(TrainingStopped, match="non-finite G gradients at step 0"):
         train(options(data, tmp_path), progress=False)
     run = next(tmp_path.iterdir())

@@ -169,9 +169,9 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path):
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_snapshot(dataset, tmp_path, monkeypatch):
-    import training.loop as loop
+    import training.trainer as trainer
 
-    real_knn = loop.knn_loss
+    real_knn = trainer.knn_loss
     calls = {"n": 0}
 
     def poisoned(anchors, k):
@@ -179,7 +179,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_snapshot(dataset, tmp_path,
         value = real_knn(anchors, k)
         return value * float("nan") if calls["n"] > 2 else value  # 2 G rounds per step: step 1 goes NaN
 
-    monkeypatch.setattr(loop, "knn_loss", poisoned)
+    monkeypatch.setattr(trainer, "knn_loss", poisoned)
     with pytest.raises(TrainingStopped, match="non-finite (loss|G gradients) at step 1"):
         train(tiny_options(dataset, tmp_path, snap_kimg=0.004), progress=False)
     run = next(tmp_path.iterdir())

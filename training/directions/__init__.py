@@ -1,7 +1,7 @@
 """Compute and evaluate latent-editing directions for a generator file (the viewer only loads them).
 
-    python -m training.directions --model runs/x/model.pkl --data out/heads --out runs/x/model.directions.npz
-    python -m training.directions.evaluate --model runs/x/model.pkl --classifier runs/x/model.classifier.pt
+    python -m training.directions --model runs/x/model.safetensors --data out/heads --out runs/x/model.directions.npz
+    python -m training.directions.evaluate --model runs/x/model.safetensors --classifier runs/x/model.classifier.pt
 
 Modules: attribute_specs (what the classifier learns from attributes.jsonl), labelled_images (reading the
 dataset), classifier (tiny CNN, training, file), attribute_fit (InterFaceGAN fits on labelled samples),

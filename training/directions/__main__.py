@@ -1,8 +1,8 @@
-"""``python -m training.directions --model X.pkl [--data DATASET] [--out X.directions.npz]``.
+"""``python -m training.directions --model X.safetensors [--data DATASET] [--out X.directions.npz]``.
 
 Computes the latent-editing sliders of a generator (PCA, 3D-measured, attribute sliders from a classifier
 trained on the labelled synthetic dataset) and saves them beside the model, where the viewer finds them.
-See training/directions/pipeline.py for the options and README.md "Latent editing" for the file format.
+See training/directions/pipeline.py for the options and docs/latent-editing.md for the file format.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.directions.pipeline import DirectionsOptions, compute_directions
 
     try:
-        opt = tyro.cli(DirectionsOptions, args=argv, description=DESCRIPTION)
+        opt = tyro.cli(DirectionsOptions, args=argv, prog="python -m training.directions", description=DESCRIPTION)
         compute_directions(opt, progress=sys.stderr.isatty())
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

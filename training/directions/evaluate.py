@@ -1,6 +1,6 @@
 """How well the sliders work: a disentanglement table and 3D consistency along each slider.
 
-``python -m training.directions.evaluate --model X.pkl --classifier X.classifier.pt [--directions ...]``
+``python -m training.directions.evaluate --model X.safetensors --classifier X.classifier.pt [--directions ...]``
 
 Disentanglement (:func:`disentanglement_table`): for ``num_heads`` fresh heads (z ~ N(0, I), psi = 1, a seed
 not used for fitting), every slider is moved to ``-delta`` and ``+delta`` (std units) and the classifier
@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     import tyro
 
     try:
-        opt = tyro.cli(EvaluateOptions, args=argv, description=__doc__.split("\n\n")[0])
+        opt = tyro.cli(EvaluateOptions, args=argv, prog="python -m training.directions.evaluate",
+                       description=__doc__.split("\n\n")[0])
         print(evaluate(opt, progress=sys.stderr.isatty()))
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ from core.editing import (
     DEFAULT_MEASUREMENTS, DirectionSet, DirectionsFileError, directions_path, file_sha256, fit_measured_directions,
     load_directions, pca_direction_set, save_directions,
 )
+from core.editing.direction_file import SUFFIX as DIRECTIONS_SUFFIX
 from core.editing.pca import sample_ws
 from core.model_files import load_generator
 
@@ -30,7 +31,7 @@ class DirectionsOptions:
         model: generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint-<kimg>.pkl).
         data: labelled synthetic dataset (folder or zip with attributes.jsonl) to train the attribute
             classifier on; without it and without --classifier no attribute sliders are made.
-        out: directions file (default: beside the model, model.pkl -> model.directions.npz).
+        out: directions file (default: beside the model, model.safetensors -> model.directions.npz).
         classifier: use this trained classifier instead of training one.
         classifier_out: where to save a newly trained classifier (default: model.classifier.pt beside --out).
         pca_samples: w samples for the statistics and PCA.
@@ -83,7 +84,9 @@ class DirectionsOptions:
     def classifier_out_path(self) -> Path:
         if self.classifier_out is not None:
             return Path(self.classifier_out)
-        name = self.out_path.name.removesuffix(".npz").removesuffix(".directions")
+        name = self.out_path.name
+        for ext in reversed(DIRECTIONS_SUFFIX.split(".")[1:]):  # "x.directions.npz", "x.npz", "x.directions" -> "x"
+            name = name.removesuffix("." + ext)
         return self.out_path.with_name(name + ".classifier.pt")
 
 

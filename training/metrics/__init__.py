@@ -9,20 +9,21 @@ Public API::
     result = generator_consistency(G, num_scenes=64)          # no pretrained network
     result.psnr, result.depth_spread
 
-    python -m training.metrics --network G.pkl --data DATASET --metrics fid50k_full consistency
-    python -m training.metrics --network G.pkl --data SYNTHETIC --metrics gt_fit,consistency,floaters
+    python -m training.metrics --network G.safetensors --data DATASET --metrics fid50k_full consistency
+    python -m training.metrics --network G.safetensors --data SYNTHETIC --metrics gt_fit,consistency,floaters
 
 Modules: features (extractors, Inception loading, the test stand-in), fid (statistics, Frechet distance,
 real/generated statistics, cache), sampling (generated images as the protocol samples them), consistency
-(reprojection consistency, depth spread, ground-truth comparison on the synthetic data), groundtruth (the
-multi-view latent fit of held-out synthetic heads), floaters (opacity outside the head's silhouette),
-image_quality (PSNR, SSIM), __main__ (CLI).
+(reprojection consistency, depth spread, ground-truth comparison on the synthetic data), eval_split (the
+synthetic data's held-out split), groundtruth (the multi-view latent fit of held-out synthetic heads), floaters
+(opacity outside the head's silhouette), image_quality (PSNR, SSIM), __main__ (CLI).
 """
 
 from training.metrics.consistency import (
-    ConsistencyResult, GtResult, depth_moments, generator_consistency, gt_consistency, load_eval_split,
-    reprojection_consistency, yaw_offset_cameras,
+    ConsistencyResult, GtResult, depth_moments, generator_consistency, gt_consistency, reprojection_consistency,
+    yaw_offset_cameras,
 )
+from training.metrics.eval_split import load_eval_split
 from training.metrics.features import (
     FeatureExtractor, MissingWeightsError, find_inception, load_inception, load_torchscript_features,
     stand_in_features,

@@ -1,4 +1,4 @@
-"""``python -m training.metrics --network G.pkl --data DATASET --metrics fid50k_full consistency``.
+"""``python -m training.metrics --network G.safetensors --data DATASET --metrics fid50k_full consistency``.
 
 Ground-truth quality on a synthetic dataset's held-out split (docs/default-model-v2.md)::
 
@@ -62,7 +62,7 @@ class MetricsConfig:
     """Compute metrics of a generator file.
 
     Attributes:
-        network: generator file (ours or an official CGS-GAN pickle).
+        network: generator file (ours, an official CGS-GAN pickle or a GGHead checkpoint-<kimg>.pkl).
         metrics: metric names (see the module docstring).
         data: dataset folder or zip (EG3D/CGS-GAN layout); needed for FID, optional for consistency (its
             camera labels are then used for the first view).
@@ -211,7 +211,7 @@ def _consistency(cfg: MetricsConfig, G, dataset, device: torch.device) -> dict:
 
 def _split(cfg: MetricsConfig, names: tuple[str, ...]):
     """The held-out split (gt_fit: the heads it fits; floaters: only the cameras), or None."""
-    from training.metrics.consistency import load_eval_split
+    from training.metrics.eval_split import load_eval_split
 
     if cfg.data is None or not ({"gt_fit", "floaters"} & set(names)):
         return None
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.metrics.features import MissingWeightsError
 
-    cfg = tyro.cli(MetricsConfig, args=argv, description=DESCRIPTION)
+    cfg = tyro.cli(MetricsConfig, args=argv, prog="python -m training.metrics", description=DESCRIPTION)
     try:
         records = run_metrics(cfg)
     except MissingWeightsError as exc:

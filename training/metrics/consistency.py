@@ -40,8 +40,8 @@ heads 27-34 dB / spread 0.004; an opaque disc sphere 36-41 dB / 0.01-0.02; 3,000
 coverage 0.60, depth agreement 0.75 / 0.092; 12,000 dense floaters 30.4 dB / 0.029. All numbers depend on
 resolution and offset; compare models only under the same settings.
 
-Ground-truth consistency (:func:`gt_consistency`, :func:`load_eval_split`)
--------------------------------------------------------------------------
+Ground-truth consistency (:func:`gt_consistency`; the split: training/metrics/eval_split.py)
+-----------------------------------------------------------------------------------------------
 On the synthetic dataset the held-out identities come with their Gaussians (``test/gt/IIIII.ply``) and
 exact renders from fixed evaluation views (``test/images/IIIII_VV.png`` + masks). ``gt_consistency``
 renders a predicted scene (e.g. an inversion or a reconstruction of that identity) from the same cameras
@@ -50,14 +50,8 @@ and reports PSNR / L1 against the stored images, over the whole image and inside
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import re
-import tempfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -66,8 +60,8 @@ import torch.nn.functional as F
 
 from core.camera import Cameras, orbit_cameras
 from core.gaussians import SH_C0, GaussianSet
-from core.ply import read_ply
 from core.render import Backend, render
+from training.metrics.eval_split import EvalIdentity, load_eval_split  # noqa: F401 (re-exported: their old home)
 
 ALPHA_OPAQUE = 0.95
 ALPHA_OCCLUDER = 0.5
@@ -375,84 +369,3 @@ def gt_consistency(scene: GaussianSet, cameras: Cameras, gt_images: torch.Tensor
         if m.any():
             psnr_mask, l1_mask = psnr_from_mse(float(sq[m].mean())), float(ab[m].mean())
     return GtResult(psnr_from_mse(float(sq.mean())), float(ab.mean()), psnr_mask, l1_mask, per_view)
-
-
-@dataclass(frozen=True)
-class EvalIdentity:
-    """One held-out identity of a synthetic dataset: ground truth and its evaluation views."""
-
-    identity: int
-    gt: GaussianSet
-    cameras: Cameras          # [V]
-    images: np.ndarray        # [V, H, W, 3] uint8
-    masks: np.ndarray | None  # [V, H, W] uint8, or None if the dataset has none
-
-
-_EVAL_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
-
-
-def load_eval_split(root: str | Path, limit: int | None = None) -> list[EvalIdentity]:
-    """The held-out split of a dataset written by ``python -m training.synthetic_heads`` (folder or zip):
-    ``test/dataset.json``, ``test/images``, ``test/mask`` and ``test/gt/IIIII.ply``. ``limit``: first identities."""
-    from PIL import Image
-
-    root = Path(root)
-    reader = _ZipReader(root) if root.is_file() else _DirReader(root)
-    try:
-        labels = json.loads(reader.read("test/dataset.json"))["labels"]
-    except (KeyError, FileNotFoundError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{root} has no held-out split (test/dataset.json: {exc}); write the dataset with "
-                         "--test-fraction > 0") from None
-    groups: dict[int, list[tuple[str, list[float]]]] = {}
-    for name, label in labels:
-        m = _EVAL_NAME.match(name)
-        if m is None:
-            raise ValueError(f"{root}: unexpected held-out image name {name!r} (expected IIIII_VV.png)")
-        groups.setdefault(int(m.group(1)), []).append((name, label))
-    out = []
-    for identity in sorted(groups)[:limit]:
-        items = sorted(groups[identity])
-        cams = Cameras.from_label(torch.tensor([lab for _, lab in items], dtype=torch.float32))
-        images = np.stack([np.asarray(Image.open(io.BytesIO(reader.read(f"test/images/{n}"))).convert("RGB"))
-                           for n, _ in items])
-        masks = None
-        if reader.exists(f"test/mask/{items[0][0]}"):
-            masks = np.stack([np.asarray(Image.open(io.BytesIO(reader.read(f"test/mask/{n}"))).convert("L"))
-                              for n, _ in items])
-        gt = reader.ply(f"test/gt/{identity:05d}.ply")
-        out.append(EvalIdentity(identity, gt, cams, images, masks))
-    return out
-
-
-class _DirReader:
-    def __init__(self, root: Path):
-        self.root = root
-
-    def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
-
-    def exists(self, name: str) -> bool:
-        return (self.root / name).is_file()
-
-    def ply(self, name: str) -> GaussianSet:
-        return read_ply(self.root / name)
-
-
-class _ZipReader:
-    def __init__(self, path: Path):
-        self.zf = zipfile.ZipFile(path)
-        self.names = set(self.zf.namelist())
-
-    def read(self, name: str) -> bytes:
-        if name not in self.names:
-            raise FileNotFoundError(name)
-        return self.zf.read(name)
-
-    def exists(self, name: str) -> bool:
-        return name in self.names
-
-    def ply(self, name: str) -> GaussianSet:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / Path(name).name
-            path.write_bytes(self.read(name))
-            return read_ply(path)

@@ -36,7 +36,7 @@ import torch
 from core.camera import Cameras
 from core.gaussians import GaussianSet
 from core.render import render
-from training.metrics.consistency import EvalIdentity
+from training.metrics.eval_split import EvalIdentity
 from training.metrics.floaters import FloaterResult, head_silhouette
 from training.metrics.image_quality import psnr, ssim
 

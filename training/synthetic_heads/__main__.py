@@ -30,7 +30,7 @@ DESCRIPTION = (
 
 def main(argv: list[str] | None = None) -> int:
     # tyro reports bad values itself (wrong types, and the checks in DatasetConfig) and exits with status 2.
-    cfg = tyro.cli(DatasetConfig, args=argv, description=DESCRIPTION)
+    cfg = tyro.cli(DatasetConfig, args=argv, prog="python -m training.synthetic_heads", description=DESCRIPTION)
     try:
         summary = write_dataset(cfg)
     except ValueError as e:

@@ -34,7 +34,8 @@ def contact_sheet(seeds: list[int], resolution: int, views=SHEET_VIEWS) -> np.nd
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m training.synthetic_heads.contact_sheet", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0, help="dataset master seed; row i is identity i")

@@ -1,0 +1,81 @@
+"""Named training recipes: the TrainOptions settings that make one documented set-up, defined once.
+
+A recipe holds the settings of the model and its optimisation (preset, resolution, batch, views, R1 weight,
+blur fade, precision); run length, logging intervals, workers and seed stay with each caller. The benches
+build their TrainOptions from it (:meth:`TrainRecipe.overrides`), ``tools/train_default_model.sh`` passes it
+to ``python -m training`` as command-line options (``python -m training.recipes cpu128`` prints them).
+
+This module imports nothing from the rest of the project at import time, so that ``bench/train_profile.py``
+can time an older checkout with it copied in (tools/train_speed_session.sh).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """TrainOptions settings; every field is a TrainOptions field, and ``None`` keeps TrainOptions' default.
+
+    Attributes:
+        preset: generator preset (core.generator.PRESETS).
+        batch, batch_gpu: total batch and micro-batch per GPU (images).
+        num_views: multi-view renders per generated scene.
+        resolution: image resolution in pixels (None: the preset's).
+        gamma: R1 weight; blur_fade_kimg: D-input blur fade length in kimg.
+        precision: "fp32", "tf32" or "bf16".
+        d_channel_base, d_channel_max: discriminator size; knn_k: KNN regularizer neighbours.
+    """
+
+    preset: str
+    batch: int
+    batch_gpu: int
+    num_views: int = 4
+    resolution: int | None = None
+    gamma: float | None = None
+    blur_fade_kimg: float | None = None
+    precision: str | None = None
+    d_channel_base: int | None = None
+    d_channel_max: int | None = None
+    knn_k: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The TrainOptions fields this recipe sets (keyword arguments), ``None`` fields left out."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def image_resolution(self) -> int:
+        """The resolution trained at in pixels: ``resolution``, else the preset's."""
+        from core.generator import PRESETS
+
+        return self.resolution or PRESETS[self.preset].resolution
+
+    def cli_args(self) -> list[str]:
+        """The same settings as ``python -m training`` options, e.g. ``["--preset", "cpu128", ...]``."""
+        return [a for k, v in self.overrides().items() for a in (f"--{k.replace('_', '-')}", f"{v:g}"
+                                                                  if isinstance(v, float) else str(v))]
+
+
+# The default model v1 (tools/train_default_model.sh, docs/training.md "The default model"): batch 32 in one
+# micro-batch, 4 views, gamma 0.25 (R1 weight scales with resolution squared; 1.0 is the 512 px FFHQ value),
+# the D-input blur fades over 40 kimg instead of 200 (a run of ~100-200 kimg), TF32 matmuls.
+CPU128 = TrainRecipe(preset="cpu128", resolution=128, batch=32, batch_gpu=32, num_views=4, gamma=0.25,
+                     blur_fade_kimg=40.0, precision="tf32")
+
+RECIPES: dict[str, TrainRecipe] = {"cpu128": CPU128}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.recipes NAME``: print the recipe's ``python -m training`` options, one a line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] not in RECIPES:
+        print(f"usage: python -m training.recipes {{{','.join(RECIPES)}}}", file=sys.stderr)
+        return 2
+    print("\n".join(RECIPES[argv[0]].cli_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
