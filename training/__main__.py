@@ -23,8 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.runs import OPTIONS_JSON_FLAG
+
 PROG = "python -m training"
-OPTIONS_JSON_FLAG = "--options-json"
 
 
 def _pop_flag(argv: list[str], flag: str) -> str | None:

@@ -35,7 +35,6 @@ ZIP_LIMITS = ZipLimits(max_entries=2_000_000, max_entry_bytes=512 << 20, max_rat
 class DatasetError(ValueError):
     """A dataset that cannot be used; the message names the file and what is wrong with it."""
 
-DatasetError.__module__ = "training.dataset"  # its public home, where callers import it from
 
 
 # ---------------------------------------------------------------------------------------------- storage

@@ -15,7 +15,7 @@ MISMATCH = "core.editing.direction_file.DirectionsMismatchError"
 LATENT = "core.editing.latent_file.LatentFileError"
 LIBRARY = "core.editing.saved_latents.LatentsFileError"
 PHOTO = "inversion.photos.PhotoError"
-DATASET = "training.dataset.DatasetError"
+DATASET = "training.dataset_store.DatasetError"  # re-exported as training.dataset.DatasetError
 FOLDER = "builtins.IsADirectoryError"
 NOT_REGULAR = "core.regular_file.NotRegularFileError"
 
