@@ -84,7 +84,8 @@ def write_json(path: Path, data: dict | list) -> Path:
 
 
 def write_pivot(path: Path, ws: torch.Tensor, space: str, cameras: Cameras, names: tuple[str, ...]) -> Path:
-    """``pivot.npz``: ``ws`` ``[1, num_ws, w_dim]`` float32, ``space``, camera ``labels [N, 25]``, ``names``."""
+    """``pivot.npz``: ``ws`` ``[1, num_ws, w_dim]`` float32 (a W-space latent repeated per block), ``space``,
+    camera ``labels [N, 25]``, ``names``."""
     with atomic_write(path) as f:
         np.savez(f, ws=ws.detach().cpu().float().numpy(), space=np.array(space),
                  labels=cameras.to_label().detach().cpu().float().numpy(), names=np.array(list(names)))
@@ -258,7 +259,8 @@ def write_results(out: str | os.PathLike, G: Generator, result: InversionResult,
     paths: dict[str, Path] = {"aligned": write_aligned(out, aligned)[0].parent}
     records = camera_records(names, initial, latent.cameras, framing.target)
     paths["cameras"] = write_json(out / "cameras.json", records)
-    paths["pivot"] = write_pivot(out / "pivot.npz", latent.ws, latent.space, latent.cameras, names)
+    pivot = latent.ws.expand(-1, G.config.num_ws, -1)  # the file holds one w per block, in W too
+    paths["pivot"] = write_pivot(out / "pivot.npz", pivot, latent.space, latent.cameras, names)
     paths["renders"] = render_inputs(out, G, latent.ws, latent.cameras, names, res, "stage1")[0].parent
     final = G
     if result.tuning is not None:
