@@ -179,6 +179,8 @@ def run_rows(G, heads: Heads, args, settings, objective) -> dict:
                     torch.stack([a.camera.camera.intrinsics[None] for a in est])),
             torch.stack([torch.from_numpy(a.weight)[None, None] for a in est]), ok, True)
     for cam_name, (images, cams, weights, which, refine) in inputs.items():
+        if cam_name.split()[0] not in args.cameras:
+            continue
         gt = heads.images[which]
         for space in args.spaces:
             lat = dataclasses.replace(settings.latent, space=space)
@@ -320,20 +322,26 @@ def record_figures(result: dict, args, device) -> None:
     space = result["settings"]["latent"]["space"].upper()
     key = f"estimated camera, {space}, stage 1+2"
     row = result["rows"].get(key)
+    stage1 = result["rows"].get(f"estimated camera, {space}, stage 1")
+    n1 = stage1["heads"] if stage1 else 0
+    missed = f" (MTCNN found no face in {args.heads - n1})" if n1 < args.heads else ""
     dev = device_name(device)
-    note = (f"{len(row['input_psnr']) if row else 0} held-out heads of {args.dataset.name}, {args.model}, preset "
-            f"{args.preset} ({result['settings']['latent']['steps']} + {result['settings']['tuning']['steps']} steps, "
-            f"offline losses MSE+SSIM), input view {args.input_view}")
+    note = (f"{args.model} on {args.device}, preset {args.preset} ({result['settings']['latent']['steps']} + "
+            f"{result['settings']['tuning']['steps']} steps, offline losses MSE+SSIM), space {space}, held-out heads "
+            f"of {args.dataset.name}: stage 1 on {n1} of {args.heads}{missed}, stage 2 on "
+            f"{len(row['input_psnr']) if row else 0}; input view {args.input_view}")
     if row:
         record("inversion_gt_input_psnr", summarise(row["input_psnr"]), "dB", dev, note=note)
         bound_note = f"; bound {summarise(result['bound']['psnr']):.2f} dB (W+ fit to all 10 views)" \
             if result["bound"] else ""
         record("inversion_gt_novel_psnr", summarise(row["novel_psnr"]), "dB", dev, note=note + bound_note)
-        record("inversion_camera_error_deg", float(np.median(row["camera_error_deg"])), "deg", dev,
-               note=note + " (median after stage-1 refinement)")
+    if stage1:  # the cameras do not change in stage 2: the median over every head of stage 1
+        record("inversion_camera_error_deg", float(np.median(stage1["camera_error_deg"])), "deg", dev,
+               note=note + f" (median over the {n1} heads of stage 1, after its refinement)")
     if result["bound"]:
         record("inversion_gt_bound_psnr", summarise(result["bound"]["psnr"]), "dB", dev,
-               note=f"W+ fit of the same heads to all 10 evaluation views, {result['bound']['steps']} steps")
+               note=f"W+ fit of {len(result['bound']['psnr'])} held-out heads of {args.dataset.name} to all 10 "
+               f"evaluation views, {result['bound']['steps']} steps, {args.model} on {args.device}")
 
 
 def apply_overrides(settings, items: list[str]):
@@ -366,6 +374,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tune-steps", type=int, default=None, help="override the preset's stage-2 steps")
     ap.add_argument("--tune-heads", type=int, default=None, help="heads tuned per row (default: all)")
     ap.add_argument("--spaces", nargs="+", default=["w", "w+"], choices=["w", "w+"])
+    ap.add_argument("--cameras", nargs="*", default=["true", "estimated"], choices=["true", "estimated"],
+                    help="which camera rows to run (none: only the bound and the self-consistency case)")
     ap.add_argument("--set", nargs="*", default=[], metavar="STAGE.FIELD=VALUE",
                     help="override a setting, e.g. latent.lr=0.01 tuning.geometry_weight=0 (experiments)")
     ap.add_argument("--variant", action="append", default=[], metavar="'A=1 B=2'",

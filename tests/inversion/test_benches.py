@@ -41,3 +41,31 @@ def test_ground_truth_bench_runs(tmp_path):
     assert len(row["input_psnr"]) == 1 and len(row["novel_psnr"]) == 1 and 0 < row["novel_ssim"][0] <= 1
     assert len(result["bound"]["psnr"]) == 1 and "W, stage 1+2" in result["self_consistency"]
     assert "tuning.hidden_weight=1" in result["variants"] and "bound (W+ fit to all 10 views)" in out
+
+
+def test_ground_truth_record_notes_say_what_was_measured(monkeypatch):
+    """The recorded figures name model, device, preset, space and the heads of each stage; the camera error is
+    the median over every stage-1 head, not only the tuned ones."""
+    import argparse
+
+    import bench.inversion_groundtruth as gt
+    import bench.results
+
+    recorded = {}
+    monkeypatch.setattr(bench.results, "record", lambda name, value, unit, device, note="": recorded.update(
+        {name: (value, unit, note)}))
+    stage1 = {"heads": 5, "input_psnr": [20.0] * 5, "novel_psnr": [14.0] * 5, "camera_error_deg": [1, 2, 3, 9, 9]}
+    tuned = {"heads": 2, "input_psnr": [25.0, 27.0], "novel_psnr": [14.5, 15.5], "camera_error_deg": [1, 2]}
+    result = {"settings": {"latent": {"space": "w", "steps": 60}, "tuning": {"steps": 30}}, "bound": None,
+              "rows": {"estimated camera, W, stage 1": stage1, "estimated camera, W, stage 1+2": tuned}}
+    args = argparse.Namespace(dataset=Path("data/heldout128"), model="m.safetensors", device="cpu", preset="quick",
+                              heads=6, input_view=0)
+    gt.record_figures(result, args, "cpu")
+    assert set(recorded) == {"inversion_gt_input_psnr", "inversion_gt_novel_psnr", "inversion_camera_error_deg"}
+    assert recorded["inversion_gt_input_psnr"][:2] == (26.0, "dB")
+    assert recorded["inversion_gt_novel_psnr"][:2] == (15.0, "dB")
+    assert recorded["inversion_camera_error_deg"][:2] == (3.0, "deg")
+    note = recorded["inversion_gt_novel_psnr"][2]
+    for part in ("m.safetensors on cpu", "preset quick (60 + 30 steps", "space W", "stage 1 on 5 of 6",
+                 "no face in 1", "stage 2 on 2"):
+        assert part in note, (part, note)
