@@ -43,6 +43,8 @@ class Preset:
         tuning_lr: stage 2's learning rate (higher for the short ``quick`` run).
         locality_every: stage 2 applies the locality regulariser every this many steps (2 halves its cost
             on the CPU; on a GPU only 1 runs from CUDA graphs).
+        pretrained_losses: LPIPS and ID are on (their networks are downloaded on first use); False: MSE + SSIM
+            only, nothing to download or run besides the generator (``quick``: what a laptop CPU can afford).
         summary: one line for a user: what it is for and what it costs (measured; see docs/inversion.md).
         seconds_cpu_default: measured wall time on the default model (128 px) with 2 CPU cores, one photo,
             offline losses (None: not measured).
@@ -56,15 +58,17 @@ class Preset:
     batch_size: int
     tuning_lr: float
     locality_every: int
+    pretrained_losses: bool
     summary: str
     seconds_cpu_default: float | None = None
     seconds_gpu_512: float | None = None
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("quick", 60, 30, 2, 1e-3, 2, "a first look: the pose and a likeness; the default on the CPU"),
-    Preset("standard", 200, 100, 4, 3e-4, 1, "the default on a GPU: a close fit in seconds"),
-    Preset("thorough", 500, 300, 4, 3e-4, 1, "PTI's budget: the closest fit"),
+    Preset("quick", 60, 30, 2, 1e-3, 2, False,
+           "a first look: the pose and a likeness, MSE + SSIM only (no downloads); the default on the CPU"),
+    Preset("standard", 200, 100, 4, 3e-4, 1, True, "the default on a GPU: a close fit in seconds"),
+    Preset("thorough", 500, 300, 4, 3e-4, 1, True, "PTI's budget: the closest fit"),
 )}
 
 
@@ -78,7 +82,8 @@ def preset_settings(name: str = DEFAULT_PRESET, *, resolution: int, framing: Fac
                     publish_every: int = 0) -> InversionSettings:
     """The :class:`InversionSettings` of preset ``name`` for a model of ``resolution`` px.
 
-    ``offline=True`` drops LPIPS and ID (no pretrained networks needed); ``tuning=False`` skips stage 2.
+    ``offline=True`` drops LPIPS and ID (no pretrained networks needed), as the ``quick`` preset always does;
+    ``tuning=False`` skips stage 2.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESET_NAMES)}")
@@ -86,7 +91,7 @@ def preset_settings(name: str = DEFAULT_PRESET, *, resolution: int, framing: Fac
     latent = LatentConfig(steps=p.latent_steps, batch_size=p.batch_size, preview_every=0)
     tune = TuningConfig(steps=p.tuning_steps, lr=p.tuning_lr, batch_size=p.batch_size,
                         locality_every=p.locality_every, preview_every=0)
-    if offline:
+    if offline or not p.pretrained_losses:
         latent = dataclasses.replace(latent, losses=offline_weights(latent.losses))
         tune = dataclasses.replace(tune, losses=offline_weights(tune.losses))
     return InversionSettings(preprocess=PreprocessConfig(framing=framing, resolution=resolution), latent=latent,

@@ -65,7 +65,7 @@ def test_cli_exits_2_without_a_usable_photo(tmp_path, model_file, capsys):
 def test_cli_names_missing_weights(tmp_path, model_file, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     code = main([str(tmp_path / "x.jpg"), "--model", str(model_file), "--out", str(tmp_path / "o"), "--quiet",
-                 "--offline"])
+                 "--offline", "--preset", "standard"])  # quick needs no loss networks (MSE + SSIM)
     err = capsys.readouterr().err
     assert code == 2 and "alexnet-owt-7be5be79.pth" in err and str(tmp_path / "th") in err
 

@@ -151,6 +151,9 @@ def test_missing_loss_weights_are_said_in_the_panel_words(tmp_path, monkeypatch,
                                      orbit_cameras(torch.tensor([0.0]), 0.0), ("x",))
     session.preprocessed = (PreprocessConfig(framing=SYNTHETIC_HEADS, resolution=32), PreprocessResult([]))
     panel = session.state.panel
+    assert session.state.info.weights_note is None  # quick, a CPU's default: MSE + SSIM, nothing to download
+    app.ui.request(ChoosePreset("standard"))  # LPIPS and ID
+    pump(app, session, lambda: panel.preset == "standard", "the standard preset")
     panel.latent.steps = 2
     alex = LPIPS_WEIGHTS["alex"]
     # online: a note, not an error (nothing is downloaded before Start)
@@ -264,6 +267,7 @@ def test_inversion_panel_in_the_window(tmp_path):
     from imgui_bundle.immapp import testing
 
     from viewer.app import ViewerApp
+    from core.generator import PRESETS
     from core.latent import load_generator_source
     from viewer.config import ViewerConfig
 
@@ -380,4 +384,4 @@ def test_inversion_panel_in_the_window(tmp_path):
     assert report["timings"]["stage1"] > 0 and report["timings"]["stage2"] > 0
     assert list((out).glob("orbit.*")), "no orbit video"
     with np.load(out / "pivot.npz") as f:
-        assert f["ws"].shape == (1, 1, 64) and str(f["space"]) == "w"
+        assert f["ws"].shape == (1, PRESETS["tiny"].num_ws, 64) and str(f["space"]) == "w"  # one w per block
