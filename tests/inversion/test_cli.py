@@ -30,7 +30,8 @@ def test_cli_writes_every_output(tmp_path, model_file, astronaut, capsys):
     out = tmp_path / "out"
     code = main([str(photo), str(noface), "--model", str(model_file), "--out", str(out), "--steps", "2",
                  "--tune-steps", "2", "--batch-size", "1", "--tune-batch-size", "1", "--id-weight", "0",
-                 "--tune-id-weight", "0", "--random-loss-weights", "--orbit-frames", "3", "--quiet"])
+                 "--tune-id-weight", "0", "--random-loss-weights", "--orbit-frames", "3", "--quiet",
+                 "--preset", "standard"])  # with LPIPS (quick has none)
     assert code == 0
     assert "wall.png: no face found" in capsys.readouterr().err
     for name in ("aligned/00_astronaut.png", "aligned/00_astronaut_weight.png", "cameras.json", "pivot.npz",
