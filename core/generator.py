@@ -207,6 +207,20 @@ class GeneratorOutput:
     render: RenderOutput | None = None
 
 
+def generate(G: nn.Module, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+             cameras: Cameras | None = None, resolution: int | None = None,
+             background: torch.Tensor | list[float] | None = (1.0, 1.0, 1.0), update_w_avg: bool = False
+             ) -> GeneratorOutput:
+    """The ``forward`` of every generator family: ``G.synthesis(G.map(z [B, z_dim], ...))``, and with
+    ``cameras`` (``[C]`` shared or ``[B, C]``) the scenes rendered at ``resolution`` (default:
+    ``G.config.resolution``) on ``background`` (white) into the output's ``render``."""
+    out = G.synthesis(G.map(z, truncation_psi, truncation_cutoff, update_w_avg))
+    if cameras is None:
+        return out
+    res = resolution or G.config.resolution
+    return dataclasses.replace(out, render=render(out.gaussians, cameras, res, res, background=background))
+
+
 class Generator(nn.Module):
     """See the module docstring. Build with ``Generator(PRESETS["cgs512"])`` or any :class:`GeneratorConfig`.
     Implements :class:`core.generator_interface.GaussianHeadGenerator`."""
@@ -293,11 +307,7 @@ class Generator(nn.Module):
                 ) -> GeneratorOutput:
         """``z [B, z_dim]`` -> :class:`GeneratorOutput`; with ``cameras`` (``[C]`` shared or ``[B, C]``) the
         scenes are also rendered at ``resolution`` (default: the config's) on ``background`` (white)."""
-        out = self.synthesis(self.map(z, truncation_psi, truncation_cutoff, update_w_avg))
-        if cameras is None:
-            return out
-        res = resolution or self.config.resolution
-        return dataclasses.replace(out, render=render(out.gaussians, cameras, res, res, background=background))
+        return generate(self, z, truncation_psi, truncation_cutoff, cameras, resolution, background, update_w_avg)
 
     def extra_repr(self) -> str:
         c = self.config

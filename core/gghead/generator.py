@@ -18,19 +18,17 @@ or load a checkpoint with :func:`core.gghead.checkpoint.load_gghead_checkpoint` 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
 
 import torch
 from torch import nn
 
 from core.camera import Cameras, orbit_cameras
-from core.generator import GeneratorOutput
+from core.generator import GeneratorOutput, generate
 from core.gghead.config import PRESETS, GGHeadConfig, with_gaussian_count
 from core.gghead.decode import DecodedAttributes, activate, bake_view_dependence, sample_uv_features
 from core.gghead.stylegan2 import MappingNetwork, SynthesisNetwork
 from core.gghead.template import UVTemplate, synthetic_template
-from core.render import render
 
 ShReference = Literal["view", "front"]
 
@@ -156,12 +154,8 @@ class GGHeadGenerator(nn.Module):
                 background: torch.Tensor | list[float] | None = (1.0, 1.0, 1.0), update_w_avg: bool = False,
                 ) -> GeneratorOutput:
         """``z [B, z_dim]`` -> GeneratorOutput; with ``cameras`` also rendered at ``resolution`` (default: the
-        config's) on ``background`` (white, as upstream)."""
-        out = self.synthesis(self.map(z, truncation_psi, truncation_cutoff, update_w_avg))
-        if cameras is None:
-            return out
-        res = resolution or self.config.resolution
-        return dataclasses.replace(out, render=render(out.gaussians, cameras, res, res, background=background))
+        config's) on ``background`` (white, as upstream); see :func:`core.generator.generate`."""
+        return generate(self, z, truncation_psi, truncation_cutoff, cameras, resolution, background, update_w_avg)
 
     def extra_repr(self) -> str:
         c = self.config
