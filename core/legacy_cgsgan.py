@@ -42,7 +42,6 @@ from typing import Any
 import torch
 
 from core.generator import Generator, GeneratorConfig
-from core.module_tree import flatten_module_tree
 from core.legacy_cgsgan_architecture import (
     _as_float,
     _attr,
@@ -67,6 +66,7 @@ from core.legacy_pickle import (
     is_official_pickle,
     read_official_pickle,
 )
+from core.module_tree import flatten_module_tree
 
 __all__ = [
     "LegacyInfo", "LegacyPickleError", "Mapped", "ModuleRecord", "PersistentRecord",

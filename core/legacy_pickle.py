@@ -39,7 +39,7 @@ import pickle
 import pickletools
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -408,10 +408,11 @@ def read_official_pickle(path: str | os.PathLike, *, max_bytes: int = MAX_PICKLE
                                           f"{str(e)[:500]}") from None
 
 
-def is_official_pickle(path: str | os.PathLike, *, max_bytes: int = 1 << 20, max_ops: int = 20_000) -> bool:
-    """Cheap check: do the first opcodes (at most ``max_bytes`` bytes / ``max_ops`` opcodes, never executed)
-    reference ``torch_utils.persistence``? True for StyleGAN2-ADA/3, EG3D and CGS-GAN pickles; the loader
-    then says whether it is a CGS-GAN generator."""
+def pickle_references(path: str | os.PathLike, wanted: Callable[[str], bool], *, max_bytes: int = 1 << 20,
+                      max_ops: int = 20_000) -> bool:
+    """Cheap check: does a string argument among the first opcodes (at most ``max_bytes`` bytes / ``max_ops``
+    opcodes, never executed) satisfy ``wanted`` (a module or global name)? False for what cannot be read
+    (missing, not a regular file, not a pickle)."""
     try:
         with open_regular(path) as f:
             raw = f.read(max_bytes)
@@ -421,9 +422,15 @@ def is_official_pickle(path: str | os.PathLike, *, max_bytes: int = 1 << 20, max
         for n, (op, arg, _) in enumerate(pickletools.genops(io.BytesIO(raw))):
             if n >= max_ops or op.name == "STOP":
                 break
-            if isinstance(arg, str) and (arg == "torch_utils.persistence"
-                                         or arg.startswith("torch_utils.persistence ")):
+            if isinstance(arg, str) and wanted(arg):
                 return True
     except Exception:  # truncated by max_bytes, or not a pickle
         pass
     return False
+
+
+def is_official_pickle(path: str | os.PathLike, *, max_bytes: int = 1 << 20, max_ops: int = 20_000) -> bool:
+    """Do the first opcodes reference ``torch_utils.persistence``? True for StyleGAN2-ADA/3, EG3D and CGS-GAN
+    pickles; the loader then says whether it is a CGS-GAN generator."""
+    return pickle_references(path, lambda a: a == "torch_utils.persistence"
+                             or a.startswith("torch_utils.persistence "), max_bytes=max_bytes, max_ops=max_ops)

@@ -18,9 +18,7 @@ mis-shaped tensors (all listed by their upstream names).
 
 from __future__ import annotations
 
-import io
 import os
-import pickletools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +28,11 @@ import torch
 from core.gghead.config import GGHeadConfig
 from core.gghead.generator import GGHeadGenerator
 from core.gghead.pickle_format import EXTRA_GLOBALS, FORMAT_NAME, GGHEAD_MODEL, ObjectRecord
-from core.module_tree import flatten_module_tree
 from core.gghead.records import identify, ours_to_upstream, upstream_to_ours
 from core.gghead.stored_config import derive_config
 from core.gghead.template import UVTemplate
-from core.legacy_pickle import MAX_PICKLE_BYTES, LegacyPickleError, read_official_pickle
+from core.legacy_pickle import MAX_PICKLE_BYTES, LegacyPickleError, pickle_references, read_official_pickle
+from core.module_tree import flatten_module_tree
 
 _CKPT_RE = re.compile(r"checkpoint-(\d+)\.pkl$")
 
@@ -78,24 +76,9 @@ class GGHeadLoadInfo:
 def is_gghead_pickle(path: str | os.PathLike, *, max_bytes: int = 1 << 20, max_ops: int = 20_000) -> bool:
     """Cheap check on the first opcodes (never executed): does the pickle reference ``gghead.*`` modules or the
     EG3D fork's ``eg3d.torch_utils.persistence``? The loader then says whether it is a GGHead generator."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(max_bytes)
-    except OSError:
-        return False
-    try:
-        for n, (op, arg, _) in enumerate(pickletools.genops(io.BytesIO(raw))):
-            if n >= max_ops or op.name == "STOP":
-                break
-            if isinstance(arg, str) and (arg.startswith("gghead.") or arg == "eg3d.torch_utils.persistence"
-                                         or arg.startswith("eg3d.torch_utils.persistence ")):
-                return True
-    except Exception:  # truncated by max_bytes, or not a pickle
-        pass
-    return False
-
-
-# ---------------------------------------------------------------------------------------------- records
+    return pickle_references(path, lambda a: a.startswith("gghead.") or a == "eg3d.torch_utils.persistence"
+                             or a.startswith("eg3d.torch_utils.persistence "),
+                             max_bytes=max_bytes, max_ops=max_ops)
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.abc
+import os
 import pickle
 import pickletools
 import sys
@@ -298,3 +299,14 @@ def test_a_tuned_gghead_generator_saved_in_our_format_loads_back(tiny_file, tmp_
     ws = G.map(torch.randn(1, TINY.z_dim), 0.7)
     with torch.no_grad():
         assert loaded.generator.synthesis(ws).gaussians.equal(G.synthesis(ws).gaussians)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_the_format_sniffers_never_open_what_is_not_a_regular_file(tmp_path):
+    """A FIFO would block a plain open(); both sniffers go through core.regular_file and answer False at once."""
+    from core.legacy_cgsgan import is_official_pickle
+
+    fifo = tmp_path / "checkpoint.pkl"
+    os.mkfifo(fifo)
+    assert not is_gghead_pickle(fifo) and not is_official_pickle(fifo)
+    assert not is_gghead_pickle(tmp_path) and not is_gghead_pickle(tmp_path / "missing.pkl")
