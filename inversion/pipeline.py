@@ -89,6 +89,11 @@ class InversionSettings:
 # ---------------------------------------------------------------------------------------------- results
 
 
+def final_losses(history: Mapping[str, tuple[float, ...]]) -> dict[str, float]:
+    """The last value of every loss term of a stage's ``history`` (not its ``step`` and ``lr`` columns)."""
+    return {k: v[-1] for k, v in history.items() if k not in ("step", "lr") and v}
+
+
 @dataclass(frozen=True, eq=False)
 class LatentResult:
     """Stage 1's outcome.
@@ -114,7 +119,7 @@ class LatentResult:
 
     @property
     def final_losses(self) -> dict[str, float]:
-        return {k: v[-1] for k, v in self.history.items() if k not in ("step", "lr") and v}
+        return final_losses(self.history)
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +137,7 @@ class TuningResult:
 
     @property
     def final_losses(self) -> dict[str, float]:
-        return {k: v[-1] for k, v in self.history.items() if k not in ("step", "lr") and v}
+        return final_losses(self.history)
 
 
 @dataclass(frozen=True, eq=False)
