@@ -7,22 +7,19 @@ Load panel: a GGHead model that draws the same head as the tuned view."""
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from window_wait import waiter  # tests/viewer/window_wait.py
+
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 P = "Panels/Inversion"
 
 
-def _wait(ctx, condition, what: str, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        ctx.yield_()
+_wait = waiter(240.0)
 
 
 def _image(ctx, app) -> np.ndarray:

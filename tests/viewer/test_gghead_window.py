@@ -13,7 +13,6 @@ format by ``core.gghead.format_writer``, opened through the Load panel as a user
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,14 @@ import pytest
 import torch
 from PIL import Image
 
+from window_wait import waiter  # tests/viewer/window_wait.py
+
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 RES = 128
 N_TINY = 428  # Gaussians of the tiny preset's synthetic UV template (24 x 24 grid)
 
 
-def _wait(ctx, condition, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        ctx.yield_()
+_wait = waiter(120.0)
 
 
 def _image(ctx, app) -> np.ndarray:

@@ -22,6 +22,8 @@ from ui_state.inversion import OFFLINE_LABEL, STAND_IN_LABEL, split_paths
 from ui_state.ui import UiState
 from viewer.jobs import JobRunner
 
+from window_wait import waiter  # tests/viewer/window_wait.py
+
 
 class FakeTexture:
     count = 0
@@ -253,11 +255,7 @@ def test_presets_and_the_loss_plot(session):
 # ---------------------------------------------------------------------------------------------- the window
 
 
-def _wait(ctx, condition, what: str, timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        ctx.yield_()
+_wait = waiter(240.0)
 
 
 @pytest.mark.gui

@@ -17,22 +17,19 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from window_wait import waiter  # tests/viewer/window_wait.py
 
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[2]
 RES = 96
 
 
-def _wait(ctx, condition, what: str, timeout: float = 120.0, state=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}" + (f": {state()}" if state else "")
-        ctx.yield_()
+_wait = waiter(120.0)
 
 
 def _watchdog_off(imgui) -> None:

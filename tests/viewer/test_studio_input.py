@@ -11,19 +11,16 @@ no camera surprises.
 
 from __future__ import annotations
 
-import time
 
 import pytest
+
+from window_wait import waiter  # tests/viewer/window_wait.py
 
 pytestmark = pytest.mark.gui
 RES = 96
 
 
-def _wait(ctx, condition, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        ctx.yield_()
+_wait = waiter(90.0)
 
 
 def _view_centre(ctx):

@@ -11,23 +11,20 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from window_wait import waiter  # tests/viewer/window_wait.py
+
 pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[2]
 RES = 128
 
 
-def _wait(ctx, condition, what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        ctx.yield_()
+_wait = waiter(90.0)
 
 
 def _image(ctx, app) -> np.ndarray:
