@@ -66,7 +66,8 @@ def quality_run(recipe: str, name: str, data: Path, work: Path, out: Path, kimg:
     from training.dataset import DatasetOptions, ImageLabelDataset
     from training.loop import image_grid, train
     from training.metrics.consistency import generator_consistency
-    from training.run_dir import latest_snapshot, save_grid
+    from core.runs import latest_snapshot
+    from training.run_dir import save_grid
 
     opts = options_for(recipe, VARIANTS[name], data, work / f"q-{name}", kimg=kimg, tick_kimg=0.5, snap_kimg=1e6,
                        image_snap_kimg=1e6, blur_fade_kimg=kimg / 4)
