@@ -8,12 +8,11 @@ the input view, and two orbit frames (side views) of the tuned head::
 From the ground-truth bench's figure.npz (bench/inversion_groundtruth.py --figure-dir): a held-out head's input,
 stage 1 and stage 2 from the input camera, and three other views (truth, stage 1, stage 1+2)::
 
-    python tools/inversion_figure.py --groundtruth docs/images/inversion_groundtruth.png figure.npz
+    python tools/inversion_figure.py --groundtruth docs/images/inversion_groundtruth.png figure.npz [--overwrite]
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import imageio
@@ -58,18 +57,26 @@ def groundtruth(npz: Path, size: int = 128) -> np.ndarray:
     return np.concatenate(rows, 0)
 
 
-def main() -> int:
-    if sys.argv[1] == "--groundtruth":
-        target, grid = Path(sys.argv[2]), groundtruth(Path(sys.argv[3]))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(grid).save(target, optimize=True)
-        print(f"wrote {target} ({grid.shape[1]}x{grid.shape[0]})")
-        return 0
-    target, outs = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
-    grid = np.concatenate([row(o) for o in outs], 0)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(target)
-    print(f"wrote {target} ({grid.shape[1]}x{grid.shape[0]})")
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--groundtruth", action="store_true", help="compose from the bench's figure.npz")
+    ap.add_argument("target", type=Path, help="the .png to write (refused if it exists, unless --overwrite)")
+    ap.add_argument("sources", type=Path, nargs="+", help="inversion output folders, or one figure.npz")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    if args.target.exists() and not args.overwrite:
+        ap.error(f"{args.target} exists; pass --overwrite to replace it")
+    if args.groundtruth:
+        if len(args.sources) != 1:
+            ap.error("--groundtruth takes one figure.npz")
+        grid = groundtruth(args.sources[0])
+    else:
+        grid = np.concatenate([row(o) for o in args.sources], 0)
+    args.target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(args.target, optimize=True)
+    print(f"wrote {args.target} ({grid.shape[1]}x{grid.shape[0]})")
     return 0
 
 

@@ -34,7 +34,8 @@ DATA_ARGS=(--out "$DATA" --num-identities 8000 --views-per-identity 6 --full-yaw
            --test-fraction 0.008 --seed 0 --device "${DATA_DEVICE:-cuda}" --workers "${WORKERS:-16}")
 TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" --preset cpu256 --resolution 256 --batch 32
             --batch-gpu $((32 / GPUS)) --num-views 4 --gamma 0.4 --blur-fade-kimg 100 --d-channel-base 16384
-            --kimg 2000 --tick-kimg 4 --snap-kimg 20 --image-snap-kimg 20 --precision tf32 --workers 6 --seed 0
+            --kimg 2000 --tick-kimg 4 --snap-kimg 20 --image-snap-kimg 20 --snapshot-max-part-mib 15
+            --precision tf32 --workers 6 --seed 0
             --desc "$DESC" "${EXTRA[@]}")
 
 run() {

@@ -1,0 +1,85 @@
+"""tools/snapshot_handover.py: a sharded snapshot split for the device tool's limits and put back together."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.tensor_file_reader import open_tensor_file
+from core.tensor_files import write_tensor_file
+
+_spec = importlib.util.spec_from_file_location("snapshot_handover", Path(__file__).parents[2] / "tools" /
+                                               "snapshot_handover.py")
+handover = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = handover  # dataclasses look their module up there
+_spec.loader.exec_module(handover)
+
+
+@pytest.fixture
+def sharded(tmp_path):
+    """A sharded tensor file of ~200 KiB in parts of at most 40 KiB, and its tensors."""
+    g = torch.Generator().manual_seed(0)
+    tensors = {f"t{i}": torch.randn(3000 + 500 * i, generator=g) for i in range(8)}
+    (tmp_path / "src").mkdir()
+    index = write_tensor_file(tmp_path / "src" / "snap.safetensors", tensors, {"kimg": 1.5},
+                              max_part_bytes=40 << 10)
+    assert index.name.endswith(".index.json")
+    return index, tensors
+
+
+def read_all(index: Path) -> dict[str, torch.Tensor]:
+    return open_tensor_file(index).read()
+
+
+def test_groups_respect_file_and_byte_limits():
+    parts = [handover.Part(f"p{i}", size, None) for i, size in enumerate([5, 5, 5, 9, 1, 1, 1, 1, 1])]
+    gs = handover.groups(parts, max_files=3, max_bytes=12)
+    assert [[p.name for p in g] for g in gs] == [["p0", "p1"], ["p2"], ["p3", "p4", "p5"], ["p6", "p7", "p8"]]
+    with pytest.raises(ValueError, match="write smaller parts"):
+        handover.groups(parts, max_files=3, max_bytes=8)
+
+
+def test_out_stage_gather_round_trip(sharded, tmp_path):
+    index, tensors = sharded
+    n_files = len(handover.snapshot_parts(index))
+    assert n_files >= 6
+    copied, calls = handover.out_call(index, tmp_path / "out0", 0)  # all fits one call under the real limits
+    assert (copied, calls) == (n_files, 1)
+    with pytest.raises(ValueError, match="out of range"):
+        handover.out_call(index, tmp_path / "out1", 1)
+    back = handover.gather(tmp_path / "here", [tmp_path / "out0"])
+    folders = handover.stage(back, tmp_path / "in", max_mib=60 / 1024)  # 60 KiB carry folders
+    assert len(folders) >= 3 and all(sum(f.stat().st_size for f in d.iterdir()) <= 60 << 10 for d in folders)
+    again = handover.gather(tmp_path / "there", folders)
+    got = read_all(again)
+    assert set(got) == set(tensors) and all(torch.equal(got[k], tensors[k]) for k in tensors)
+
+
+def test_gather_reports_missing_and_changed_parts(sharded, tmp_path):
+    index, _ = sharded
+    folders = handover.stage(index, tmp_path / "in", max_mib=60 / 1024)
+    victim = next(p for p in folders[-1].iterdir())
+    keep = victim.read_bytes()
+    victim.unlink()
+    with pytest.raises(ValueError, match=f"missing \\['{victim.name}'\\]"):
+        handover.gather(tmp_path / "a", folders)
+    victim.write_bytes(keep[:-1] + bytes([keep[-1] ^ 1]))  # same size, one bit changed
+    with pytest.raises(ValueError, match="SHA-256 differs"):
+        handover.gather(tmp_path / "b", folders)
+
+
+def test_never_overwrites_a_different_file(sharded, tmp_path):
+    index, _ = sharded
+    first = handover.snapshot_parts(index)[1].name
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / first).write_bytes(b"a user's file")
+    assert handover.main(["out", str(index), str(tmp_path / "out"), "--call", "0"]) == 1
+    assert (tmp_path / "out" / first).read_bytes() == b"a user's file"
+
+
+def test_rejects_a_single_file_snapshot(tmp_path):
+    path = write_tensor_file(tmp_path / "one.safetensors", {"x": torch.zeros(4)}, {})
+    with pytest.raises(ValueError, match="index.json of a sharded snapshot"):
+        handover.snapshot_parts(path)

@@ -1,0 +1,173 @@
+"""Move a sharded training snapshot between this machine and the lent GPU machine, within the device tool's limits.
+
+A training run that outlives one device lease travels as its newest snapshot (training/snapshots.py: an
+``.index.json`` plus safetensors parts). The device tool returns at most 8 files of 16 MiB, 64 MiB in all, per
+call, and takes at most 64 MiB into a call *with* the working tree, so a snapshot of a few hundred MiB moves
+in several calls on one warm machine (files in ignored folders stay there between calls). Train with
+``--snapshot-max-part-mib 15`` so that every part fits one returned file.
+
+    # on the GPU machine, call K = 0, 1, ... until it says it was the last:
+    python tools/snapshot_handover.py out runs/RUN/network-snapshot-000200.safetensors.index.json $OUT --call K
+    # here: the returned folders, put together and checked (sizes and SHA-256 against the index):
+    python tools/snapshot_handover.py gather .handover/snap /work/.device/7 /work/.device/8 ...
+    # here: split into carry folders that fit beside the working tree (prints one carry path per call):
+    python tools/snapshot_handover.py stage .handover/snap/network-snapshot-000200.safetensors.index.json \\
+        .handover/in --max-mib 36
+    # on the GPU machine, after the calls that carried .handover/in/00, /01, ...:
+    python tools/snapshot_handover.py gather .handover/snap .handover/in/*   # then --resume .handover/snap/...
+
+Every step copies (never moves) and refuses to overwrite a different file of the same name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 2**20
+# The device tool's limits on what comes back from one call (/work/.library/device/README.md, "Limits").
+OUT_FILES, OUT_FILE_MIB, OUT_TOTAL_MIB = 8, 16, 64
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file of a snapshot: its name, size in bytes and SHA-256 (hex), as its index records them
+    (the index itself has ``sha256 = None``)."""
+
+    name: str
+    size: int
+    sha256: str | None
+
+
+def snapshot_parts(index: Path) -> list[Part]:
+    """The index file first, then its parts in order. Raises ``ValueError`` for a file that is not an index."""
+    if not index.name.endswith(".index.json"):
+        raise ValueError(f"{index}: expected the .index.json of a sharded snapshot (train with "
+                         "--snapshot-max-part-mib)")
+    try:
+        meta = json.loads(index.read_text())["metadata"]
+        parts = [Part(p["file"], int(p["size"]), str(p["sha256"])) for p in meta["parts"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{index}: not a readable snapshot index ({e})") from e
+    return [Part(index.name, index.stat().st_size, None)] + parts
+
+
+def groups(parts: list[Part], max_files: int, max_bytes: int, max_file_bytes: int | None = None) -> list[list[Part]]:
+    """``parts`` in order, cut into consecutive groups of at most ``max_files`` files and ``max_bytes`` bytes."""
+    out: list[list[Part]] = [[]]
+    for p in parts:
+        if p.size > (max_file_bytes or max_bytes):
+            raise ValueError(f"{p.name} has {p.size / MIB:.1f} MiB, more than one call takes "
+                             f"({(max_file_bytes or max_bytes) / MIB:.1f} MiB): write smaller parts")
+        if out[-1] and (len(out[-1]) == max_files or sum(q.size for q in out[-1]) + p.size > max_bytes):
+            out.append([])
+        out[-1].append(p)
+    return out
+
+
+def copy_new(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst``; an existing ``dst`` must already be the same bytes (never overwritten)."""
+    if dst.exists():
+        if dst.stat().st_size != src.stat().st_size or sha256(dst) != sha256(src):
+            raise FileExistsError(f"{dst} exists and differs from {src}; remove it first if it is stale")
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".partial")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(MIB), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def out_call(index: Path, out: Path, call: int) -> tuple[int, int]:
+    """Copy the ``call``-th group of the snapshot's files into ``out``; returns (files copied, calls in all)."""
+    gs = groups(snapshot_parts(index), OUT_FILES, OUT_TOTAL_MIB * MIB, OUT_FILE_MIB * MIB)
+    if not 0 <= call < len(gs):
+        raise ValueError(f"call {call} is out of range: this snapshot leaves in {len(gs)} calls (0..{len(gs) - 1})")
+    for p in gs[call]:
+        copy_new(index.parent / p.name, out / p.name)
+    return len(gs[call]), len(gs)
+
+
+def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
+    """Copy the snapshot's files into ``dest/00``, ``dest/01``, ... of at most ``max_mib`` each (one carry each)."""
+    folders = []
+    for i, g in enumerate(groups(snapshot_parts(index), 10**6, int(max_mib * MIB))):
+        folder = dest / f"{i:02d}"
+        for p in g:
+            copy_new(index.parent / p.name, folder / p.name)
+        folders.append(folder)
+    return folders
+
+
+def gather(dest: Path, sources: list[Path]) -> Path:
+    """Copy every file of ``sources`` (folders) into ``dest`` and check the snapshot there; returns its index.
+
+    Raises ``ValueError`` when no index or more than one is found, or a part is missing, short or changed.
+    """
+    for src in sources:
+        for f in sorted(src.iterdir()):
+            if f.is_file() and not f.name.endswith(".partial"):
+                copy_new(f, dest / f.name)
+    indexes = sorted(dest.glob("*.index.json"))
+    if len(indexes) != 1:
+        raise ValueError(f"{dest}: expected one snapshot index, found {[p.name for p in indexes] or 'none'}")
+    missing, bad = [], []
+    for p in snapshot_parts(indexes[0])[1:]:
+        f = dest / p.name
+        if not f.exists():
+            missing.append(p.name)
+        elif f.stat().st_size != p.size or sha256(f) != p.sha256:
+            bad.append(p.name)
+    if missing or bad:
+        raise ValueError(f"{dest}: snapshot incomplete: missing {missing or 'none'}; size or SHA-256 differs "
+                         f"from the index: {bad or 'none'}")
+    return indexes[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    o = sub.add_parser("out", help="on the GPU machine: copy one call's share of the snapshot into $OUT")
+    o.add_argument("index", type=Path)
+    o.add_argument("out", type=Path)
+    o.add_argument("--call", type=int, required=True)
+    s = sub.add_parser("stage", help="split the snapshot into carry folders of at most --max-mib")
+    s.add_argument("index", type=Path)
+    s.add_argument("dest", type=Path)
+    s.add_argument("--max-mib", type=float, required=True)
+    g = sub.add_parser("gather", help="put the files of several folders together and check the snapshot")
+    g.add_argument("dest", type=Path)
+    g.add_argument("sources", type=Path, nargs="+")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "out":
+            n, total = out_call(args.index, args.out, args.call)
+            print(f"call {args.call}: {n} files into {args.out}; {total} calls in all"
+                  + (" (this was the last)" if args.call == total - 1 else ""))
+        elif args.cmd == "stage":
+            folders = stage(args.index, args.dest, args.max_mib)
+            print(f"{len(folders)} carry folders (one per call):")
+            print("\n".join(str(f) for f in folders))
+        else:
+            index = gather(args.dest, args.sources)
+            print(f"complete and checked: {index}")
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
