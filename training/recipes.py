@@ -1,8 +1,8 @@
 """Named training recipes: the TrainOptions settings that make one documented set-up, defined once.
 
 A recipe holds the settings of the model and its optimisation (preset, resolution, batch, views, R1 weight,
-blur fade, precision, discriminator size and arithmetic); run length, logging intervals, workers and seed stay with each caller. The benches
-build their TrainOptions from it (:meth:`TrainRecipe.overrides`), ``tools/train_default_model.sh`` passes it
+blur fade, precision, discriminator size and arithmetic); run length, logging intervals, workers and seed
+stay with each caller. The benches build their TrainOptions from it (:meth:`TrainRecipe.overrides`), ``tools/train_default_model.sh`` passes it
 to ``python -m training`` as command-line options (``python -m training.recipes cpu128`` prints them).
 
 This module imports nothing from the rest of the project at import time, so that ``bench/train_profile.py``
