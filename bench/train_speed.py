@@ -140,7 +140,7 @@ def measure(setup: TrainRecipe, args, tmp: Path) -> tuple[float, float, int, obj
     events = blur_events(opts, len(ticks), steps)
     times = [t["sec_per_kimg"] for t in ticks[args.warmup_ticks:]]
     clean = [t for t, e in zip(times, events[args.warmup_ticks:]) if not e]
-    spk, mem = statistics.median(times), max(t["peak_gpu_mem_gib"] for t in ticks)
+    spk, mem = statistics.median(times), max(t.get("peak_gpu_mem_gib", 0.0) for t in ticks)
     summary = (f"ticks after {args.warmup_ticks} warm-up: min {min(times):.2f}, median {spk:.2f}, "
                f"mean {statistics.fmean(times):.2f} s/kimg")
     if args.blur_fade:
