@@ -23,13 +23,15 @@ RECIPES: dict[str, TrainRecipe] = {
 }
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CUDA = DEVICE == "cuda"
-LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0)
+# Every variant names all four D settings, so that it means the same whatever the recipe sets (cpu128 has
+# had the bf16-cb16k D since 2026-12-02); the legacy values are the code before the speed work.
+LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768)
 VARIANTS = {
     "legacy": LEGACY,
     "batched": {**LEGACY, "batch_d_calls": True},
     "nhwc": {**LEGACY, "batch_d_calls": True, "channels_last": True},
-    "bf16-nchw": {"batch_d_calls": True, "channels_last": False, "d_bf16_blocks": 4},
-    "bf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4},
+    "bf16-nchw": {**LEGACY, "batch_d_calls": True, "channels_last": False, "d_bf16_blocks": 4},
+    "bf16": {**LEGACY, "batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4},
     "bf16-cb16k": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4, "d_channel_base": 16384},
     "bf16-cb16k-gbf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4,
                          "d_channel_base": 16384, "precision": "bf16"},

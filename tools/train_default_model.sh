@@ -21,6 +21,10 @@
 # Settings: the cpu128 recipe of training/recipes.py (batch 32 in one micro-batch on one GPU, 4 multi-view
 # renders, gamma 0.25, D-input blur fading over 40 kimg, TF32; the rest as fact sheet section 3: Adam (0, 0.99)
 # at G 0.0025 / D 0.002, lazy R1 every 16 steps), printed as options by `python -m training.recipes cpu128`.
+# Since 2026-12-02 its discriminator is the measured faster one (channel_base 16384, 4 bf16 blocks, NHWC,
+# batched calls; docs/training.md "Training speed"); the 84-kimg v1 run used channel_base 32768 in float32/TF32.
+# `resume` continues a run with the options it was started with (python -m training --resume takes them from
+# the run), so a run started under an older recipe keeps its own discriminator.
 # --kimg is only a ceiling: the run ends by --stop-after-minutes.
 set -euo pipefail
 PY=${PY:-python3}
@@ -41,7 +45,8 @@ case "${1:-}" in
   train)
     "$PY" -m training "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" "${@:3}" ;;
   resume)
-    "$PY" -m training "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" --resume "$(latest_run)" "${@:3}" ;;
+    "$PY" -m training --resume "$(latest_run)" --data "$DATA" --stop-after-minutes "${2:?minutes}" \
+      --snapshot-max-part-mib "${PART_MIB:-15}" "${@:3}" ;;
   export)
     "$PY" tools/export_generator.py "$(latest_run)" "${2:?output file}" --dtype float16 ;;
   files)

@@ -1,0 +1,60 @@
+"""bench/train_speed.py without a GPU: which figure a run records, and which ticks meet a new blur width."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from bench.train_speed import blur_events, figure_suffix, variant
+from training.options import TrainOptions
+from training.recipes import CPU128
+
+
+def flags(**kw) -> argparse.Namespace:
+    base = dict(legacy=False, precision=None, d_bf16_blocks=None, channels_last=None, d_channel_base=None)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_the_recipe_itself_records_the_plain_figure_name():
+    recipe = TrainOptions(data="", **CPU128.overrides())
+    assert variant(flags()) == {}
+    assert figure_suffix(TrainOptions(data="", **{**CPU128.overrides(), **variant(flags())}), recipe) == ""
+
+
+@pytest.mark.parametrize("kw, suffix", [
+    (dict(legacy=True), "_legacy"),                                   # the D before the speed work
+    (dict(d_channel_base=32768), "_bf16d"),                           # bf16 blocks + NHWC at the full width
+    (dict(d_bf16_blocks=0, channels_last=False, d_channel_base=32768), "_fp32d"),  # the recipe until 2026-12-02
+    (dict(channels_last=False), "_bf16d_nchw_cb16384"),
+    (dict(d_bf16_blocks=2), "_bf16d2_cb16384"),
+    (dict(precision="bf16"), "_bf16_bf16d_cb16384"),
+])
+def test_a_variant_of_cpu128_is_named_by_its_own_d(kw, suffix):
+    recipe = TrainOptions(data="", **CPU128.overrides())
+    opts = TrainOptions(data="", **{**CPU128.overrides(), **variant(flags(**kw))})
+    assert figure_suffix(opts, recipe) == suffix
+
+
+def test_cgs_names_stay_as_recorded_before():
+    cgs = TrainOptions(data="", preset="cgs512", batch=8, batch_gpu=8)
+    assert figure_suffix(cgs, cgs) == ""
+    assert figure_suffix(dataclasses.replace(cgs, d_bf16_blocks=4, channels_last=True), cgs) == "_bf16d"
+    assert figure_suffix(dataclasses.replace(cgs, d_channel_base=16384), cgs) == "_cb16384"
+
+
+def test_legacy_takes_no_bf16_blocks():
+    with pytest.raises(SystemExit, match="legacy"):
+        variant(flags(legacy=True, d_bf16_blocks=4))
+
+
+def test_blur_events_follow_the_kernel_length():
+    # cpu128: sigma = 10 (1 - 32 s / 40000) at step s, radius floor(3 sigma) = floor(30 - 0.024 s): 30 at s = 0,
+    # 29 from s = 1, 28 from s = 42, 27 from 84, 26 from 125, 25 from 167. Ticks of 16 steps, R1 at s % 16 == 0:
+    # the G/D steps meet a new length in ticks 0, 2, 5, 7, 10; the next R1 (first step of the next tick, or of the
+    # same tick at s = 0) in ticks 0, 1, 3, 6, 8, 11.
+    opts = TrainOptions(data="", **CPU128.overrides())
+    assert blur_events(opts, 12, 16) == ["gd+r1", "r1", "gd", "r1", "", "gd", "r1", "gd", "r1", "", "gd", "r1"]
+    assert blur_events(dataclasses.replace(opts, blur_fade_kimg=0.0), 12, 16) == [""] * 12
+    assert blur_events(dataclasses.replace(opts, gamma=0.0), 4, 16) == ["gd", "", "gd", ""]
