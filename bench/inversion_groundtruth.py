@@ -275,7 +275,7 @@ def load_cameras(args) -> Cameras:
     return Cameras.from_label(torch.tensor([labels[n] for n in first], dtype=torch.float32))
 
 
-FIGURE_VIEWS = (2, 4, 7)  # yaw +30, +60 and the back
+FIGURE_VIEWS = (2, 4, 7)  # of training/synthetic_heads/cameras.py EVAL_VIEWS: yaw +45, +90 and the back
 
 
 def save_figure_data(folder: Path, G, tuned, ws, cams: Cameras, images, heads: Heads, head: int) -> Path:
