@@ -9,6 +9,9 @@ rows     camera (true: the render's own camera, uniform weights | estimated: MTC
          weight map of the pipeline, refined by stage 1) x space (W | W+) x stage 1 | stage 1 + 2
 columns  input-view PSNR; PSNR and SSIM of the 9 other evaluation views (mean over heads); camera error
          (deg, median, after refinement)
+per view the PSNR of each of the 10 evaluation views (mean over heads; the latent rendered from the true
+         evaluation cameras, so the input view's column is the world-frame fit, not the refined camera's):
+         ``views_psnr`` in every row of the JSON and a second printed table (views as columns)
 
 Beside them: the *bound* (the W+ latent fitted to all 10 views at once, core.latent_fit: the best the generator
 can represent each head) and the *self-consistency* case (the generator's own renders of random latents,
@@ -38,8 +41,10 @@ from core.camera import Cameras
 from core.image_metrics import psnr, ssim
 from core.latent_fit import FitTarget, LatentFitConfig, fit_latent, render_latent
 from core.model_files import load_generator
+from bench.inversion_groundtruth_report import (NUM_VIEWS, print_row, print_table, record_figures,  # noqa: F401
+                                               summarise, view_labels, views_mean)
 from inversion.config import DEFAULT_PRESET, PRESET_NAMES, preset_settings
-from inversion.detection import FaceNotFoundError, detect_faces, pick_face
+from inversion.detection import FaceNotFoundError, detect_faces, mirror_averaged, pick_face
 from inversion.objective import LossNetworks, Objective
 from inversion.photos import photo_from_array
 from inversion.pivotal_tuning import tune_generator
@@ -47,7 +52,6 @@ from inversion.pose import view_angle_error_deg
 from inversion.preprocess import InversionTarget, prepare_aligned
 from inversion.steps import last_step
 
-NUM_VIEWS = 10
 DETECT_SIZE = 256  # px: the input view is upsampled to at least this for MTCNN
 
 
@@ -88,16 +92,24 @@ def load_heads(root: Path, count: int, res: int, input_view: int) -> Heads:
 
 
 def view_metrics(G, ws: torch.Tensor, cams: Cameras, gt: torch.Tensor, views: list[int]) -> dict:
-    """PSNR / SSIM per head of ``ws [H, n, w]`` rendered from ``cams [V]`` against ``gt [H, V, 3, R, R]``."""
+    """PSNR / SSIM per head of ``ws [H, n, w]`` rendered from ``cams [V]`` against ``gt [H, V, 3, R, R]``:
+    ``psnr``, ``ssim`` ``[H]`` (mean over ``views``) and ``view_psnr`` ``[H][V]`` (every view)."""
     device = next(G.parameters()).device
     H, res = ws.shape[0], gt.shape[-1]
     sel = torch.tensor(views)
-    c = cams[sel]
     with torch.no_grad():
-        pred = torch.cat([render_latent(G, ws[h:h + 1].to(device), c.reshape(1, -1).to(device), res).cpu()
+        pred = torch.cat([render_latent(G, ws[h:h + 1].to(device), cams.reshape(1, -1).to(device), res).cpu()
                           for h in range(H)])
-    true = gt[:, sel]
-    return {"psnr": psnr(pred, true).mean(1).tolist(), "ssim": ssim(pred, true).mean(1).tolist()}
+    every = psnr(pred, gt)                                                    # [H, V]
+    return {"psnr": every[:, sel].mean(1).tolist(), "ssim": ssim(pred[:, sel], gt[:, sel]).mean(1).tolist(),
+            "view_psnr": every.tolist()}
+
+
+def row_metrics(m: dict) -> dict:
+    """A row's columns from :func:`view_metrics`: ``novel_psnr``, ``novel_ssim`` ``[H]``, ``view_psnr``
+    ``[H][V]`` and ``views_psnr`` ``[V]`` (mean over heads)."""
+    return {"novel_psnr": m["psnr"], "novel_ssim": m["ssim"], "view_psnr": m["view_psnr"],
+            "views_psnr": views_mean(m["view_psnr"])}
 
 
 def estimate_inputs(heads: Heads, settings, input_view: int) -> tuple[list, list[str]]:
@@ -111,6 +123,7 @@ def estimate_inputs(heads: Heads, settings, input_view: int) -> tuple[list, list
         photo = photo_from_array(up, label)
         try:
             face = pick_face(photo, detect_faces(photo), 20).face
+            face = mirror_averaged(photo, face) if settings.preprocess.mirror_landmarks else face
             aligned.append(prepare_aligned(photo, face, settings.preprocess))
         except FaceNotFoundError as exc:
             aligned.append(None)
@@ -119,12 +132,14 @@ def estimate_inputs(heads: Heads, settings, input_view: int) -> tuple[list, list
 
 
 def stage1(G, images, cams: Cameras, weights, latent_cfg, refine: bool):
-    """Stage 1 for every head at once: ``images [H, 1, 3, R, R]``, ``cams [H, 1]`` -> (ws, refined cams)."""
-    cfg = latent_cfg.fit_config()
+    """Stage 1 for every head at once: ``images [H, 1, 3, R, R]``, ``cams [H, 1]`` -> (ws, refined cams).
+    ``refine`` False: the cameras stay as given (no refinement, no camera search)."""
     if not refine:
-        cfg = dataclasses.replace(cfg, camera_lr=0.0)
-    fit = fit_latent(G, FitTarget(images, cams, weights), cfg)
-    return fit.ws.cpu(), Cameras(fit.cameras.cam2world.cpu(), fit.cameras.intrinsics.cpu())
+        latent_cfg = dataclasses.replace(latent_cfg, refine_cameras=False, camera_candidates=1)
+    fit = None
+    for fit in latent_cfg.fit_steps(G, FitTarget(images, cams, weights)):
+        pass
+    return fit.ws.cpu().clone(), Cameras(fit.cameras.cam2world.cpu(), fit.cameras.intrinsics.cpu())
 
 
 def stage2(G, ws: torch.Tensor, images, cams: Cameras, weights, tuning_cfg, objective) -> list:
@@ -138,7 +153,7 @@ def stage2(G, ws: torch.Tensor, images, cams: Cameras, weights, tuning_cfg, obje
 
 def tuned_metrics(tuned: list, ws, cams: Cameras, gt, views: list[int]) -> dict:
     rows = [view_metrics(Gt, ws[h:h + 1], cams, gt[h:h + 1], views) for h, Gt in enumerate(tuned)]
-    return {k: [r[k][0] for r in rows] for k in ("psnr", "ssim")}
+    return {k: [r[k][0] for r in rows] for k in ("psnr", "ssim", "view_psnr")}
 
 
 def input_psnr(G_or_list, ws, cams: Cameras, images) -> list[float]:
@@ -151,10 +166,6 @@ def input_psnr(G_or_list, ws, cams: Cameras, images) -> list[float]:
             pred = render_latent(G, ws[h:h + 1].to(device), cams[h:h + 1].to(device), images.shape[-1]).cpu()
         out.append(float(psnr(pred, images[h:h + 1]).mean()))
     return out
-
-
-def summarise(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
 
 
 def run_rows(G, heads: Heads, args, settings, objective) -> dict:
@@ -188,7 +199,7 @@ def run_rows(G, heads: Heads, args, settings, objective) -> dict:
             ws, refined = stage1(G, images.to(device), cams.to(device), weights.to(device), lat, refine)
             t1 = time.perf_counter()
             row = {"heads": len(which), "seconds": t1 - t0, "input_psnr": input_psnr(G, ws, refined, images),
-                   **{f"novel_{k}": v for k, v in view_metrics(G, ws, heads.cameras, gt, novel).items()}}
+                   **row_metrics(view_metrics(G, ws, heads.cameras, gt, novel))}
             row["camera_error_deg"] = [view_angle_error_deg(refined[h, 0], heads.cameras[args.input_view])
                                        for h in range(len(which))]
             rows[f"{cam_name}, {space.upper()}, stage 1"] = row
@@ -201,7 +212,7 @@ def run_rows(G, heads: Heads, args, settings, objective) -> dict:
             t1 = time.perf_counter()
             rows[f"{cam_name}, {space.upper()}, stage 1+2"] = {
                 "heads": n, "seconds": t1 - t0, "input_psnr": input_psnr(tuned, ws[:n], refined[:n], images[:n]),
-                **{f"novel_{k}": v for k, v in tuned_metrics(tuned, ws[:n], heads.cameras, gt[:n], novel).items()},
+                **row_metrics(tuned_metrics(tuned, ws[:n], heads.cameras, gt[:n], novel)),
                 "camera_error_deg": row["camera_error_deg"][:n],
                 "stage1_input_psnr": row["input_psnr"][:n], "stage1_novel_psnr": row["novel_psnr"][:n]}
             print_row(f"{cam_name}, {space.upper()}, stage 1+2", rows[f"{cam_name}, {space.upper()}, stage 1+2"])
@@ -221,7 +232,8 @@ def bound(G, heads: Heads, steps: int) -> dict:
     fit = fit_latent(G, FitTarget(heads.images.to(device), heads.cameras.to(device)),
                      LatentFitConfig(steps=steps, space="w+", lr=0.03))
     every = view_metrics(G, fit.ws.cpu(), heads.cameras, heads.images, list(range(NUM_VIEWS)))
-    return {"steps": steps, "psnr": every["psnr"], "ssim": every["ssim"]}
+    return {"steps": steps, "psnr": every["psnr"], "ssim": every["ssim"], "view_psnr": every["view_psnr"],
+            "views_psnr": views_mean(every["view_psnr"])}
 
 
 def self_consistency(G, args, settings, objective) -> dict:
@@ -245,15 +257,14 @@ def self_consistency(G, args, settings, objective) -> dict:
         lat = dataclasses.replace(settings.latent, space=space)
         ws, refined = stage1(G, images.to(device), c1.to(device), weights.to(device), lat, False)
         out[f"{space.upper()}, stage 1"] = {"input_psnr": input_psnr(G, ws, refined, images),
-                                            **{f"novel_{k}": v for k, v in
-                                               view_metrics(G, ws, cams, gt, novel).items()}}
+                                            **row_metrics(view_metrics(G, ws, cams, gt, novel))}
         if settings.tuning is not None and args.tune_heads > 0:
             n = min(H, args.tune_heads)
             tuned = stage2(G, ws[:n], images[:n], refined[:n], weights[:n], settings.tuning, objective)
             out[f"{space.upper()}, stage 1+2"] = {
                 "stage1_novel_psnr": out[f"{space.upper()}, stage 1"]["novel_psnr"][:n],
                 "input_psnr": input_psnr(tuned, ws[:n], refined[:n], images[:n]),
-                **{f"novel_{k}": v for k, v in tuned_metrics(tuned, ws[:n], cams, gt[:n], novel).items()}}
+                **row_metrics(tuned_metrics(tuned, ws[:n], cams, gt[:n], novel))}
     return out
 
 
@@ -264,7 +275,7 @@ def load_cameras(args) -> Cameras:
     return Cameras.from_label(torch.tensor([labels[n] for n in first], dtype=torch.float32))
 
 
-FIGURE_VIEWS = (2, 4, 7)  # yaw +30, +60 and the back
+FIGURE_VIEWS = (2, 4, 7)  # of training/synthetic_heads/cameras.py EVAL_VIEWS: yaw +45, +90 and the back
 
 
 def save_figure_data(folder: Path, G, tuned, ws, cams: Cameras, images, heads: Heads, head: int) -> Path:
@@ -286,79 +297,25 @@ def save_figure_data(folder: Path, G, tuned, ws, cams: Cameras, images, heads: H
     return path
 
 
-def print_row(name: str, r: dict) -> None:
-    """One table line; stage 1+2 rows add the change of the novel views against stage 1 on the same heads."""
-    cam = np.median(r["camera_error_deg"]) if r.get("camera_error_deg") else float("nan")
-    delta = ""
-    if "stage1_novel_psnr" in r:
-        delta = f" {summarise(r['novel_psnr']) - summarise(r['stage1_novel_psnr']):+7.2f}"
-    print(f"{name:44s} {r['heads']:5d} {summarise(r['input_psnr']):9.2f} {summarise(r['novel_psnr']):9.2f} "
-          f"{summarise(r['novel_ssim']):10.3f} {cam:8.2f}{delta}  ({r.get('seconds', 0):.1f} s)", flush=True)
-
-
-def print_table(result: dict) -> None:
-    rows, b = result["rows"], result["bound"]
-    print(f"settings overrides: {result.get('overrides') or 'none'}")
-    print(f"\n{'row':44s} {'heads':>5s} {'input dB':>9s} {'novel dB':>9s} {'novel SSIM':>10s} {'cam deg':>8s}"
-          f" {'d novel':>7s}")
-    for name, r in rows.items():
-        if not name.startswith("_"):
-            print_row(name, r)
-    if "_camera_error_initial_deg" in rows:
-        print(f"camera error before refinement: {np.median(rows['_camera_error_initial_deg']['camera_error_deg']):.2f}"
-              " deg median")
-    if b:
-        print(f"bound (W+ fit to all 10 views): {summarise(b['psnr']):.2f} dB, SSIM {summarise(b['ssim']):.3f}")
-    for name, r in result.get("self_consistency", {}).items():
-        delta = (f" ({summarise(r['novel_psnr']) - summarise(r['stage1_novel_psnr']):+.2f} on the same latents)"
-                 if "stage1_novel_psnr" in r else "")
-        print(f"self-consistency {name:22s} input {summarise(r['input_psnr']):6.2f} dB, other views "
-              f"{summarise(r['novel_psnr']):6.2f} dB{delta}, SSIM {summarise(r['novel_ssim']):.3f}")
-
-
-def record_figures(result: dict, args, device) -> None:
-    from bench.results import device_name, record
-
-    space = result["settings"]["latent"]["space"].upper()
-    key = f"estimated camera, {space}, stage 1+2"
-    row = result["rows"].get(key)
-    stage1 = result["rows"].get(f"estimated camera, {space}, stage 1")
-    n1 = stage1["heads"] if stage1 else 0
-    missed = f" (MTCNN found no face in {args.heads - n1})" if n1 < args.heads else ""
-    dev = device_name(device)
-    note = (f"{args.model} on {args.device}, preset {args.preset} ({result['settings']['latent']['steps']} + "
-            f"{result['settings']['tuning']['steps']} steps, offline losses MSE+SSIM), space {space}, held-out heads "
-            f"of {args.dataset.name}: stage 1 on {n1} of {args.heads}{missed}, stage 2 on "
-            f"{len(row['input_psnr']) if row else 0}; input view {args.input_view}")
-    if row:
-        record("inversion_gt_input_psnr", summarise(row["input_psnr"]), "dB", dev, note=note)
-        bound_note = f"; bound {summarise(result['bound']['psnr']):.2f} dB (W+ fit to all 10 views)" \
-            if result["bound"] else ""
-        record("inversion_gt_novel_psnr", summarise(row["novel_psnr"]), "dB", dev, note=note + bound_note)
-    if stage1:  # the cameras do not change in stage 2: the median over every head of stage 1
-        record("inversion_camera_error_deg", float(np.median(stage1["camera_error_deg"])), "deg", dev,
-               note=note + f" (median over the {n1} heads of stage 1, after its refinement)")
-    if result["bound"]:
-        record("inversion_gt_bound_psnr", summarise(result["bound"]["psnr"]), "dB", dev,
-               note=f"W+ fit of {len(result['bound']['psnr'])} held-out heads of {args.dataset.name} to all 10 "
-               f"evaluation views, {result['bound']['steps']} steps, {args.model} on {args.device}")
-
-
 def apply_overrides(settings, items: list[str]):
     """``["latent.lr=0.01", "tuning.geometry_weight=0", "preprocess.background_weight=1"]`` applied to the
-    settings (values parsed as the field's type; ``losses`` fields as ``tuning.losses.ssim=1``)."""
+    settings (values parsed as the field's type; ``losses`` fields as ``tuning.losses.ssim=1``). The fields of
+    one settings object change together, so they are validated together."""
+    tree: dict = {}
     for item in items:
         key, _, raw = item.partition("=")
-        path = key.split(".")
-        objs = [settings]
-        for name in path[:-1]:
-            objs.append(getattr(objs[-1], name))
-        old = getattr(objs[-1], path[-1])
-        value = type(old)(raw) if not isinstance(old, bool) else raw.lower() in ("1", "true", "yes")
-        for obj, name in zip(reversed(objs), reversed(path)):
-            value = dataclasses.replace(obj, **{name: value})
-        settings = value
-    return settings
+        *parents, name = key.split(".")
+        node, obj = tree, settings
+        for part in parents:
+            node, obj = node.setdefault(part, {}), getattr(obj, part)
+        old = getattr(obj, name)
+        node[name] = type(old)(raw) if not isinstance(old, bool) else raw.lower() in ("1", "true", "yes")
+
+    def apply(obj, changes: dict):
+        return dataclasses.replace(obj, **{k: apply(getattr(obj, k), v) if isinstance(v, dict) else v
+                                           for k, v in changes.items()})
+
+    return apply(settings, tree)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -406,6 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     heads = load_heads(args.dataset, args.heads, G.config.resolution, args.input_view)
     t0 = time.perf_counter()
     result = {"model": args.model or f"random {args.preset_model}", "dataset": str(args.dataset),
+              "view_labels": view_labels(heads.cameras),
               "settings": {"latent": dataclasses.asdict(settings.latent),
                            "tuning": dataclasses.asdict(settings.tuning)},
               "overrides": args.set, "rows": run_rows(G, heads, args, settings, objective),
@@ -420,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
         obj_v = Objective(vs.tuning.losses, vs.preprocess.framing, LossNetworks()).to(device)
         t1 = time.perf_counter()
         sub = {"overrides": args.set + variant.split(), "rows": run_rows(G, heads, args, vs, obj_v),
-               "bound": None, "seconds": None}
+               "bound": None, "seconds": None, "view_labels": result["view_labels"]}
         sub["seconds"] = time.perf_counter() - t1
         print_table(sub)
         result["variants"][variant] = sub

@@ -82,6 +82,7 @@ class LatentFitConfig:
         mse_weight, ssim_weight: pixel loss weights (>= 0).
         views_per_step: views rendered per step (0: all V).
         camera_lr, camera_start: camera refinement step size (radians; 0: cameras fixed) and when it starts.
+        camera_decay: the camera step decays linearly from ``camera_lr`` at ``camera_start`` to 0 at the end.
         seed: view subsets and noise.
     """
 
@@ -97,6 +98,7 @@ class LatentFitConfig:
     views_per_step: int = 0
     camera_lr: float = 0.0
     camera_start: float = 0.1
+    camera_decay: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -312,6 +314,11 @@ def fit_latent_steps(G: Generator, target: FitTarget, config: LatentFitConfig = 
             total.sum().backward()
             opt.step()
             if use_cams:
+                if config.camera_decay:
+                    start = config.camera_start * config.steps
+                    scale = 1.0 - (step - start) / max(config.steps - start, 1.0)
+                    for group, base in zip(cam_opt.param_groups, (config.camera_lr, config.camera_lr * radius)):
+                        group["lr"] = base * scale
                 cam_opt.step()
             with torch.no_grad():
                 now = orbit_refine(target.cameras, rot, shift, target.pivot) if refine else target.cameras

@@ -120,3 +120,30 @@ def pick_face(photo: Photo, faces: list[Face], min_face_px: float = MIN_FACE_PX)
         message = (f"{photo.name}: {len(faces)} faces found; using the largest ({face.width:.0f} px wide, box "
                    f"{', '.join(f'{v:.0f}' for v in face.box)}).")
     return FacePick(face, len(faces), message)
+
+
+MIRROR_ORDER = (1, 0, 2, 4, 3)  # a mirrored photo's landmarks in the original's order (left/right swap)
+
+
+def mirror_averaged(photo: Photo, face: Face) -> Face:
+    """``face`` with its landmarks averaged with those MTCNN finds on the mirrored photo, mirrored back.
+
+    MTCNN's landmark noise is not mirror-symmetric; the average cancels its odd part (a yaw bias of the camera
+    estimate per face). The mirrored detection whose box overlaps ``face``'s mirror image most is used; when
+    there is none, ``face`` is returned unchanged."""
+    w = photo.pixels.shape[1]
+    flipped = Photo(np.ascontiguousarray(photo.pixels[:, ::-1]), photo.name)
+    box = np.array([w - face.box[2], face.box[1], w - face.box[0], face.box[3]])
+
+    def overlap(f: Face) -> float:
+        x0, y0 = np.maximum(f.box[:2], box[:2])
+        x1, y1 = np.minimum(f.box[2:], box[2:])
+        inter = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+        return inter / (f.area + face.area - inter + 1e-9)
+
+    found = [f for f in detect_faces(flipped) if overlap(f) > 0.5]
+    if not found:
+        return face
+    back = max(found, key=overlap).landmarks[list(MIRROR_ORDER)].copy()
+    back[:, 0] = w - back[:, 0]
+    return Face(face.box, 0.5 * (face.landmarks + back), face.probability)

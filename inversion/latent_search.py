@@ -9,6 +9,9 @@ one head) with the photos' weight maps and the perceptual terms of :class:`inver
   single-view fit of a 2D GAN explore, but here it only blurs the 3D fit).
 - Camera refinement: each photo's camera orbits the head centre (axis-angle) and moves along its own axes,
   from ``camera_start`` of the run on (:func:`core.latent_fit.orbit_refine`).
+- Camera search (``camera_candidates > 1``): the first ``camera_search_steps`` steps fit one latent per camera
+  hypothesis (yaw/pitch offsets of ``camera_search_deg`` around each photo's estimate, pixel terms only), each
+  photo keeps its best hypothesis and the rest of the run continues from it (:mod:`core.camera_search`).
 
 Use::
 
@@ -24,8 +27,9 @@ from typing import Iterator
 import torch
 
 from core.camera import Cameras
+from core.camera_search import fit_latent_searched, grid_offsets
 from core.generator import Generator
-from core.latent_fit import FitTarget, LatentFitConfig, LatentSpace, fit_latent_steps
+from core.latent_fit import FitTarget, LatentFitConfig, LatentFitStep, LatentSpace
 from inversion.objective import GraphedLoss, LossWeights, Objective
 from inversion.preprocess import InversionTarget
 from inversion.steps import InversionStep, to_uint8
@@ -42,6 +46,10 @@ class LatentConfig:
         losses: term weights (``mse`` and ``ssim`` are computed in core; ``lpips``/``id`` need networks).
         noise_strength, noise_ramp: latent noise as a fraction of ``w_std`` / of the run (0: none).
         refine_cameras, camera_lr, camera_start: camera refinement (radians per step; fraction of the run).
+        camera_decay: the camera step decays linearly to 0 over the run (from ``camera_start``).
+        camera_candidates: camera hypotheses per photo searched first (1: no search; 3, 5 or 9: see
+            :func:`core.camera_search.grid_offsets`), camera_search_deg: their offset (degrees),
+            camera_search_steps: the steps of the run spent on the search (fewer than ``steps``).
         preview_every: attach a preview image every this many steps (and on the last); 0 = never.
         seed: photo subsets and noise.
     """
@@ -58,6 +66,10 @@ class LatentConfig:
     refine_cameras: bool = True
     camera_lr: float = 2e-3
     camera_start: float = 0.1
+    camera_decay: bool = False
+    camera_candidates: int = 1
+    camera_search_deg: float = 4.0
+    camera_search_steps: int = 20
     preview_every: int = 1
     seed: int = 0
 
@@ -65,6 +77,21 @@ class LatentConfig:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         self.fit_config()  # validates the rest
+        self.camera_offsets()
+        if self.camera_candidates > 1 and not 0 < self.camera_search_steps < self.steps:
+            raise ValueError(f"camera_search_steps must be in (0, steps={self.steps}), got {self.camera_search_steps}")
+
+    def camera_offsets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(yaw_deg [K], pitch_deg [K])`` of the camera search (K = ``camera_candidates``)."""
+        return grid_offsets(self.camera_candidates, self.camera_search_deg)
+
+    def fit_steps(self, G: Generator, target: FitTarget, ws_init: torch.Tensor | None = None, extra_loss=None,
+                  cancel: threading.Event | None = None, cuda_graphs: bool | None = None
+                  ) -> Iterator[LatentFitStep]:
+        """Stage 1's core fit with these settings, the camera search first when it is on."""
+        yaw, pitch = self.camera_offsets()
+        return fit_latent_searched(G, target, self.fit_config(), yaw, pitch, self.camera_search_steps, ws_init,
+                                   extra_loss, cancel, cuda_graphs)
 
     def fit_config(self) -> LatentFitConfig:
         """The core fit's settings for these (pixel terms; the network terms come from the objective)."""
@@ -73,6 +100,7 @@ class LatentConfig:
             noise_strength=self.noise_strength, noise_ramp=self.noise_ramp, mse_weight=self.losses.mse,
             ssim_weight=self.losses.ssim, views_per_step=self.batch_size,
             camera_lr=self.camera_lr if self.refine_cameras else 0.0, camera_start=self.camera_start,
+            camera_decay=self.camera_decay,
             seed=self.seed)
 
 
@@ -123,9 +151,9 @@ def invert_latent(G: Generator, target: InversionTarget, cfg: LatentConfig, obje
     """
     device = next(G.parameters()).device
     target = target.to(device)
-    fit = fit_latent_steps(G, fit_target(target), cfg.fit_config(), ws_init=start,
-                           extra_loss=perceptual_loss(objective, target, cuda_graphs), cancel=cancel,
-                           cuda_graphs=cuda_graphs)
+    fit = cfg.fit_steps(G, fit_target(target), ws_init=start,
+                        extra_loss=perceptual_loss(objective, target, cuda_graphs), cancel=cancel,
+                        cuda_graphs=cuda_graphs)
     for s in fit:
         names = list(s.losses)
         values = torch.stack([s.losses[k][0] for k in names]).tolist()  # one host sync per step

@@ -76,3 +76,22 @@ def test_fit_recovers_views_and_heads_are_independent():
                                                                       views_per_step=2))
     assert plus.ws.shape == (1, G.config.num_ws, G.config.w_dim) and plus.pred.shape[1] == 2
     assert set(plus.losses) == {"mse", "ssim", "total"}
+
+
+@pytest.mark.slow
+def test_camera_decay_brings_the_camera_step_to_rest():
+    """With ``camera_decay`` the camera's last moves shrink toward 0; without it they stay at Adam's step."""
+    G = _lively_tiny()
+    true = orbit_cameras(torch.tensor([0.2]), 0.0)
+    with torch.no_grad():
+        images = render_latent(G, G.map(torch.randn(1, G.config.z_dim, generator=torch.Generator().manual_seed(5))),
+                               Cameras(true.cam2world[None], true.intrinsics[None]), 32)
+    start = orbit_cameras(torch.tensor([0.0]), 0.0)
+
+    def moves(decay: bool) -> list[float]:
+        cfg = LatentFitConfig(steps=20, lr=0.02, space="w", camera_lr=0.01, camera_start=0.0, camera_decay=decay)
+        centres = [s.cameras.centers[0, 0].clone() for s in fit_latent_steps(G, FitTarget(images, start), cfg)]
+        return [float((b - a).norm()) for a, b in zip(centres, centres[1:])]
+
+    plain, decayed = moves(False), moves(True)
+    assert decayed[-1] < 0.15 * decayed[0] and decayed[-1] < 0.3 * plain[-1]

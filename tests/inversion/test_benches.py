@@ -33,7 +33,8 @@ def test_ground_truth_bench_runs(tmp_path):
     out = _run("bench.inversion_groundtruth", "--preset-model", "tiny", "--dataset", str(data), "--heads", "1",
                "--steps", "2", "--tune-steps", "1", "--bound-steps", "1", "--sc-heads", "1", "--spaces", "w",
                "--device", "cpu", "--json", str(tmp_path / "gt.json"), "--figure-dir", str(tmp_path),
-               "--variant", "tuning.hidden_weight=1")
+               "--variant", "tuning.hidden_weight=1", "--variant",
+               "latent.camera_candidates=3 latent.camera_search_steps=1 preprocess.mirror_landmarks=1")
     result = json.loads((tmp_path / "gt.json").read_text())
     rows = result["rows"]
     assert {"true camera, W, stage 1", "true camera, W, stage 1+2"} <= set(rows)
@@ -41,6 +42,41 @@ def test_ground_truth_bench_runs(tmp_path):
     assert len(row["input_psnr"]) == 1 and len(row["novel_psnr"]) == 1 and 0 < row["novel_ssim"][0] <= 1
     assert len(result["bound"]["psnr"]) == 1 and "W, stage 1+2" in result["self_consistency"]
     assert "tuning.hidden_weight=1" in result["variants"] and "bound (W+ fit to all 10 views)" in out
+    searched = result["variants"]["latent.camera_candidates=3 latent.camera_search_steps=1 preprocess.mirror_landmarks=1"]
+    assert "estimated camera, W, stage 1" in searched["rows"], searched["rows"]["_problems"]
+    # the per-view breakdown: every row, the self-consistency rows and the bound, in the JSON and the table
+    assert result["view_labels"] == ["0/0", "-45", "45", "-90", "90", "-135", "135", "180", "up", "down"]
+    for r in [*(r for n, r in rows.items() if not n.startswith("_")), *result["self_consistency"].values(),
+              result["bound"]]:
+        assert len(r["views_psnr"]) == 10 and all(0 < v < 100 for v in r["views_psnr"])
+    novel = [v for i, v in enumerate(row["view_psnr"][0]) if i != 0]
+    assert abs(sum(novel) / 9 - row["novel_psnr"][0]) < 1e-6  # the novel column is the mean of the 9 others
+    assert "per-view PSNR" in out and "0/0   -45    45   -90    90  -135   135   180    up  down" in out
+
+
+def test_ground_truth_overrides_of_one_settings_object_apply_together():
+    """``latent.camera_candidates=9`` alone would fail validation with the quick preset's steps; given with
+    ``latent.camera_search_steps`` it is valid, and nested and boolean fields parse."""
+    import bench.inversion_groundtruth as gt
+    from inversion.config import preset_settings
+
+    s = preset_settings("quick", resolution=64, offline=True)
+    out = gt.apply_overrides(s, ["latent.camera_candidates=9", "latent.camera_search_steps=10",
+                                 "tuning.losses.ssim=0.25", "preprocess.mirror_landmarks=0"])
+    assert (out.latent.camera_candidates, out.latent.camera_search_steps) == (9, 10)
+    assert out.tuning.losses.ssim == 0.25 and out.preprocess.mirror_landmarks is False
+    assert out.latent.steps == s.latent.steps and out.tuning.steps == s.tuning.steps
+    with pytest.raises(ValueError, match="camera_search_steps"):
+        gt.apply_overrides(s, ["latent.camera_candidates=9", "latent.camera_search_steps=60"])
+
+
+def test_ground_truth_view_labels_name_the_evaluation_views():
+    from bench.inversion_groundtruth_report import view_labels
+    from training.synthetic_heads.cameras import EVAL_VIEWS, eval_cameras, pose_cameras
+
+    assert len(EVAL_VIEWS) == 10
+    assert view_labels(eval_cameras()) == ["0/0", "-45", "45", "-90", "90", "-135", "135", "180", "up", "down"]
+    assert view_labels(pose_cameras([30.0], [10.0])) == ["30/10"]
 
 
 def test_ground_truth_record_notes_say_what_was_measured(monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inversion.detection import Face, FaceNotFoundError, detect_faces, pick_face
+from inversion.detection import Face, FaceNotFoundError, detect_faces, mirror_averaged, pick_face
 from inversion.photos import photo_from_array
 from inversion.preprocess import PreprocessConfig, preprocess_photos
 
@@ -86,3 +86,21 @@ def test_images_too_small_for_mtcnn_give_no_face_found(side):
     assert detect_faces(photo) == []
     with pytest.raises(FaceNotFoundError, match=f"t.png: no face found \\({side}x{side} px\\)"):
         pick_face(photo, detect_faces(photo))
+
+
+def test_mirror_averaged_landmarks_are_mirror_symmetric(astronaut):
+    """Averaging with the mirrored photo's landmarks gives the same face for a photo and its mirror image
+    (mirrored), keeps the landmarks' order (image-left eye first) and moves them by at most a few pixels."""
+    photo = photo_from_array(astronaut, "a.png")
+    flipped = photo_from_array(np.ascontiguousarray(astronaut[:, ::-1]), "b.png")
+    face, face_f = detect_faces(photo)[0], detect_faces(flipped)[0]
+    avg, avg_f = mirror_averaged(photo, face), mirror_averaged(flipped, face_f)
+    w = astronaut.shape[1]
+    back = avg_f.landmarks[[1, 0, 2, 4, 3]].copy()
+    back[:, 0] = w - back[:, 0]
+    np.testing.assert_allclose(avg.landmarks, back, atol=1e-6)
+    assert 0 < np.abs(avg.landmarks - face.landmarks).max() < 6
+    assert avg.landmarks[0, 0] < avg.landmarks[1, 0] and avg.landmarks[3, 0] < avg.landmarks[4, 0]
+    # no face in the mirror image (a blank photo): the face comes back unchanged
+    blank = photo_from_array(np.full((256, 256, 3), 255, np.uint8), "c.png")
+    assert mirror_averaged(blank, face) is face

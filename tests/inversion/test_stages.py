@@ -50,6 +50,26 @@ def test_stage1_all_losses_w_space_and_camera_refinement(tiny_G, tiny_target):
 
 
 @pytest.mark.slow
+def test_stage1_camera_search_finds_the_cameras_of_the_photos(tiny_G, tiny_target):
+    """Both photos' estimates are 10 deg off in yaw; the search (from the true latent, so the scores measure
+    the cameras) moves each to the camera that rendered it, then the run goes on (with LPIPS/ID) to its end."""
+    from core.camera_search import offset_cameras
+
+    ws = torch.randn(1, tiny_G.config.num_ws, tiny_G.config.w_dim, generator=torch.Generator().manual_seed(1)) * 2
+    off = offset_cameras(tiny_target.cameras, torch.tensor([-10.0]), torch.tensor([0.0]))[0]
+    target = tiny_target.with_cameras(off)
+    obj = Objective(LossWeights(id=0.1, mse=1.0, lpips=1.0, ssim=0.5), SYNTHETIC_HEADS, STAND_INS)
+    cfg = LatentConfig(steps=5, lr=1e-3, space="w+", batch_size=2, refine_cameras=False, losses=obj.weights,
+                       camera_candidates=9, camera_search_deg=10.0, camera_search_steps=2)
+    steps = list(invert_latent(tiny_G, target, cfg, obj, start=ws))
+    assert [s.step for s in steps] == [1, 2, 3, 4, 5] and {s.total_steps for s in steps} == {5}
+    assert torch.allclose(steps[-1].cameras.cam2world, tiny_target.cameras.cam2world, atol=1e-4)
+    assert "lpips" in steps[-1].losses and "lpips" not in steps[0].losses  # the search scores pixels only
+    with pytest.raises(ValueError, match="camera_search_steps"):
+        LatentConfig(steps=5, camera_candidates=9, camera_search_steps=5)
+
+
+@pytest.mark.slow
 def test_stage2_leaves_the_original_untouched_and_restores(tiny_G, tiny_target):
     before = {k: v.clone() for k, v in tiny_G.state_dict().items()}
     flags = [p.requires_grad for p in tiny_G.parameters()]
