@@ -14,7 +14,9 @@ Stages (``--stages``, in this order):
 Variants (cumulative; ``--variants``): ``legacy`` (the D as before: per-view calls, NCHW, float32/TF32),
 ``batched`` (one D call per phase), ``nhwc`` (+ channels_last), ``bf16-nchw`` (batched + 4 D blocks in
 bf16, NCHW), ``bf16`` (+ channels_last),
-``bf16-cb16k`` (+ D channel_base 16384), ``bf16-cb16k-gbf16`` (+ generator features in bf16). The script
+``bf16-cb16k`` (+ D channel_base 16384: the cpu128 recipe's D), ``bf16-cb16k-gbf16`` (+ generator features
+in bf16), ``bf16-cb16k-slices`` / ``-slices16`` (the recipe's D with its blurs as slices, ``d_blur="slices"``
+/ ``"slices_bf16"``). The script
 also runs on an older checkout (options it lacks are left out; variants that need them are skipped), which
 is how the "before" column of docs/training.md was measured. The recipes and variants are in
 bench/train_variants.py, the quality stage in bench/train_quality.py.

@@ -24,13 +24,15 @@ Two set-ups:
   * ``--recipe cgs`` (default): preset cgs<R> per ``--resolutions``, batch = batch_gpu, 4 views, the training
     defaults otherwise -> ``train_gpu_s_per_kimg_<R>``, ``train_mfu_<R>``, ``train_peak_gpu_mem_gib_<R>``.
 
-Variants: ``--precision``, ``--d-bf16-blocks``, ``--[no-]channels-last``, ``--d-channel-base`` and ``--legacy``
-(the D before the speed work: float32/TF32, NCHW, one call per view, channel_base 32768) replace the set-up's
-values; a run that differs from its set-up gets a figure suffix naming its own D settings
-(:func:`figure_suffix`: ``_bf16d`` = 4 bf16 blocks + NHWC, ``_cb16384``, ``_legacy``, ...).
+Variants: ``--precision``, ``--d-bf16-blocks``, ``--[no-]channels-last``, ``--d-channel-base``, ``--d-blur`` and
+``--legacy`` (the D before the speed work: float32/TF32, NCHW, one call per view, channel_base 32768) replace
+the set-up's values; a run that differs from its set-up gets a figure suffix naming its own D settings
+(:func:`figure_suffix`: ``_bf16d`` = 4 bf16 blocks + NHWC, ``_cb16384``, ``_legacy``, ...), plus ``_dslices``
+(``_dslices_bf16``) when the D's blurs are slices instead of depthwise convolutions (``--d-blur slices``).
 
     python -m bench.train_speed --recipe cpu128 --ticks 12
     python -m bench.train_speed --recipe cpu128 --legacy            # -> train_s_per_kimg_cpu128_legacy
+    python -m bench.train_speed --recipe cpu128 --d-blur slices     # -> train_s_per_kimg_cpu128_dslices
     python -m bench.train_speed --resolutions 512 --d-bf16-blocks 4 --channels-last   # -> ..._512_bf16d
 """
 
@@ -50,6 +52,7 @@ from PIL import Image
 from bench.results import device_name, record
 from core.camera import orbit_cameras
 from core.runs import read_stats
+from training.discriminator_conv import BLUR_IMPLS
 from training.options import Precision
 from training.recipes import CPU128, TrainRecipe
 
@@ -68,7 +71,7 @@ def noise_dataset(root: Path, resolution: int, n: int = 64) -> Path:
 
 
 D_KEYS = ("precision", "batch_d_calls", "d_bf16_blocks", "channels_last", "d_channel_base")
-LEGACY_D = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768)
+LEGACY_D = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768, d_blur="conv")
 
 
 def variant(args) -> dict:
@@ -77,7 +80,7 @@ def variant(args) -> dict:
         raise SystemExit("--legacy is the float32 NCHW D; it takes no --d-bf16-blocks or --channels-last")
     v = dict(LEGACY_D) if args.legacy else {}
     given = {"precision": args.precision, "d_bf16_blocks": args.d_bf16_blocks, "channels_last": args.channels_last,
-             "d_channel_base": args.d_channel_base}
+             "d_channel_base": args.d_channel_base, "d_blur": args.d_blur}
     return {**v, **{k: x for k, x in given.items() if x is not None}}
 
 
@@ -85,9 +88,11 @@ def figure_suffix(opts, base) -> str:
     """``""`` when ``opts`` has the set-up's (``base``) precision and D; else a tag for ``opts``' own settings:
     ``_<precision>`` unless TF32, then ``_legacy`` (per-view calls) or ``_bf16d[N]`` (N bf16 blocks, 4 unsaid;
     ``_nchw`` added when not channels-last) or ``_nhwc`` (float32 D, channels-last), then ``_cb<N>`` unless the
-    channel_base is 32768; ``_fp32d`` when nothing else names it (float32 NCHW batched D of 32768)."""
+    channel_base is 32768; ``_fp32d`` when nothing else names it (float32 NCHW batched D of 32768). Then
+    ``_d<d_blur>`` (``_dslices``, ``_dslices_bf16``) when the D's blurs are not the depthwise convolutions."""
+    blur = "" if opts.d_blur == "conv" else f"_d{opts.d_blur}"
     if all(getattr(opts, k) == getattr(base, k) for k in D_KEYS):
-        return ""
+        return "" if opts.d_blur == base.d_blur else f"_d{opts.d_blur}"
     s = "" if opts.precision == "tf32" else f"_{opts.precision}"
     if not opts.batch_d_calls:
         s += "_legacy"
@@ -98,7 +103,7 @@ def figure_suffix(opts, base) -> str:
         s += "_nhwc"
     if opts.d_channel_base != 32768:
         s += f"_cb{opts.d_channel_base}"
-    return s or "_fp32d"
+    return (s or "_fp32d") + blur
 
 
 def blur_events(opts, ticks: int, steps_per_tick: int) -> list[str]:
@@ -153,9 +158,11 @@ def measure(setup: TrainRecipe, args, tmp: Path) -> tuple[float, float, int, obj
 
 
 def describe_d(opts) -> str:
+    blur = "blurs as depthwise convs" if opts.d_blur == "conv" else f"blurs as {opts.d_blur}"
     if not opts.batch_d_calls:
-        return f"D: per-view calls, {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}"
-    return f"D: {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, batched calls"
+        return (f"D: per-view calls, {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, "
+                + blur)
+    return f"D: {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, batched calls, {blur}"
 
 
 def main() -> None:
@@ -177,6 +184,8 @@ def main() -> None:
     ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                     help="default: the set-up's")
     ap.add_argument("--d-channel-base", type=int, default=None, help="default: the set-up's")
+    ap.add_argument("--d-blur", default=None, choices=BLUR_IMPLS,
+                    help="the D's blurs: depthwise convs or slices (suffix _d<value>); default: the set-up's")
     ap.add_argument("--legacy", action="store_true",
                     help="the D before the speed work: float32, NCHW, one call per view, channel_base 32768")
     args = ap.parse_args()

@@ -23,18 +23,21 @@ RECIPES: dict[str, TrainRecipe] = {
 }
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CUDA = DEVICE == "cuda"
-# Every variant names all four D settings, so that it means the same whatever the recipe sets (cpu128 has
+# Every variant names all five D settings, so that it means the same whatever the recipe sets (cpu128 has
 # had the bf16-cb16k D since 2026-12-02); the legacy values are the code before the speed work.
-LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768)
+LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768, d_blur="conv")
+RECIPE_D = dict(batch_d_calls=True, channels_last=True, d_bf16_blocks=4, d_channel_base=16384, d_blur="conv")
 VARIANTS = {
     "legacy": LEGACY,
     "batched": {**LEGACY, "batch_d_calls": True},
     "nhwc": {**LEGACY, "batch_d_calls": True, "channels_last": True},
     "bf16-nchw": {**LEGACY, "batch_d_calls": True, "channels_last": False, "d_bf16_blocks": 4},
     "bf16": {**LEGACY, "batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4},
-    "bf16-cb16k": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4, "d_channel_base": 16384},
-    "bf16-cb16k-gbf16": {"batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4,
-                         "d_channel_base": 16384, "precision": "bf16"},
+    "bf16-cb16k": RECIPE_D,
+    "bf16-cb16k-gbf16": {**RECIPE_D, "precision": "bf16"},
+    # the recipe's D with its [1, 3, 3, 1] blurs as pad + strided slices + adds instead of depthwise convs
+    "bf16-cb16k-slices": {**RECIPE_D, "d_blur": "slices"},
+    "bf16-cb16k-slices16": {**RECIPE_D, "d_blur": "slices_bf16"},  # the same, sums in bf16
 }
 
 

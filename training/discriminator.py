@@ -17,7 +17,9 @@ stride 2 and no padding; the 1x1 path blurs with 1 pixel each side and stride 2.
 equalized learning rate (weights stored as N(0, 1), scaled by ``1 / sqrt(fan_in)`` at run time; the leaky
 ReLU's gain sqrt(2) is folded into that scale). All of it is plain ``F.conv2d`` (the blur as two depthwise
 1-D passes) behind a small autograd function whose backward is itself cheap to differentiate, so it runs on
-CPU and CUDA and the R1 penalty's double backward is fast (see ``_Conv2d``).
+CPU and CUDA and the R1 penalty's double backward is fast (see ``_Conv2d``). ``Discriminator(...,
+blur_impl="slices")`` computes the blurs with padding, strided slices and adds instead (the same linear map, no
+depthwise convolutions; ``blur_slices``).
 
 Differences from the official CGS-GAN / EG3D discriminator (facts sheet, section 3 and section 7):
   * no ``b8_pose`` block: the official computes one more 8x8 block and discards its output;
@@ -57,7 +59,8 @@ from torch import nn
 
 from core.config_dict import config_from_dict, config_to_dict
 from core.layers import LRELU_GAIN, LRELU_SLOPE, Activation, EqualLinear, normalize_2nd_moment
-from training.discriminator_conv import autocast_off, autocasting, blur, blur_filter, conv2d
+from training.discriminator_conv import (BLUR_IMPLS, BlurImpl, autocast_off, autocasting, blur, blur_filter,
+                                         blur_slices, conv2d)
 
 SQRT_HALF = math.sqrt(0.5)
 _REDUCED = (torch.float16, torch.bfloat16)
@@ -155,19 +158,24 @@ class EqualConv2d(nn.Module):
     ``y = act(conv(x, w * lr_mul / sqrt(in * k * k)) + b * lr_mul) * gain`` with ``gain`` sqrt(2) for lrelu,
     then clamped to ``+-conv_clamp`` when the result is fp16/bf16. ``down=2`` blurs with ``[1, 3, 3, 1]``
     first (StyleGAN2 padding), so an input of H gives H/2 for kernel 1 and 3 alike; ``down=1`` keeps H with
-    ``padding = k // 2``. Supports double backward efficiently (R1).
+    ``padding = k // 2``. Supports double backward efficiently (R1). ``blur_impl``: "conv" (two depthwise
+    convolutions, :func:`blur`), "slices" or "slices_bf16" (:func:`blur_slices` with float32 sums or sums
+    in the autocast dtype); the same result up to rounding.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  activation: Activation = "linear", bias: bool = True, down: int = 1,
-                 conv_clamp: float | None = None, lr_mul: float = 1.0) -> None:
+                 conv_clamp: float | None = None, lr_mul: float = 1.0, blur_impl: BlurImpl = "conv") -> None:
         super().__init__()
         if down not in (1, 2):
             raise ValueError(f"down must be 1 or 2, got {down}")
+        if blur_impl not in BLUR_IMPLS:
+            raise ValueError(f"blur_impl must be one of {BLUR_IMPLS}, got {blur_impl!r}")
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.activation, self.down, self.conv_clamp, self.lr_mul = activation, down, conv_clamp, lr_mul
+        self.blur_impl = blur_impl
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_mul)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = lr_mul / math.sqrt(in_channels * kernel_size * kernel_size)
@@ -182,14 +190,14 @@ class EqualConv2d(nn.Module):
         if not autocasting(x) and x.dtype != w.dtype:
             w, b = w.to(x.dtype), None if b is None else b.to(x.dtype)
         if self.down > 1:
-            f = self.blur if autocasting(x) else self.blur.to(x.dtype)
-            if self.kernel_size == 1:
-                # Blur with 1 pixel of padding and keep every other sample: H -> H/2.
-                y = conv2d(blur(x, f, padding=1, stride=2), w, b)
+            # kernel 1: blur with 1 pixel of padding and keep every other sample: H -> H/2. kernel k > 1:
+            # blur with (k + 1) / 2 pixels of padding (H -> H + k - 2), then a strided valid conv: H -> H/2.
+            padding, stride = (1, 2) if self.kernel_size == 1 else ((self.kernel_size + 1) // 2, 1)
+            if self.blur_impl == "conv":
+                x = blur(x, self.blur if autocasting(x) else self.blur.to(x.dtype), padding, stride)
             else:
-                # Blur with (k + 1) / 2 pixels of padding (H -> H + k - 2), then a strided valid conv:
-                # H -> H/2.
-                y = conv2d(blur(x, f, padding=(self.kernel_size + 1) // 2, stride=1), w, b, stride=2)
+                x = blur_slices(x, padding, stride, reduced_sums=self.blur_impl == "slices_bf16")
+            y = conv2d(x, w, b) if self.kernel_size == 1 else conv2d(x, w, b, stride=2)
         else:
             y = conv2d(x, w, b, padding=self.kernel_size // 2)
         if self.activation == "lrelu":
@@ -200,21 +208,23 @@ class EqualConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels} -> {self.out_channels}, k={self.kernel_size}, down={self.down}, "
-                f"{self.activation}, bias={self.bias is not None}, clamp={self.conv_clamp}")
+                f"{self.activation}, bias={self.bias is not None}, clamp={self.conv_clamp}"
+                + (f", blur={self.blur_impl}" if self.down > 1 else ""))
 
 
 class DiscriminatorBlock(nn.Module):
     """One residual block: ``[B, C_in, r, r] -> [B, C_out, r/2, r/2]`` (fromRGB first when ``from_rgb``)."""
 
     def __init__(self, res: int, in_channels: int, out_channels: int, from_rgb: bool,
-                 conv_clamp: float | None) -> None:
+                 conv_clamp: float | None, blur_impl: BlurImpl = "conv") -> None:
         super().__init__()
         self.res = res
         self.fromrgb = EqualConv2d(3, in_channels, 1, "lrelu", conv_clamp=conv_clamp) if from_rgb else None
         self.conv0 = EqualConv2d(in_channels, in_channels, 3, "lrelu", conv_clamp=conv_clamp)
-        self.conv1 = EqualConv2d(in_channels, out_channels, 3, "lrelu", down=2, conv_clamp=conv_clamp)
+        self.conv1 = EqualConv2d(in_channels, out_channels, 3, "lrelu", down=2, conv_clamp=conv_clamp,
+                                 blur_impl=blur_impl)
         self.skip = EqualConv2d(in_channels, out_channels, 1, "linear", bias=False, down=2,
-                                conv_clamp=conv_clamp)
+                                conv_clamp=conv_clamp, blur_impl=blur_impl)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fromrgb is not None:
@@ -297,16 +307,25 @@ class Discriminator(nn.Module):
         channels_last: run the convolutions on NHWC activations (``torch.channels_last``; the same maths,
             faster tensor-core kernels on CUDA, in bf16 above all). A run-time switch, not architecture:
             off by default, set by the trainer (``TrainOptions.channels_last``).
+        blur_impl: how the blocks' ``[1, 3, 3, 1]`` blurs are computed: "conv" (two depthwise convolutions),
+            "slices" (pad, strided slices, adds in float32: no depthwise kernels) or "slices_bf16" (the same
+            with the sums in the autocast dtype, bf16 blocks only differ). An implementation choice, not
+            architecture: the same linear map, equal up to rounding, the same parameters and state dict;
+            set by the trainer (``TrainOptions.d_blur``).
     """
 
-    def __init__(self, config: DiscriminatorConfig) -> None:
+    def __init__(self, config: DiscriminatorConfig, blur_impl: BlurImpl = "conv") -> None:
         super().__init__()
+        if blur_impl not in BLUR_IMPLS:
+            raise ValueError(f"blur_impl must be one of {BLUR_IMPLS}, got {blur_impl!r}")
         self.config = config
+        self.blur_impl = blur_impl
         cfg = config
         self.blocks = nn.ModuleDict()
         for i, res in enumerate(cfg.block_resolutions):
             self.blocks[f"b{res}"] = DiscriminatorBlock(res, cfg.channels(res), cfg.channels(res // 2),
-                                                        from_rgb=(i == 0), conv_clamp=cfg.conv_clamp)
+                                                        from_rgb=(i == 0), conv_clamp=cfg.conv_clamp,
+                                                        blur_impl=blur_impl)
         out_dim = cfg.cmap_dim if cfg.c_dim > 0 else 1
         self.epilogue = DiscriminatorEpilogue(cfg.channels(4), out_dim, cfg.mbstd_group, cfg.mbstd_channels,
                                               cfg.conv_clamp)

@@ -1,19 +1,30 @@
 """The discriminator's convolutions: ``conv2d`` whose double backward (the R1 penalty's) is made of ordinary
-convolutions, the blur built on it, and the autocast helpers the D's layers use. training/discriminator.py
-holds the layers and the network.
+convolutions, the blur in two implementations (``blur``: depthwise convolutions on ``conv2d``;
+``blur_slices``: padding, strided slices and multiply-adds), and the autocast helpers the D's layers use.
+training/discriminator.py holds the layers and the network.
 """
 
 from __future__ import annotations
 
 import contextlib
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 
+BLUR_TAPS = (0.125, 0.375, 0.375, 0.125)  # [1, 3, 3, 1] / 8, exact in every float format
+
+# How the discriminator's blurs are computed (TrainOptions.d_blur): "conv" (``blur``), "slices"
+# (``blur_slices``, float32 sums) or "slices_bf16" (``blur_slices`` with sums in the autocast dtype: half the
+# memory traffic). The same linear map; only rounding differs.
+BlurImpl = Literal["conv", "slices", "slices_bf16"]
+BLUR_IMPLS: tuple[str, ...] = BlurImpl.__args__
+
+
 def blur_filter() -> torch.Tensor:
     """``[1, 3, 3, 1] / 8``: one factor of the separable 4x4 blur (their outer product sums to 1)."""
-    return torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8.0
+    return torch.tensor(BLUR_TAPS)
 
 
 _AUTOCAST_DEVICES = ("cpu", "cuda")  # the meta device (FLOP counting, parameter counts) has no autocast
@@ -128,3 +139,41 @@ def blur(x: torch.Tensor, f: torch.Tensor, padding: int, stride: int) -> torch.T
     c = x.shape[1]
     x = conv2d(x, f.view(1, 1, 1, -1).expand(c, 1, 1, -1), None, (1, stride), (0, padding), c)
     return conv2d(x, f.view(1, 1, -1, 1).expand(c, 1, -1, 1), None, (stride, 1), (padding, 0), c)
+
+
+def _blur_axis(x: torch.Tensor, dim: int, stride: int) -> torch.Tensor:
+    """``y[..., i, ...] = sum_k BLUR_TAPS[k] * x[..., k + stride * i, ...]`` along ``dim`` (-1 or -2) of an
+    already padded ``x``: 4 strided views and 4 (multiply-)adds, so it is linear and its derivatives of any
+    order are again slices, pads (slice backward) and adds."""
+    n = (x.shape[dim] - len(BLUR_TAPS)) // stride + 1
+    span = (n - 1) * stride + 1
+    y = None
+    for k, t in enumerate(BLUR_TAPS):
+        v = x.narrow(dim, k, span)
+        if stride > 1:
+            v = v[..., ::stride] if dim == -1 else v[..., ::stride, :]
+        y = v * t if y is None else torch.add(y, v, alpha=t)
+    return y
+
+
+def blur_slices(x: torch.Tensor, padding: int, stride: int, reduced_sums: bool = False) -> torch.Tensor:
+    """The same blur as :func:`blur` (``x [B, C, H, W]``, zero ``padding``, ``stride``; out
+    ``[B, C, (H + 2p - 4) // s + 1, (W + 2p - 4) // s + 1]``) without depthwise convolutions: one ``F.pad``,
+    then per axis 4 strided slices weighted by ``[1, 3, 3, 1] / 8`` and summed (:func:`_blur_axis`).
+
+    Autograd differentiates it directly (first backward: slice-backward and pad-backward, i.e. zero fills,
+    strided copies and adds; R1's double backward: the same again), so it needs no custom autograd function.
+    The memory format follows ``x`` (channels-last stays channels-last). The output dtype is :func:`blur`'s:
+    the autocast dtype under autocast, else ``x``'s. fp16/bf16 inputs are blurred in float32 and the result
+    rounded once, in the forward and (through the casts' backward) in every backward, as a convolution
+    accumulates. ``reduced_sums``: keep the partial sums in the output dtype instead (each add rounded, also
+    autograd's accumulation of the 4 slices' gradients): half the bytes moved, a few more bf16 roundings.
+    """
+    out_dtype = torch.get_autocast_dtype(x.device.type) if autocasting(x) else x.dtype
+    # Round to the output dtype first, as autocast rounds a convolution's input (a no-op in the D, where the
+    # autocast blocks' activations are bf16 already), then sum in float32 unless reduced_sums.
+    x = x.to(out_dtype)
+    x = x if reduced_sums else x.to(torch.promote_types(out_dtype, torch.float32))
+    if padding:
+        x = F.pad(x, (padding, padding, padding, padding))
+    return _blur_axis(_blur_axis(x, -1, stride), -2, stride).to(out_dtype)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from core.config_dict import config_from_dict, config_to_dict
 from core.generator import PRESETS
+from training.discriminator_conv import BLUR_IMPLS, BlurImpl
 
 Precision = Literal["fp32", "tf32", "bf16"]
 # The generator presets, as a type tyro turns into the choices of ``--preset`` (core.generator owns the list).
@@ -58,6 +59,14 @@ class TrainOptions:
             the epilogue, the camera mapping and all losses stay float32. Changes the arithmetic (bf16 convs).
         channels_last: run the discriminator on NHWC activations on CUDA (same maths; the bf16 tensor-core
             convolutions prefer it, cuDNN's depthwise blur convolutions do not: docs/training.md).
+        d_blur: how the discriminator computes its ``[1, 3, 3, 1]`` blurs: "conv" (two depthwise convolutions,
+            the default), "slices" (zero padding, 4 strided slices and multiply-adds per axis, summed in
+            float32: no depthwise kernels, which took 60 % of the cpu128 recipe's GPU time; docs/training.md
+            "Training speed") or "slices_bf16" (the same, summed in bf16 in the bf16 blocks: half the bytes).
+            An implementation choice with the same maths (equal up to rounding: bitwise on the CPU in
+            float32, a bf16 ulp under bf16 autocast), the same parameters and snapshots; a resumed run may
+            switch it (it then differs from an uninterrupted run in the last bits, as after any rounding
+            change, and the resume lists it among the differences).
         batch_d_calls: one discriminator call per phase: the G step's V views as one batch of V x B, the D
             step's reals with its fakes (minibatch std within each part, so the result is what separate calls
             give). Off: one call per view and per kind, as before (kept for measurement).
@@ -115,6 +124,7 @@ class TrainOptions:
     precision: Precision = "tf32"
     d_bf16_blocks: int = 0
     channels_last: bool = False
+    d_blur: BlurImpl = "conv"
     batch_d_calls: bool = True
     tick_kimg: float = 1.0
     snap_kimg: float = 50.0
@@ -142,6 +152,8 @@ class TrainOptions:
             problems.append("r1_interval must be at least 1")
         if self.d_bf16_blocks < 0:
             problems.append("d_bf16_blocks must be at least 0")
+        if self.d_blur not in BLUR_IMPLS:
+            problems.append(f"d_blur must be one of {', '.join(BLUR_IMPLS)}, got {self.d_blur!r}")
         if self.knn_k < 1:
             problems.append("knn_k must be at least 1")
         if self.batch_gpu % min(4, self.batch_gpu):

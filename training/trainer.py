@@ -58,7 +58,8 @@ def build_models(opts: TrainOptions, g_config: GeneratorConfig, resolution: int,
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     D = Discriminator(DiscriminatorConfig(resolution=resolution, channel_base=opts.d_channel_base,
                                           channel_max=opts.d_channel_max, mapping_layers=opts.d_mapping_layers,
-                                          num_autocast_blocks=opts.d_bf16_blocks)).to(device).train()
+                                          num_autocast_blocks=opts.d_bf16_blocks),
+                      blur_impl=opts.d_blur).to(device).train()
     D.channels_last = opts.channels_last and device.type == "cuda"
     xyz = [p for n, p in G.named_parameters() if n == "xyz_const"]
     rest = [p for n, p in G.named_parameters() if n != "xyz_const"]

@@ -13,7 +13,8 @@ from training.recipes import CPU128
 
 
 def flags(**kw) -> argparse.Namespace:
-    base = dict(legacy=False, precision=None, d_bf16_blocks=None, channels_last=None, d_channel_base=None)
+    base = dict(legacy=False, precision=None, d_bf16_blocks=None, channels_last=None, d_channel_base=None,
+                d_blur=None)
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -30,6 +31,9 @@ def test_the_recipe_itself_records_the_plain_figure_name():
     (dict(channels_last=False), "_bf16d_nchw_cb16384"),
     (dict(d_bf16_blocks=2), "_bf16d2_cb16384"),
     (dict(precision="bf16"), "_bf16_bf16d_cb16384"),
+    (dict(d_blur="slices"), "_dslices"),                              # the recipe, blurs without depthwise convs
+    (dict(d_blur="slices", d_channel_base=32768), "_bf16d_dslices"),
+    (dict(legacy=True, d_blur="slices"), "_legacy_dslices"),
 ])
 def test_a_variant_of_cpu128_is_named_by_its_own_d(kw, suffix):
     recipe = TrainOptions(data="", **CPU128.overrides())

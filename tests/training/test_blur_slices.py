@@ -1,0 +1,182 @@
+"""The discriminator's blur without depthwise convolutions (``d_blur="slices"``) computes what the depthwise
+convolution blur computes: forward, first backward and the R1 penalty's double backward, float32 and bf16
+autocast, NCHW and channels-last; the option travels through TrainOptions, the command line, resume notes
+and a real training step (CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import tyro
+from PIL import Image
+
+from core.camera import orbit_cameras
+from training.discriminator import Discriminator, DiscriminatorConfig, EqualConv2d
+from training.discriminator_conv import blur, blur_filter, blur_slices
+from training.loop import build_models, resume_differences, train
+from training.options import TrainOptions
+
+# (padding, stride) of the D's blurs: the 1x1 skip path, and before the 3x3 stride-2 conv ((3 + 1) // 2).
+D_BLURS = [(1, 2), (2, 1)]
+BF16_ULP = 2.0**-7  # relative spacing of bf16 numbers in [1, 2)
+
+
+def _x(channels_last: bool, shape=(2, 5, 12, 12), seed=0) -> torch.Tensor:
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("padding, stride", D_BLURS + [(0, 1), (3, 2)])
+def test_forward_and_backward_equal_the_depthwise_conv_float32(padding, stride, channels_last):
+    x1 = _x(channels_last).requires_grad_(True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    a, b = blur(x1, blur_filter(), padding, stride), blur_slices(x2, padding, stride)
+    n = (12 + 2 * padding - 4) // stride + 1
+    assert b.shape == a.shape == (2, 5, n, n)
+    torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
+    assert b.is_contiguous(memory_format=torch.channels_last) == channels_last
+    g = torch.randn_like(a)
+    (a * g).sum().backward()
+    (b * g).sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("padding, stride", D_BLURS)
+def test_bf16_autocast_differs_by_bf16_rounding_only(padding, stride, channels_last):
+    x = _x(channels_last)
+    xb = x.bfloat16().float()  # what both see under autocast
+    ref = blur(xb, blur_filter(), padding, stride)  # float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a = blur(x, blur_filter(), padding, stride)
+        b = blur_slices(x, padding, stride)
+        b16 = blur_slices(x, padding, stride, reduced_sums=True)
+    assert a.dtype == b.dtype == b16.dtype == torch.bfloat16
+    assert all(y.is_contiguous(memory_format=torch.channels_last) == channels_last for y in (a, b, b16))
+    torch.testing.assert_close(b, ref.bfloat16(), rtol=0, atol=0)  # float32 sums, one rounding
+    scale = ref.abs().clamp_min(1.0)
+    for y in (a, b16):  # the convolution's rounding; bf16 partial sums: up to 3 roundings per axis
+        assert float(((y.float() - ref) / scale).abs().max()) <= 4 * BF16_ULP
+    assert float(((b16.float() - ref) / scale).abs().max()) > 0  # the sums do round
+
+
+def test_backward_of_bf16_blur_under_autocast_is_close():
+    x1 = _x(True).requires_grad_(True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = blur(x1, blur_filter(), 2, 1), blur_slices(x2, 2, 1)
+    g = torch.randn(a.shape).bfloat16()
+    (a.float() * g).sum().backward()
+    (b.float() * g).sum().backward()
+    assert x2.grad.dtype == torch.float32
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=4 * BF16_ULP, atol=4 * BF16_ULP)
+
+
+def _tiny_d(blur_impl: str, channels_last: bool = False, autocast_blocks: int = 0) -> Discriminator:
+    torch.manual_seed(0)
+    d = Discriminator(DiscriminatorConfig(resolution=16, channel_base=256, channel_max=16, cmap_dim=8,
+                                          num_autocast_blocks=autocast_blocks), blur_impl=blur_impl)
+    d.channels_last = channels_last
+    return d
+
+
+def _r1_gradients(d: Discriminator, autocast: bool) -> dict[str, torch.Tensor]:
+    """Gradients w.r.t. D's weights of an R1-like penalty: |d sum D(x) / dx|^2 (create_graph, as R1)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 3, 16, 16, generator=g).requires_grad_(True)
+    c = torch.randn(4, 25, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = d(x, c)
+    (gx,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    (gx.square().sum() + logits.square().sum()).backward()
+    return {k: p.grad.clone() for k, p in d.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_r1_double_backward_through_d_equals_the_conv_blur_float32(channels_last):
+    conv = _r1_gradients(_tiny_d("conv", channels_last), autocast=False)
+    slices = _r1_gradients(_tiny_d("slices", channels_last), autocast=False)
+    assert conv.keys() == slices.keys() and len(conv) > 10
+    for k in conv:
+        torch.testing.assert_close(slices[k], conv[k], rtol=1e-4, atol=1e-6, msg=k)
+    assert any(k.startswith("blocks.b16.conv1") for k in conv)  # the blurred layers got gradients
+
+
+def _flat(grads: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([g.flatten() / g.norm() for k, g in grads.items() if k.startswith("blocks")])
+
+
+@pytest.mark.parametrize("impl", ["slices", "slices_bf16"])
+def test_r1_double_backward_under_bf16_autocast_is_as_close_to_float32_as_the_conv(impl):
+    # bf16 R1 gradients of a tiny D are ~3-10 % off float32 whatever the blur (other seeds give either one the
+    # edge); the slices must be bf16 noise of the same size, not different maths.
+    ref = _flat(_r1_gradients(_tiny_d("conv", autocast_blocks=2), autocast=False))
+    conv = _flat(_r1_gradients(_tiny_d("conv", autocast_blocks=2), autocast=True))
+    slices = _flat(_r1_gradients(_tiny_d(impl, autocast_blocks=2), autocast=True))
+    assert torch.isfinite(slices).all()
+    err_conv, err_slices = float((conv - ref).norm() / ref.norm()), float((slices - ref).norm() / ref.norm())
+    assert 0 < err_slices < max(2 * err_conv, 0.05), (err_slices, err_conv)
+
+
+def test_blur_impl_is_checked_and_shown():
+    with pytest.raises(ValueError, match="blur_impl"):
+        _tiny_d("fft")
+    with pytest.raises(ValueError, match="blur_impl"):
+        EqualConv2d(4, 4, 3, down=2, blur_impl="fft")
+    d = _tiny_d("slices")
+    blurred = [m for m in d.modules() if isinstance(m, EqualConv2d) and m.down > 1]
+    assert len(blurred) == 4 and all(m.blur_impl == "slices" for m in blurred)
+    assert "blur=slices" in repr(d)
+    assert d.state_dict().keys() == _tiny_d("conv").state_dict().keys()  # snapshots fit either
+
+
+def test_option_round_trip_cli_and_resume_note():
+    opts = TrainOptions(data="d", d_blur="slices")
+    assert TrainOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
+    assert TrainOptions(data="d").d_blur == "conv"
+    with pytest.raises(ValueError, match="d_blur"):
+        TrainOptions(data="d", d_blur="fft")
+    assert tyro.cli(TrainOptions, args=["--data", "d", "--d-blur", "slices"]).d_blur == "slices"
+    assert tyro.cli(TrainOptions, args=["--data", "d", "--d-blur", "slices_bf16"]).d_blur == "slices_bf16"
+    with pytest.raises(SystemExit):
+        tyro.cli(TrainOptions, args=["--data", "d", "--d-blur", "fft"])
+    saved = TrainOptions(data="d").to_dict()
+    assert resume_differences(saved, TrainOptions(data="d", d_blur="slices"), 1, 1) == ["d_blur: 'conv' -> 'slices'"]
+    del saved["d_blur"]  # a run saved before the option existed blurred with convolutions
+    assert resume_differences(saved, TrainOptions(data="d", d_blur="slices"), 1, 1) == ["d_blur: 'conv' -> 'slices'"]
+    assert resume_differences(saved, TrainOptions(data="d"), 1, 1) == []
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    g = np.random.default_rng(0)
+    labels = orbit_cameras(torch.linspace(-0.6, 0.6, 8), 0.1).to_label()
+    entries = []
+    for i in range(8):
+        Image.fromarray(g.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / f"{i:05d}.png")
+        entries.append([f"{i:05d}.png", labels[i].tolist()])
+    (root / "dataset.json").write_text(json.dumps({"labels": entries}))
+    return root
+
+
+def test_tiny_training_run_with_slices_blur(data, tmp_path):
+    opts = TrainOptions(data=str(data), outdir=str(tmp_path), preset="tiny", resolution=32, batch=4, batch_gpu=4,
+                        num_views=2, d_channel_base=512, d_channel_max=32, workers=0, device="cpu", r1_interval=1,
+                        knn_k=8, kimg=0.008, tick_kimg=0.004, snap_kimg=0.008, image_snap_kimg=1.0,
+                        d_bf16_blocks=1, d_blur="slices")
+    from core.generator import PRESETS
+
+    m = build_models(opts, PRESETS["tiny"], 32, torch.device("cpu"))
+    assert m.D.blur_impl == "slices"
+    run = train(opts, progress=False)
+    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert ticks[-1]["kimg"] == pytest.approx(0.008)
+    assert all(np.isfinite(ticks[-1][k]) for k in ("G_adv", "D_real", "D_fake"))
+    saved = json.loads((run / "options.json").read_text())
+    assert saved["options"]["d_blur"] == "slices"
