@@ -85,16 +85,16 @@ def _tiny_d(blur_impl: str, channels_last: bool = False, autocast_blocks: int = 
     return d
 
 
-def _r1_gradients(d: Discriminator, autocast: bool) -> dict[str, torch.Tensor]:
+def _r1_gradients(d: Discriminator, autocast: bool, device: str = "cpu") -> dict[str, torch.Tensor]:
     """Gradients w.r.t. D's weights of an R1-like penalty: |d sum D(x) / dx|^2 (create_graph, as R1)."""
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(4, 3, 16, 16, generator=g).requires_grad_(True)
-    c = torch.randn(4, 25, generator=g)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    x = torch.randn(4, 3, 16, 16, generator=g).to(device).requires_grad_(True)
+    c = torch.randn(4, 25, generator=g).to(device)
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
         logits = d(x, c)
     (gx,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     (gx.square().sum() + logits.square().sum()).backward()
-    return {k: p.grad.clone() for k, p in d.named_parameters() if p.grad is not None}
+    return {k: p.grad.detach().cpu().clone() for k, p in d.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -180,3 +180,17 @@ def test_tiny_training_run_with_slices_blur(data, tmp_path):
     assert all(np.isfinite(ticks[-1][k]) for k in ("G_adv", "D_real", "D_fake"))
     saved = json.loads((run / "options.json").read_text())
     assert saved["options"]["d_blur"] == "slices"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("impl", ["slices", "slices_bf16"])
+def test_cuda_channels_last_bf16_r1_matches_the_conv_blur(impl, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    ref = _flat(_r1_gradients(_tiny_d("conv", True, autocast_blocks=2).cuda(), autocast=False, device="cuda"))
+    conv = _flat(_r1_gradients(_tiny_d("conv", True, autocast_blocks=2).cuda(), autocast=True, device="cuda"))
+    slices = _flat(_r1_gradients(_tiny_d(impl, True, autocast_blocks=2).cuda(), autocast=True, device="cuda"))
+    exact = _flat(_r1_gradients(_tiny_d(impl, True).cuda(), autocast=False, device="cuda"))
+    torch.testing.assert_close(exact, ref, rtol=1e-4, atol=1e-6)
+    err_conv, err_slices = float((conv - ref).norm() / ref.norm()), float((slices - ref).norm() / ref.norm())
+    assert 0 < err_slices < max(2 * err_conv, 0.05), (err_slices, err_conv)
