@@ -180,6 +180,12 @@ def test_tiny_training_run_with_slices_blur(data, tmp_path):
     assert all(np.isfinite(ticks[-1][k]) for k in ("G_adv", "D_real", "D_fake"))
     saved = json.loads((run / "options.json").read_text())
     assert saved["options"]["d_blur"] == "slices"
+    # `python -m training --resume RUN` keeps the run's blur unless --d-blur is given
+    from training.__main__ import resolve_defaults
+
+    defaults, _, _ = resolve_defaults(["--resume", str(run)])
+    assert defaults.d_blur == "slices"
+    assert tyro.cli(TrainOptions, args=["--d-blur", "conv"], default=defaults).d_blur == "conv"
 
 
 @pytest.mark.gpu
