@@ -6,8 +6,9 @@ the backward of ``|grad|^2`` (the lazy R1 step's double backward). The D is the 
 training/recipes.py: channel_base, bf16 blocks, channels-last on CUDA); under ``--autocast`` its top
 ``d_bf16_blocks`` blocks run in bf16 as in training. Also prints how far each implementation's logits and
 weight gradients are from the float32 convolution blur's (the worst per-tensor relative L2 error; under
-``--autocast`` the bf16 convolution blur's own error is the noise floor to compare with). Repeats are interleaved (impl A, B, A, B, ...) and the
-minimum is reported, which suits a shared CPU; on CUDA it synchronizes around each step.
+``--autocast`` the bf16 convolution blur's own error is the noise floor to compare with). Repeats are
+interleaved (impl A, B, A, B, ...) and the minimum is reported, which suits a shared CPU; on CUDA it
+synchronizes around each step.
 
 Prints only; it records no figure (the training figures are bench/train_speed.py's). A CPU timing says
 nothing about cuDNN's depthwise kernels, which are what ``slices`` is meant to avoid.
