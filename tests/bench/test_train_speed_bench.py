@@ -62,3 +62,13 @@ def test_blur_events_follow_the_kernel_length():
     assert blur_events(opts, 12, 16) == ["gd+r1", "r1", "gd", "r1", "", "gd", "r1", "gd", "r1", "", "gd", "r1"]
     assert blur_events(dataclasses.replace(opts, blur_fade_kimg=0.0), 12, 16) == [""] * 12
     assert blur_events(dataclasses.replace(opts, gamma=0.0), 4, 16) == ["gd", "", "gd", ""]
+
+
+def test_blur_variants_change_only_the_blur(tmp_path):
+    from bench.train_variants import VARIANTS, options_for
+
+    recipe = options_for("cpu128", VARIANTS["bf16-cb16k"], tmp_path, tmp_path)
+    assert recipe == options_for("cpu128", {}, tmp_path, tmp_path)  # bf16-cb16k is the recipe's own D
+    for name, blur in (("bf16-cb16k-slices", "slices"), ("bf16-cb16k-slices16", "slices_bf16")):
+        opts = options_for("cpu128", VARIANTS[name], tmp_path, tmp_path)
+        assert opts.d_blur == blur and dataclasses.replace(opts, d_blur="conv") == recipe
