@@ -7,7 +7,7 @@ in several calls on one warm machine (files in ignored folders stay there betwee
 ``--snapshot-max-part-mib 15`` so that every part fits one returned file.
 
     # on the GPU machine, call K = 0, 1, ... until it says it was the last:
-    python tools/snapshot_handover.py out runs/RUN/network-snapshot-000200.safetensors.index.json $OUT --call K
+    python tools/snapshot_handover.py out runs/RUN $OUT --call K     # the run's newest snapshot (or name its index)
     # here: the returned folders, put together and checked (sizes and SHA-256 against the index):
     python tools/snapshot_handover.py gather .handover/snap /work/.device/7 /work/.device/8 ...
     # here: split into carry folders that fit beside the working tree (prints one carry path per call):
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -45,16 +44,22 @@ class Part:
 
 
 def snapshot_parts(index: Path) -> list[Part]:
-    """The index file first, then its parts in order. Raises ``ValueError`` for a file that is not an index."""
-    if not index.name.endswith(".index.json"):
+    """The index file first, then its parts in order, as the index records them (read and checked by
+    core.tensor_file_reader, the format's one reader). ``index`` may also be a run directory: its newest
+    snapshot. Raises ``ValueError`` for anything else, a single-file snapshot included."""
+    from core.checkpoint import CheckpointError
+    from core.tensor_file_reader import open_tensor_file
+
+    index = resolve(index)
+    try:
+        tf = open_tensor_file(index)
+    except (CheckpointError, OSError) as e:
+        raise ValueError(f"not a readable snapshot: {e}") from e
+    if not tf.parts:
         raise ValueError(f"{index}: expected the .index.json of a sharded snapshot (train with "
                          "--snapshot-max-part-mib)")
-    try:
-        meta = json.loads(index.read_text())["metadata"]
-        parts = [Part(p["file"], int(p["size"]), str(p["sha256"])) for p in meta["parts"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{index}: not a readable snapshot index ({e})") from e
-    return [Part(index.name, index.stat().st_size, None)] + parts
+    return [Part(tf.path.name, tf.path.stat().st_size, None)] + [Part(p.path.name, p.size, p.sha256)
+                                                                   for p in tf.parts]
 
 
 def groups(parts: list[Part], max_files: int, max_bytes: int, max_file_bytes: int | None = None) -> list[list[Part]]:
@@ -92,6 +97,7 @@ def sha256(path: Path) -> str:
 
 def out_call(index: Path, out: Path, call: int) -> tuple[int, int]:
     """Copy the ``call``-th group of the snapshot's files into ``out``; returns (files copied, calls in all)."""
+    index = resolve(index)
     gs = groups(snapshot_parts(index), OUT_FILES, OUT_TOTAL_MIB * MIB, OUT_FILE_MIB * MIB)
     if not 0 <= call < len(gs):
         raise ValueError(f"call {call} is out of range: this snapshot leaves in {len(gs)} calls (0..{len(gs) - 1})")
@@ -103,6 +109,7 @@ def out_call(index: Path, out: Path, call: int) -> tuple[int, int]:
 def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
     """Copy the snapshot's files into ``dest/00``, ``dest/01``, ... of at most ``max_mib`` each (one carry each)."""
     folders = []
+    index = resolve(index)
     for i, g in enumerate(groups(snapshot_parts(index), 10**6, int(max_mib * MIB))):
         folder = dest / f"{i:02d}"
         for p in g:
@@ -114,7 +121,8 @@ def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
 def gather(dest: Path, sources: list[Path]) -> Path:
     """Copy every file of ``sources`` (folders) into ``dest`` and check the snapshot there; returns its index.
 
-    Raises ``ValueError`` when no index or more than one is found, or a part is missing, short or changed.
+    Raises ``ValueError`` when no index or more than one is found, or a part is missing, short or changed
+    (sizes, snapshot ids and the weight map by core.tensor_file_reader, then every part's SHA-256).
     """
     for src in sources:
         for f in sorted(src.iterdir()):
@@ -123,17 +131,22 @@ def gather(dest: Path, sources: list[Path]) -> Path:
     indexes = sorted(dest.glob("*.index.json"))
     if len(indexes) != 1:
         raise ValueError(f"{dest}: expected one snapshot index, found {[p.name for p in indexes] or 'none'}")
-    missing, bad = [], []
-    for p in snapshot_parts(indexes[0])[1:]:
-        f = dest / p.name
-        if not f.exists():
-            missing.append(p.name)
-        elif f.stat().st_size != p.size or sha256(f) != p.sha256:
-            bad.append(p.name)
-    if missing or bad:
-        raise ValueError(f"{dest}: snapshot incomplete: missing {missing or 'none'}; size or SHA-256 differs "
-                         f"from the index: {bad or 'none'}")
+    changed = [p.name for p in snapshot_parts(indexes[0])[1:] if sha256(dest / p.name) != p.sha256]
+    if changed:
+        raise ValueError(f"{dest}: SHA-256 differs from the index for {changed}: damaged or incomplete copies")
     return indexes[0]
+
+
+def resolve(index: Path) -> Path:
+    """``index``, or the newest snapshot's file when it is a run directory (ValueError if it has none)."""
+    from core.runs import is_run_dir, latest_snapshot
+
+    if not is_run_dir(index):
+        return index
+    newest = latest_snapshot(index)
+    if newest is None:
+        raise ValueError(f"{index}: the run has no snapshot yet")
+    return newest
 
 
 def main(argv: list[str] | None = None) -> int:

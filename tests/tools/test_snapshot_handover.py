@@ -63,7 +63,7 @@ def test_gather_reports_missing_and_changed_parts(sharded, tmp_path):
     victim = next(p for p in folders[-1].iterdir())
     keep = victim.read_bytes()
     victim.unlink()
-    with pytest.raises(ValueError, match=f"missing \\['{victim.name}'\\]"):
+    with pytest.raises(ValueError, match=victim.name):
         handover.gather(tmp_path / "a", folders)
     victim.write_bytes(keep[:-1] + bytes([keep[-1] ^ 1]))  # same size, one bit changed
     with pytest.raises(ValueError, match="SHA-256 differs"):
@@ -83,3 +83,21 @@ def test_rejects_a_single_file_snapshot(tmp_path):
     path = write_tensor_file(tmp_path / "one.safetensors", {"x": torch.zeros(4)}, {})
     with pytest.raises(ValueError, match="index.json of a sharded snapshot"):
         handover.snapshot_parts(path)
+    with pytest.raises(ValueError, match="not a readable snapshot"):
+        handover.snapshot_parts(tmp_path / "absent.safetensors.index.json")
+
+
+def test_a_run_directory_stands_for_its_newest_snapshot(tmp_path):
+    from core.runs import snapshot_path
+
+    run = tmp_path / "00000-cpu256-heads-test"
+    run.mkdir()
+    with pytest.raises(ValueError, match="no snapshot yet"):
+        handover.snapshot_parts(run)
+    for nimg, n in ((4000, 3000), (8000, 6000)):
+        write_tensor_file(snapshot_path(run, nimg), {"x": torch.arange(float(n))}, {}, max_part_bytes=16 << 10)
+    parts = handover.snapshot_parts(run)
+    assert parts[0].name == "network-snapshot-000008.safetensors.index.json" and len(parts) >= 3
+    copied, calls = handover.out_call(run, tmp_path / "out", 0)
+    assert calls == 1 and copied == len(parts)
+    assert handover.gather(tmp_path / "back", [tmp_path / "out"]).name == parts[0].name
