@@ -107,7 +107,10 @@ def out_call(index: Path, out: Path, call: int) -> tuple[int, int]:
 
 
 def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
-    """Copy the snapshot's files into ``dest/00``, ``dest/01``, ... of at most ``max_mib`` each (one carry each)."""
+    """Copy the snapshot's files into ``dest/00``, ``dest/01``, ... of at most ``max_mib`` each (one carry each).
+    ``dest`` must be new or empty (an earlier snapshot's folders would be carried along)."""
+    if dest.exists() and any(dest.iterdir()):
+        raise ValueError(f"{dest} is not empty (an earlier hand-over?): remove it or choose another folder")
     folders = []
     index = resolve(index)
     for i, g in enumerate(groups(snapshot_parts(index), 10**6, int(max_mib * MIB))):
@@ -119,22 +122,30 @@ def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
 
 
 def gather(dest: Path, sources: list[Path]) -> Path:
-    """Copy every file of ``sources`` (folders) into ``dest`` and check the snapshot there; returns its index.
+    """Copy the one snapshot that ``sources`` (folders) hold into ``dest`` and check it there; returns its index.
 
-    Raises ``ValueError`` when no index or more than one is found, or a part is missing, short or changed
-    (sizes, snapshot ids and the weight map by core.tensor_file_reader, then every part's SHA-256).
+    Exactly one ``*.index.json`` must be among the sources; only it and its parts (named after it,
+    core.tensor_files.part_path) are copied, so other files there (logs) and earlier snapshots in ``dest``
+    do not interfere. Raises ``ValueError`` when no index or more than one is found, or a part is missing,
+    short or changed (sizes, snapshot ids and the weight map by core.tensor_file_reader, then every part's
+    SHA-256).
     """
-    for src in sources:
-        for f in sorted(src.iterdir()):
-            if f.is_file() and not f.name.endswith(".partial"):
-                copy_new(f, dest / f.name)
-    indexes = sorted(dest.glob("*.index.json"))
+    from core.tensor_files import INDEX_SUFFIX, SUFFIX
+
+    files = [f for src in sources for f in sorted(src.iterdir()) if f.is_file()]
+    indexes = [f for f in files if f.name.endswith(INDEX_SUFFIX)]
     if len(indexes) != 1:
-        raise ValueError(f"{dest}: expected one snapshot index, found {[p.name for p in indexes] or 'none'}")
-    changed = [p.name for p in snapshot_parts(indexes[0])[1:] if sha256(dest / p.name) != p.sha256]
+        raise ValueError(f"{[str(s) for s in sources]}: expected one snapshot index among them, found "
+                         f"{[p.name for p in indexes] or 'none'}")
+    stem = indexes[0].name[: -len(INDEX_SUFFIX)]  # NAME of NAME.safetensors(.index.json); parts NAME-i-of-n
+    for f in files:
+        if f == indexes[0] or (f.name.startswith(stem + "-") and f.name.endswith(SUFFIX)):
+            copy_new(f, dest / f.name)
+    index = dest / indexes[0].name
+    changed = [p.name for p in snapshot_parts(index)[1:] if sha256(dest / p.name) != p.sha256]
     if changed:
         raise ValueError(f"{dest}: SHA-256 differs from the index for {changed}: damaged or incomplete copies")
-    return indexes[0]
+    return index
 
 
 def resolve(index: Path) -> Path:

@@ -272,6 +272,9 @@ def find_resume_point(resume: str | Path) -> ResumePoint:
     from core.tensor_file_reader import sniff
 
     source = Path(resume)
+    if source.is_dir() and not is_run_dir(source):
+        raise FileNotFoundError(f"{source}: a folder but not a run directory (no options.json or status.json); "
+                                "name the snapshot file to resume from it, e.g. its .safetensors.index.json")
     if source.is_dir():
         path = latest_snapshot(source)
         if path is None:

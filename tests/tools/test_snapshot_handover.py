@@ -101,3 +101,25 @@ def test_a_run_directory_stands_for_its_newest_snapshot(tmp_path):
     copied, calls = handover.out_call(run, tmp_path / "out", 0)
     assert calls == 1 and copied == len(parts)
     assert handover.gather(tmp_path / "back", [tmp_path / "out"]).name == parts[0].name
+
+
+def test_repeated_hand_overs_do_not_mix_snapshots(sharded, tmp_path):
+    """A second session: the carry folder must be fresh, and gather ignores logs and an older snapshot."""
+    from core.runs import snapshot_path
+
+    index, tensors = sharded
+    folders = handover.stage(index, tmp_path / "in", max_mib=60 / 1024)
+    with pytest.raises(ValueError, match="not empty"):
+        handover.stage(index, tmp_path / "in", max_mib=60 / 1024)
+    handover.gather(tmp_path / "snap", folders)  # the first session's snapshot stays in snap/
+    run = tmp_path / "00001-next"
+    run.mkdir()
+    newer = write_tensor_file(snapshot_path(run, 9000), {"y": torch.ones(5000)}, {}, max_part_bytes=16 << 10)
+    out = tmp_path / "device-out"
+    handover.out_call(run, out, 0)
+    (out / "log.txt").write_text("a log beside the parts")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "log.txt").write_text("another log of the same name")
+    back = handover.gather(tmp_path / "snap", [out, tmp_path / "other"])
+    assert back.name == newer.name and not (tmp_path / "snap" / "log.txt").exists()
+    assert torch.equal(read_all(back)["y"], torch.ones(5000))

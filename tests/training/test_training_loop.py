@@ -198,7 +198,7 @@ def test_bad_options_and_data_are_refused(dataset, tmp_path):
         train(tiny_options(dataset, tmp_path, preset="huge"), progress=False)
     with pytest.raises(ValueError, match="kimg must be positive"):
         tiny_options(dataset, tmp_path, kimg=0)
-    with pytest.raises(FileNotFoundError, match="no network-snapshot"):
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
         train(tiny_options(dataset, tmp_path, resume=str(tmp_path)), progress=False)
 
 
