@@ -44,12 +44,12 @@ from core.model_files import load_generator
 from bench.inversion_groundtruth_report import (NUM_VIEWS, print_row, print_table, record_figures,  # noqa: F401
                                                summarise, view_labels, views_mean)
 from inversion.config import DEFAULT_PRESET, PRESET_NAMES, preset_settings
-from inversion.detection import FaceNotFoundError, detect_faces, mirror_averaged, pick_face
+from inversion.detection import FaceNotFoundError
 from inversion.objective import LossNetworks, Objective
 from inversion.photos import photo_from_array
 from inversion.pivotal_tuning import tune_generator
 from inversion.pose import view_angle_error_deg
-from inversion.preprocess import InversionTarget, prepare_aligned
+from inversion.preprocess import InversionTarget, locate_face, prepare_aligned
 from inversion.steps import last_step
 
 DETECT_SIZE = 256  # px: the input view is upsampled to at least this for MTCNN
@@ -122,8 +122,7 @@ def estimate_inputs(heads: Heads, settings, input_view: int) -> tuple[list, list
             up = np.asarray(Image.fromarray(img).resize((side, side), Image.LANCZOS))
         photo = photo_from_array(up, label)
         try:
-            face = pick_face(photo, detect_faces(photo), 20).face
-            face = mirror_averaged(photo, face) if settings.preprocess.mirror_landmarks else face
+            face, _ = locate_face(photo, settings.preprocess, min_face_px=20)
             aligned.append(prepare_aligned(photo, face, settings.preprocess))
         except FaceNotFoundError as exc:
             aligned.append(None)
@@ -275,7 +274,7 @@ def load_cameras(args) -> Cameras:
     return Cameras.from_label(torch.tensor([labels[n] for n in first], dtype=torch.float32))
 
 
-FIGURE_VIEWS = (2, 4, 7)  # of training/synthetic_heads/cameras.py EVAL_VIEWS: yaw +45, +90 and the back
+FIGURE_VIEWS = (2, 4, 7)  # indices into the dataset's evaluation views (their labels go into figure.npz)
 
 
 def save_figure_data(folder: Path, G, tuned, ws, cams: Cameras, images, heads: Heads, head: int) -> Path:
@@ -293,7 +292,8 @@ def save_figure_data(folder: Path, G, tuned, ws, cams: Cameras, images, heads: H
             out[f"novel_{name}"] = u8(render_latent(model, ws.to(device), novel.to(device), res)[0].cpu())
     path = folder / "figure.npz"
     np.savez(path, input=u8(images)[0], truth=u8(heads.images[head, list(FIGURE_VIEWS)]),
-             views=np.array(FIGURE_VIEWS), label=np.array(heads.labels[head]), **out)
+             views=np.array(FIGURE_VIEWS), view_labels=np.array(view_labels(novel.reshape(-1))),
+             label=np.array(heads.labels[head]), **out)
     return path
 
 

@@ -8,13 +8,14 @@ import numpy as np
 import torch
 
 from core.camera import Cameras, orbit_angles
+from training.synthetic_heads.cameras import EVAL_VIEWS
 
-NUM_VIEWS = 10
+NUM_VIEWS = len(EVAL_VIEWS)  # views per held-out head (the dataset's test split renders all of them)
 
 
 def views_mean(view_psnr: list[list[float]]) -> list[float]:
     """``[V]`` mean over heads of ``view_psnr [H][V]``."""
-    return np.asarray(view_psnr, dtype=np.float64).reshape(-1, NUM_VIEWS).mean(0).tolist() if view_psnr else []
+    return np.asarray(view_psnr, dtype=np.float64).mean(0).tolist() if view_psnr else []
 
 
 def view_labels(cams: Cameras) -> list[str]:

@@ -50,6 +50,7 @@ import torch
 from PIL import Image
 
 from bench.results import device_name, record
+from bench.train_variants import LEGACY as LEGACY_D  # the D before the speed work
 from core.camera import orbit_cameras
 from core.runs import read_stats
 from training.discriminator_conv import BLUR_IMPLS
@@ -71,7 +72,6 @@ def noise_dataset(root: Path, resolution: int, n: int = 64) -> Path:
 
 
 D_KEYS = ("precision", "batch_d_calls", "d_bf16_blocks", "channels_last", "d_channel_base")
-LEGACY_D = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768, d_blur="conv")
 
 
 def variant(args) -> dict:

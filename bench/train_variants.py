@@ -26,7 +26,9 @@ CUDA = DEVICE == "cuda"
 # Every variant names all five D settings, so that it means the same whatever the recipe sets (cpu128 has
 # had the bf16-cb16k D since 2026-12-02); the legacy values are the code before the speed work.
 LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768, d_blur="conv")
-RECIPE_D = dict(batch_d_calls=True, channels_last=True, d_bf16_blocks=4, d_channel_base=16384, d_blur="conv")
+# The default-model recipe's own D settings (training/recipes.py owns them), with the blur named too.
+RECIPE_D = {**{k: getattr(CPU128, k) for k in ("batch_d_calls", "channels_last", "d_bf16_blocks", "d_channel_base")},
+            "d_blur": "conv"}
 VARIANTS = {
     "legacy": LEGACY,
     "batched": {**LEGACY, "batch_d_calls": True},

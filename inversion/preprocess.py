@@ -28,8 +28,9 @@ class PreprocessConfig:
         camera_model: ``"pnp"`` keeps the full PnP pose; ``"orbit"`` snaps it onto the training sphere.
         min_face_px: smaller faces are refused.
         background_weight: loss weight far from the face, in [0, 1] (1: uniform weight).
-        mirror_landmarks: average the landmarks with those of the mirrored photo (a second MTCNN pass, about
-            0.1 s on the CPU; :func:`inversion.detection.mirror_averaged`) before alignment and the camera
+        mirror_landmarks: average the landmarks with those of the mirrored photo (a second MTCNN pass, as long
+            as the first: about 0.05 s for a 256 px photo on the CPU, more for large photos, which are searched
+            at up to ``DETECT_MAX_SIDE``; :func:`inversion.detection.mirror_averaged`) before alignment and the camera
             estimate: on held-out synthetic heads it lowers the camera error (docs/inversion.md).
     """
 
@@ -118,6 +119,14 @@ def prepare_aligned(photo: Photo, face: Face, cfg: PreprocessConfig, mask: np.nd
     return AlignedPhoto(photo.name, image, (weight * inside).astype(np.float32), lm_px / R, estimate, A, message)
 
 
+def locate_face(photo: Photo, cfg: PreprocessConfig, min_face_px: int | None = None) -> tuple[Face, str | None]:
+    """The face to align in ``photo`` and :func:`pick_face`'s message: the pick among MTCNN's detections (at
+    least ``min_face_px``, default ``cfg.min_face_px``), its landmarks mirror-averaged when
+    ``cfg.mirror_landmarks``. Raises :class:`FaceNotFoundError` when there is none."""
+    pick = pick_face(photo, detect_faces(photo), cfg.min_face_px if min_face_px is None else min_face_px)
+    return (mirror_averaged(photo, pick.face) if cfg.mirror_landmarks else pick.face), pick.message
+
+
 def preprocess_photos(sources: list, cfg: PreprocessConfig) -> PreprocessResult:
     """Load (paths) or take (:class:`Photo`) each source, find its face and prepare it.
 
@@ -128,9 +137,8 @@ def preprocess_photos(sources: list, cfg: PreprocessConfig) -> PreprocessResult:
     for src in sources:
         try:
             photo = src if isinstance(src, Photo) else load_photo(src)
-            pick = pick_face(photo, detect_faces(photo), cfg.min_face_px)
-            face = mirror_averaged(photo, pick.face) if cfg.mirror_landmarks else pick.face
-            item = prepare_aligned(photo, face, cfg, message=pick.message)
+            face, message = locate_face(photo, cfg)
+            item = prepare_aligned(photo, face, cfg, message=message)
         except (PhotoError, FaceNotFoundError) as exc:
             problems.append(str(exc))
             continue

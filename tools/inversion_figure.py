@@ -45,10 +45,9 @@ def labelled(tile: np.ndarray, text: str, size: int) -> np.ndarray:
 def groundtruth(npz: Path, size: int = 128) -> np.ndarray:
     """3 rows: [input, stage 1, stage 2 | view a, b, c] for truth / stage 1 / stage 1+2."""
     d = np.load(npz)
-    from training.synthetic_heads.cameras import EVAL_VIEWS  # the views a current held-out split renders
-
-    views = [f"yaw {EVAL_VIEWS[int(v)][0]:+.0f}" if EVAL_VIEWS[int(v)][1] == 0 else f"view {int(v)}"
-             for v in d["views"]]
+    # the bench writes the views' labels (from the dataset's own cameras); older files have only indices
+    views = [f"yaw {v}" if v.lstrip("-").isdigit() else v for v in d["view_labels"].tolist()] \
+        if "view_labels" in d.files else [f"view {int(v)}" for v in d["views"]]
     blank = np.full((size + 14, size, 3), 255, np.uint8)
     left = [labelled(d["input"], "input", size), labelled(d["stage1"], "stage 1", size),
             labelled(d["stage2"], "stage 1+2", size)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -38,8 +39,9 @@ def font(size: int) -> ImageFont.ImageFont:
 
 def nice_ticks(hi: float) -> list[float]:
     """0 and round multiples up to ``hi`` (at most 5 values)."""
-    step = next(s for s in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 50, 100) if hi / s <= 4.5)
-    return [i * step for i in range(int(hi / step + 1e-9) + 1)]
+    step = 10.0 ** math.floor(math.log10(max(hi, 1e-9)))  # 1, 2, 2.5, 5 x a power of ten, <= 5 ticks
+    step = next(step * m for m in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10) if hi / (step * m) <= 4.5)
+    return [round(i * step, 9) for i in range(int(hi / step + 1e-9) + 1)]
 
 
 def grids_side_by_side(grids: list[Path], labels: list[str], scale: float) -> Image.Image:
@@ -101,10 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grids", type=Path, help="write the side-by-side grids here")
     ap.add_argument("--curves", type=Path, help="write the loss curves here")
     ap.add_argument("--scale", type=float, default=0.75, help="grid scale factor")
+    ap.add_argument("--overwrite", action="store_true", help="replace --grids / --curves files that exist")
     args = ap.parse_args(argv)
     labels = args.labels or args.variants
     if len(labels) != len(args.variants):
         ap.error("give one label per variant")
+    for target in (args.grids, args.curves):
+        if target is not None and target.exists() and not args.overwrite:
+            ap.error(f"{target} exists; pass --overwrite to replace it")
     if args.grids:
         im = grids_side_by_side([args.runs / f"quality_{v}_grid.png" for v in args.variants], labels, args.scale)
         im.quantize(256, method=Image.Quantize.MEDIANCUT).save(args.grids, optimize=True)
