@@ -138,6 +138,8 @@ def stage1(G, images, cams: Cameras, weights, latent_cfg, refine: bool):
     fit = None
     for fit in latent_cfg.fit_steps(G, FitTarget(images, cams, weights)):
         pass
+    if fit is None:
+        raise SystemExit("stage 1 needs at least one step (--steps)")
     return fit.ws.cpu().clone(), Cameras(fit.cameras.cam2world.cpu(), fit.cameras.intrinsics.cpu())
 
 

@@ -45,7 +45,7 @@ def grid_offsets(candidates: int, step_deg: float) -> tuple[torch.Tensor, torch.
     elif candidates == 5:
         pairs = [(0.0, 0.0), (-d, 0.0), (d, 0.0), (0.0, -d), (0.0, d)]
     else:
-        n = math.isqrt(candidates)
+        n = math.isqrt(candidates) if candidates > 0 else 0
         if n * n != candidates or n % 2 == 0:
             raise ValueError(f"camera candidates must be 1, 3, 5 or the square of an odd number, got {candidates}")
         ticks = torch.linspace(-d, d, n).tolist()
@@ -129,7 +129,12 @@ def score_hypotheses(G: Generator, hyp: FitTarget, ws: torch.Tensor, config: Lat
 
 def pick_hypotheses(hyp: FitTarget, ws: torch.Tensor, scores: torch.Tensor, yaw_deg: torch.Tensor,
                     pitch_deg: torch.Tensor) -> CameraSearch:
-    """Per view the hypothesis of lowest ``scores [B * K, V]``; per head the latent of the lowest sum."""
+    """Per view the hypothesis of lowest ``scores [B * K, V]``; per head the latent of the lowest sum.
+
+    With several photos of one head (V > 1) the views may keep cameras from different hypotheses while the
+    latent comes from the one that fits all views best: each photo's camera is its own unknown, the head's
+    latent is shared, and the rest of stage 1 refines both from there. With one photo (the usual case) the
+    camera and the latent come from the same hypothesis."""
     K = yaw_deg.shape[0]
     BK, V = scores.shape
     B = BK // K

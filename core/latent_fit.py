@@ -82,7 +82,8 @@ class LatentFitConfig:
         mse_weight, ssim_weight: pixel loss weights (>= 0).
         views_per_step: views rendered per step (0: all V).
         camera_lr, camera_start: camera refinement step size (radians; 0: cameras fixed) and when it starts.
-        camera_decay: the camera step decays linearly from ``camera_lr`` at ``camera_start`` to 0 at the end.
+        camera_decay: the camera step decays linearly from ``camera_lr`` at ``camera_start`` towards 0 (the
+            last step takes ``camera_lr / (steps - start)``).
         seed: view subsets and noise.
     """
 

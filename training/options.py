@@ -63,8 +63,8 @@ class TrainOptions:
             the default), "slices" (zero padding, 4 strided slices and multiply-adds per axis, summed in
             float32: no depthwise kernels, which took 60 % of the cpu128 recipe's GPU time; docs/training.md
             "Training speed") or "slices_bf16" (the same, summed in bf16 in the bf16 blocks: half the bytes).
-            An implementation choice with the same maths (equal up to rounding: bitwise on the CPU in
-            float32, a bf16 ulp under bf16 autocast), the same parameters and snapshots; a resumed run may
+            An implementation choice with the same maths (equal up to rounding: the forward bitwise on the
+            CPU in float32, gradients within 3e-7, a few bf16 ulps under bf16 autocast), the same parameters and snapshots; a resumed run may
             switch it (it then differs from an uninterrupted run in the last bits, as after any rounding
             change, and the resume lists it among the differences).
         batch_d_calls: one discriminator call per phase: the G step's V views as one batch of V x B, the D
