@@ -10,18 +10,8 @@ import torch
 from core.camera import Cameras, orbit_angles, orbit_cameras
 from core.camera_search import (fit_latent_searched, grid_offsets, hypothesis_target, offset_cameras,
                                 search_cameras)
-from core.generator import PRESETS, Generator
 from core.latent_fit import FitTarget, LatentFitConfig, render_latent
-
-
-def _lively_tiny() -> Generator:
-    torch.manual_seed(0)
-    G = Generator(PRESETS["tiny"]).eval()
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if ".scale" in name and name.endswith("weight"):
-                p.normal_(0.0, 1.0)
-    return G
+from tiny_generators import lively_tiny_generator  # tests/tiny_generators.py
 
 
 def test_grid_offsets_start_with_the_estimate_and_reject_odd_counts():
@@ -66,7 +56,7 @@ def _scene(G, yaw_true_deg: list[list[float]], res: int = 32):
 
 @pytest.mark.slow
 def test_search_picks_the_hypothesis_that_made_each_view():
-    G = _lively_tiny()
+    G = lively_tiny_generator()
     # head 0 is off by +10 deg in yaw in both views; head 1 by -10 in view 0 and by 0 in view 1
     images, true, est, w = _scene(G, [[10.0, 25.0], [-10.0, 15.0]])
     # from the true latents at a small rate: the scores then measure the cameras alone (a tiny random model's
@@ -84,7 +74,7 @@ def test_search_picks_the_hypothesis_that_made_each_view():
 
 @pytest.mark.slow
 def test_searched_fit_runs_the_whole_schedule_from_the_chosen_cameras():
-    G = _lively_tiny()
+    G = lively_tiny_generator()
     images, true, est, w = _scene(G, [[10.0]])
     cfg = LatentFitConfig(steps=12, lr=1e-3, space="w", camera_lr=1e-3)
     yaw, pitch = grid_offsets(3, 10.0)

@@ -9,19 +9,9 @@ import pytest
 import torch
 
 from core.camera import Cameras, orbit_cameras
-from core.generator import PRESETS, Generator
 from core.image_metrics import psnr, ssim
 from core.latent_fit import FitTarget, LatentFitConfig, fit_latent, fit_latent_steps, orbit_refine, render_latent
-
-
-def _lively_tiny() -> Generator:
-    torch.manual_seed(0)
-    G = Generator(PRESETS["tiny"]).eval()
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if ".scale" in name and name.endswith("weight"):
-                p.normal_(0.0, 1.0)
-    return G
+from tiny_generators import lively_tiny_generator  # tests/tiny_generators.py
 
 
 def test_psnr_and_ssim_match_their_definitions():
@@ -57,7 +47,7 @@ def test_orbit_refine_is_an_orbit_about_the_pivot():
 
 @pytest.mark.slow
 def test_fit_recovers_views_and_heads_are_independent():
-    G = _lively_tiny()
+    G = lively_tiny_generator()
     cams = orbit_cameras(torch.tensor([0.0, 0.5, -0.5]), 0.0)
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
@@ -81,7 +71,7 @@ def test_fit_recovers_views_and_heads_are_independent():
 @pytest.mark.slow
 def test_camera_decay_brings_the_camera_step_to_rest():
     """With ``camera_decay`` the camera's last moves shrink toward 0; without it they stay at Adam's step."""
-    G = _lively_tiny()
+    G = lively_tiny_generator()
     true = orbit_cameras(torch.tensor([0.2]), 0.0)
     with torch.no_grad():
         images = render_latent(G, G.map(torch.randn(1, G.config.z_dim, generator=torch.Generator().manual_seed(5))),

@@ -11,19 +11,10 @@ import pytest
 import torch
 
 from core.camera import orbit_cameras
-from core.generator import Generator, PRESETS
+from core.generator import Generator
 from inversion.preprocess import InversionTarget
 from inversion.steps import render_views
-
-
-def lively_tiny_generator(seed: int = 0) -> Generator:
-    torch.manual_seed(seed)
-    G = Generator(PRESETS["tiny"]).eval()
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if ".scale" in name and name.endswith("weight"):
-                p.normal_(0.0, 1.0)
-    return G
+from tiny_generators import lively_tiny_generator  # tests/tiny_generators.py
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from core.camera import orbit_cameras
 from training.discriminator import Discriminator, DiscriminatorConfig, EqualConv2d
 from training.discriminator_conv import blur, blur_filter, blur_slices
 from training.loop import build_models, resume_differences, train
 from training.options import TrainOptions
+from noise_data import write_noise_dataset  # tests/training/noise_data.py
 
 # (padding, stride) of the D's blurs: the 1x1 skip path, and before the 3x3 stride-2 conv ((3 + 1) // 2).
 D_BLURS = [(1, 2), (2, 1)]
@@ -154,15 +153,7 @@ def test_option_round_trip_cli_and_resume_note():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    g = np.random.default_rng(0)
-    labels = orbit_cameras(torch.linspace(-0.6, 0.6, 8), 0.1).to_label()
-    entries = []
-    for i in range(8):
-        Image.fromarray(g.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / f"{i:05d}.png")
-        entries.append([f"{i:05d}.png", labels[i].tolist()])
-    (root / "dataset.json").write_text(json.dumps({"labels": entries}))
-    return root
+    return write_noise_dataset(tmp_path_factory.mktemp("data"), 32)
 
 
 def test_tiny_training_run_with_slices_blur(data, tmp_path):

@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from core.camera import orbit_cameras
 from core.generator import PRESETS
 from training.dataset import DatasetOptions, ImageLabelDataset
 from training.discriminator import Discriminator, DiscriminatorConfig, minibatch_std
@@ -24,21 +22,14 @@ from training.distributed import DistInfo
 from training.loop import STAT_KEYS, Trainer, TrainingStopped, build_models, train, update_ema
 from training.no_sync import FAIL_D, FAIL_G, FailureFlag
 from training.options import TrainOptions
+from noise_data import write_noise_dataset  # tests/training/noise_data.py
 
 RES = 32
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    g = np.random.default_rng(0)
-    labels = orbit_cameras(torch.linspace(-0.6, 0.6, 8), 0.1).to_label()
-    entries = []
-    for i in range(8):
-        Image.fromarray(g.integers(0, 255, (RES, RES, 3), dtype=np.uint8)).save(root / f"{i:05d}.png")
-        entries.append([f"{i:05d}.png", labels[i].tolist()])
-    (root / "dataset.json").write_text(json.dumps({"labels": entries}))
-    return root
+    return write_noise_dataset(tmp_path_factory.mktemp("data"), RES)
 
 
 def options(data: Path, tmp: Path, **kw) -> TrainOptions:

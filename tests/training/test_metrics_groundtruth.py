@@ -21,6 +21,7 @@ from training.metrics.image_quality import psnr, ssim
 from training.synthetic_heads.cameras import eval_cameras
 from training.synthetic_heads.config import DatasetConfig
 from training.synthetic_heads.dataset import write_dataset
+from tiny_generators import lively_tiny_generator  # tests/tiny_generators.py
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -152,13 +153,7 @@ def test_gt_fit_asks_for_enough_heads(split_dataset, tiny_generator):
 def responsive_generator():
     """The tiny generator with its zero-initialised transformer gates randomised, so that w changes the head
     (at initialisation every block is the identity and the output ignores w)."""
-    torch.manual_seed(1)
-    G = Generator(PRESETS["tiny"]).eval()
-    with torch.no_grad():
-        for name, p in G.named_parameters():
-            if ".scale" in name and name.endswith("weight"):
-                p.normal_(0.0, 0.2)
-    return G
+    return lively_tiny_generator(seed=1, gate_std=0.2)
 
 
 def test_gt_fit_fits_every_head_and_improves_with_steps(split_dataset, responsive_generator):
