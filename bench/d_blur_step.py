@@ -24,19 +24,18 @@ import time
 
 import torch
 
-from training.discriminator import Discriminator, DiscriminatorConfig
+from training.discriminator import Discriminator
 from training.discriminator_conv import BLUR_IMPLS
+from training.options import TrainOptions
 from training.recipes import RECIPES
+from training.trainer import build_discriminator
 
 
 def build(recipe: str, impl: str, device: torch.device) -> Discriminator:
+    """The recipe's discriminator as training builds it (training.trainer.build_discriminator), blur ``impl``."""
     r = RECIPES[recipe]
     torch.manual_seed(0)
-    cfg = DiscriminatorConfig(resolution=r.image_resolution(), channel_base=r.d_channel_base or 32768,
-                              num_autocast_blocks=r.d_bf16_blocks or 0)
-    d = Discriminator(cfg, blur_impl=impl).to(device)
-    d.channels_last = bool(r.channels_last) and device.type == "cuda"
-    return d
+    return build_discriminator(TrainOptions(data="-", **r.overrides(), d_blur=impl), r.image_resolution(), device)
 
 
 def step(d: Discriminator, x: torch.Tensor, c: torch.Tensor, kind: str, autocast: bool):

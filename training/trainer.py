@@ -51,16 +51,23 @@ def step_generator(seed: int, rank: int, step: int, phase: int, round_: int = 0)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def build_models(opts: TrainOptions, g_config: GeneratorConfig, resolution: int, device: torch.device) -> Models:
+def build_discriminator(opts: TrainOptions, resolution: int, device: torch.device) -> nn.Module:
+    """The discriminator ``opts`` describe (size, bf16 blocks, blur, channels-last on CUDA) for ``resolution``
+    px images, on ``device`` in train mode."""
     from training.discriminator import Discriminator, DiscriminatorConfig
 
-    G = Generator(g_config).to(device).train()
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     D = Discriminator(DiscriminatorConfig(resolution=resolution, channel_base=opts.d_channel_base,
                                           channel_max=opts.d_channel_max, mapping_layers=opts.d_mapping_layers,
                                           num_autocast_blocks=opts.d_bf16_blocks),
                       blur_impl=opts.d_blur).to(device).train()
     D.channels_last = opts.channels_last and device.type == "cuda"
+    return D
+
+
+def build_models(opts: TrainOptions, g_config: GeneratorConfig, resolution: int, device: torch.device) -> Models:
+    G = Generator(g_config).to(device).train()
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    D = build_discriminator(opts, resolution, device)
     xyz = [p for n, p in G.named_parameters() if n == "xyz_const"]
     rest = [p for n, p in G.named_parameters() if n != "xyz_const"]
     hp = build_hyperparameters(opts)
