@@ -22,7 +22,6 @@ Every step copies (never moves) and refuses to overwrite a different file of the
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 from dataclasses import dataclass
@@ -76,23 +75,18 @@ def groups(parts: list[Part], max_files: int, max_bytes: int, max_file_bytes: in
 
 
 def copy_new(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst``; an existing ``dst`` must already be the same bytes (never overwritten)."""
+    """Copy ``src`` to ``dst`` atomically (core.atomic_file); an existing ``dst`` must already be the same bytes
+    (never overwritten)."""
+    from core.atomic_file import atomic_path
+    from core.editing.fingerprint import file_sha256
+
     if dst.exists():
-        if dst.stat().st_size != src.stat().st_size or sha256(dst) != sha256(src):
+        if dst.stat().st_size != src.stat().st_size or file_sha256(dst) != file_sha256(src):
             raise FileExistsError(f"{dst} exists and differs from {src}; remove it first if it is stale")
         return
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".partial")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(MIB), b""):
-            h.update(block)
-    return h.hexdigest()
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def out_call(index: Path, out: Path, call: int) -> tuple[int, int]:
@@ -142,7 +136,9 @@ def gather(dest: Path, sources: list[Path]) -> Path:
         if f == indexes[0] or (f.name.startswith(stem + "-") and f.name.endswith(SUFFIX)):
             copy_new(f, dest / f.name)
     index = dest / indexes[0].name
-    changed = [p.name for p in snapshot_parts(index)[1:] if sha256(dest / p.name) != p.sha256]
+    from core.editing.fingerprint import file_sha256
+
+    changed = [p.name for p in snapshot_parts(index)[1:] if file_sha256(dest / p.name) != p.sha256]
     if changed:
         raise ValueError(f"{dest}: SHA-256 differs from the index for {changed}: damaged or incomplete copies")
     return index
