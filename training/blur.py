@@ -9,6 +9,14 @@ sum 1, applied separably (rows, then columns). Padding is **zero** padding to th
 filter (``padding = radius``): the image's border therefore fades towards 0, which for images in [-1, 1] is
 mid grey. Zero padding also works when the radius exceeds the image size (30 px at sigma 10 on a 16 px test
 image), where reflect padding cannot.
+
+Computed as two matrix products with banded ``[H, H]`` / ``[W, W]`` matrices (:func:`blur_matrix`), not as
+convolutions: the kernel grows and shrinks by a tap on each side as sigma falls, and every new length was a
+new convolution shape that cuDNN (``cudnn.benchmark``) autotuned again, in the G/D step and in R1's double
+backward: on the H200 a tick that met a new width took 3-20x a clean one, so the fade doubled the cost of
+the first 100 kimg of the 256 px recipe (9.5-10 s/kimg against 4.7 after it; docs/training.md). A matrix
+product has the image's shape whatever the width, so nothing is retuned; it is linear, so R1 differentiates
+through it as before.
 """
 
 from __future__ import annotations
@@ -16,7 +24,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 
 def blur_kernel(sigma: float, dtype: torch.dtype = torch.float32,
@@ -30,11 +37,26 @@ def blur_kernel(sigma: float, dtype: torch.dtype = torch.float32,
     return (taps / taps.sum()).to(dtype)
 
 
+def blur_matrix(kernel: torch.Tensor, n: int) -> torch.Tensor:
+    """The 1-D "same" convolution of a length-``n`` signal with the odd-length ``kernel [2r + 1]`` and zero
+    padding as a matrix ``M [n, n]``: ``M[i, j] = kernel[j - i + r]`` where ``|j - i| <= r``, else 0 (the
+    kernel is symmetric, so convolution and correlation agree). Built on the kernel's device and dtype from
+    index arithmetic, without a host round trip."""
+    r = (kernel.numel() - 1) // 2
+    i = torch.arange(n, device=kernel.device)
+    k = i.view(1, n) - i.view(n, 1) + r  # [n, n]: which tap couples output i to input j
+    inside = (k >= 0) & (k <= 2 * r)
+    return torch.where(inside, kernel[k.clamp(0, 2 * r)], kernel.new_zeros(()))
+
+
 def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur ``img [B, C, H, W]`` with the separable kernel of :func:`blur_kernel` (zero padding, same size).
+    """Blur ``img [B, C, H, W]`` with the separable kernel of :func:`blur_kernel` (zero padding, same size):
+    ``M_H @ img @ M_W^T`` per channel image, with the banded matrices of :func:`blur_matrix`.
 
     Identity (the input itself, not a copy) when ``sigma <= 0`` or the radius ``floor(3 sigma)`` is 0.
-    Differentiable to any order (it is a linear convolution), so R1 through it works.
+    Differentiable to any order (it is linear), so R1 through it works. Float32 products follow
+    ``torch.backends.cuda.matmul.allow_tf32`` on CUDA (TF32 under the training's ``precision="tf32"``, as
+    the convolutions are).
     """
     if img.dim() != 4:
         raise ValueError(f"img must have shape [B, C, H, W], got {list(img.shape)}")
@@ -42,11 +64,10 @@ def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
     if not sigma > 0 or math.floor(3.0 * sigma) == 0:
         return img
     f = blur_kernel(sigma, dtype=img.dtype, device=img.device)
-    r = (f.numel() - 1) // 2
     b, c, h, w = img.shape
-    x = img.reshape(b * c, 1, h, w)
-    x = F.conv2d(x, f.view(1, 1, 1, -1), padding=(0, r))
-    x = F.conv2d(x, f.view(1, 1, -1, 1), padding=(r, 0))
+    mh, mw = blur_matrix(f, h), blur_matrix(f, w)
+    x = torch.matmul(img.reshape(b * c * h, w), mw.t())                       # rows: [B*C*H, W]
+    x = torch.bmm(mh.expand(b * c, h, h), x.reshape(b * c, h, w))             # columns: [B*C, H, W]
     return x.reshape(b, c, h, w)
 
 

@@ -428,6 +428,30 @@ def test_blur_delta_gives_normalised_kernel():
     assert math.isclose(out.sum().item(), 1.0, rel_tol=1e-6)
 
 
+@pytest.mark.parametrize("sigma, shape", [(2.0, (2, 3, 16, 16)), (1.4, (1, 3, 9, 20)), (10.0, (2, 1, 16, 12))])
+def test_blur_equals_the_zero_padded_separable_convolution(sigma, shape):
+    # The reference: the kernel as two zero-padded convolutions (the official filter's definition),
+    # including a radius (30 at sigma 10) larger than the image.
+    img = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    f = blur_kernel(sigma, torch.float64)
+    r = (f.numel() - 1) // 2
+    b, c, h, w = shape
+    ref = torch.nn.functional.conv2d(img.reshape(b * c, 1, h, w), f.view(1, 1, 1, -1), padding=(0, r))
+    ref = torch.nn.functional.conv2d(ref, f.view(1, 1, -1, 1), padding=(r, 0)).reshape(shape)
+    x = img.clone().requires_grad_(True)
+    out = blur_images(x, sigma)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    # linear and self-adjoint per axis (symmetric kernel): <blur(x), y> = <x, blur(y)>, also as autograd sees it
+    y = torch.randn_like(img)
+    (g,) = torch.autograd.grad((out * y).sum(), x, create_graph=True)
+    torch.testing.assert_close(g, blur_images(y, sigma), rtol=0, atol=1e-12)
+    # second order, as R1 needs: d/dx sum(d/dx |blur(x)|^2) = d/dx sum(2 blur(blur(x))) = 2 blur(blur(1))
+    (g2,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g2.sum(), x)
+    torch.testing.assert_close(gg, 2 * blur_images(blur_images(torch.ones_like(img), sigma), sigma),
+                               rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("sigma", [0.0, -1.0, 0.3])
 def test_blur_identity(sigma):
     img = torch.randn(2, 3, 8, 8)
