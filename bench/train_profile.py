@@ -16,7 +16,7 @@ Variants (cumulative; ``--variants``): ``legacy`` (the D as before: per-view cal
 bf16, NCHW), ``bf16`` (+ channels_last),
 ``bf16-cb16k`` (+ D channel_base 16384: the cpu128 recipe's D), ``bf16-cb16k-gbf16`` (+ generator features
 in bf16), ``bf16-cb16k-slices`` / ``-slices16`` (the recipe's D with its blurs as slices, ``d_blur="slices"``
-/ ``"slices_bf16"``). The script
+/ ``"slices_bf16"``), ``bf16-cb16k-matmul`` (as banded-matrix products, ``d_blur="matmul"``). The script
 also runs on an older checkout (options it lacks are left out; variants that need them are skipped), which
 is how the "before" column of docs/training.md was measured. The recipes and variants are in
 bench/train_variants.py, the quality stage in bench/train_quality.py.

@@ -26,7 +26,9 @@ CUDA = DEVICE == "cuda"
 # Every variant names all five D settings, so that it means the same whatever the recipe sets (cpu128 has
 # had the bf16-cb16k D since 2026-12-02); the legacy values are the code before the speed work.
 LEGACY = dict(batch_d_calls=False, channels_last=False, d_bf16_blocks=0, d_channel_base=32768, d_blur="conv")
-# The default-model recipe's own D settings (training/recipes.py owns them), with the blur named too.
+# The default-model recipe's own D settings (training/recipes.py owns them) with the blurs as depthwise
+# convolutions, as the recipe had them until it took d_blur "matmul" (2026-12-02): the "-matmul" variant is
+# the recipe now.
 RECIPE_D = {**{k: getattr(CPU128, k) for k in ("batch_d_calls", "channels_last", "d_bf16_blocks", "d_channel_base")},
             "d_blur": "conv"}
 VARIANTS = {
@@ -40,6 +42,7 @@ VARIANTS = {
     # the recipe's D with its [1, 3, 3, 1] blurs as pad + strided slices + adds instead of depthwise convs
     "bf16-cb16k-slices": {**RECIPE_D, "d_blur": "slices"},
     "bf16-cb16k-slices16": {**RECIPE_D, "d_blur": "slices_bf16"},  # the same, sums in bf16
+    "bf16-cb16k-matmul": {**RECIPE_D, "d_blur": "matmul"},  # the blurs as banded-matrix products
 }
 
 

@@ -7,7 +7,7 @@
 #   BEFORE=../speed-before tools/train_speed_session.sh speed   # gpu tests; before/after variants, profiles
 #   KIMG=8 tools/train_speed_session.sh final                     # quality runs, then the recorded figures
 #   tools/train_speed_session.sh blur           # the D's blurs without depthwise convs (TrainOptions.d_blur):
-#                                               # D-only step times, then the recipe with each d_blur (~6 min)
+#                                               # D-only step times, then the recipes with matmul / slices (~9 min)
 #   KIMG=8 tools/train_speed_session.sh blur-quality   # the same short quality run, conv vs slices blur
 set -uo pipefail
 PY=${PY:-python3}
@@ -45,16 +45,19 @@ case "${1:-}" in
     step 80 "cpu128 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 ${CPU128_ARGS:-}
     step 70 "cgs512 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 ${CGS512_ARGS:-}
     ;;
-  blur)  # docs/training.md "Blur without depthwise convolutions": is d_blur=slices faster on cuDNN?
-    step 60 "gpu tests" "$PY" -m pytest -q -x tests/training/test_blur_slices.py
-    step 90 "D step per blur" "$PY" -m bench.d_blur_step --device cuda --batch 128 --autocast --repeats 5
-    step 150 "cpu128 figure, conv blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 --ticks 8
-    step 150 "cpu128 figure, slices blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 --ticks 8 --d-blur slices
-    step 150 "cpu128 figure, slices_bf16 blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 --ticks 8 --d-blur slices_bf16
+  blur)  # docs/training.md "Blurs without depthwise convolutions": d_blur=matmul / slices against the conv (~8 min)
+    step 45 "gpu tests" "$PY" -m pytest -q -x tests/training/test_blur_impls.py
+    step 60 "D step per blur, cpu128" "$PY" -m bench.d_blur_step --recipe cpu128 --device cuda --batch 128 --autocast --repeats 5
+    step 60 "D step per blur, cpu256" "$PY" -m bench.d_blur_step --recipe cpu256 --device cuda --batch 128 --autocast --repeats 5
+    step 100 "cpu128 figure, matmul blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 --ticks 8 --d-blur matmul
+    step 100 "cpu128 figure, slices blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 --ticks 8 --d-blur slices
+    step 110 "cgs512 figure, matmul blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 \
+      --d-bf16-blocks 4 --channels-last --d-blur matmul --ticks 6
+    step 80 "cpu256 figure, matmul blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 5 --d-blur matmul
     ;;
   blur-quality)  # the same-seed short run, the recipe's D with the conv and the slices blur
     step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
-      --variants bf16-cb16k bf16-cb16k-slices --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
+      --variants bf16-cb16k ${BLUR_VARIANT:-bf16-cb16k-matmul} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
       --heads-views 3 --quality-kimg "$KIMG" --out "$RES/blur-quality"
     ;;
   *)

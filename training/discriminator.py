@@ -19,7 +19,8 @@ ReLU's gain sqrt(2) is folded into that scale). All of it is plain ``F.conv2d`` 
 1-D passes) behind a small autograd function whose backward is itself cheap to differentiate, so it runs on
 CPU and CUDA and the R1 penalty's double backward is fast (see ``_Conv2d``). ``Discriminator(...,
 blur_impl="slices")`` computes the blurs with padding, strided slices and adds instead (the same linear map, no
-depthwise convolutions; ``blur_slices``).
+depthwise convolutions; ``blur_slices``), ``blur_impl="matmul"`` as products with banded matrices
+(``blur_matmul``).
 
 Differences from the official CGS-GAN / EG3D discriminator (facts sheet, section 3 and section 7):
   * no ``b8_pose`` block: the official computes one more 8x8 block and discards its output;
@@ -60,7 +61,7 @@ from torch import nn
 from core.config_dict import config_from_dict, config_to_dict
 from core.layers import LRELU_GAIN, LRELU_SLOPE, Activation, EqualLinear, normalize_2nd_moment
 from training.discriminator_conv import (BLUR_IMPLS, BlurImpl, autocast_off, autocasting, blur, blur_filter,
-                                         blur_slices, conv2d)
+                                         blur_matmul, blur_slices, conv2d)
 
 SQRT_HALF = math.sqrt(0.5)
 _REDUCED = (torch.float16, torch.bfloat16)
@@ -160,7 +161,7 @@ class EqualConv2d(nn.Module):
     first (StyleGAN2 padding), so an input of H gives H/2 for kernel 1 and 3 alike; ``down=1`` keeps H with
     ``padding = k // 2``. Supports double backward efficiently (R1). ``blur_impl``: "conv" (two depthwise
     convolutions, :func:`blur`), "slices" or "slices_bf16" (:func:`blur_slices` with float32 sums or sums
-    in the autocast dtype); the same result up to rounding.
+    in the autocast dtype) or "matmul" (:func:`blur_matmul`); the same result up to rounding.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
@@ -195,6 +196,8 @@ class EqualConv2d(nn.Module):
             padding, stride = (1, 2) if self.kernel_size == 1 else ((self.kernel_size + 1) // 2, 1)
             if self.blur_impl == "conv":
                 x = blur(x, self.blur if autocasting(x) else self.blur.to(x.dtype), padding, stride)
+            elif self.blur_impl == "matmul":
+                x = blur_matmul(x, padding, stride)
             else:
                 x = blur_slices(x, padding, stride, reduced_sums=self.blur_impl == "slices_bf16")
             y = conv2d(x, w, b) if self.kernel_size == 1 else conv2d(x, w, b, stride=2)
@@ -309,7 +312,8 @@ class Discriminator(nn.Module):
             off by default, set by the trainer (``TrainOptions.channels_last``).
         blur_impl: how the blocks' ``[1, 3, 3, 1]`` blurs are computed: "conv" (two depthwise convolutions),
             "slices" (pad, strided slices, adds in float32: no depthwise kernels) or "slices_bf16" (the same
-            with the sums in the autocast dtype, bf16 blocks only differ). An implementation choice, not
+            with the sums in the autocast dtype, bf16 blocks only differ) or "matmul" (two products with
+            banded matrices per blur, on the tensor cores). An implementation choice, not
             architecture: the same linear map, equal up to rounding, the same parameters and state dict;
             set by the trainer (``TrainOptions.d_blur``).
     """

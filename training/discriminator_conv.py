@@ -1,12 +1,14 @@
 """The discriminator's convolutions: ``conv2d`` whose double backward (the R1 penalty's) is made of ordinary
-convolutions, the blur in two implementations (``blur``: depthwise convolutions on ``conv2d``;
-``blur_slices``: padding, strided slices and multiply-adds), and the autocast helpers the D's layers use.
+convolutions, the blur in three implementations (``blur``: depthwise convolutions on ``conv2d``;
+``blur_slices``: padding, strided slices and multiply-adds; ``blur_matmul``: two products with banded
+matrices), and the autocast helpers the D's layers use.
 training/discriminator.py holds the layers and the network.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Literal
 
 import torch
@@ -16,9 +18,10 @@ import torch.nn.functional as F
 BLUR_TAPS = (0.125, 0.375, 0.375, 0.125)  # [1, 3, 3, 1] / 8, exact in every float format
 
 # How the discriminator's blurs are computed (TrainOptions.d_blur): "conv" (``blur``), "slices"
-# (``blur_slices``, float32 sums) or "slices_bf16" (``blur_slices`` with sums in the autocast dtype: half the
-# memory traffic). The same linear map; only rounding differs.
-BlurImpl = Literal["conv", "slices", "slices_bf16"]
+# (``blur_slices``, float32 sums), "slices_bf16" (``blur_slices`` with sums in the autocast dtype: half the
+# memory traffic) or "matmul" (``blur_matmul``: tensor-core matrix products, one read and write per axis).
+# The same linear map; only rounding differs.
+BlurImpl = Literal["conv", "slices", "slices_bf16", "matmul"]
 BLUR_IMPLS: tuple[str, ...] = BlurImpl.__args__
 
 
@@ -177,3 +180,50 @@ def blur_slices(x: torch.Tensor, padding: int, stride: int, reduced_sums: bool =
     if padding:
         x = F.pad(x, (padding, padding, padding, padding))
     return _blur_axis(_blur_axis(x, -1, stride), -2, stride).to(out_dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def blur_matrix(n: int, padding: int, stride: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The 1-D blur along one axis of length ``n`` as a matrix ``B [m, n]``, ``m = (n + 2 padding - 4) //
+    stride + 1``: ``y = B @ x`` blurs ``x [n]`` with ``[1, 3, 3, 1] / 8``, ``padding`` zeros each side and
+    ``stride``; row ``i`` holds the taps at columns ``stride * i - padding + k`` (those inside ``[0, n)``).
+    The taps are exact in every float format. Cached: the D asks for the same few shapes every step."""
+    m = (n + 2 * padding - len(BLUR_TAPS)) // stride + 1
+    b = torch.zeros(m, n, dtype=torch.float64)
+    for i in range(m):
+        for k, t in enumerate(BLUR_TAPS):
+            j = stride * i - padding + k
+            if 0 <= j < n:
+                b[i, j] = t
+    return b.to(device=device, dtype=dtype)
+
+
+def blur_matmul(x: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
+    """The same blur as :func:`blur` (``x [B, C, H, W]``, zero ``padding``, ``stride``; same output shape
+    and dtype) as two matrix products with the banded :func:`blur_matrix` of each axis, so it runs on the
+    tensor cores and reads and writes the activations once per axis (the padding is in the matrices).
+
+    Each output is the 4 taps' products summed in the matmul's accumulator (float32 for bf16 and float32;
+    float32 inputs are rounded to TF32 where ``torch.backends.cuda.matmul.allow_tf32`` is on, as the
+    convolutions are under ``precision="tf32"``) and rounded once. Autograd differentiates it directly: the
+    first backward multiplies by the transposed matrices, R1's double backward by the matrices again. The
+    arithmetic is ``H`` or ``W`` multiply-adds per output instead of 4 (the matrices are mostly zeros), cheap
+    next to the memory traffic at the D's sizes. Channels-last input stays channels-last: the products then
+    run on the ``[B, H, W, C]`` layout directly, NCHW input on ``[B, C, H, W]``.
+    """
+    out_dtype = torch.get_autocast_dtype(x.device.type) if autocasting(x) else x.dtype
+    n, c, h, w = x.shape
+    bh = blur_matrix(h, padding, stride, out_dtype, x.device)
+    bw = blur_matrix(w, padding, stride, out_dtype, x.device)
+    ho, wo = bh.shape[0], bw.shape[0]
+    with autocast_off(x.device.type):
+        x = x.to(out_dtype)
+        # Left products as bmm with the matrix expanded over the batch (stride 0, not copied); the right
+        # product of the NCHW layout is one GEMM.
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            y = torch.bmm(bh.expand(n, ho, h), x.permute(0, 2, 3, 1).reshape(n, h, w * c))  # [B, Ho, W*C]
+            y = torch.bmm(bw.expand(n * ho, wo, w), y.reshape(n * ho, w, c))             # [B*Ho, Wo, C]
+            return y.reshape(n, ho, wo, c).permute(0, 3, 1, 2)                            # NHWC memory
+        y = torch.matmul(x.reshape(n * c * h, w), bw.t())                                 # [B*C*H, Wo]
+        y = torch.bmm(bh.expand(n * c, ho, h), y.reshape(n * c, h, wo))                   # [B*C, Ho, Wo]
+        return y.reshape(n, c, ho, wo)

@@ -1,7 +1,7 @@
-"""The discriminator's blur without depthwise convolutions (``d_blur="slices"``) computes what the depthwise
-convolution blur computes: forward, first backward and the R1 penalty's double backward, float32 and bf16
-autocast, NCHW and channels-last; the option travels through TrainOptions, the command line, resume notes
-and a real training step (CPU)."""
+"""The discriminator's blurs without depthwise convolutions (``d_blur="slices"``, ``"slices_bf16"``,
+``"matmul"``) compute what the depthwise convolution blur computes: forward, first backward and the R1
+penalty's double backward, float32 and bf16 autocast, NCHW and channels-last; the option travels through
+TrainOptions, the command line, resume notes and a real training step (CPU)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from training.discriminator import Discriminator, DiscriminatorConfig, EqualConv2d
-from training.discriminator_conv import blur, blur_filter, blur_slices
+from training.discriminator_conv import blur, blur_filter, blur_matmul, blur_matrix, blur_slices
 from training.loop import build_models, resume_differences, train
 from training.options import TrainOptions
 from noise_data import write_noise_dataset  # tests/training/noise_data.py
@@ -28,12 +28,16 @@ def _x(channels_last: bool, shape=(2, 5, 12, 12), seed=0) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+EXACT_IMPLS = {"slices": blur_slices, "matmul": blur_matmul}  # float32: the same sums as the convolution
+
+
+@pytest.mark.parametrize("impl", list(EXACT_IMPLS))
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("padding, stride", D_BLURS + [(0, 1), (3, 2)])
-def test_forward_and_backward_equal_the_depthwise_conv_float32(padding, stride, channels_last):
+def test_forward_and_backward_equal_the_depthwise_conv_float32(padding, stride, channels_last, impl):
     x1 = _x(channels_last).requires_grad_(True)
     x2 = x1.detach().clone().requires_grad_(True)
-    a, b = blur(x1, blur_filter(), padding, stride), blur_slices(x2, padding, stride)
+    a, b = blur(x1, blur_filter(), padding, stride), EXACT_IMPLS[impl](x2, padding, stride)
     n = (12 + 2 * padding - 4) // stride + 1
     assert b.shape == a.shape == (2, 5, n, n)
     torch.testing.assert_close(b, a, rtol=0, atol=1e-6)
@@ -54,20 +58,23 @@ def test_bf16_autocast_differs_by_bf16_rounding_only(padding, stride, channels_l
         a = blur(x, blur_filter(), padding, stride)
         b = blur_slices(x, padding, stride)
         b16 = blur_slices(x, padding, stride, reduced_sums=True)
-    assert a.dtype == b.dtype == b16.dtype == torch.bfloat16
-    assert all(y.is_contiguous(memory_format=torch.channels_last) == channels_last for y in (a, b, b16))
+        m = blur_matmul(x, padding, stride)
+    assert a.dtype == b.dtype == b16.dtype == m.dtype == torch.bfloat16
+    assert all(y.is_contiguous(memory_format=torch.channels_last) == channels_last for y in (a, b, b16, m))
     torch.testing.assert_close(b, ref.bfloat16(), rtol=0, atol=0)  # float32 sums, one rounding
     scale = ref.abs().clamp_min(1.0)
-    for y in (a, b16):  # the convolution's rounding; bf16 partial sums: up to 3 roundings per axis
+    # the convolution's and the matmul's rounding (one per axis); bf16 partial sums: up to 3 per axis
+    for y in (a, b16, m):
         assert float(((y.float() - ref) / scale).abs().max()) <= 4 * BF16_ULP
     assert float(((b16.float() - ref) / scale).abs().max()) > 0  # the sums do round
 
 
-def test_backward_of_bf16_blur_under_autocast_is_close():
+@pytest.mark.parametrize("impl", list(EXACT_IMPLS))
+def test_backward_of_bf16_blur_under_autocast_is_close(impl):
     x1 = _x(True).requires_grad_(True)
     x2 = x1.detach().clone().requires_grad_(True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        a, b = blur(x1, blur_filter(), 2, 1), blur_slices(x2, 2, 1)
+        a, b = blur(x1, blur_filter(), 2, 1), EXACT_IMPLS[impl](x2, 2, 1)
     g = torch.randn(a.shape).bfloat16()
     (a.float() * g).sum().backward()
     (b.float() * g).sum().backward()
@@ -95,10 +102,11 @@ def _r1_gradients(d: Discriminator, autocast: bool, device: str = "cpu") -> dict
     return {k: p.grad.detach().cpu().clone() for k, p in d.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("impl", list(EXACT_IMPLS))
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_r1_double_backward_through_d_equals_the_conv_blur_float32(channels_last):
+def test_r1_double_backward_through_d_equals_the_conv_blur_float32(channels_last, impl):
     conv = _r1_gradients(_tiny_d("conv", channels_last), autocast=False)
-    slices = _r1_gradients(_tiny_d("slices", channels_last), autocast=False)
+    slices = _r1_gradients(_tiny_d(impl, channels_last), autocast=False)
     assert conv.keys() == slices.keys() and len(conv) > 10
     for k in conv:
         torch.testing.assert_close(slices[k], conv[k], rtol=1e-4, atol=1e-6, msg=k)
@@ -109,7 +117,7 @@ def _flat(grads: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([g.flatten() / g.norm() for k, g in grads.items() if k.startswith("blocks")])
 
 
-@pytest.mark.parametrize("impl", ["slices", "slices_bf16"])
+@pytest.mark.parametrize("impl", ["slices", "slices_bf16", "matmul"])
 def test_r1_double_backward_under_bf16_autocast_is_as_close_to_float32_as_the_conv(impl):
     # bf16 R1 gradients of a tiny D are ~3-10 % off float32 whatever the blur (other seeds give either one the
     # edge); the slices must be bf16 noise of the same size, not different maths.
@@ -119,6 +127,19 @@ def test_r1_double_backward_under_bf16_autocast_is_as_close_to_float32_as_the_co
     assert torch.isfinite(slices).all()
     err_conv, err_slices = float((conv - ref).norm() / ref.norm()), float((slices - ref).norm() / ref.norm())
     assert 0 < err_slices < max(2 * err_conv, 0.05), (err_slices, err_conv)
+
+
+@pytest.mark.parametrize("n, padding, stride", [(12, 1, 2), (12, 2, 1), (7, 3, 2), (4, 0, 1)])
+def test_blur_matrix_rows_hold_the_taps_at_the_strided_offsets(n, padding, stride):
+    b = blur_matrix(n, padding, stride, torch.float32, torch.device("cpu"))
+    m = (n + 2 * padding - 4) // stride + 1
+    assert b.shape == (m, n)
+    x = torch.arange(n, dtype=torch.float32) ** 2  # not linear, so a misplaced tap shows
+    padded = torch.nn.functional.pad(x, (padding, padding))
+    expect = torch.stack([(padded[stride * i:stride * i + 4] * torch.tensor([1, 3, 3, 1]) / 8).sum()
+                          for i in range(m)])
+    torch.testing.assert_close(b @ x, expect)
+    assert b is blur_matrix(n, padding, stride, torch.float32, torch.device("cpu"))  # cached
 
 
 def test_blur_impl_is_checked_and_shown():
@@ -137,18 +158,20 @@ def test_option_round_trip_cli_and_resume_note():
     tyro = pytest.importorskip("tyro")  # the GPU machine may lack it; the rest of this file does not need it
     opts = TrainOptions(data="d", d_blur="slices")
     assert TrainOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
-    assert TrainOptions(data="d").d_blur == "conv"
+    assert TrainOptions(data="d").d_blur == "matmul"
     with pytest.raises(ValueError, match="d_blur"):
         TrainOptions(data="d", d_blur="fft")
     assert tyro.cli(TrainOptions, args=["--data", "d", "--d-blur", "slices"]).d_blur == "slices"
     assert tyro.cli(TrainOptions, args=["--data", "d", "--d-blur", "slices_bf16"]).d_blur == "slices_bf16"
+    assert tyro.cli(TrainOptions, args=["--data", "d", "--d-blur", "matmul"]).d_blur == "matmul"
     with pytest.raises(SystemExit):
         tyro.cli(TrainOptions, args=["--data", "d", "--d-blur", "fft"])
     saved = TrainOptions(data="d").to_dict()
-    assert resume_differences(saved, TrainOptions(data="d", d_blur="slices"), 1, 1) == ["d_blur: 'conv' -> 'slices'"]
+    assert resume_differences(saved, TrainOptions(data="d", d_blur="slices"), 1, 1) == ["d_blur: 'matmul' -> 'slices'"]
+    assert resume_differences(saved, TrainOptions(data="d"), 1, 1) == []
     del saved["d_blur"]  # a run saved before the option existed blurred with convolutions
     assert resume_differences(saved, TrainOptions(data="d", d_blur="slices"), 1, 1) == ["d_blur: 'conv' -> 'slices'"]
-    assert resume_differences(saved, TrainOptions(data="d"), 1, 1) == []
+    assert resume_differences(saved, TrainOptions(data="d", d_blur="conv"), 1, 1) == []
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +204,7 @@ def test_tiny_training_run_with_slices_blur(data, tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("impl", ["slices", "slices_bf16"])
+@pytest.mark.parametrize("impl", ["slices", "slices_bf16", "matmul"])
 def test_cuda_channels_last_bf16_r1_matches_the_conv_blur(impl, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
