@@ -20,7 +20,8 @@ that saw a new blur width (``gd``: G/D step, ``r1``: R1 step); "clean" ticks are
 
 Two set-ups:
   * ``--recipe cpu128``: the default-model recipe itself (training/recipes.py, as tools/train_default_model.sh)
-    -> ``train_s_per_kimg_cpu128``, ``train_mfu_cpu128``, ``train_peak_gpu_mem_gib_cpu128``.
+    -> ``train_s_per_kimg_cpu128``, ``train_mfu_cpu128``, ``train_peak_gpu_mem_gib_cpu128``; likewise
+    ``--recipe cpu256``, the v2 recipe (tools/train_default_model_v2.sh) -> ``train_s_per_kimg_cpu256``, ...
   * ``--recipe cgs`` (default): preset cgs<R> per ``--resolutions``, batch = batch_gpu, 4 views, the training
     defaults otherwise -> ``train_gpu_s_per_kimg_<R>``, ``train_mfu_<R>``, ``train_peak_gpu_mem_gib_<R>``.
 
@@ -28,7 +29,7 @@ Variants: ``--precision``, ``--d-bf16-blocks``, ``--[no-]channels-last``, ``--d-
 ``--legacy`` (the D before the speed work: float32/TF32, NCHW, one call per view, channel_base 32768) replace
 the set-up's values; a run that differs from its set-up gets a figure suffix naming its own D settings
 (:func:`figure_suffix`: ``_bf16d`` = 4 bf16 blocks + NHWC, ``_cb16384``, ``_legacy``, ...), plus ``_dslices``
-(``_dslices_bf16``) when the D's blurs are slices instead of depthwise convolutions (``--d-blur slices``).
+(``_dslices_bf16``, ``_dconv``) when the D's blurs are not the set-up's (``--d-blur slices``).
 
     python -m bench.train_speed --recipe cpu128 --ticks 12
     python -m bench.train_speed --recipe cpu128 --legacy            # -> train_s_per_kimg_cpu128_legacy
@@ -55,7 +56,7 @@ from core.camera import orbit_cameras
 from core.runs import read_stats
 from training.discriminator_conv import BLUR_IMPLS
 from training.options import Precision
-from training.recipes import CPU128, TrainRecipe
+from training.recipes import RECIPES, TrainRecipe
 
 
 def noise_dataset(root: Path, resolution: int, n: int = 64) -> Path:
@@ -89,10 +90,11 @@ def figure_suffix(opts, base) -> str:
     ``_<precision>`` unless TF32, then ``_legacy`` (per-view calls) or ``_bf16d[N]`` (N bf16 blocks, 4 unsaid;
     ``_nchw`` added when not channels-last) or ``_nhwc`` (float32 D, channels-last), then ``_cb<N>`` unless the
     channel_base is 32768; ``_fp32d`` when nothing else names it (float32 NCHW batched D of 32768). Then
-    ``_d<d_blur>`` (``_dslices``, ``_dslices_bf16``) when the D's blurs are not the depthwise convolutions."""
-    blur = "" if opts.d_blur == "conv" else f"_d{opts.d_blur}"
+    ``_d<d_blur>`` (``_dslices``, ``_dconv``, ...) when the D's blurs are not the set-up's."""
+    legacy_conv = not opts.batch_d_calls and opts.d_blur == "conv"  # "_legacy" is the D before: conv blurs
+    blur = "" if opts.d_blur == base.d_blur or legacy_conv else f"_d{opts.d_blur}"
     if all(getattr(opts, k) == getattr(base, k) for k in D_KEYS):
-        return "" if opts.d_blur == base.d_blur else f"_d{opts.d_blur}"
+        return blur
     s = "" if opts.precision == "tf32" else f"_{opts.precision}"
     if not opts.batch_d_calls:
         s += "_legacy"
@@ -170,7 +172,7 @@ def main() -> None:
     from training.options import TrainOptions
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="cgs", choices=["cgs", "cpu128"])
+    ap.add_argument("--recipe", default="cgs", choices=["cgs", *RECIPES])
     ap.add_argument("--resolutions", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--batch-gpu", type=int, default=8)
     ap.add_argument("--views", type=int, default=4)
@@ -185,7 +187,7 @@ def main() -> None:
                     help="default: the set-up's")
     ap.add_argument("--d-channel-base", type=int, default=None, help="default: the set-up's")
     ap.add_argument("--d-blur", default=None, choices=BLUR_IMPLS,
-                    help="the D's blurs: depthwise convs or slices (suffix _d<value>); default: the set-up's")
+                    help="how the D computes its blurs (suffix _d<value>); default: the set-up's")
     ap.add_argument("--legacy", action="store_true",
                     help="the D before the speed work: float32, NCHW, one call per view, channel_base 32768")
     args = ap.parse_args()
@@ -194,8 +196,8 @@ def main() -> None:
     dev = device_name("cuda")
     peak = matmul_peak_tflops(torch.bfloat16)
     record("gpu_matmul_peak_tflops_bf16", peak, "TFLOP/s", dev, note="8192^3 bf16 matmul, random data, median of 30")
-    if args.recipe == "cpu128":
-        setups = [("cpu128", CPU128)]
+    if args.recipe in RECIPES:
+        setups = [(args.recipe, RECIPES[args.recipe])]
     else:
         setups = [(str(r), TrainRecipe(preset=f"cgs{r}", batch=args.batch_gpu, batch_gpu=args.batch_gpu,
                                        num_views=args.views)) for r in args.resolutions]
@@ -212,8 +214,8 @@ def main() -> None:
                 f"{opts.precision}, {describe_d(opts)}, D channel_base {opts.d_channel_base}; {phase}; median of "
                 f"{n} ticks of {opts.tick_kimg * 1000 / setup.batch:g} steps ({summary}); "
                 f"{flops / 1e12:.2f} TFLOP/step counted")
-        if tag == "cpu128":
-            record(f"train_s_per_kimg_cpu128{suffix}", spk, "s/kimg", dev, note=note)
+        if tag in RECIPES:
+            record(f"train_s_per_kimg_{tag}{suffix}", spk, "s/kimg", dev, note=note)
         else:
             record(f"train_gpu_s_per_kimg_{tag}{suffix}", spk, "GPU-s/kimg", dev, note=note)
         record(f"train_mfu_{tag}{suffix}", mfu, "fraction of bf16 peak", dev,

@@ -17,12 +17,13 @@
 # snapshot of the run directory (training/run_dir.py; snapshots are portable safetensors files, training/snapshots.py).
 #
 # Recipe (docs/default-model-v2.md, "Recipe" and "Budget"): 8,000 identities (the last 64 held out) x 6
-# random views, half of them from the whole circle, at 256 px; generator cpu256 (21,760 Gaussians); batch 32
-# with 4 multi-view renders; discriminator channel_base 16384 (StyleGAN2-ADA's 256 px size, a third of the
-# FLOPs of the 32768 D the v1 recipe used at 128 px); R1 gamma 0.4 (0.0002 * 256^2 / 32, StyleGAN2-ADA's
-# heuristic); D-input blur fading over 100 kimg; EMA half-life 10 kimg; TF32. 2,000 kimg is the ceiling;
-# each call ends through --stop-after-minutes with a snapshot. EXTRA_ARGS adds training options (e.g. the
-# bf16 discriminator blocks: EXTRA_ARGS="--d-bf16-blocks 4").
+# random views, half of them from the whole circle, at 256 px; then the cpu256 recipe of training/recipes.py
+# (`python -m training.recipes cpu256`): generator cpu256 (21,760 Gaussians); batch 32 with 4 multi-view
+# renders; discriminator channel_base 16384 (StyleGAN2-ADA's 256 px size, a third of the FLOPs of the 32768 D
+# the v1 recipe used at 128 px) with the cpu128 recipe's arithmetic (4 bf16 blocks, NHWC, batched calls);
+# R1 gamma 0.4 (0.0002 * 256^2 / 32, StyleGAN2-ADA's heuristic); D-input blur fading over 100 kimg; EMA
+# half-life 10 kimg; TF32. 2,000 kimg is the ceiling; each call ends through --stop-after-minutes with a
+# snapshot. EXTRA_ARGS adds training options (e.g. EXTRA_ARGS="--seed 3").
 set -euo pipefail
 PY=${PY:-python3}
 DATA=${DATA:-out/heads256}
@@ -30,12 +31,13 @@ OUTDIR=${OUTDIR:-runs}
 GPUS=${GPUS:-1}
 DESC=default-v2
 read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
+RECIPE=$("$PY" -m training.recipes cpu256)
+mapfile -t RECIPE_ARGS <<< "$RECIPE"
 DATA_ARGS=(--out "$DATA" --num-identities 8000 --views-per-identity 6 --full-yaw-fraction 0.5 --resolution 256
            --test-fraction 0.008 --seed 0 --device "${DATA_DEVICE:-cuda}" --workers "${WORKERS:-16}")
-TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" --preset cpu256 --resolution 256 --batch 32
-            --batch-gpu $((32 / GPUS)) --num-views 4 --gamma 0.4 --blur-fade-kimg 100 --d-channel-base 16384
+TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" "${RECIPE_ARGS[@]}" --batch-gpu $((32 / GPUS))
             --kimg 2000 --tick-kimg 4 --snap-kimg 20 --image-snap-kimg 20 --snapshot-max-part-mib 15
-            --precision tf32 --workers 6 --seed 0
+            --workers 6 --seed 0
             --desc "$DESC" "${EXTRA[@]}")
 
 run() {

@@ -59,14 +59,18 @@ class TrainOptions:
             the epilogue, the camera mapping and all losses stay float32. Changes the arithmetic (bf16 convs).
         channels_last: run the discriminator on NHWC activations on CUDA (same maths; the bf16 tensor-core
             convolutions prefer it, cuDNN's depthwise blur convolutions do not: docs/training.md).
-        d_blur: how the discriminator computes its ``[1, 3, 3, 1]`` blurs: "conv" (two depthwise convolutions,
-            the default), "slices" (zero padding, 4 strided slices and multiply-adds per axis, summed in
-            float32: no depthwise kernels, which took 60 % of the cpu128 recipe's GPU time; docs/training.md
-            "Training speed") or "slices_bf16" (the same, summed in bf16 in the bf16 blocks: half the bytes).
-            An implementation choice with the same maths (equal up to rounding: the forward bitwise on the
-            CPU in float32, gradients within 3e-7, a few bf16 ulps under bf16 autocast), the same parameters and snapshots; a resumed run may
-            switch it (it then differs from an uninterrupted run in the last bits, as after any rounding
-            change, and the resume lists it among the differences).
+        d_blur: how the discriminator computes its ``[1, 3, 3, 1]`` blurs: "matmul" (the default: a product
+            with a banded matrix per axis, on the tensor cores, one pass over the activations per axis),
+            "conv" (two depthwise convolutions, the default before 2026-12-02: cuDNN's depthwise kernels took
+            60 % of the cpu128 recipe's GPU time; with "matmul" the recipe runs 3.27 s/kimg against 5.85,
+            docs/training.md "Training speed"), "slices" (zero padding, 4 strided slices and multiply-adds per
+            axis, summed in float32; slower than both on the H200) or "slices_bf16" (the same, summed in bf16
+            in the bf16 blocks). An implementation choice with the same maths (equal up to rounding: in
+            float32 within 1e-6 of the convolution, forward and gradients; under bf16 autocast one rounding
+            per axis like the convolution; float32 products follow the TF32 switch like the convolutions), the
+            same parameters and snapshots; a resumed run may switch it (it then differs from an
+            uninterrupted run in the last bits, as after any rounding change, and the resume lists it among
+            the differences; runs saved before the option existed count as "conv").
         batch_d_calls: one discriminator call per phase: the G step's V views as one batch of V x B, the D
             step's reals with its fakes (minibatch std within each part, so the result is what separate calls
             give). Off: one call per view and per kind, as before (kept for measurement).
@@ -124,7 +128,7 @@ class TrainOptions:
     precision: Precision = "tf32"
     d_bf16_blocks: int = 0
     channels_last: bool = False
-    d_blur: BlurImpl = "conv"
+    d_blur: BlurImpl = "matmul"
     batch_d_calls: bool = True
     tick_kimg: float = 1.0
     snap_kimg: float = 50.0

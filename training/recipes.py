@@ -31,6 +31,7 @@ class TrainRecipe:
         d_bf16_blocks: the discriminator's highest-resolution blocks in bf16 autocast (CUDA and CPU).
         channels_last: NHWC discriminator activations (CUDA only; ignored on the CPU, same maths).
         batch_d_calls: one discriminator call per phase (same maths as one call per view).
+        d_blur: how the discriminator computes its blurs (training.discriminator_conv.BLUR_IMPLS).
     """
 
     preset: str
@@ -47,6 +48,7 @@ class TrainRecipe:
     d_bf16_blocks: int | None = None
     channels_last: bool | None = None
     batch_d_calls: bool | None = None
+    d_blur: str | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The TrainOptions fields this recipe sets (keyword arguments), ``None`` fields left out."""
@@ -77,13 +79,23 @@ class TrainRecipe:
 # since 2026-12-02 (docs/training.md "Training speed"): channel_base 16384 (StyleGAN2-ADA's D below 256 px,
 # a third of the FLOPs of 32768), its 4 highest-resolution blocks in bf16, NHWC activations, one D call per
 # phase; the same 8-kimg run before and after: 142 -> 104 s (steady 10.5 -> 5.4 s/kimg, H200), SWD and
-# reprojection consistency as good. The v1 model (84 kimg, 2026-11-21) was trained with the float32/TF32 D at
-# channel_base 32768.
+# reprojection consistency as good. Its [1, 3, 3, 1] blurs as banded-matrix products (d_blur "matmul", the
+# same linear map): 5.85 -> 3.27 s/kimg after the D-input blur fade. The v1 model (84 kimg, 2026-11-21) was
+# trained with the float32/TF32 D at channel_base 32768.
 CPU128 = TrainRecipe(preset="cpu128", resolution=128, batch=32, batch_gpu=32, num_views=4, gamma=0.25,
                      blur_fade_kimg=40.0, precision="tf32", d_channel_base=16384, d_bf16_blocks=4,
-                     channels_last=True, batch_d_calls=True)
+                     channels_last=True, batch_d_calls=True, d_blur="matmul")
 
-RECIPES: dict[str, TrainRecipe] = {"cpu128": CPU128}
+# The default model v2 (tools/train_default_model_v2.sh, docs/default-model-v2.md "Recipe"): preset cpu256 at
+# 256 px, batch 32 in one micro-batch, 4 views; R1 gamma 0.4 (0.0002 * 256^2 / 32, StyleGAN2-ADA's heuristic);
+# the D-input blur fades over 100 kimg; the cpu128 recipe's discriminator arithmetic (channel_base 16384,
+# StyleGAN2-ADA's 256 px size; 4 bf16 blocks, NHWC, batched calls, blurs as banded-matrix products): 4.73
+# s/kimg on an H200 after the D-input blur fade (2026-12-02; docs/training.md "Training speed").
+CPU256 = TrainRecipe(preset="cpu256", resolution=256, batch=32, batch_gpu=32, num_views=4, gamma=0.4,
+                     blur_fade_kimg=100.0, precision="tf32", d_channel_base=16384, d_bf16_blocks=4,
+                     channels_last=True, batch_d_calls=True, d_blur="matmul")
+
+RECIPES: dict[str, TrainRecipe] = {"cpu128": CPU128, "cpu256": CPU256}
 
 
 def main(argv: list[str] | None = None) -> int:

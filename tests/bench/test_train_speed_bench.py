@@ -31,7 +31,8 @@ def test_the_recipe_itself_records_the_plain_figure_name():
     (dict(channels_last=False), "_bf16d_nchw_cb16384"),
     (dict(d_bf16_blocks=2), "_bf16d2_cb16384"),
     (dict(precision="bf16"), "_bf16_bf16d_cb16384"),
-    (dict(d_blur="slices"), "_dslices"),                              # the recipe, blurs without depthwise convs
+    (dict(d_blur="slices"), "_dslices"),                              # the recipe, blurs as slices
+    (dict(d_blur="conv"), "_dconv"),                                  # the recipe, blurs as depthwise convs
     (dict(d_blur="slices", d_channel_base=32768), "_bf16d_dslices"),
     (dict(legacy=True, d_blur="slices"), "_legacy_dslices"),
 ])
@@ -46,6 +47,8 @@ def test_cgs_names_stay_as_recorded_before():
     assert figure_suffix(cgs, cgs) == ""
     assert figure_suffix(dataclasses.replace(cgs, d_bf16_blocks=4, channels_last=True), cgs) == "_bf16d"
     assert figure_suffix(dataclasses.replace(cgs, d_channel_base=16384), cgs) == "_cb16384"
+    assert figure_suffix(dataclasses.replace(cgs, d_bf16_blocks=4, channels_last=True, d_blur="conv"), cgs) == \
+        "_bf16d_dconv"
 
 
 def test_legacy_takes_no_bf16_blocks():
@@ -67,8 +70,8 @@ def test_blur_events_follow_the_kernel_length():
 def test_blur_variants_change_only_the_blur(tmp_path):
     from bench.train_variants import VARIANTS, options_for
 
-    recipe = options_for("cpu128", VARIANTS["bf16-cb16k"], tmp_path, tmp_path)
-    assert recipe == options_for("cpu128", {}, tmp_path, tmp_path)  # bf16-cb16k is the recipe's own D
-    for name, blur in (("bf16-cb16k-slices", "slices"), ("bf16-cb16k-slices16", "slices_bf16")):
+    recipe = options_for("cpu128", {}, tmp_path, tmp_path)
+    assert options_for("cpu128", VARIANTS["bf16-cb16k-matmul"], tmp_path, tmp_path) == recipe  # the recipe now
+    for name, blur in (("bf16-cb16k", "conv"), ("bf16-cb16k-slices", "slices"), ("bf16-cb16k-slices16", "slices_bf16")):
         opts = options_for("cpu128", VARIANTS[name], tmp_path, tmp_path)
-        assert opts.d_blur == blur and dataclasses.replace(opts, d_blur="conv") == recipe
+        assert opts.d_blur == blur and dataclasses.replace(opts, d_blur="matmul") == recipe
