@@ -7,6 +7,9 @@
 #   tools/train_default_model_v2.sh resume 8 [SOURCE]     # continue for 8 more minutes: SOURCE is a run
 #                                                         # directory or a snapshot copied from another
 #                                                         # machine; default: the newest run here
+#   tools/train_default_model_v2.sh out K                 # part K of the newest run's newest snapshot into $OUT
+#                                                         # (tools/snapshot_handover.py; K = 0, 1, ... until
+#                                                         # it says it was the last)
 #   tools/train_default_model_v2.sh export FILE           # the EMA generator of the newest run, float16
 #   tools/train_default_model_v2.sh metrics MODEL         # gt_fit, consistency, floaters (held-out split)
 #   tools/train_default_model_v2.sh grids V1 V2 OUT.png   # v1 beside v2, yaw 0-180, psi 0.7 and 1.0
@@ -58,6 +61,11 @@ case "${1:-}" in
     source=${3:-$(latest_run)}
     [[ -n "$source" ]] || { echo "no run in $OUTDIR to resume; give a run directory or snapshot" >&2; exit 2; }
     train "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" --resume "$source" ;;
+  out)
+    run_dir=$(latest_run)
+    [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to hand over" >&2; exit 2; }
+    run "$PY" tools/snapshot_handover.py out "$run_dir" "${OUT:?set OUT to the folder that comes back}" \
+      --call "${2:?call number}" ;;
   export)
     run_dir=$(latest_run)
     [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to export" >&2; exit 2; }
@@ -69,6 +77,6 @@ case "${1:-}" in
     run "$PY" tools/default_model_grid.py "${2:?v1 file}" "${3:?v2 file}" "${4:?output .png}" \
       --yaws 0 45 90 135 180 --psi 0.7 1.0 --resolution 256 ;;
   *)
-    echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | export FILE | metrics MODEL [OUT.jsonl]" \
+    echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | out K | export FILE | metrics MODEL [OUT.jsonl]" \
          "| grids V1 V2 OUT.png" >&2; exit 2 ;;
 esac

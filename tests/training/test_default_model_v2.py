@@ -68,8 +68,16 @@ def test_every_command_of_the_script_parses_with_the_recipe_of_the_docs():
     assert metric_names(metrics.metrics) == ("gt_fit", "consistency", "floaters") and metrics.resolution == 256
 
 
+def test_out_hands_over_the_newest_run(tmp_path):
+    (tmp_path / "00000-cpu256-heads256-default-v2").mkdir()
+    (tmp_path / "00001-cpu256-heads256-default-v2").mkdir()
+    argv = dry_run("out", "3", OUTDIR=str(tmp_path), OUT="/o")
+    assert argv[1:] == ["tools/snapshot_handover.py", "out", str(tmp_path / "00001-cpu256-heads256-default-v2"),
+                        "/o", "--call", "3"]
+
+
 def test_resume_and_export_without_a_run_fail_clearly(tmp_path):
-    for args in (("resume", "5"), ("export", "x.safetensors")):
+    for args in (("resume", "5"), ("export", "x.safetensors"), ("out", "0")):
         done = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "DRY_RUN": "1", "OUTDIR": str(tmp_path)})
         assert done.returncode == 2 and "no run in" in done.stderr
