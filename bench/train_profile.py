@@ -13,7 +13,8 @@ Stages (``--stages``, in this order):
 
 Variants (cumulative; ``--variants``): ``legacy`` (the D as before: per-view calls, NCHW, float32/TF32),
 ``batched`` (one D call per phase), ``nhwc`` (+ channels_last), ``bf16-nchw`` (batched + 4 D blocks in
-bf16, NCHW), ``bf16`` (+ channels_last),
+bf16, NCHW), ``bf16`` (+ channels_last), ``bf16-matmul`` (the same with the blurs as banded products: cgs512's
+fast D),
 ``bf16-cb16k`` (+ D channel_base 16384: the cpu128 recipe's D), ``bf16-cb16k-gbf16`` (+ generator features
 in bf16), ``bf16-cb16k-slices`` / ``-slices16`` (the recipe's D with its blurs as slices, ``d_blur="slices"``
 / ``"slices_bf16"``), ``bf16-cb16k-matmul`` (as banded-matrix products, ``d_blur="matmul"``). The script

@@ -37,6 +37,7 @@ VARIANTS = {
     "nhwc": {**LEGACY, "batch_d_calls": True, "channels_last": True},
     "bf16-nchw": {**LEGACY, "batch_d_calls": True, "channels_last": False, "d_bf16_blocks": 4},
     "bf16": {**LEGACY, "batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4},
+    "bf16-matmul": {**LEGACY, "batch_d_calls": True, "channels_last": True, "d_bf16_blocks": 4, "d_blur": "matmul"},
     "bf16-cb16k": RECIPE_D,
     "bf16-cb16k-gbf16": {**RECIPE_D, "precision": "bf16"},
     # the recipe's D with its [1, 3, 3, 1] blurs as pad + strided slices + adds instead of depthwise convs

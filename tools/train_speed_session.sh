@@ -8,7 +8,8 @@
 #   KIMG=8 tools/train_speed_session.sh final                     # quality runs, then the recorded figures
 #   tools/train_speed_session.sh blur           # the D's blurs without depthwise convs (TrainOptions.d_blur):
 #                                               # D-only step times, then the recipes with matmul / slices (~9 min)
-#   KIMG=8 tools/train_speed_session.sh blur-quality   # the same short quality run, conv vs slices blur
+#   tools/train_speed_session.sh profile512     # the cgs512 step's phases and kernels (bf16 D, matmul blurs)
+#   KIMG=8 tools/train_speed_session.sh blur-quality   # the same short quality run, conv vs matmul blur
 set -uo pipefail
 PY=${PY:-python3}
 BEFORE=${BEFORE:-}
@@ -55,11 +56,15 @@ case "${1:-}" in
       --d-bf16-blocks 4 --channels-last --d-blur matmul --ticks 6
     step 80 "cpu256 figure, matmul blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 5 --d-blur matmul
     ;;
+  profile512)  # where a cgs512 step goes now (4 bf16 D blocks, NHWC, matmul blurs; ~3 min)
+    step 200 "cgs512 profile" "$PY" -m bench.train_profile --recipe cgs512 --stages variants profile \
+      --variants bf16-matmul --profile-variants bf16-matmul --ticks 3 --out "$RES/profile512"
+    ;;
   blur-quality)  # the same-seed short run, the recipe's D with the conv and the slices blur
     step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
       --variants bf16-cb16k ${BLUR_VARIANT:-bf16-cb16k-matmul} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
       --heads-views 3 --quality-kimg "$KIMG" --out "$RES/blur-quality"
     ;;
   *)
-    echo "usage: $0 speed | final | blur | blur-quality" >&2; exit 2 ;;
+    echo "usage: $0 speed | final | blur | profile512 | blur-quality" >&2; exit 2 ;;
 esac
