@@ -46,7 +46,7 @@ case "${1:-}" in
     step 80 "cpu128 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 ${CPU128_ARGS:-}
     step 70 "cgs512 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 ${CGS512_ARGS:-}
     ;;
-  blur)  # docs/training.md "Blurs without depthwise convolutions": d_blur=matmul / slices against the conv (~8 min)
+  blur)  # docs/training.md "The blurs as banded-matrix products": d_blur=matmul / slices against the conv (~8 min)
     step 45 "gpu tests" "$PY" -m pytest -q -x tests/training/test_blur_impls.py
     step 60 "D step per blur, cpu128" "$PY" -m bench.d_blur_step --recipe cpu128 --device cuda --batch 128 --autocast --repeats 5
     step 60 "D step per blur, cpu256" "$PY" -m bench.d_blur_step --recipe cpu256 --device cuda --batch 128 --autocast --repeats 5
