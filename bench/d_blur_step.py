@@ -35,7 +35,7 @@ def build(recipe: str, impl: str, device: torch.device) -> Discriminator:
     """The recipe's discriminator as training builds it (training.trainer.build_discriminator), blur ``impl``."""
     r = RECIPES[recipe]
     torch.manual_seed(0)
-    return build_discriminator(TrainOptions(data="-", **r.overrides(), d_blur=impl), r.image_resolution(), device)
+    return build_discriminator(TrainOptions(data="-", **{**r.overrides(), "d_blur": impl}), r.image_resolution(), device)
 
 
 def step(d: Discriminator, x: torch.Tensor, c: torch.Tensor, kind: str, autocast: bool):

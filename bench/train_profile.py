@@ -206,8 +206,19 @@ def profile_variant(recipe: str, name: str, data: Path, work: Path, out: Path) -
 # ------------------------------------------------------------------------------------------------- quality
 
 
-FIGURE_SUFFIX = {"legacy": "_legacy", "batched": "", "nhwc": "_nhwc", "bf16-nchw": "_bf16d_nchw", "bf16": "_bf16d", "bf16-cb16k": "_bf16d_cb16384",
-                 "bf16-cb16k-gbf16": "_bf16_bf16d_cb16384"}  # bench/train_speed.py's names for the same set-ups
+def figure_name(recipe: str, variant: str) -> tuple[str, str, str]:
+    """``(speed figure, its unit, tag)`` for ``variant`` of ``recipe`` under bench/train_speed.py's names (the
+    suffix from :func:`bench.train_speed.figure_suffix`, against the recipe's own settings), e.g.
+    ``("train_s_per_kimg_cpu128_bf16d_dconv", "s/kimg", "cpu128_bf16d_dconv")``."""
+    from bench.train_speed import figure_suffix
+    from training.options import TrainOptions
+
+    base = RECIPES[recipe].overrides()
+    sfx = figure_suffix(TrainOptions(data="", **{**base, **VARIANTS[variant]}), TrainOptions(data="", **base))
+    if recipe.startswith("cgs"):
+        tag = recipe[3:] + sfx
+        return f"train_gpu_s_per_kimg_{tag}", "GPU-s/kimg", tag
+    return f"train_s_per_kimg_{recipe}{sfx}", "s/kimg", recipe + sfx
 
 
 def record_from(path: Path) -> None:
@@ -219,18 +230,16 @@ def record_from(path: Path) -> None:
     for kind, value in peaks.items():
         record(f"gpu_matmul_peak_tflops_{kind}", value, "TFLOP/s", dev, note="8192^3 matmul, random data, median of 30")
     for v in rep.get("variants", []):
-        recipe, sfx = v["recipe"], FIGURE_SUFFIX[v["variant"]]
+        recipe = v["recipe"]
         base = (f"measured by `python -m bench.train_profile --recipe {recipe} --stages peak variants` (variant "
                 f"{v['variant']}: {VARIANTS[v['variant']]}), the real train loop, median of {len(v['ticks']) - 1} "
                 f"ticks of 16 steps after a warm-up tick; {v.get('tflop_per_step', 0):.2f} TFLOP/step counted")
-        speed = ("train_s_per_kimg_cpu128", "s/kimg") if recipe == "cpu128" else (f"train_gpu_s_per_kimg_{recipe[3:]}",
-                                                                                 "GPU-s/kimg")
-        tag = "cpu128" if recipe == "cpu128" else recipe[3:]
-        record(speed[0] + sfx, v["s_per_kimg"], speed[1], dev, note=base)
+        name, unit, tag = figure_name(recipe, v["variant"])
+        record(name, v["s_per_kimg"], unit, dev, note=base)
         if "mfu_bf16_peak" in v:
-            record(f"train_mfu_{tag}{sfx}", v["mfu_bf16_peak"], "fraction of bf16 peak", dev,
+            record(f"train_mfu_{tag}", v["mfu_bf16_peak"], "fraction of bf16 peak", dev,
                    note=f"{v['achieved_tflops']:.1f} TFLOP/s of {peaks.get('bf16', 0):.0f}; " + base)
-        record(f"train_peak_gpu_mem_gib_{tag}{sfx}", v["peak_gpu_mem_gib"], "GiB", dev, note=base)
+        record(f"train_peak_gpu_mem_gib_{tag}", v["peak_gpu_mem_gib"], "GiB", dev, note=base)
 
 
 def main() -> None:

@@ -91,8 +91,10 @@ def figure_suffix(opts, base) -> str:
     ``_nchw`` added when not channels-last) or ``_nhwc`` (float32 D, channels-last), then ``_cb<N>`` unless the
     channel_base is 32768; ``_fp32d`` when nothing else names it (float32 NCHW batched D of 32768). Then
     ``_d<d_blur>`` (``_dslices``, ``_dconv``, ...) when the D's blurs are not the set-up's."""
-    legacy_conv = not opts.batch_d_calls and opts.d_blur == "conv"  # "_legacy" is the D before: conv blurs
-    blur = "" if opts.d_blur == base.d_blur or legacy_conv else f"_d{opts.d_blur}"
+    if not opts.batch_d_calls:  # "_legacy" is the D before the speed work, conv blurs included
+        blur = "" if opts.d_blur == "conv" else f"_d{opts.d_blur}"
+    else:
+        blur = "" if opts.d_blur == base.d_blur else f"_d{opts.d_blur}"
     if all(getattr(opts, k) == getattr(base, k) for k in D_KEYS):
         return blur
     s = "" if opts.precision == "tf32" else f"_{opts.precision}"

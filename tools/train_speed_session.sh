@@ -41,7 +41,7 @@ case "${1:-}" in
     ;;
   final)  # call 2: the same short run per variant on synthetic heads, then the recorded figures
     step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
-      --variants ${QUALITY_VARIANTS:-batched bf16 bf16-cb16k} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
+      --variants ${QUALITY_VARIANTS:-batched bf16-cb16k bf16-cb16k-matmul} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
       --heads-views 3 --quality-kimg "$KIMG" --out "$RES/quality"
     step 80 "cpu128 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu128 ${CPU128_ARGS:-}
     step 70 "cgs512 figure" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 ${CGS512_ARGS:-}

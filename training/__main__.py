@@ -68,7 +68,7 @@ def read_options_json(path: str | Path) -> dict[str, Any]:
 def resolve_defaults(argv: list[str]) -> tuple[Any, list[str], str | None]:
     """``(TrainOptions defaults or None, argv without --options-json, the options file)``."""
     from training.options import TrainOptions
-    from training.snapshots import PER_INVOCATION_FIELDS, find_resume_point
+    from training.snapshots import PER_INVOCATION_FIELDS, SAVED_BEFORE_FIELD, find_resume_point
 
     argv = list(argv)
     options_file = _pop_flag(argv, OPTIONS_JSON_FLAG)
@@ -78,7 +78,9 @@ def resolve_defaults(argv: list[str]) -> tuple[Any, list[str], str | None]:
     if resume:
         known = {f for f in TrainOptions.__dataclass_fields__}
         saved = find_resume_point(resume).options
-        merged = {k: v for k, v in saved.items() if k in known and k not in PER_INVOCATION_FIELDS}
+        # a run saved before an option existed continues with what it used then, not today's default
+        merged = {**SAVED_BEFORE_FIELD,
+                  **{k: v for k, v in saved.items() if k in known and k not in PER_INVOCATION_FIELDS}}
     merged.update(given)
     if not merged:
         return None, argv, options_file

@@ -187,7 +187,14 @@ def blur_matrix(n: int, padding: int, stride: int, dtype: torch.dtype, device: t
     """The 1-D blur along one axis of length ``n`` as a matrix ``B [m, n]``, ``m = (n + 2 padding - 4) //
     stride + 1``: ``y = B @ x`` blurs ``x [n]`` with ``[1, 3, 3, 1] / 8``, ``padding`` zeros each side and
     ``stride``; row ``i`` holds the taps at columns ``stride * i - padding + k`` (those inside ``[0, n)``).
-    The taps are exact in every float format. Cached: the D asks for the same few shapes every step."""
+    The taps are exact in every float format. Cached: the D asks for the same few shapes every step; built
+    outside inference mode, so a first call under ``torch.inference_mode()`` cannot leave an inference tensor in
+    the cache that autograd would later refuse to save."""
+    with torch.inference_mode(False):
+        return _banded(n, padding, stride).to(device=device, dtype=dtype)
+
+
+def _banded(n: int, padding: int, stride: int) -> torch.Tensor:
     m = (n + 2 * padding - len(BLUR_TAPS)) // stride + 1
     b = torch.zeros(m, n, dtype=torch.float64)
     for i in range(m):
@@ -195,7 +202,7 @@ def blur_matrix(n: int, padding: int, stride: int, dtype: torch.dtype, device: t
             j = stride * i - padding + k
             if 0 <= j < n:
                 b[i, j] = t
-    return b.to(device=device, dtype=dtype)
+    return b
 
 
 def blur_matmul(x: torch.Tensor, padding: int, stride: int) -> torch.Tensor:

@@ -229,12 +229,12 @@ def restore(m: Models, snapshot: Snapshot, opts: TrainOptions) -> tuple[int, int
 # d_blur: the same maths, but another rounding, so a switch ends bit-exactness (listed, still allowed).
 EXACT_RESUME_FIELDS = ("batch", "batch_gpu", "seed", "num_views", "multiview", "mirror", "data", "d_blur")
 # What runs saved before a field existed used (their options lack it).
-_SAVED_BEFORE_FIELD = {"d_blur": "conv"}
+SAVED_BEFORE_FIELD = {"d_blur": "conv"}
 
 
 def resume_differences(saved: dict, opts: TrainOptions, world_size: int, saved_world: int | None) -> list[str]:
     """Options whose change makes a resumed run differ from an uninterrupted one (it still runs)."""
-    saved = {**_SAVED_BEFORE_FIELD, **saved}
+    saved = {**SAVED_BEFORE_FIELD, **saved}
     diffs = [f"{k}: {saved.get(k)!r} -> {getattr(opts, k)!r}" for k in EXACT_RESUME_FIELDS
              if k in saved and saved[k] != getattr(opts, k) and not (k == "data" and Path(saved[k]) == Path(opts.data))]
     if saved_world is not None and saved_world != world_size:

@@ -161,7 +161,7 @@ class Trainer:
                 raise TrainingStopped(message)
 
     def _d(self, images: torch.Tensor, labels: torch.Tensor, cur_nimg: int, chunks: int = 1) -> torch.Tensor:
-        """Logits ``[B]``: the D-input blur in float32, then D (its top blocks in bf16 if asked)."""
+        """Logits ``[B]``: the D-input blur in float32 (TF32 products under precision="tf32"), then D (its top blocks in bf16 if asked)."""
         sigma = self._blur_sigma(cur_nimg, self.opts.blur_fade_kimg_value, self.opts.blur_sigma)
         images = self._blur(images, sigma)
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self._autocast):

@@ -35,6 +35,7 @@ def test_the_recipe_itself_records_the_plain_figure_name():
     (dict(d_blur="conv"), "_dconv"),                                  # the recipe, blurs as depthwise convs
     (dict(d_blur="slices", d_channel_base=32768), "_bf16d_dslices"),
     (dict(legacy=True, d_blur="slices"), "_legacy_dslices"),
+    (dict(legacy=True, d_blur="matmul"), "_legacy_dmatmul"),          # legacy means conv blurs, whatever the base
 ])
 def test_a_variant_of_cpu128_is_named_by_its_own_d(kw, suffix):
     recipe = TrainOptions(data="", **CPU128.overrides())
@@ -75,3 +76,17 @@ def test_blur_variants_change_only_the_blur(tmp_path):
     for name, blur in (("bf16-cb16k", "conv"), ("bf16-cb16k-slices", "slices"), ("bf16-cb16k-slices16", "slices_bf16")):
         opts = options_for("cpu128", VARIANTS[name], tmp_path, tmp_path)
         assert opts.d_blur == blur and dataclasses.replace(opts, d_blur="matmul") == recipe
+
+
+@pytest.mark.parametrize("recipe, variant, name", [
+    ("cpu128", "bf16-cb16k-matmul", "train_s_per_kimg_cpu128"),       # the recipe itself
+    ("cpu128", "bf16-cb16k", "train_s_per_kimg_cpu128_dconv"),        # its D with conv blurs
+    ("cpu128", "bf16", "train_s_per_kimg_cpu128_bf16d_dconv"),
+    ("cpu128", "legacy", "train_s_per_kimg_cpu128_legacy"),
+    ("cgs512", "bf16-matmul", "train_gpu_s_per_kimg_512_bf16d"),
+    ("cgs512", "bf16", "train_gpu_s_per_kimg_512_bf16d_dconv"),
+])
+def test_profile_reports_record_under_the_speed_bench_names(recipe, variant, name):
+    from bench.train_profile import figure_name
+
+    assert figure_name(recipe, variant)[0] == name

@@ -142,6 +142,27 @@ def test_blur_matrix_rows_hold_the_taps_at_the_strided_offsets(n, padding, strid
     assert b is blur_matrix(n, padding, stride, torch.float32, torch.device("cpu"))  # cached
 
 
+def test_matrix_cache_survives_a_first_call_under_inference_mode():
+    with torch.inference_mode():
+        blur_matmul(torch.randn(1, 2, 13, 13), 1, 2)  # first use of this shape: the matrix is cached here
+    x = torch.randn(1, 2, 13, 13, requires_grad=True)
+    blur_matmul(x, 1, 2).square().sum().backward()  # autograd saves the cached matrix
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_resuming_a_run_saved_before_the_option_keeps_its_conv_blur(monkeypatch):
+    import training.snapshots as snapshots
+    from training.__main__ import resolve_defaults
+
+    saved = TrainOptions(data="d").to_dict()
+    del saved["d_blur"]  # options.json of a run from before 2026-12-02
+    monkeypatch.setattr(snapshots, "find_resume_point", lambda source: type("P", (), {"options": saved})())
+    defaults, _, _ = resolve_defaults(["--resume", "old-run"])
+    assert defaults.d_blur == "conv"  # not today's default: the run continues as it was
+    saved["d_blur"] = "slices"
+    assert resolve_defaults(["--resume", "old-run"])[0].d_blur == "slices"
+
+
 def test_blur_impl_is_checked_and_shown():
     with pytest.raises(ValueError, match="blur_impl"):
         _tiny_d("fft")
