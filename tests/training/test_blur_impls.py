@@ -224,6 +224,24 @@ def test_tiny_training_run_with_slices_blur(data, tmp_path):
     assert tyro.cli(TrainOptions, args=["--d-blur", "conv"], default=defaults).d_blur == "conv"
 
 
+def test_tiny_training_runs_with_conv_and_matmul_blurs_log_the_same_losses(data, tmp_path):
+    # The same linear map end to end: float32, same seed, deterministic kernels; 4 steps of the real loop,
+    # R1 included, differ only by the blurs' float rounding.
+    stats = {}
+    for impl in ("conv", "matmul"):
+        opts = TrainOptions(data=str(data), outdir=str(tmp_path / impl), preset="tiny", resolution=32, batch=4,
+                            batch_gpu=4, num_views=2, d_channel_base=512, d_channel_max=32, workers=0, device="cpu",
+                            r1_interval=2, knn_k=8, kimg=0.016, tick_kimg=0.004, snap_kimg=1.0, image_snap_kimg=1.0,
+                            deterministic=True, d_blur=impl, seed=3)
+        run = train(opts, progress=False)
+        stats[impl] = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert len(stats["conv"]) == len(stats["matmul"]) == 4
+    for a, b in zip(stats["conv"], stats["matmul"]):
+        for k in ("G_adv", "D_real", "D_fake", "D_r1"):
+            if a.get(k) is not None:  # D_r1 only in ticks with an R1 step
+                assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6), (k, a["kimg"])
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("impl", ["slices", "slices_bf16", "matmul"])
 def test_cuda_channels_last_bf16_r1_matches_the_conv_blur(impl, monkeypatch):
