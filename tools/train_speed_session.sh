@@ -8,7 +8,8 @@
 #   KIMG=8 tools/train_speed_session.sh final                     # quality runs, then the recorded figures
 #   tools/train_speed_session.sh blur           # the D's blurs without depthwise convs (TrainOptions.d_blur):
 #                                               # D-only step times, then the recipes with matmul / slices (~9 min)
-#   tools/train_speed_session.sh profile512     # the cgs512 step's phases and kernels (bf16 D, matmul blurs)
+#   tools/train_speed_session.sh profile512     # the cgs512 step's phases and kernels (bf16 D, matmul blurs),
+#                                               # then cgs512 as before and cpu256's blur fade (~7 min)
 #   KIMG=8 tools/train_speed_session.sh blur-quality   # the same short quality run, conv vs matmul blur
 set -uo pipefail
 PY=${PY:-python3}
@@ -56,9 +57,12 @@ case "${1:-}" in
       --d-bf16-blocks 4 --channels-last --d-blur matmul --ticks 6
     step 80 "cpu256 figure, matmul blur" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 5 --d-blur matmul
     ;;
-  profile512)  # where a cgs512 step goes now (4 bf16 D blocks, NHWC, matmul blurs; ~3 min)
+  profile512)  # where a cgs512 step goes now (4 bf16 D blocks, NHWC, matmul blurs), cgs512 as before (float32
+               # D) with matmul blurs, and the v2 recipe's blur fade with the banded D-input blur (~7 min)
     step 200 "cgs512 profile" "$PY" -m bench.train_profile --recipe cgs512 --stages variants profile \
       --variants bf16-matmul --profile-variants bf16-matmul --ticks 3 --out "$RES/profile512"
+    step 110 "cgs512 figure, float32 D" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 --ticks 6
+    step 110 "cpu256 figure, blur fade" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 6 --blur-fade
     ;;
   blur-quality)  # the same-seed short run, the recipe's D with the conv and the slices blur
     step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
