@@ -7,6 +7,9 @@
 #   tools/train_default_model_v2.sh resume 8 [SOURCE]     # continue for 8 more minutes: SOURCE is a run
 #                                                         # directory or a snapshot copied from another
 #                                                         # machine; default: the newest run here
+#   tools/train_default_model_v2.sh lease MINUTES         # one device call: the data unless there, then train
+#                                                         # or resume (a run here, else a snapshot gathered
+#                                                         # into $HANDOVER), MINUTES in all, then `out 0`
 #   tools/train_default_model_v2.sh out K                 # part K of the newest run's newest snapshot into $OUT
 #                                                         # (tools/snapshot_handover.py; K = 0, 1, ... until
 #                                                         # it says it was the last)
@@ -50,7 +53,15 @@ train() {
   if (( GPUS > 1 )); then run torchrun --standalone --nproc_per_node "$GPUS" -m training "$@"
   else run "$PY" -m training "$@"; fi
 }
+HANDOVER=${HANDOVER:-.handover/snap}
 latest_run() { { ls -d "$OUTDIR"/*-cpu256-*-"$DESC" 2>/dev/null || true; } | sort | tail -1; }
+
+handover_out() {  # handover_out K: part K of the newest run's newest snapshot into $OUT
+  local run_dir
+  run_dir=$(latest_run)
+  [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to hand over" >&2; exit 2; }
+  run "$PY" tools/snapshot_handover.py out "$run_dir" "${OUT:?set OUT to the folder that comes back}" --call "$1"
+}
 
 case "${1:-}" in
   data)
@@ -61,11 +72,19 @@ case "${1:-}" in
     source=${3:-$(latest_run)}
     [[ -n "$source" ]] || { echo "no run in $OUTDIR to resume; give a run directory or snapshot" >&2; exit 2; }
     train "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" --resume "$source" ;;
+  lease)
+    budget=${2:?minutes for the whole call}
+    t0=$SECONDS
+    [[ -f "$DATA/dataset.json" ]] || run "$PY" -m training.synthetic_heads "${DATA_ARGS[@]}"
+    left=$("$PY" -c "import sys; print(f'{max(1.0, float(sys.argv[1]) - float(sys.argv[2]) / 60):.2f}')" \
+           "$budget" $((SECONDS - t0)))
+    source=$(latest_run)
+    [[ -n "$source" ]] || source=$({ ls "$HANDOVER"/network-snapshot-*.index.json 2>/dev/null || true; } | sort | tail -1)
+    if [[ -n "$source" ]]; then train "${TRAIN_ARGS[@]}" --stop-after-minutes "$left" --resume "$source"
+    else train "${TRAIN_ARGS[@]}" --stop-after-minutes "$left"; fi
+    handover_out 0 ;;
   out)
-    run_dir=$(latest_run)
-    [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to hand over" >&2; exit 2; }
-    run "$PY" tools/snapshot_handover.py out "$run_dir" "${OUT:?set OUT to the folder that comes back}" \
-      --call "${2:?call number}" ;;
+    handover_out "${2:?call number}" ;;
   export)
     run_dir=$(latest_run)
     [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to export" >&2; exit 2; }
@@ -77,6 +96,7 @@ case "${1:-}" in
     run "$PY" tools/default_model_grid.py "${2:?v1 file}" "${3:?v2 file}" "${4:?output .png}" \
       --yaws 0 45 90 135 180 --psi 0.7 1.0 --resolution 256 ;;
   *)
-    echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | out K | export FILE | metrics MODEL [OUT.jsonl]" \
+    echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | export FILE" \
+         "| metrics MODEL [OUT.jsonl]" \
          "| grids V1 V2 OUT.png" >&2; exit 2 ;;
 esac

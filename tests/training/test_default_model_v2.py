@@ -76,6 +76,41 @@ def test_out_hands_over_the_newest_run(tmp_path):
                         "/o", "--call", "3"]
 
 
+def dry_lines(*args: str, **env: str) -> tuple[int, list[list[str]]]:
+    """The script's exit status and the commands it would run (DRY_RUN), one per line."""
+    done = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "DRY_RUN": "1", **env})
+    return done.returncode, [shlex.split(line) for line in done.stdout.splitlines()]
+
+
+def test_lease_makes_missing_data_then_trains_resumes_and_hands_over(tmp_path):
+    runs, data, snap = tmp_path / "runs", tmp_path / "heads", tmp_path / "snap"
+    runs.mkdir()
+    env = dict(OUTDIR=str(runs), DATA=str(data), HANDOVER=str(snap), OUT="/o")
+    # a fresh machine: the data, then a new run; `out 0` then finds no run (a dry run trains nothing) and fails
+    status, (data_line, train_line) = dry_lines("lease", "9", **env)
+    assert status == 2 and "training.synthetic_heads" in data_line
+    opts = tyro.cli(TrainOptions, args=module_args(train_line, "training"))
+    assert opts.resume is None and opts.stop_after_minutes == pytest.approx(9, abs=0.05)
+    # the data exist and snapshots were gathered from the last session: resume from the newest
+    data.mkdir()
+    (data / "dataset.json").write_text("{}")
+    snap.mkdir()
+    for kimg in ("000200", "000100"):
+        (snap / f"network-snapshot-{kimg}.safetensors.index.json").write_text("{}")
+    status, (train_line,) = dry_lines("lease", "9", **env)
+    assert tyro.cli(TrainOptions, args=module_args(train_line, "training")).resume == str(
+        snap / "network-snapshot-000200.safetensors.index.json")
+    # a run on this machine (from an earlier call of the lease) wins, and its snapshot goes out
+    (runs / "00000-cpu256-heads256-default-v2").mkdir()
+    status, (train_line, out_line) = dry_lines("lease", "9", **env)
+    assert status == 0
+    assert tyro.cli(TrainOptions, args=module_args(train_line, "training")).resume == str(
+        runs / "00000-cpu256-heads256-default-v2")
+    assert out_line[1:] == ["tools/snapshot_handover.py", "out", str(runs / "00000-cpu256-heads256-default-v2"),
+                            "/o", "--call", "0"]
+
+
 def test_resume_and_export_without_a_run_fail_clearly(tmp_path):
     for args in (("resume", "5"), ("export", "x.safetensors"), ("out", "0")):
         done = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True,
