@@ -16,6 +16,9 @@
 #   tools/train_default_model_v2.sh export FILE           # the EMA generator of the newest run, float16
 #   tools/train_default_model_v2.sh metrics MODEL         # gt_fit, consistency, floaters (held-out split)
 #   tools/train_default_model_v2.sh grids V1 V2 OUT.png   # v1 beside v2, yaw 0-180, psi 0.7 and 1.0
+#   tools/train_default_model_v2.sh directions MODEL      # the slider file beside MODEL (PCA, 3D-measured and
+#                                                         # attribute sliders; the classifier trained on $DATA)
+#   tools/train_default_model_v2.sh editing MODEL REPORT  # the latent-editing tables (docs/latent-editing.md)
 #
 # DRY_RUN=1 prints each command instead of running it (tests/training/test_default_model_v2.py parses them).
 # GPUS=N trains with torchrun on N GPUs of one host (batch 32 split evenly; the same run, faster).
@@ -95,8 +98,16 @@ case "${1:-}" in
   grids)
     run "$PY" tools/default_model_grid.py "${2:?v1 file}" "${3:?v2 file}" "${4:?output .png}" \
       --yaws 0 45 90 135 180 --psi 0.7 1.0 --resolution 256 ;;
+  directions)  # the classifier is kept beside the model for `editing`
+    model=${2:?generator file}
+    run "$PY" -m training.directions --model "$model" --data "$DATA" --classifier-resolution 128 --epochs 30 \
+      --yaws 0 45 -45 --device "${DIRECTIONS_DEVICE:-cuda}" --classifier-out "${model%.*}.classifier.pt" ;;
+  editing)
+    model=${2:?generator file}
+    run "$PY" -m training.directions.evaluate --model "$model" --classifier "${model%.*}.classifier.pt" \
+      --num-heads 32 --values -3 0 3 --resolution 128 --device "${DIRECTIONS_DEVICE:-cuda}" --out "${3:?report .md}" ;;
   *)
     echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | export FILE" \
          "| metrics MODEL [OUT.jsonl]" \
-         "| grids V1 V2 OUT.png" >&2; exit 2 ;;
+         "| grids V1 V2 OUT.png | directions MODEL | editing MODEL REPORT" >&2; exit 2 ;;
 esac

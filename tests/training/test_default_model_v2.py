@@ -66,6 +66,16 @@ def test_every_command_of_the_script_parses_with_the_recipe_of_the_docs():
     assert extra.seed == 3
     metrics = tyro.cli(MetricsConfig, args=module_args(dry_run("metrics", "m.safetensors"), "training.metrics"))
     assert metric_names(metrics.metrics) == ("gt_fit", "consistency", "floaters") and metrics.resolution == 256
+    from training.directions.evaluate import EvaluateOptions
+    from training.directions.pipeline import DirectionsOptions
+
+    dirs = tyro.cli(DirectionsOptions, args=module_args(dry_run("directions", "out/v2.safetensors"),
+                                                         "training.directions"))
+    assert dirs.data == data.out and dirs.classifier_resolution == 128
+    report = tyro.cli(EvaluateOptions, args=module_args(dry_run("editing", "out/v2.safetensors", "r.md"),
+                                                         "training.directions.evaluate"))
+    assert Path(report.classifier) == dirs.classifier_out_path  # editing uses the classifier directions saved
+    assert str(report.out) == "r.md"
 
 
 def test_out_hands_over_the_newest_run(tmp_path):
