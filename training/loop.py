@@ -88,12 +88,17 @@ def train(opts: TrainOptions, info: DistInfo | None = None, progress: bool = Tru
 
     watch = RankFailureWatch(info, peer_failed)
     watch.start()
+    # --deterministic switches a process-wide PyTorch mode; a caller in the same process (the tests, a
+    # notebook) gets its own mode back afterwards
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
     try:
         return _train(opts, info, progress, launch_file, ctx)
     except BaseException as exc:
         record_failure(exc, watch, ctx.log, ctx.run_dir, info)
         raise
     finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         watch.stop()
         if ctx.log is not None:
             ctx.log.close()
