@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from inversion_form import fill_stage_form  # tests/viewer/inversion_form.py
 from window_wait import waiter  # tests/viewer/window_wait.py
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
@@ -59,16 +60,7 @@ def test_gghead_inversion_with_tuning_in_the_window(tmp_path):
     seen: dict = {}
 
     def form(ctx, stage: str, steps: int) -> None:
-        # Let the panel's layout settle first (a note line can appear or go a frame after a click; an input
-        # that misses its moved field fails only in the engine's log, and the stage would then run its default
-        # steps with the ID network, far past the wait below), then check that every value landed.
-        ctx.yield_(3)
-        ctx.item_input_value(f"{P}/{stage}/ID weight", 0.0)  # no facenet: keeps the test quick
-        ctx.item_input_value(f"{P}/{stage}/steps", steps)
-        ctx.item_input_value(f"{P}/{stage}/batch size", 1)
-        ctx.item_input_value(f"{P}/{stage}/show every (steps)", 1)
-        f = getattr(session.state.panel, "latent" if stage == "stage1" else "tuning")
-        assert (f.id_weight, f.steps, f.batch_size) == (0.0, steps, 1), f
+        fill_stage_form(ctx, session, P, stage, steps)
 
     def gghead_state(source: str) -> dict:
         return app.worker.call(lambda gpu: {k: v.clone() for k, v in

@@ -17,6 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
+from inversion_form import fill_stage_form  # tests/viewer/inversion_form.py
 from ui_state.actions import ChoosePreset, InversionAction, LoadPhotos, StartLatentSearch
 from ui_state.inversion import OFFLINE_LABEL, STAND_IN_LABEL, split_paths
 from ui_state.ui import UiState
@@ -283,10 +284,7 @@ def test_inversion_panel_in_the_window(tmp_path):
     P = "Panels/Inversion"
 
     def form(ctx, stage: str, steps: int, every: int) -> None:
-        ctx.item_input_value(f"{P}/{stage}/ID weight", 0.0)  # no facenet: keeps the test quick
-        ctx.item_input_value(f"{P}/{stage}/steps", steps)
-        ctx.item_input_value(f"{P}/{stage}/batch size", 1)
-        ctx.item_input_value(f"{P}/{stage}/show every (steps)", every)
+        fill_stage_form(ctx, session, P, stage, steps, every)
 
     def test(ctx: imgui.test_engine.TestContext) -> None:
         io = imgui.test_engine.get_io(hello_imgui.get_imgui_test_engine())  # slow machines: no 60 s watchdog
