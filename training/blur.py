@@ -10,7 +10,8 @@ filter (``padding = radius``): the image's border therefore fades towards 0, whi
 mid grey. Zero padding also works when the radius exceeds the image size (30 px at sigma 10 on a 16 px test
 image), where reflect padding cannot.
 
-Computed as two matrix products with banded ``[H, H]`` / ``[W, W]`` matrices (:func:`blur_matrix`), not as
+Computed as two matrix products with banded ``[H, H]`` / ``[W, W]`` matrices (:func:`banded_matrix`,
+:func:`separable_product`; the discriminator's ``[1, 3, 3, 1]`` blurs use the same two), not as
 convolutions: the kernel grows and shrinks by a tap on each side as sigma falls, and every new length was a
 new convolution shape that cuDNN (``cudnn.benchmark``) autotuned again, in the G/D step and in R1's double
 backward: on the H200 a tick that met a new width took 3-20x a clean one, so the fade doubled the cost of
@@ -37,21 +38,39 @@ def blur_kernel(sigma: float, dtype: torch.dtype = torch.float32,
     return (taps / taps.sum()).to(dtype)
 
 
-def blur_matrix(kernel: torch.Tensor, n: int) -> torch.Tensor:
-    """The 1-D "same" convolution of a length-``n`` signal with the odd-length ``kernel [2r + 1]`` and zero
-    padding as a matrix ``M [n, n]``: ``M[i, j] = kernel[j - i + r]`` where ``|j - i| <= r``, else 0 (the
-    kernel is symmetric, so convolution and correlation agree). Built on the kernel's device and dtype from
-    index arithmetic, without a host round trip."""
-    r = (kernel.numel() - 1) // 2
-    i = torch.arange(n, device=kernel.device)
-    k = i.view(1, n) - i.view(n, 1) + r  # [n, n]: which tap couples output i to input j
-    inside = (k >= 0) & (k <= 2 * r)
-    return torch.where(inside, kernel[k.clamp(0, 2 * r)], kernel.new_zeros(()))
+def banded_matrix(taps: torch.Tensor, n: int, padding: int, stride: int = 1) -> torch.Tensor:
+    """The 1-D correlation of a length-``n`` signal with ``taps [k]``, ``padding`` zeros each side and
+    ``stride``, as a matrix ``M [m, n]``, ``m = (n + 2 padding - k) // stride + 1``: ``y = M @ x``, row ``i``
+    holding ``taps[j - stride i + padding]`` at the columns ``j`` where that index is in ``[0, k)`` (the padding
+    is the columns left out). Symmetric taps make it the convolution as well. Built on the taps' device and
+    dtype from index arithmetic, without a host round trip."""
+    k = taps.numel()
+    m = (n + 2 * padding - k) // stride + 1
+    rows = torch.arange(m, device=taps.device).view(m, 1)
+    tap = torch.arange(n, device=taps.device).view(1, n) - stride * rows + padding  # [m, n]
+    inside = (tap >= 0) & (tap < k)
+    return torch.where(inside, taps[tap.clamp(0, k - 1)], taps.new_zeros(()))
+
+
+def separable_product(x: torch.Tensor, mh: torch.Tensor, mw: torch.Tensor) -> torch.Tensor:
+    """``mh @ x @ mw^T`` for every channel image of ``x [B, C, H, W]`` (``mh [Ho, H]``, ``mw [Wo, W]``; out
+    ``[B, C, Ho, Wo]``, in ``x``'s memory format). The left products are ``bmm`` with the matrix expanded
+    over the batch (stride 0, not copied); NCHW's right product is one GEMM, channels-last input is multiplied
+    on its ``[B, H, W, C]`` layout directly. Linear, so autograd differentiates it to any order."""
+    n, c, h, w = x.shape
+    ho, wo = mh.shape[0], mw.shape[0]
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        y = torch.bmm(mh.expand(n, ho, h), x.permute(0, 2, 3, 1).reshape(n, h, w * c))  # [B, Ho, W*C]
+        y = torch.bmm(mw.expand(n * ho, wo, w), y.reshape(n * ho, w, c))             # [B*Ho, Wo, C]
+        return y.reshape(n, ho, wo, c).permute(0, 3, 1, 2)                            # NHWC memory
+    y = torch.matmul(x.reshape(n * c * h, w), mw.t())                                 # [B*C*H, Wo]
+    y = torch.bmm(mh.expand(n * c, ho, h), y.reshape(n * c, h, wo))                   # [B*C, Ho, Wo]
+    return y.reshape(n, c, ho, wo)
 
 
 def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur ``img [B, C, H, W]`` with the separable kernel of :func:`blur_kernel` (zero padding, same size):
-    ``M_H @ img @ M_W^T`` per channel image, with the banded matrices of :func:`blur_matrix`.
+    ``M_H @ img @ M_W^T`` per channel image (:func:`separable_product` with :func:`banded_matrix`).
 
     Identity (the input itself, not a copy) when ``sigma <= 0`` or the radius ``floor(3 sigma)`` is 0.
     Differentiable to any order (it is linear), so R1 through it works. Float32 products follow
@@ -64,11 +83,8 @@ def blur_images(img: torch.Tensor, sigma: float) -> torch.Tensor:
     if not sigma > 0 or math.floor(3.0 * sigma) == 0:
         return img
     f = blur_kernel(sigma, dtype=img.dtype, device=img.device)
-    b, c, h, w = img.shape
-    mh, mw = blur_matrix(f, h), blur_matrix(f, w)
-    x = torch.matmul(img.reshape(b * c * h, w), mw.t())                       # rows: [B*C*H, W]
-    x = torch.bmm(mh.expand(b * c, h, h), x.reshape(b * c, h, w))             # columns: [B*C, H, W]
-    return x.reshape(b, c, h, w)
+    r = (f.numel() - 1) // 2
+    return separable_product(img, banded_matrix(f, img.shape[2], r), banded_matrix(f, img.shape[3], r))
 
 
 def blur_sigma(cur_nimg: float, fade_kimg: float, sigma0: float = 10.0) -> float:

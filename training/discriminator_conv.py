@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from training.blur import banded_matrix, separable_product
+
 
 BLUR_TAPS = (0.125, 0.375, 0.375, 0.125)  # [1, 3, 3, 1] / 8, exact in every float format
 
@@ -186,51 +188,29 @@ def blur_slices(x: torch.Tensor, padding: int, stride: int, reduced_sums: bool =
 def blur_matrix(n: int, padding: int, stride: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """The 1-D blur along one axis of length ``n`` as a matrix ``B [m, n]``, ``m = (n + 2 padding - 4) //
     stride + 1``: ``y = B @ x`` blurs ``x [n]`` with ``[1, 3, 3, 1] / 8``, ``padding`` zeros each side and
-    ``stride``; row ``i`` holds the taps at columns ``stride * i - padding + k`` (those inside ``[0, n)``).
-    The taps are exact in every float format. Cached: the D asks for the same few shapes every step; built
-    outside inference mode, so a first call under ``torch.inference_mode()`` cannot leave an inference tensor in
-    the cache that autograd would later refuse to save."""
+    ``stride`` (training.blur.banded_matrix). The taps are exact in every float format. Cached: the D asks for
+    the same few shapes every step; built outside inference mode, so a first call under
+    ``torch.inference_mode()`` cannot leave an inference tensor in the cache that autograd would later refuse
+    to save."""
     with torch.inference_mode(False):
-        return _banded(n, padding, stride).to(device=device, dtype=dtype)
-
-
-def _banded(n: int, padding: int, stride: int) -> torch.Tensor:
-    m = (n + 2 * padding - len(BLUR_TAPS)) // stride + 1
-    b = torch.zeros(m, n, dtype=torch.float64)
-    for i in range(m):
-        for k, t in enumerate(BLUR_TAPS):
-            j = stride * i - padding + k
-            if 0 <= j < n:
-                b[i, j] = t
-    return b
+        return banded_matrix(torch.tensor(BLUR_TAPS, dtype=dtype, device=device), n, padding, stride)
 
 
 def blur_matmul(x: torch.Tensor, padding: int, stride: int) -> torch.Tensor:
     """The same blur as :func:`blur` (``x [B, C, H, W]``, zero ``padding``, ``stride``; same output shape
-    and dtype) as two matrix products with the banded :func:`blur_matrix` of each axis, so it runs on the
-    tensor cores and reads and writes the activations once per axis (the padding is in the matrices).
+    and dtype) as two matrix products with the banded :func:`blur_matrix` of each axis
+    (training.blur.separable_product), so it runs on the tensor cores and reads and writes the activations
+    once per axis (the padding is in the matrices).
 
     Each output is the 4 taps' products summed in the matmul's accumulator (float32 for bf16 and float32;
     float32 inputs are rounded to TF32 where ``torch.backends.cuda.matmul.allow_tf32`` is on, as the
     convolutions are under ``precision="tf32"``) and rounded once. Autograd differentiates it directly: the
     first backward multiplies by the transposed matrices, R1's double backward by the matrices again. The
     arithmetic is ``H`` or ``W`` multiply-adds per output instead of 4 (the matrices are mostly zeros), cheap
-    next to the memory traffic at the D's sizes. Channels-last input stays channels-last: the products then
-    run on the ``[B, H, W, C]`` layout directly, NCHW input on ``[B, C, H, W]``.
+    next to the memory traffic at the D's sizes. Channels-last input stays channels-last.
     """
     out_dtype = torch.get_autocast_dtype(x.device.type) if autocasting(x) else x.dtype
-    n, c, h, w = x.shape
-    bh = blur_matrix(h, padding, stride, out_dtype, x.device)
-    bw = blur_matrix(w, padding, stride, out_dtype, x.device)
-    ho, wo = bh.shape[0], bw.shape[0]
+    bh = blur_matrix(x.shape[2], padding, stride, out_dtype, x.device)
+    bw = blur_matrix(x.shape[3], padding, stride, out_dtype, x.device)
     with autocast_off(x.device.type):
-        x = x.to(out_dtype)
-        # Left products as bmm with the matrix expanded over the batch (stride 0, not copied); the right
-        # product of the NCHW layout is one GEMM.
-        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-            y = torch.bmm(bh.expand(n, ho, h), x.permute(0, 2, 3, 1).reshape(n, h, w * c))  # [B, Ho, W*C]
-            y = torch.bmm(bw.expand(n * ho, wo, w), y.reshape(n * ho, w, c))             # [B*Ho, Wo, C]
-            return y.reshape(n, ho, wo, c).permute(0, 3, 1, 2)                            # NHWC memory
-        y = torch.matmul(x.reshape(n * c * h, w), bw.t())                                 # [B*C*H, Wo]
-        y = torch.bmm(bh.expand(n * c, ho, h), y.reshape(n * c, h, wo))                   # [B*C, Ho, Wo]
-        return y.reshape(n, c, ho, wo)
+        return separable_product(x.to(out_dtype), bh, bw)
