@@ -210,15 +210,13 @@ def figure_name(recipe: str, variant: str) -> tuple[str, str, str]:
     """``(speed figure, its unit, tag)`` for ``variant`` of ``recipe`` under bench/train_speed.py's names (the
     suffix from :func:`bench.train_speed.figure_suffix`, against the recipe's own settings), e.g.
     ``("train_s_per_kimg_cpu128_bf16d_dconv", "s/kimg", "cpu128_bf16d_dconv")``."""
-    from bench.train_speed import figure_suffix
+    from bench.train_speed import figure_suffix, speed_figure
     from training.options import TrainOptions
 
     base = RECIPES[recipe].overrides()
     sfx = figure_suffix(TrainOptions(data="", **{**base, **VARIANTS[variant]}), TrainOptions(data="", **base))
-    if recipe.startswith("cgs"):
-        tag = recipe[3:] + sfx
-        return f"train_gpu_s_per_kimg_{tag}", "GPU-s/kimg", tag
-    return f"train_s_per_kimg_{recipe}{sfx}", "s/kimg", recipe + sfx
+    setup = recipe[3:] if recipe.startswith("cgs") else recipe  # bench.train_speed's set-up tags: "512", "cpu128"
+    return (*speed_figure(setup, sfx), setup + sfx)
 
 
 def record_from(path: Path) -> None:

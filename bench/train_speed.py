@@ -110,6 +110,16 @@ def figure_suffix(opts, base) -> str:
     return (s or "_fp32d") + blur
 
 
+def speed_figure(setup: str, suffix: str) -> tuple[str, str]:
+    """``(name, unit)`` of the speed figure of a set-up: a recipe (``cpu128``, ...) in seconds per kimg
+    (``train_s_per_kimg_cpu128<suffix>``), a cgs resolution (``512``) in GPU-seconds per kimg
+    (``train_gpu_s_per_kimg_512<suffix>``). The MFU and memory figures are ``train_mfu_<setup><suffix>`` and
+    ``train_peak_gpu_mem_gib_<setup><suffix>``."""
+    if setup.isdigit():
+        return f"train_gpu_s_per_kimg_{setup}{suffix}", "GPU-s/kimg"
+    return f"train_s_per_kimg_{setup}{suffix}", "s/kimg"
+
+
 def blur_events(opts, ticks: int, steps_per_tick: int) -> list[str]:
     """Per tick: which parts of the step met a D-input blur kernel length not seen before (``"gd"``: the G and
     D steps, ``"r1"``: the R1 step; ``""``: none), i.e. a new convolution shape for cuDNN's autotuner."""
@@ -216,10 +226,8 @@ def main() -> None:
                 f"{opts.precision}, {describe_d(opts)}, D channel_base {opts.d_channel_base}; {phase}; median of "
                 f"{n} ticks of {opts.tick_kimg * 1000 / setup.batch:g} steps ({summary}); "
                 f"{flops / 1e12:.2f} TFLOP/step counted")
-        if tag in RECIPES:
-            record(f"train_s_per_kimg_{tag}{suffix}", spk, "s/kimg", dev, note=note)
-        else:
-            record(f"train_gpu_s_per_kimg_{tag}{suffix}", spk, "GPU-s/kimg", dev, note=note)
+        name, unit = speed_figure(tag, suffix)
+        record(name, spk, unit, dev, note=note)
         record(f"train_mfu_{tag}{suffix}", mfu, "fraction of bf16 peak", dev,
                note=f"{flops * 1000 / setup.batch / spk / 1e12:.1f} TFLOP/s achieved of {peak:.0f}; " + note)
         record(f"train_peak_gpu_mem_gib_{tag}{suffix}", mem, "GiB", dev, note=note)
