@@ -59,6 +59,10 @@ train() {
 HANDOVER=${HANDOVER:-.handover/snap}
 latest_run() { { ls -d "$OUTDIR"/*-cpu256-*-"$DESC" 2>/dev/null || true; } | sort | tail -1; }
 
+train_for() {  # train_for MINUTES [SOURCE]: the recipe for MINUTES, resuming SOURCE when given
+  train "${TRAIN_ARGS[@]}" --stop-after-minutes "$1" ${2:+--resume "$2"}
+}
+
 handover_out() {  # handover_out K: part K of the newest run's newest snapshot into $OUT
   local run_dir
   run_dir=$(latest_run)
@@ -70,11 +74,11 @@ case "${1:-}" in
   data)
     run "$PY" -m training.synthetic_heads "${DATA_ARGS[@]}" ;;
   train)
-    train "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" ;;
+    train_for "${2:?minutes}" ;;
   resume)
     source=${3:-$(latest_run)}
     [[ -n "$source" ]] || { echo "no run in $OUTDIR to resume; give a run directory or snapshot" >&2; exit 2; }
-    train "${TRAIN_ARGS[@]}" --stop-after-minutes "${2:?minutes}" --resume "$source" ;;
+    train_for "${2:?minutes}" "$source" ;;
   lease)
     budget=${2:?minutes for the whole call}
     t0=$SECONDS
@@ -83,8 +87,7 @@ case "${1:-}" in
            "$budget" $((SECONDS - t0)))
     source=$(latest_run)
     [[ -n "$source" ]] || source=$({ ls "$HANDOVER"/network-snapshot-*.index.json 2>/dev/null || true; } | sort | tail -1)
-    if [[ -n "$source" ]]; then train "${TRAIN_ARGS[@]}" --stop-after-minutes "$left" --resume "$source"
-    else train "${TRAIN_ARGS[@]}" --stop-after-minutes "$left"; fi
+    train_for "$left" "$source"
     handover_out 0 ;;
   out)
     handover_out "${2:?call number}" ;;

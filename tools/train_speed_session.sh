@@ -64,7 +64,7 @@ case "${1:-}" in
     step 110 "cgs512 figure, float32 D" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 --ticks 6
     step 110 "cpu256 figure, blur fade" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 6 --blur-fade
     ;;
-  blur-quality)  # the same-seed short run, the recipe's D with the conv and the slices blur
+  blur-quality)  # the same-seed short run, the recipe's D with the conv and the matmul blur
     step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
       --variants bf16-cb16k ${BLUR_VARIANT:-bf16-cb16k-matmul} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
       --heads-views 3 --quality-kimg "$KIMG" --out "$RES/blur-quality"
