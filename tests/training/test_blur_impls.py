@@ -195,16 +195,20 @@ def test_option_round_trip_cli_and_resume_note():
     assert resume_differences(saved, TrainOptions(data="d", d_blur="conv"), 1, 1) == []
 
 
+def _tiny_run(data: Path, outdir: Path, **kw) -> TrainOptions:
+    """A CPU training run of the tiny preset at 32 px, ticks of 0.004 kimg; ``kw`` sets the rest."""
+    return TrainOptions(data=str(data), outdir=str(outdir), preset="tiny", resolution=32, batch=4, batch_gpu=4,
+                        num_views=2, d_channel_base=512, d_channel_max=32, workers=0, device="cpu", knn_k=8,
+                        tick_kimg=0.004, image_snap_kimg=1.0, **kw)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return write_noise_dataset(tmp_path_factory.mktemp("data"), 32)
 
 
 def test_tiny_training_run_with_slices_blur(data, tmp_path):
-    opts = TrainOptions(data=str(data), outdir=str(tmp_path), preset="tiny", resolution=32, batch=4, batch_gpu=4,
-                        num_views=2, d_channel_base=512, d_channel_max=32, workers=0, device="cpu", r1_interval=1,
-                        knn_k=8, kimg=0.008, tick_kimg=0.004, snap_kimg=0.008, image_snap_kimg=1.0,
-                        d_bf16_blocks=1, d_blur="slices")
+    opts = _tiny_run(data, tmp_path, r1_interval=1, kimg=0.008, snap_kimg=0.008, d_bf16_blocks=1, d_blur="slices")
     from core.generator import PRESETS
 
     m = build_models(opts, PRESETS["tiny"], 32, torch.device("cpu"))
@@ -231,10 +235,8 @@ def test_tiny_training_runs_with_conv_and_matmul_blurs_log_the_same_losses(data,
     # norm of ~3e-4, most), but a blur that computed something else would differ at once.
     stats = {}
     for impl in ("conv", "matmul"):
-        opts = TrainOptions(data=str(data), outdir=str(tmp_path / impl), preset="tiny", resolution=32, batch=4,
-                            batch_gpu=4, num_views=2, d_channel_base=512, d_channel_max=32, workers=0, device="cpu",
-                            r1_interval=2, knn_k=8, kimg=0.016, tick_kimg=0.004, snap_kimg=1.0, image_snap_kimg=1.0,
-                            deterministic=True, d_blur=impl, seed=3)
+        opts = _tiny_run(data, tmp_path / impl, r1_interval=2, kimg=0.016, snap_kimg=1.0, deterministic=True,
+                         d_blur=impl, seed=3)
         run = train(opts, progress=False)
         stats[impl] = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert not torch.are_deterministic_algorithms_enabled()  # train() gave the process its mode back
