@@ -16,6 +16,13 @@ in several calls on one warm machine (files in ignored folders stay there betwee
     # on the GPU machine, after the calls that carried .handover/in/00, /01, ...:
     python tools/snapshot_handover.py gather .handover/snap .handover/in/*   # then --resume .handover/snap/...
 
+Between sessions nothing survives but the repository, so a run that goes on in a later session is committed
+in its compact hand-over form (training/handover.py: float16 G and D, 67 MiB for the v2 recipe, instead of
+307 MiB), and expanded again on the GPU machine:
+
+    python tools/snapshot_handover.py compact .handover/snap/network-snapshot-000152.safetensors.index.json handover/v2
+    python tools/snapshot_handover.py expand .handover/compact/network-snapshot-000152.safetensors.index.json .handover/snap
+
 Every step copies (never moves) and refuses to overwrite a different file of the same name.
 """
 
@@ -89,15 +96,27 @@ def copy_new(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
-def out_call(index: Path, out: Path, call: int) -> tuple[int, int]:
-    """Copy the ``call``-th group of the snapshot's files into ``out``; returns (files copied, calls in all)."""
+def out_call(index: Path, out: Path, call: int, compact_dir: Path | None = None) -> tuple[int, int]:
+    """Copy the ``call``-th group of the snapshot's files into ``out``; returns (files copied, calls in all).
+    With ``compact_dir``, the snapshot's compact hand-over form goes out instead: written there by the first
+    call (:func:`rewrite`), reused by the others."""
     index = resolve(index)
+    if compact_dir is not None:
+        index = compacted(index, compact_dir)
     gs = groups(snapshot_parts(index), OUT_FILES, OUT_TOTAL_MIB * MIB, OUT_FILE_MIB * MIB)
     if not 0 <= call < len(gs):
         raise ValueError(f"call {call} is out of range: this snapshot leaves in {len(gs)} calls (0..{len(gs) - 1})")
     for p in gs[call]:
         copy_new(index.parent / p.name, out / p.name)
     return len(gs[call]), len(gs)
+
+
+def compacted(index: Path, folder: Path) -> Path:
+    """The compact form of the snapshot ``index`` in ``folder``: the one already there, else a new one."""
+    from core.tensor_files import index_path
+
+    existing = [p for p in (target_path(index, folder), index_path(target_path(index, folder))) if p.exists()]
+    return existing[0] if existing else rewrite(index, folder, "compact", OUT_FILE_MIB - 1)
 
 
 def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
@@ -144,6 +163,31 @@ def gather(dest: Path, sources: list[Path]) -> Path:
     return index
 
 
+def target_path(src: Path, dest: Path) -> Path:
+    """``dest/NAME.safetensors`` for the snapshot ``src`` (``NAME.safetensors`` or its ``.index.json``)."""
+    from core.tensor_files import INDEX_SUFFIX, SUFFIX
+
+    return dest / (src.name[: -len(INDEX_SUFFIX)] + SUFFIX if src.name.endswith(INDEX_SUFFIX) else src.name)
+
+
+def rewrite(src: Path, dest: Path, how: str, max_part_mib: float) -> Path:
+    """Write ``training.handover``'s ``how`` ("compact" or "expand") of the snapshot ``src`` into the folder
+    ``dest``, under the same name, in parts of at most ``max_part_mib``; returns the new file to open.
+    Refuses (FileExistsError) to replace a file there."""
+    from core.snapshots import load_snapshot, save_snapshot
+    from core.tensor_files import index_path
+    from training import handover
+
+    src = resolve(src)
+    target = target_path(src, dest)
+    for existing in (target, index_path(target)):
+        if existing.exists():
+            raise FileExistsError(f"{existing} exists; remove it or choose another folder")
+    new = (handover.compact if how == "compact" else handover.expand)(load_snapshot(src))
+    dest.mkdir(parents=True, exist_ok=True)
+    return save_snapshot(target, new, max_part_bytes=int(max_part_mib * MIB))
+
+
 def resolve(index: Path) -> Path:
     """``index``, or the newest snapshot's file when it is a run directory (ValueError if it has none)."""
     from core.runs import is_run_dir, latest_snapshot
@@ -163,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("index", type=Path)
     o.add_argument("out", type=Path)
     o.add_argument("--call", type=int, required=True)
+    o.add_argument("--compact-dir", type=Path, default=None,
+                   help="hand out the snapshot's compact form (written into this folder by the first call)")
     s = sub.add_parser("stage", help="split the snapshot into carry folders of at most --max-mib")
     s.add_argument("index", type=Path)
     s.add_argument("dest", type=Path)
@@ -170,20 +216,30 @@ def main(argv: list[str] | None = None) -> int:
     g = sub.add_parser("gather", help="put the files of several folders together and check the snapshot")
     g.add_argument("dest", type=Path)
     g.add_argument("sources", type=Path, nargs="+")
+    for how, text in (("compact", "write the session hand-over form (float16 G and D, no G_ema or Adam moments: "
+                                   "training/handover.py) of a snapshot into a folder"),
+                      ("expand", "turn a compact hand-over back into a full training snapshot to --resume from")):
+        r = sub.add_parser(how, help=text)
+        r.add_argument("src", type=Path, help="the snapshot (its .index.json, a single file or a run directory)")
+        r.add_argument("dest", type=Path, help="the folder to write it into (same file name)")
+        r.add_argument("--max-part-mib", type=float, default=15.0)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "out":
-            n, total = out_call(args.index, args.out, args.call)
+            n, total = out_call(args.index, args.out, args.call, args.compact_dir)
             print(f"call {args.call}: {n} files into {args.out}; {total} calls in all"
                   + (" (this was the last)" if args.call == total - 1 else ""))
         elif args.cmd == "stage":
             folders = stage(args.index, args.dest, args.max_mib)
             print(f"{len(folders)} carry folders (one per call):")
             print("\n".join(str(f) for f in folders))
+        elif args.cmd in ("compact", "expand"):
+            written = rewrite(args.src, args.dest, args.cmd, args.max_part_mib)
+            print(f"{args.cmd}: {written}")
         else:
             index = gather(args.dest, args.sources)
             print(f"complete and checked: {index}")
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError) as e:  # core.checkpoint's errors are ValueErrors
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -9,10 +9,11 @@
 #                                                         # machine; default: the newest run here
 #   tools/train_default_model_v2.sh lease MINUTES         # one device call: the data unless there, then train
 #                                                         # or resume (a run here, else a snapshot gathered
-#                                                         # into $HANDOVER), MINUTES in all, then `out 0`
-#   tools/train_default_model_v2.sh out K                 # part K of the newest run's newest snapshot into $OUT
-#                                                         # (tools/snapshot_handover.py; K = 0, 1, ... until
-#                                                         # it says it was the last)
+#                                                         # into $HANDOVER, else the compact hand-over in
+#                                                         # $COMPACT, expanded), MINUTES in all, then `out 0`
+#   tools/train_default_model_v2.sh out K                 # part K of the newest snapshot's compact hand-over
+#                                                         # form into $OUT (tools/snapshot_handover.py; K = 0,
+#                                                         # 1, ... until it says it was the last: 2 calls)
 #   tools/train_default_model_v2.sh export FILE           # the EMA generator of the newest run, float16
 #   tools/train_default_model_v2.sh metrics MODEL         # gt_fit, consistency, floaters (held-out split)
 #   tools/train_default_model_v2.sh grids V1 V2 OUT.png   # v1 beside v2, yaw 0-180, psi 0.7 and 1.0
@@ -56,7 +57,9 @@ train() {
   if (( GPUS > 1 )); then run torchrun --standalone --nproc_per_node "$GPUS" -m training "$@"
   else run "$PY" -m training "$@"; fi
 }
-HANDOVER=${HANDOVER:-.handover/snap}
+HANDOVER=${HANDOVER:-.handover/snap}     # full snapshots to resume from (gathered or expanded here)
+COMPACT=${COMPACT:-.handover/compact}     # a compact hand-over carried in from the repository (training/handover.py)
+COMPACT_OUT=${COMPACT_OUT:-.handover/out} # the compact form of the newest snapshot, written for `out`
 latest_run() { { ls -d "$OUTDIR"/*-cpu256-*-"$DESC" 2>/dev/null || true; } | sort | tail -1; }
 
 train_for() {  # train_for MINUTES [SOURCE]: the recipe for MINUTES, resuming SOURCE when given
@@ -67,7 +70,8 @@ handover_out() {  # handover_out K: part K of the newest run's newest snapshot i
   local run_dir
   run_dir=$(latest_run)
   [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to hand over" >&2; exit 2; }
-  run "$PY" tools/snapshot_handover.py out "$run_dir" "${OUT:?set OUT to the folder that comes back}" --call "$1"
+  run "$PY" tools/snapshot_handover.py out "$run_dir" "${OUT:?set OUT to the folder that comes back}" --call "$1" \
+    --compact-dir "$COMPACT_OUT"
 }
 
 case "${1:-}" in
@@ -87,6 +91,13 @@ case "${1:-}" in
            "$budget" $((SECONDS - t0)))
     source=$(latest_run)
     [[ -n "$source" ]] || source=$({ ls "$HANDOVER"/network-snapshot-*.index.json 2>/dev/null || true; } | sort | tail -1)
+    if [[ -z "$source" ]]; then  # a new session: expand the hand-over that came from the repository, if any
+      compact=$({ ls "$COMPACT"/network-snapshot-*.index.json 2>/dev/null || true; } | sort | tail -1)
+      if [[ -n "$compact" ]]; then
+        run "$PY" tools/snapshot_handover.py expand "$compact" "$HANDOVER"
+        source=$HANDOVER/$(basename "$compact")
+      fi
+    fi
     train_for "$left" "$source"
     handover_out 0 ;;
   out)

@@ -81,9 +81,9 @@ def test_every_command_of_the_script_parses_with_the_recipe_of_the_docs():
 def test_out_hands_over_the_newest_run(tmp_path):
     (tmp_path / "00000-cpu256-heads256-default-v2").mkdir()
     (tmp_path / "00001-cpu256-heads256-default-v2").mkdir()
-    argv = dry_run("out", "3", OUTDIR=str(tmp_path), OUT="/o")
+    argv = dry_run("out", "3", OUTDIR=str(tmp_path), OUT="/o", COMPACT_OUT="/c")
     assert argv[1:] == ["tools/snapshot_handover.py", "out", str(tmp_path / "00001-cpu256-heads256-default-v2"),
-                        "/o", "--call", "3"]
+                        "/o", "--call", "3", "--compact-dir", "/c"]
 
 
 def dry_lines(*args: str, **env: str) -> tuple[int, list[list[str]]]:
@@ -94,17 +94,26 @@ def dry_lines(*args: str, **env: str) -> tuple[int, list[list[str]]]:
 
 
 def test_lease_makes_missing_data_then_trains_resumes_and_hands_over(tmp_path):
-    runs, data, snap = tmp_path / "runs", tmp_path / "heads", tmp_path / "snap"
+    runs, data, snap, compact = tmp_path / "runs", tmp_path / "heads", tmp_path / "snap", tmp_path / "compact"
     runs.mkdir()
-    env = dict(OUTDIR=str(runs), DATA=str(data), HANDOVER=str(snap), OUT="/o")
+    env = dict(OUTDIR=str(runs), DATA=str(data), HANDOVER=str(snap), COMPACT=str(compact), OUT="/o",
+               COMPACT_OUT="/c")
     # a fresh machine: the data, then a new run; `out 0` then finds no run (a dry run trains nothing) and fails
     status, (data_line, train_line) = dry_lines("lease", "9", **env)
     assert status == 2 and "training.synthetic_heads" in data_line
     opts = tyro.cli(TrainOptions, args=module_args(train_line, "training"))
     assert opts.resume is None and opts.stop_after_minutes == pytest.approx(9, abs=0.05)
-    # the data exist and snapshots were gathered from the last session: resume from the newest
+    # the data exist and a compact hand-over came from the repository: expand it, resume from the result
     data.mkdir()
     (data / "dataset.json").write_text("{}")
+    compact.mkdir()
+    (compact / "network-snapshot-000152.safetensors.index.json").write_text("{}")
+    status, (expand_line, train_line) = dry_lines("lease", "9", **env)
+    assert expand_line[1:] == ["tools/snapshot_handover.py", "expand",
+                               str(compact / "network-snapshot-000152.safetensors.index.json"), str(snap)]
+    assert tyro.cli(TrainOptions, args=module_args(train_line, "training")).resume == str(
+        snap / "network-snapshot-000152.safetensors.index.json")
+    # full snapshots gathered into HANDOVER win over the compact one: resume from the newest
     snap.mkdir()
     for kimg in ("000200", "000100"):
         (snap / f"network-snapshot-{kimg}.safetensors.index.json").write_text("{}")
@@ -118,7 +127,7 @@ def test_lease_makes_missing_data_then_trains_resumes_and_hands_over(tmp_path):
     assert tyro.cli(TrainOptions, args=module_args(train_line, "training")).resume == str(
         runs / "00000-cpu256-heads256-default-v2")
     assert out_line[1:] == ["tools/snapshot_handover.py", "out", str(runs / "00000-cpu256-heads256-default-v2"),
-                            "/o", "--call", "0"]
+                            "/o", "--call", "0", "--compact-dir", "/c"]
 
 
 def test_resume_and_export_without_a_run_fail_clearly(tmp_path):
