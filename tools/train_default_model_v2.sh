@@ -14,6 +14,8 @@
 #   tools/train_default_model_v2.sh out K                 # part K of the newest snapshot's compact hand-over
 #                                                         # form into $OUT (tools/snapshot_handover.py; K = 0,
 #                                                         # 1, ... until it says it was the last: 2 calls)
+#   tools/train_default_model_v2.sh unpack                # HERE, not on the GPU: the newest hand-over committed
+#                                                         # under handover/v2 into carry folders .handover/in/NN
 #   tools/train_default_model_v2.sh export FILE           # the EMA generator of the newest run, float16
 #   tools/train_default_model_v2.sh metrics MODEL         # gt_fit, consistency, floaters (held-out split)
 #   tools/train_default_model_v2.sh grids V1 V2 OUT.png   # v1 beside v2, yaw 0-180, psi 0.7 and 1.0
@@ -36,6 +38,7 @@
 # snapshot. EXTRA_ARGS adds training options (e.g. EXTRA_ARGS="--seed 3").
 set -euo pipefail
 PY=${PY:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # tools/*.py import the packages of this checkout
 DATA=${DATA:-out/heads256}
 OUTDIR=${OUTDIR:-runs}
 GPUS=${GPUS:-1}
@@ -102,6 +105,14 @@ case "${1:-}" in
     handover_out 0 ;;
   out)
     handover_out "${2:?call number}" ;;
+  unpack)  # the hand-over lives in the commit that added it (the next commit takes it out of the tree again)
+    sha=$(git log --diff-filter=A -1 --format=%H -- handover/v2)
+    [[ -n "$sha" ]] || { echo "no hand-over was ever committed under handover/v2" >&2; exit 2; }
+    [[ ! -e .handover/repo && ! -e .handover/in ]] || { echo ".handover/repo or .handover/in exists: remove it first" >&2; exit 2; }
+    mkdir -p .handover/repo
+    git archive "$sha" handover/v2 | tar -x -C .handover/repo
+    run "$PY" tools/snapshot_handover.py stage "$(ls .handover/repo/handover/v2/*.index.json | sort | tail -1)" \
+      .handover/in --max-mib "${CARRY_MIB:-30}" ;;
   export)
     run_dir=$(latest_run)
     [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to export" >&2; exit 2; }
@@ -121,7 +132,7 @@ case "${1:-}" in
     run "$PY" -m training.directions.evaluate --model "$model" --classifier "${model%.*}.classifier.pt" \
       --num-heads 32 --values -3 0 3 --resolution 128 --device "${DIRECTIONS_DEVICE:-cuda}" --out "${3:?report .md}" ;;
   *)
-    echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | export FILE" \
+    echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | unpack | export FILE" \
          "| metrics MODEL [OUT.jsonl]" \
          "| grids V1 V2 OUT.png | directions MODEL | editing MODEL REPORT" >&2; exit 2 ;;
 esac
