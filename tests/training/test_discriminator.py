@@ -345,6 +345,32 @@ def test_conv_clamp_only_in_reduced_precision():
     assert y.dtype == torch.bfloat16 and y.abs().max() <= 0.05
 
 
+def test_conv_clamp_as_hardtanh_equals_clamp_to_second_order():
+    """EqualConv2d clamps with hardtanh (a one-kernel backward): values, input gradients and the gradient of
+    the gradient (R1) equal torch.clamp's wherever no value sits exactly on the bound (there clamp passes the
+    gradient and hardtanh does not)."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(256, generator=g).mul(3).bfloat16().requires_grad_()
+    w = torch.randn(256, generator=g).bfloat16().requires_grad_()
+    bound = 0.25  # exact in bf16, so "on the bound" means the same to both
+
+    def run(clamp):
+        y = clamp(F.leaky_relu(x * w, 0.2))
+        (gx,) = torch.autograd.grad(y.float().square().sum(), x, create_graph=True)
+        (gw,) = torch.autograd.grad(gx.float().square().sum(), w)
+        return y, gx, gw
+
+    ours, ref = run(lambda y: F.hardtanh(y, -bound, bound)), run(lambda y: y.clamp(-bound, bound))
+    pre = F.leaky_relu(x * w, 0.2).detach().abs()
+    inside = pre < bound
+    assert 0 < int(inside.sum()) < 256 and not bool((pre == bound).any())  # some clamped, none on the bound
+    assert bool((ref[1][~inside] == 0).all()) and bool((ref[1][inside] != 0).any())
+    for a, b in zip(ours, ref):
+        assert torch.equal(a, b)
+
+
 def test_state_dict_has_no_filter_buffers():
     d = make_d()
     assert not any("blur" in k for k in d.state_dict())
