@@ -81,7 +81,8 @@ def variant(args) -> dict:
         raise SystemExit("--legacy is the float32 NCHW D; it takes no --d-bf16-blocks or --channels-last")
     v = dict(LEGACY_D) if args.legacy else {}
     given = {"precision": args.precision, "d_bf16_blocks": args.d_bf16_blocks, "channels_last": args.channels_last,
-             "d_channel_base": args.d_channel_base, "d_blur": args.d_blur}
+             "d_channel_base": args.d_channel_base, "d_blur": args.d_blur,
+             "g_cuda_graphs": getattr(args, "g_cuda_graphs", None)}
     return {**v, **{k: x for k, x in given.items() if x is not None}}
 
 
@@ -90,7 +91,12 @@ def figure_suffix(opts, base) -> str:
     ``_<precision>`` unless TF32, then ``_legacy`` (per-view calls) or ``_bf16d[N]`` (N bf16 blocks, 4 unsaid;
     ``_nchw`` added when not channels-last) or ``_nhwc`` (float32 D, channels-last), then ``_cb<N>`` unless the
     channel_base is 32768; ``_fp32d`` when nothing else names it (float32 NCHW batched D of 32768). Then
-    ``_d<d_blur>`` (``_dslices``, ``_dconv``, ...) when the D's blurs are not the set-up's."""
+    ``_d<d_blur>`` (``_dslices``, ``_dconv``, ...) when the D's blurs are not the set-up's, and ``_graphs`` when
+    the D step's generator forward is replayed from a CUDA graph and the set-up's is not."""
+    return _d_suffix(opts, base) + ("_graphs" if opts.g_cuda_graphs and not base.g_cuda_graphs else "")
+
+
+def _d_suffix(opts, base) -> str:
     if not opts.batch_d_calls:  # "_legacy" is the D before the speed work, conv blurs included
         blur = "" if opts.d_blur == "conv" else f"_d{opts.d_blur}"
     else:
@@ -176,7 +182,8 @@ def describe_d(opts) -> str:
     if not opts.batch_d_calls:
         return (f"D: per-view calls, {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, "
                 + blur)
-    return f"D: {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, batched calls, {blur}"
+    graphs = ", D-step G forward from a CUDA graph" if opts.g_cuda_graphs else ""
+    return f"D: {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, batched calls, {blur}{graphs}"
 
 
 def main() -> None:
@@ -200,6 +207,8 @@ def main() -> None:
     ap.add_argument("--d-channel-base", type=int, default=None, help="default: the set-up's")
     ap.add_argument("--d-blur", default=None, choices=BLUR_IMPLS,
                     help="how the D computes its blurs (suffix _d<value>); default: the set-up's")
+    ap.add_argument("--g-cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                    help="the D step's generator forward from a CUDA graph (suffix _graphs); default: the set-up's")
     ap.add_argument("--legacy", action="store_true",
                     help="the D before the speed work: float32, NCHW, one call per view, channel_base 32768")
     args = ap.parse_args()

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from core.gaussians import GaussianSet
-from core.generator import Generator
+from core.generator import Generator, GeneratorOutput
 
 
 ENV_SWITCH = "SPLATHEAD_CUDA_GRAPHS"
@@ -87,6 +87,41 @@ def graphed_synthesis(G: Generator, ws_shape: tuple[int, ...], ws_requires_grad:
         if tuple(ws.shape) != tuple(ws_shape):
             raise ValueError(f"this graph was captured for ws {list(ws_shape)}, got {list(ws.shape)}")
         return GaussianSet(*graphed(ws))
+
+    return call
+
+
+def graphed_generator_no_grad(G: Generator, z_shape: tuple[int, int], update_w_avg: bool,
+                              warmup: int = 3) -> Callable[[torch.Tensor], GeneratorOutput]:
+    """``z [z_shape] -> G(z, update_w_avg=update_w_avg)`` without gradients, replayed from one CUDA graph.
+
+    For the trainer's D step, which draws fakes from the generator it is training: the mapping and the
+    synthesis are thousands of small kernels, launched from Python at every step; the graph launches them
+    at once. The parameters are read where they live, so in-place optimizer steps are seen by every replay,
+    and the ``w_avg`` update (``update_w_avg``) is part of the graph. Warm-up runs leave ``w_avg`` alone.
+    The returned output's tensors are static buffers that the next call overwrites (module docstring).
+    """
+    reason = cuda_graphs_usable(G)
+    if reason is not None:
+        raise RuntimeError(reason)
+    device = next(G.parameters()).device
+    static_z = torch.randn(z_shape, device=device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.no_grad(), torch.cuda.stream(side):
+        for _ in range(warmup):
+            G(static_z)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        out = G(static_z, update_w_avg=update_w_avg)
+
+    def call(z: torch.Tensor) -> GeneratorOutput:
+        if tuple(z.shape) != tuple(z_shape):
+            raise ValueError(f"this graph was captured for z {list(z_shape)}, got {list(z.shape)}")
+        static_z.copy_(z)
+        graph.replay()
+        return out
 
     return call
 

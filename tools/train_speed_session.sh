@@ -11,6 +11,8 @@
 #   tools/train_speed_session.sh profile512     # the cgs512 step's phases and kernels (bf16 D, matmul blurs),
 #                                               # then cgs512 as before and cpu256's blur fade (~7 min)
 #   KIMG=8 tools/train_speed_session.sh blur-quality   # the same short quality run, conv vs matmul blur
+#   tools/train_speed_session.sh graphs         # --g-cuda-graphs: its GPU tests, then cgs512 (bf16 D) and cpu256
+#                                               # with the D step's generator forward from a CUDA graph (~5 min)
 set -uo pipefail
 PY=${PY:-python3}
 BEFORE=${BEFORE:-}
@@ -64,11 +66,17 @@ case "${1:-}" in
     step 110 "cgs512 figure, float32 D" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 --ticks 6
     step 110 "cpu256 figure, blur fade" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 6 --blur-fade
     ;;
+  graphs)  # the D step's generator forward replayed from a CUDA graph (TrainOptions.g_cuda_graphs)
+    step 90 "gpu tests" "$PY" -m pytest -q -x tests/core/test_generator_gpu.py tests/training/test_fast_step.py -k "graph"
+    step 110 "cgs512 figure, graphs" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 \
+      --d-bf16-blocks 4 --channels-last --d-blur matmul --g-cuda-graphs --ticks 12
+    step 80 "cpu256 figure, graphs" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 6 --g-cuda-graphs
+    ;;
   blur-quality)  # the same-seed short run, the recipe's D with the conv and the matmul blur
     step "${QUALITY_LIMIT:-330}" "quality" "$PY" -m bench.train_profile --recipe cpu128 --stages quality \
       --variants bf16-cb16k ${BLUR_VARIANT:-bf16-cb16k-matmul} --heads /tmp/heads128 --heads-identities "${IDS:-1000}" \
       --heads-views 3 --quality-kimg "$KIMG" --out "$RES/blur-quality"
     ;;
   *)
-    echo "usage: $0 speed | final | blur | profile512 | blur-quality" >&2; exit 2 ;;
+    echo "usage: $0 speed | final | blur | profile512 | graphs | blur-quality" >&2; exit 2 ;;
 esac

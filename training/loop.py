@@ -185,6 +185,8 @@ def _train(opts: TrainOptions, info: DistInfo, progress: bool, launch_file: str 
             samples_drawn += trainer.rounds * opts.batch_gpu
             stats = all_reduce_mean(trainer.step(step, cur_nimg, reals), info.world_size)
             trainer.raise_if_failed()  # non-blocking: notices a failure a step or two late, never saves it
+            while trainer.notes:
+                log.log(trainer.notes.pop(0))
             cur_nimg += opts.batch
             step += 1
             update_ema(m, opts, cur_nimg)

@@ -74,6 +74,10 @@ class TrainOptions:
         batch_d_calls: one discriminator call per phase: the G step's V views as one batch of V x B, the D
             step's reals with its fakes (minibatch std within each part, so the result is what separate calls
             give). Off: one call per view and per kind, as before (kept for measurement).
+        g_cuda_graphs: replay the D step's generator forward (no gradient) from a CUDA graph
+            (core.cuda_graphs): the same kernels, launched at once instead of one by one from Python (the
+            cgs512 profile: ~24 ms a step of mostly launch-bound generator forward). CUDA only, ignored on
+            the CPU; if the capture fails the run says so and goes on without it. Off until measured.
         tick_kimg: progress/log interval; snap_kimg: network snapshot interval; image_snap_kimg: image
             grid interval (all in kimg).
         seed: global seed (each rank uses seed * world_size + rank).
@@ -130,6 +134,7 @@ class TrainOptions:
     channels_last: bool = False
     d_blur: BlurImpl = "matmul"
     batch_d_calls: bool = True
+    g_cuda_graphs: bool = False
     tick_kimg: float = 1.0
     snap_kimg: float = 50.0
     image_snap_kimg: float = 10.0

@@ -145,6 +145,8 @@ class Trainer:
         self.fused = all(_use_fused(opt) for opt in (models.opt_G, models.opt_D))
         self._autocast = opts.d_bf16_blocks > 0 and self.dev.type in ("cuda", "cpu")
         self.marker = None  # profiling hook: called with a phase name as each phase ends (bench/train_profile.py)
+        self._fakes_graph = None  # the D step's generator forward from a CUDA graph (opts.g_cuda_graphs), or False
+        self.notes: list[str] = []  # what the loop should log once (e.g. a CUDA graph that could not be captured)
 
     def _mark(self, phase: str) -> None:
         if self.marker is not None:
@@ -173,6 +175,20 @@ class Trainer:
         z = torch.randn(self.opts.batch_gpu, self.m.G.config.z_dim, generator=gen)
         c = sample_labels(self.dataset, self.opts.batch_gpu, gen)
         return to_device(z, self.dev), to_device(c, self.dev)
+
+    def _fakes_forward(self, z: torch.Tensor):
+        """``G(z, update_w_avg=True)`` for the D step: eager, or replayed from a CUDA graph (``g_cuda_graphs``)."""
+        if self.opts.g_cuda_graphs and self.dev.type == "cuda" and self._fakes_graph is None:
+            from core.cuda_graphs import graphed_generator_no_grad
+
+            try:
+                self._fakes_graph = graphed_generator_no_grad(self.m.G, tuple(z.shape), update_w_avg=True)
+            except RuntimeError as exc:  # e.g. a driver that refuses the capture: same maths without the graph
+                self._fakes_graph = False
+                self.notes.append(f"g_cuda_graphs: the D step's generator forward runs eagerly ({exc})")
+        if self._fakes_graph:
+            return self._fakes_graph(z)
+        return self.m.G(z, update_w_avg=True)
 
     def _update(self, module: nn.Module, opt: torch.optim.Optimizer, max_norm: float, code: int, step: int) -> None:
         """Average over ranks, clip, flag non-finite gradients, Adam step (skipped on the device if flagged)."""
@@ -229,7 +245,7 @@ class Trainer:
             gen = step_generator(o.seed, rank, step, PHASE_D, r)
             z, c = self._z_and_labels(gen)
             with torch.no_grad():
-                out = m.G(z, update_w_avg=True)
+                out = self._fakes_forward(z)
                 self._mark("D: G forward")
                 fake = render_for_d(out.gaussians, c[:, None], self.res, o.random_background, gen)[:, 0]
                 self._mark("D: render")

@@ -14,7 +14,7 @@ from training.recipes import CPU128
 
 def flags(**kw) -> argparse.Namespace:
     base = dict(legacy=False, precision=None, d_bf16_blocks=None, channels_last=None, d_channel_base=None,
-                d_blur=None)
+                d_blur=None, g_cuda_graphs=None)
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -36,6 +36,8 @@ def test_the_recipe_itself_records_the_plain_figure_name():
     (dict(d_blur="slices", d_channel_base=32768), "_bf16d_dslices"),
     (dict(legacy=True, d_blur="slices"), "_legacy_dslices"),
     (dict(legacy=True, d_blur="matmul"), "_legacy_dmatmul"),          # legacy means conv blurs, whatever the base
+    (dict(g_cuda_graphs=True), "_graphs"),                            # the recipe, D-step G forward from a graph
+    (dict(g_cuda_graphs=True, d_channel_base=32768), "_bf16d_graphs"),
 ])
 def test_a_variant_of_cpu128_is_named_by_its_own_d(kw, suffix):
     recipe = TrainOptions(data="", **CPU128.overrides())
@@ -50,6 +52,8 @@ def test_cgs_names_stay_as_recorded_before():
     assert figure_suffix(dataclasses.replace(cgs, d_channel_base=16384), cgs) == "_cb16384"
     assert figure_suffix(dataclasses.replace(cgs, d_bf16_blocks=4, channels_last=True, d_blur="conv"), cgs) == \
         "_bf16d_dconv"
+    assert figure_suffix(dataclasses.replace(cgs, d_bf16_blocks=4, channels_last=True, g_cuda_graphs=True), cgs) == \
+        "_bf16d_graphs"
 
 
 def test_legacy_takes_no_bf16_blocks():

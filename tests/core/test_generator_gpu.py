@@ -49,3 +49,34 @@ def test_official_presets_run_on_cuda(res):
     assert out.gaussians.num_gaussians == official_preset(res).num_gaussians
     assert out.render.color.shape == (2, res, res, 3)
     out.gaussians.validate()
+
+
+def test_graphed_no_grad_forward_follows_in_place_updates_and_w_avg():
+    """core.cuda_graphs.graphed_generator_no_grad (the trainer's D step): the same Gaussians as the eager
+    forward, also after an optimizer changes the weights in place, and the same w_avg update."""
+    from core.cuda_graphs import graphed_generator_no_grad
+
+    torch.manual_seed(0)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    G = Generator(PRESETS["cpu128"]).cuda().train()
+    eager = Generator(PRESETS["cpu128"]).cuda().train()
+    eager.load_state_dict(G.state_dict())
+    graphed = graphed_generator_no_grad(G, (4, G.config.z_dim), update_w_avg=True)
+    torch.testing.assert_close(G.w_avg, eager.w_avg, atol=0, rtol=0)  # capture and warm-up left w_avg alone
+    opt = torch.optim.Adam(G.parameters(), lr=0.01, fused=True)
+    for step in range(3):
+        z = torch.randn(4, G.config.z_dim, device="cuda")
+        with torch.no_grad():
+            got, want = graphed(z).gaussians, eager(z, update_w_avg=True).gaussians
+        torch.testing.assert_close(got.means, want.means, atol=1e-6, rtol=0)
+        torch.testing.assert_close(got.sh, want.sh, atol=1e-6, rtol=0)
+        torch.testing.assert_close(G.w_avg, eager.w_avg, atol=1e-6, rtol=0)
+        # an Adam step (in place, as in training) on G; the eager copy takes the new weights
+        G.zero_grad()
+        G(torch.randn(2, G.config.z_dim, device="cuda")).gaussians.means.square().mean().backward()
+        opt.step()
+        with torch.no_grad():
+            for p, q in zip(eager.parameters(), G.parameters()):
+                p.copy_(q)
+    with pytest.raises(ValueError, match="captured for z"):
+        graphed(torch.randn(2, G.config.z_dim, device="cuda"))

@@ -59,6 +59,15 @@ def assert_models_close(a, b, rtol=1e-4, atol=1e-6):
             torch.testing.assert_close(p, q, rtol=rtol, atol=atol, msg=f"{name}.{k}")
 
 
+def test_cuda_graphs_option_is_ignored_on_the_cpu(data, tmp_path):
+    """g_cuda_graphs only changes how the D step's generator forward is launched on CUDA: on the CPU the step is
+    the plain one, to the bit."""
+    plain_m, plain = one_step(options(data, tmp_path / "a"))
+    m, stats = one_step(options(data, tmp_path / "b", g_cuda_graphs=True))
+    assert torch.equal(stats, plain)
+    assert_models_close(m, plain_m, rtol=0, atol=0)
+
+
 def test_minibatch_std_chunks_equal_separate_calls():
     x = torch.randn(24, 6, 4, 4)
     joint = minibatch_std(x, 4, 2, chunks=3)
@@ -177,3 +186,29 @@ def test_cuda_step_with_every_speed_option(data, tmp_path):
     plain = m.D(img, c, chunks=2)
     m.D.channels_last = True
     torch.testing.assert_close(m.D(img, c, chunks=2), plain, rtol=2e-3, atol=2e-3)  # TF32 either way
+
+
+@pytest.mark.gpu
+def test_cuda_graph_for_the_d_step_fakes_changes_nothing(data, tmp_path):
+    """g_cuda_graphs replays the D step's generator forward from a CUDA graph: three steps give the losses and
+    weights of the eager steps (the same kernels; TF32 off, so only launch order could differ)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    dev = torch.device("cuda")
+    results = []
+    for graphs in (False, True):
+        opts = options(data, tmp_path / str(graphs), device="cuda", precision="fp32", g_cuda_graphs=graphs)
+        torch.manual_seed(0)
+        dataset = ImageLabelDataset(DatasetOptions(path=opts.data, xflip=False))
+        m = build_models(opts, PRESETS["tiny"], RES, dev)
+        trainer = Trainer(opts, DistInfo(0, 1, dev), dataset, m, RES)
+        reals = [(torch.stack([dataset[i][0] for i in range(4)]), torch.stack([dataset[i][1] for i in range(4)]))] * 2
+        stats = [trainer.step(s, s * opts.batch, reals) for s in range(3)]
+        trainer.raise_if_failed(wait=True)
+        assert bool(trainer._fakes_graph) == graphs and not trainer.notes
+        results.append((torch.stack(stats), {k: v.clone() for k, v in m.G.state_dict().items()}))
+    (s0, g0), (s1, g1) = results
+    torch.testing.assert_close(s1, s0, atol=1e-5, rtol=1e-5)
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], atol=1e-5, rtol=1e-5)
