@@ -113,7 +113,8 @@ def graphed_generator_no_grad(G: Generator, z_shape: tuple[int, int], update_w_a
             G(static_z)
     torch.cuda.current_stream(device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
+    # thread_local: the training loop's data threads may touch CUDA (pinned memory) during the capture
+    with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
         out = G(static_z, update_w_avg=update_w_avg)
 
     def call(z: torch.Tensor) -> GeneratorOutput:
