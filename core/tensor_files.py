@@ -68,6 +68,14 @@ def index_path(path: str | os.PathLike) -> Path:
         else Path(os.fspath(path) + INDEX_SUFFIX)
 
 
+_PART_NAME = re.compile(r"-\d{5}-of-\d{5}" + re.escape(SUFFIX) + "$")
+
+
+def is_part_name(name: str) -> bool:
+    """True for a name that :func:`part_path` makes (``NAME-0000i-of-0000n.safetensors``)."""
+    return bool(_PART_NAME.search(name))
+
+
 def part_path(path: str | os.PathLike, i: int, n: int) -> Path:
     """``NAME.safetensors`` -> ``NAME-0000i-of-0000n.safetensors`` (i from 1)."""
     p = os.fspath(path)

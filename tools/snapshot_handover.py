@@ -17,7 +17,7 @@ in several calls on one warm machine (files in ignored folders stay there betwee
     python tools/snapshot_handover.py gather .handover/snap .handover/in/*   # then --resume .handover/snap/...
 
 Between sessions nothing survives but the repository, so a run that goes on in a later session is committed
-in its compact hand-over form (training/handover.py: float16 G and D, 67 MiB for the v2 recipe, instead of
+in its compact hand-over form (training/handover.py: G and D, large tensors float16, 69 MiB for v2, instead of
 307 MiB), and expanded again on the GPU machine:
 
     python tools/snapshot_handover.py compact .handover/snap/network-snapshot-000152.safetensors.index.json handover/v2
@@ -51,8 +51,8 @@ class Part:
 
 def snapshot_parts(index: Path) -> list[Part]:
     """The index file first, then its parts in order, as the index records them (read and checked by
-    core.tensor_file_reader, the format's one reader). ``index`` may also be a run directory: its newest
-    snapshot. Raises ``ValueError`` for anything else, a single-file snapshot included."""
+    core.tensor_file_reader, the format's one reader); a single-file snapshot is one part (with its SHA-256).
+    ``index`` may also be a run directory: its newest snapshot. Raises ``ValueError`` for anything else."""
     from core.checkpoint import CheckpointError
     from core.tensor_file_reader import open_tensor_file
 
@@ -61,9 +61,10 @@ def snapshot_parts(index: Path) -> list[Part]:
         tf = open_tensor_file(index)
     except (CheckpointError, OSError) as e:
         raise ValueError(f"not a readable snapshot: {e}") from e
-    if not tf.parts:
-        raise ValueError(f"{index}: expected the .index.json of a sharded snapshot (train with "
-                         "--snapshot-max-part-mib)")
+    if not tf.parts:  # a single file: it travels whole (out refuses it if it is larger than one file may be)
+        from core.editing.fingerprint import file_sha256
+
+        return [Part(tf.path.name, tf.path.stat().st_size, file_sha256(tf.path))]
     return [Part(tf.path.name, tf.path.stat().st_size, None)] + [Part(p.path.name, p.size, p.sha256)
                                                                    for p in tf.parts]
 
@@ -137,16 +138,24 @@ def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
 def gather(dest: Path, sources: list[Path]) -> Path:
     """Copy the one snapshot that ``sources`` (folders) hold into ``dest`` and check it there; returns its index.
 
-    Exactly one ``*.index.json`` must be among the sources; only it and its parts (named after it,
+    A single-file snapshot (no index, one ``NAME.safetensors`` among the sources) is copied and its headers
+    checked. Otherwise exactly one ``*.index.json`` must be among the sources; only it and its parts (named after it,
     core.tensor_files.part_path) are copied, so other files there (logs) and earlier snapshots in ``dest``
     do not interfere. Raises ``ValueError`` when no index or more than one is found, or a part is missing,
     short or changed (sizes, snapshot ids and the weight map by core.tensor_file_reader, then every part's
     SHA-256).
     """
-    from core.tensor_files import INDEX_SUFFIX, SUFFIX
+    from core.tensor_files import INDEX_SUFFIX, SUFFIX, is_part_name
 
     files = [f for src in sources for f in sorted(src.iterdir()) if f.is_file()]
     indexes = [f for f in files if f.name.endswith(INDEX_SUFFIX)]
+    singles = [f for f in files if f.name.endswith(SUFFIX) and not is_part_name(f.name)]
+    if not indexes and len(singles) == 1:  # a single-file snapshot: copied, then opened (headers checked)
+        from core.tensor_file_reader import open_tensor_file
+
+        copy_new(singles[0], dest / singles[0].name)
+        open_tensor_file(dest / singles[0].name)
+        return dest / singles[0].name
     if len(indexes) != 1:
         raise ValueError(f"{[str(s) for s in sources]}: expected one snapshot index among them, found "
                          f"{[p.name for p in indexes] or 'none'}")

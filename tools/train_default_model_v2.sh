@@ -63,7 +63,12 @@ train() {
 HANDOVER=${HANDOVER:-.handover/snap}     # full snapshots to resume from (gathered or expanded here)
 COMPACT=${COMPACT:-.handover/compact}     # a compact hand-over carried in from the repository (training/handover.py)
 COMPACT_OUT=${COMPACT_OUT:-.handover/out} # the compact form of the newest snapshot, written for `out`
-latest_run() { { ls -d "$OUTDIR"/*-cpu256-*-"$DESC" 2>/dev/null || true; } | sort | tail -1; }
+latest_run() {  # the newest run directory that holds a snapshot (one killed before its first is skipped)
+  local d
+  for d in $({ ls -d "$OUTDIR"/*-cpu256-*-"$DESC" 2>/dev/null || true; } | sort -r); do
+    if compgen -G "$d/network-snapshot-*" > /dev/null; then echo "$d"; return; fi
+  done
+}
 
 train_for() {  # train_for MINUTES [SOURCE]: the recipe for MINUTES, resuming SOURCE when given
   train "${TRAIN_ARGS[@]}" --stop-after-minutes "$1" ${2:+--resume "$2"}

@@ -6,18 +6,22 @@ Adam's second moments), too large to commit every session. :func:`compact` keeps
 and rounds it, :func:`expand` turns the result back into an ordinary training snapshot that
 ``python -m training --resume`` reads like any other (nothing in the trainer knows about hand-overs):
 
-- kept: G and D, as float16 (a tensor outside float16's range, or not float32, stays as it is), the options,
-  the progress counters and data position, the RNG states, the optimizers' hyperparameters;
+- kept: G and D, their large tensors as float16 (any tensor of 65,536 values or more whose values all lie
+  within +-8; the rest, e.g. the mapping networks' weights stored at 100x for their lr_mul 0.01, the biases
+  and ``xyz_const``, stay float32), the options, the progress counters and data position, the RNG states, the
+  optimizers' hyperparameters;
 - dropped: G_ema (expanded as a copy of G: the EMA restarts from the current weights and, at the recipe's
   10 kimg half-life, forgets the restart within a few tens of kimg) and Adam's ``exp_avg_sq`` (expanded as
   zeros with ``step`` 0, which is exactly Adam's state before its first step, so the resumed optimizer is a
-  fresh one: its first update moves every weight by about the learning rate, as ordinary steps do).
+  fresh one).
 
-The cost is measurable and small: weights rounded to 11 significant bits (2^-11 relative, less than one Adam
-step of the recipe moves them), the EMA restarted and Adam's second moments re-estimated over its first
-~100 steps (beta2 = 0.99). What was dropped is written into the snapshot (``training["handover"]``), so a
-run resumed from a hand-over says so in its manifest. Within a session runs resume exactly, from the full
-snapshots in their run directory.
+What that costs: float16 rounding moves a weight below 8 in magnitude by at most 2^-9 (about one Adam step
+at the recipes' learning rates of 0.0019-0.0025; most weights, below 1, by a quarter of that or less); the
+EMA restarts from G; and the fresh Adam's first update moves every weight by exactly its learning rate
+(``lr * sign(g)``) before its second moments are re-estimated over ~100 steps (beta2 = 0.99). Not measured
+against a resume from the full snapshot yet. The expanded snapshot keeps the record (``training["handover"]``)
+and a run resumed from it says so in its log (:func:`describe`). Within a lease a run resumes exactly, in
+place, from the full snapshots in its run directory.
 
 Shapes: every tensor keeps its shape; the compact file stores, per optimizer state, the parameter's shape
 (``exp_avg_sq_shape``) so that :func:`expand` can rebuild the zeros without the networks.
@@ -34,16 +38,28 @@ from core.checkpoint import Snapshot
 
 HANDOVER_KEY = "handover"  # Snapshot.training[HANDOVER_KEY]: what compact() dropped (absent in full snapshots)
 COMPACT_DTYPE = torch.float16
-_F16_MAX = torch.finfo(torch.float16).max
+ROUND_MIN_NUMEL = 65536  # smaller tensors stay float32 (they cost nothing)
+ROUND_MAX_ABS = 8.0      # float16's half-ulp below 8 is at most 2^-9, about one Adam step
 
 
 def _round(t: torch.Tensor) -> torch.Tensor:
-    """``t`` as float16 when it is float32 and every value fits float16's range; else unchanged."""
-    if t.dtype != torch.float32 or t.numel() == 0:
+    """``t`` as float16 when it is a large float32 tensor whose values all lie within +-ROUND_MAX_ABS; else
+    unchanged (module docstring)."""
+    if t.dtype != torch.float32 or t.numel() < ROUND_MIN_NUMEL:
         return t
-    if not bool(torch.isfinite(t).all()) or float(t.abs().max()) > _F16_MAX:
+    if not bool(torch.isfinite(t).all()) or float(t.abs().max()) >= ROUND_MAX_ABS:
         return t
     return t.to(COMPACT_DTYPE)
+
+
+def describe(training: dict) -> str | None:
+    """A log line for a run resumed from an expanded hand-over (None for an ordinary snapshot)."""
+    record = training.get(HANDOVER_KEY)
+    if not isinstance(record, dict):
+        return None
+    return (f"note: resumed from a compact hand-over made at {record.get('from_kimg')} kimg "
+            f"(training/handover.py): G_ema restarted from G, Adam's moments restarted, large weights rounded "
+            f"to float16; the run continues, but not exactly as the uninterrupted run would")
 
 
 def is_compact(snapshot: Snapshot) -> bool:
@@ -65,8 +81,9 @@ def compact(snapshot: Snapshot) -> Snapshot:
     for name, sd in snapshot.optimizers.items():
         state = {}
         for i, s in sd["state"].items():
-            if "exp_avg_sq" not in s:
-                raise ValueError(f"optimizer {name}, parameter {i}: no exp_avg_sq (not an Adam state)")
+            if "exp_avg_sq" not in s or set(s) - {"step", "exp_avg", "exp_avg_sq"}:
+                raise ValueError(f"optimizer {name}, parameter {i}: not a plain Adam state ({sorted(s)}); only "
+                                 "step, exp_avg and exp_avg_sq can be handed over")
             state[i] = {"exp_avg_sq_shape": list(s["exp_avg_sq"].shape), "step": s["step"]}
         optimizers[name] = {"state": state, "param_groups": copy.deepcopy(sd["param_groups"])}
     progress = snapshot.training.get("progress", {})

@@ -143,6 +143,7 @@ def prepare_run_dir(log: RunLog, run_dir: Path, opts: TrainOptions, g_config: Ge
                      launch_file: str | None) -> None:
     """Rank 0, before the first step: clean what interrupted writes left, cut stats.jsonl back to the
     snapshot, clear an old error, write options.json and the first status.json, log the start."""
+    from training.handover import describe as describe_handover
     from training.snapshots import TrainingProgress, resume_differences
 
     removed = clean_run_dir(run_dir, older_than=start_time)
@@ -168,6 +169,9 @@ def prepare_run_dir(log: RunLog, run_dir: Path, opts: TrainOptions, g_config: Ge
         if diffs:
             log.log("note: resuming with changed " + "; ".join(diffs) + " (the run continues, but not "
                     "exactly as the uninterrupted run would)")
+        handover_note = describe_handover(resumed.training)
+        if handover_note:
+            log.log(handover_note)
         if not isinstance(resumed.training.get("rng"), list) or len(resumed.training["rng"]) != info.world_size:
             log.log("note: the snapshot has no RNG states for this number of ranks; they start fresh")
     where = f"{point.path}" if point is not None and point.run_dir != run_dir else f"{run_dir}"

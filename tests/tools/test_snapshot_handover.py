@@ -79,10 +79,18 @@ def test_never_overwrites_a_different_file(sharded, tmp_path):
     assert (tmp_path / "out" / first).read_bytes() == b"a user's file"
 
 
-def test_rejects_a_single_file_snapshot(tmp_path):
-    path = write_tensor_file(tmp_path / "one.safetensors", {"x": torch.zeros(4)}, {})
-    with pytest.raises(ValueError, match="index.json of a sharded snapshot"):
-        handover.snapshot_parts(path)
+def test_a_single_file_snapshot_travels_whole(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "big").mkdir()
+    path = write_tensor_file(tmp_path / "src" / "one.safetensors", {"x": torch.arange(4.0)}, {})
+    (part,) = handover.snapshot_parts(path)
+    assert part.name == "one.safetensors" and part.size == path.stat().st_size and len(part.sha256) == 64
+    assert handover.out_call(path, tmp_path / "out", 0) == (1, 1)
+    back = handover.gather(tmp_path / "here", [tmp_path / "out"])
+    assert torch.equal(read_all(back)["x"], torch.arange(4.0))
+    big = write_tensor_file(tmp_path / "big" / "two.safetensors", {"x": torch.zeros(5 << 20)}, {})  # 20 MiB
+    with pytest.raises(ValueError, match="write smaller parts"):
+        handover.out_call(big, tmp_path / "out2", 0)
     with pytest.raises(ValueError, match="not a readable snapshot"):
         handover.snapshot_parts(tmp_path / "absent.safetensors.index.json")
 

@@ -79,9 +79,11 @@ def test_every_command_of_the_script_parses_with_the_recipe_of_the_docs():
 
 
 def test_out_hands_over_the_newest_run(tmp_path):
-    (tmp_path / "00000-cpu256-heads256-default-v2").mkdir()
-    (tmp_path / "00001-cpu256-heads256-default-v2").mkdir()
-    argv = dry_run("out", "3", OUTDIR=str(tmp_path), OUT="/o", COMPACT_OUT="/c")
+    for run in ("00000", "00001", "00002"):
+        (tmp_path / f"{run}-cpu256-heads256-default-v2").mkdir()
+    for run in ("00000", "00001"):
+        (tmp_path / f"{run}-cpu256-heads256-default-v2" / "network-snapshot-000040.safetensors.index.json").touch()
+    argv = dry_run("out", "3", OUTDIR=str(tmp_path), OUT="/o", COMPACT_OUT="/c")  # 00002 has no snapshot yet
     assert argv[1:] == ["tools/snapshot_handover.py", "out", str(tmp_path / "00001-cpu256-heads256-default-v2"),
                         "/o", "--call", "3", "--compact-dir", "/c"]
 
@@ -120,8 +122,13 @@ def test_lease_makes_missing_data_then_trains_resumes_and_hands_over(tmp_path):
     status, (train_line,) = dry_lines("lease", "9", **env)
     assert tyro.cli(TrainOptions, args=module_args(train_line, "training")).resume == str(
         snap / "network-snapshot-000200.safetensors.index.json")
-    # a run on this machine (from an earlier call of the lease) wins, and its snapshot goes out
+    # a run killed before its first snapshot is passed over
     (runs / "00000-cpu256-heads256-default-v2").mkdir()
+    status, (train_line,) = dry_lines("lease", "9", **env)
+    assert tyro.cli(TrainOptions, args=module_args(train_line, "training")).resume == str(
+        snap / "network-snapshot-000200.safetensors.index.json")
+    # a run on this machine (from an earlier call of the lease) wins, and its snapshot goes out
+    (runs / "00000-cpu256-heads256-default-v2" / "network-snapshot-000210.safetensors.index.json").touch()
     status, (train_line, out_line) = dry_lines("lease", "9", **env)
     assert status == 0
     assert tyro.cli(TrainOptions, args=module_args(train_line, "training")).resume == str(

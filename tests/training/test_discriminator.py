@@ -369,6 +369,15 @@ def test_conv_clamp_as_hardtanh_equals_clamp_to_second_order():
     assert bool((ref[1][~inside] == 0).all()) and bool((ref[1][inside] != 0).any())
     for a, b in zip(ours, ref):
         assert torch.equal(a, b)
+    # the layer itself clamps with hardtanh: an output exactly on the bound passes no gradient (clamp's would)
+    conv = EqualConv2d(1, 1, 1, "linear", bias=False, conv_clamp=bound)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    img = torch.tensor([bound, 0.1]).view(1, 1, 1, 2).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(img)
+    (grad,) = torch.autograd.grad(y.float().sum(), img)
+    assert grad.flatten().tolist() == [0.0, 1.0]
 
 
 def test_state_dict_has_no_filter_buffers():

@@ -27,9 +27,12 @@ _spec.loader.exec_module(cli)
 def full_snapshot() -> Snapshot:
     """A training snapshot with two networks, a G_ema, Adam states (beta1 = 0: no exp_avg) and counters."""
     g = torch.Generator().manual_seed(0)
-    G = {"w": torch.randn(4, 3, generator=g), "big": torch.tensor([1e6, 1.0]), "count": torch.tensor([3])}
-    D = {"w": torch.randn(5, generator=g) * 1e-3}
-    adam = {"state": {0: {"step": torch.tensor(7.0), "exp_avg_sq": torch.rand(4, 3, generator=g)}},
+    G = {"w": torch.randn(300, 300, generator=g),               # large, within +-8: float16
+         "mapping": torch.randn(70000, generator=g) * 100,     # large values (lr_mul 0.01): stays float32
+         "bias": torch.randn(4, generator=g),                  # small: stays float32
+         "count": torch.tensor([3])}
+    D = {"w": torch.randn(70000, generator=g) * 1e-3}
+    adam = {"state": {0: {"step": torch.tensor(7.0), "exp_avg_sq": torch.rand(300, 300, generator=g)}},
             "param_groups": [{"lr": 0.002, "betas": [0.0, 0.99], "params": [0]}]}
     return Snapshot(kind="training", generator_config={"preset": "tiny"},
                     modules={"G": G, "G_ema": {k: v.clone() for k, v in G.items()}, "D": D},
@@ -38,22 +41,29 @@ def full_snapshot() -> Snapshot:
                     metadata={"kimg": 8.0})
 
 
-def test_compact_keeps_g_and_d_in_float16_and_drops_the_rest():
+def test_compact_keeps_g_and_d_with_large_tensors_in_float16_and_drops_the_rest():
     full = full_snapshot()
     small = handover.compact(full)
     assert set(small.modules) == {"G", "D"} and handover.is_compact(small)
-    assert small.modules["G"]["w"].dtype == torch.float16 and small.modules["D"]["w"].dtype == torch.float16
-    assert small.modules["G"]["big"].dtype == torch.float32  # 1e6 does not fit float16: kept as it is
-    assert torch.equal(small.modules["G"]["count"], full.modules["G"]["count"])
-    assert (small.modules["G"]["w"].float() - full.modules["G"]["w"]).abs().max() <= 2**-11 * 4
-    assert small.optimizers["G"]["state"][0] == {"exp_avg_sq_shape": [4, 3], "step": full.optimizers["G"]["state"][0]["step"]}
+    dtypes = {f"{m}.{k}": v.dtype for m in small.modules for k, v in small.modules[m].items()}
+    assert dtypes == {"G.w": torch.float16, "G.mapping": torch.float32, "G.bias": torch.float32,
+                      "G.count": torch.int64, "D.w": torch.float16}
+    assert torch.equal(small.modules["G"]["mapping"], full.modules["G"]["mapping"])
+    assert (small.modules["G"]["w"].float() - full.modules["G"]["w"]).abs().max() <= 2**-9  # half an ulp below 8
+    assert small.optimizers["G"]["state"][0] == {"exp_avg_sq_shape": [300, 300],
+                                                 "step": full.optimizers["G"]["state"][0]["step"]}
     assert small.training["progress"] == full.training["progress"]
     assert small.training[handover.HANDOVER_KEY]["from_kimg"] == 8.0
     assert "G_ema" in full.modules and handover.HANDOVER_KEY not in full.training  # the input is untouched
+    assert handover.describe(full.training) is None and "8.0 kimg" in handover.describe(small.training)
     with pytest.raises(ValueError, match="already a compact"):
         handover.compact(small)
     with pytest.raises(ValueError, match="no training state"):
         handover.compact(Snapshot(kind="generator", generator_config={}, modules={"G_ema": {}}))
+    amsgrad = full_snapshot()
+    amsgrad.optimizers["G"]["state"][0]["max_exp_avg_sq"] = torch.zeros(300, 300)
+    with pytest.raises(ValueError, match="not a plain Adam state"):
+        handover.compact(amsgrad)
 
 
 def test_expand_rebuilds_a_full_snapshot_with_a_fresh_adam():
@@ -62,7 +72,7 @@ def test_expand_rebuilds_a_full_snapshot_with_a_fresh_adam():
     assert big.modules["G"]["w"].dtype == torch.float32
     assert all(torch.equal(big.modules["G_ema"][k], big.modules["G"][k]) for k in big.modules["G"])
     s = big.optimizers["G"]["state"][0]
-    assert float(s["step"]) == 0.0 and s["exp_avg_sq"].shape == (4, 3) and not s["exp_avg_sq"].any()
+    assert float(s["step"]) == 0.0 and s["exp_avg_sq"].shape == (300, 300) and not s["exp_avg_sq"].any()
     assert big.training[handover.HANDOVER_KEY]["dropped"] == ["G_ema", "exp_avg", "exp_avg_sq"]
     with pytest.raises(ValueError, match="not a compact"):
         handover.expand(big)
@@ -106,6 +116,11 @@ def test_a_run_resumes_from_a_compact_hand_over(dataset, tmp_path):  # noqa: F81
     assert compact_bytes < 0.5 * full_bytes
     assert cli.main(["compact", str(snap), str(tmp_path / "repo")]) == 1  # never replaces a file
     # what a lease does on the GPU machine: `out --compact-dir` hands out the compact form (reused once written)
+    # a compact form that fits one file (the tiny run's) is written by the first `out` and travels whole
+    n, calls = cli.out_call(first, tmp_path / "single", 0, compact_dir=tmp_path / "fresh")
+    assert (n, calls) == (1, 1) and cli.out_call(first, tmp_path / "single2", 0, compact_dir=tmp_path / "fresh") == (1, 1)
+    whole = cli.gather(tmp_path / "single_back", [tmp_path / "single"])
+    assert handover.is_compact(load_snapshot(whole))
     _, calls = cli.out_call(first, tmp_path / "ret0", 0, compact_dir=tmp_path / "repo")
     for k in range(1, calls):
         cli.out_call(first, tmp_path / f"ret{k}", k, compact_dir=tmp_path / "repo")
@@ -117,6 +132,7 @@ def test_a_run_resumes_from_a_compact_hand_over(dataset, tmp_path):  # noqa: F81
     run = next((tmp_path / "runs2").iterdir())
     log = (run / "log.txt").read_text()
     assert "resuming" in log and "at 0.004 kimg" in log and "done: 0.016 kimg" in log
+    assert "resumed from a compact hand-over made at 0.004 kimg" in log
     end = load_snapshot(latest_snapshot(run))
     assert end.training["progress"]["cur_nimg"] == 16
     assert all(bool(torch.isfinite(v).all()) for v in end.modules["G"].values() if v.is_floating_point())
