@@ -59,26 +59,40 @@ KERNEL_KINDS = (  # first match wins; lower-case substrings of CUDA kernel names
 
 
 class PhaseClock:
-    """CUDA events at the trainer's phase marks; ms of GPU-stream time per phase and step."""
+    """CUDA events at the trainer's phase marks; ms of GPU-stream time per phase and step, overall and per tick
+    (to see which phase grows when the ticks slow down during a run)."""
 
     def __init__(self) -> None:
-        self.marks: list[tuple[str, torch.cuda.Event]] = []
+        self.marks: list[tuple[str, torch.cuda.Event, int]] = []
         self.recording = False
+        self.step = 0  # the step being run (set by the hook)
 
     def mark(self, phase: str) -> None:
         if self.recording and CUDA:
             e = torch.cuda.Event(enable_timing=True)
             e.record()
-            self.marks.append((phase, e))
+            self.marks.append((phase, e, self.step))
+
+    def _intervals(self) -> list[tuple[str, float, int]]:
+        """(phase ending at a mark, ms since the previous mark, that mark's step)."""
+        if not self.marks:
+            return []
+        torch.cuda.synchronize()
+        return [(phase, a.elapsed_time(b), step) for (_, a, _), (phase, b, step) in zip(self.marks, self.marks[1:])]
 
     def per_step(self, steps: int) -> dict[str, float]:
-        if not self.marks:
-            return {}
-        torch.cuda.synchronize()
         out: dict[str, float] = {}
-        for (_, a), (phase, b) in zip(self.marks, self.marks[1:]):
-            out[phase] = out.get(phase, 0.0) + a.elapsed_time(b)
+        for phase, ms, _ in self._intervals():
+            out[phase] = out.get(phase, 0.0) + ms
         return {k: v / max(steps, 1) for k, v in out.items()}
+
+    def per_tick(self, steps_per_tick: int) -> list[dict[str, float]]:
+        """Per tick of ``steps_per_tick`` steps (the measured ones, in order): ms per step of each phase."""
+        ticks: dict[int, dict[str, float]] = {}
+        for phase, ms, step in self._intervals():
+            t = ticks.setdefault(step // steps_per_tick, {})
+            t[phase] = t.get(phase, 0.0) + ms / steps_per_tick
+        return [ticks[k] for k in sorted(ticks)]
 
 
 def _hook_trainer(on_step_start=None, on_step_end=None, clock: PhaseClock | None = None):
@@ -93,6 +107,8 @@ def _hook_trainer(on_step_start=None, on_step_end=None, clock: PhaseClock | None
             self.marker = clock.mark
 
     def step(self, step, *a, **k):
+        if clock is not None:
+            clock.step = step
         if on_step_start:
             on_step_start(step)
         if clock is not None:
@@ -129,8 +145,15 @@ def time_variant(recipe: str, name: str, data: Path, work: Path, ticks: int, flo
     ticks_log = read_stats(run)
     spk = statistics.median(t["sec_per_kimg"] for t in ticks_log[1:])
     phases = clock.per_step((ticks - 1) * 16)
+    per_tick = clock.per_tick(16)
+    if len(per_tick) >= 2:  # which phases grow from the first measured tick to the last
+        growth = {k: per_tick[-1].get(k, 0.0) - per_tick[0].get(k, 0.0) for k in per_tick[-1]}
+        print(f"variant {name}: ms per step, first -> last measured tick: " + ", ".join(
+            f"{k} {per_tick[0].get(k, 0.0):.1f} -> {per_tick[-1][k]:.1f}"
+            for k in sorted(growth, key=lambda k: -abs(growth[k]))[:6]))
     result = {"variant": name, "recipe": recipe, "s_per_kimg": spk, "ticks": [t["sec_per_kimg"] for t in ticks_log],
               "peak_gpu_mem_gib": max(t.get("peak_gpu_mem_gib", 0) for t in ticks_log), "phases_ms": phases,
+              "phases_ms_per_tick": per_tick,
               "losses": {k: ticks_log[-1].get(k) for k in ("G_adv", "D_real", "D_fake")}}
     if flops_per_step:
         result["tflop_per_step"] = flops_per_step / 1e12

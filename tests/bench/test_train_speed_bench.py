@@ -94,3 +94,13 @@ def test_profile_reports_record_under_the_speed_bench_names(recipe, variant, nam
     from bench.train_profile import figure_name
 
     assert figure_name(recipe, variant)[0] == name
+
+
+def test_phase_clock_splits_phase_times_by_tick():
+    """bench.train_profile.PhaseClock: per tick, ms per step of each phase (which phase grows during a run)."""
+    from bench.train_profile import PhaseClock
+
+    clock = PhaseClock()
+    clock._intervals = lambda: [("G", 2.0, 16), ("D", 3.0, 16), ("G", 4.0, 17), ("D", 1.0, 32), ("G", 6.0, 33)]
+    assert clock.per_tick(16) == [{"G": 0.375, "D": 0.1875}, {"D": 0.0625, "G": 0.375}]
+    assert clock.per_step(2) == {"G": 6.0, "D": 2.0}
