@@ -58,6 +58,9 @@ KERNEL_KINDS = (  # first match wins; lower-case substrings of CUDA kernel names
 )
 
 
+LOOP_PHASE = "loop: EMA, data, checks"  # the mark _hook_trainer sets as each step starts
+
+
 class PhaseClock:
     """CUDA events at the trainer's phase marks; ms of GPU-stream time per phase and step, overall and per tick
     (to see which phase grows when the ticks slow down during a run)."""
@@ -74,11 +77,15 @@ class PhaseClock:
             self.marks.append((phase, e, self.step))
 
     def _intervals(self) -> list[tuple[str, float, int]]:
-        """(phase ending at a mark, ms since the previous mark, that mark's step)."""
+        """(phase ending at a mark, ms since the previous mark, the step it belongs to): a step's phases end at
+        its marks; the loop phase, marked as the next step starts, is the host work after the previous one
+        (at a tick's end: the tick's wait and log), so it belongs to the step of the mark before it."""
         if not self.marks:
             return []
-        torch.cuda.synchronize()
-        return [(phase, a.elapsed_time(b), step) for (_, a, _), (phase, b, step) in zip(self.marks, self.marks[1:])]
+        if CUDA:
+            torch.cuda.synchronize()
+        return [(phase, a.elapsed_time(b), step_a if phase == LOOP_PHASE else step)
+                for (_, a, step_a), (phase, b, step) in zip(self.marks, self.marks[1:])]
 
     def per_step(self, steps: int) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -112,7 +119,7 @@ def _hook_trainer(on_step_start=None, on_step_end=None, clock: PhaseClock | None
         if on_step_start:
             on_step_start(step)
         if clock is not None:
-            clock.mark("loop: EMA, data, checks")
+            clock.mark(LOOP_PHASE)
         out = orig_step(self, step, *a, **k)
         if on_step_end:
             on_step_end(step)
@@ -146,11 +153,11 @@ def time_variant(recipe: str, name: str, data: Path, work: Path, ticks: int, flo
     spk = statistics.median(t["sec_per_kimg"] for t in ticks_log[1:])
     phases = clock.per_step((ticks - 1) * 16)
     per_tick = clock.per_tick(16)
-    if len(per_tick) >= 2:  # which phases grow from the first measured tick to the last
-        growth = {k: per_tick[-1].get(k, 0.0) - per_tick[0].get(k, 0.0) for k in per_tick[-1]}
-        print(f"variant {name}: ms per step, first -> last measured tick: " + ", ".join(
-            f"{k} {per_tick[0].get(k, 0.0):.1f} -> {per_tick[-1][k]:.1f}"
-            for k in sorted(growth, key=lambda k: -abs(growth[k]))[:6]))
+    if len(per_tick) >= 3:  # which phases grow; the first measured tick lacks its first loop interval
+        a, b = per_tick[1], per_tick[-1]
+        growth = {k: b.get(k, 0.0) - a.get(k, 0.0) for k in b}
+        print(f"variant {name}: ms per step, second -> last measured tick: " + ", ".join(
+            f"{k} {a.get(k, 0.0):.1f} -> {b[k]:.1f}" for k in sorted(growth, key=lambda k: -abs(growth[k]))[:6]))
     result = {"variant": name, "recipe": recipe, "s_per_kimg": spk, "ticks": [t["sec_per_kimg"] for t in ticks_log],
               "peak_gpu_mem_gib": max(t.get("peak_gpu_mem_gib", 0) for t in ticks_log), "phases_ms": phases,
               "phases_ms_per_tick": per_tick,

@@ -161,6 +161,12 @@ def measure(setup: TrainRecipe, args, tmp: Path) -> tuple[float, float, int, obj
                         **{**setup.overrides(), **variant(args), **blur})
     torch.cuda.reset_peak_memory_stats()
     run = train(opts, progress=False)
+    if opts.g_cuda_graphs:
+        from training.trainer import GRAPH_FALLBACK_NOTE
+
+        fallback = [line for line in (run / "log.txt").read_text().splitlines() if GRAPH_FALLBACK_NOTE in line]
+        if fallback:  # the figure would be named _graphs but measure the eager forward
+            raise SystemExit(f"nothing recorded: {fallback[0]}")
     ticks = read_stats(run)
     events = blur_events(opts, len(ticks), steps)
     times = [t["sec_per_kimg"] for t in ticks[args.warmup_ticks:]]
@@ -179,10 +185,10 @@ def measure(setup: TrainRecipe, args, tmp: Path) -> tuple[float, float, int, obj
 
 def describe_d(opts) -> str:
     blur = "blurs as depthwise convs" if opts.d_blur == "conv" else f"blurs as {opts.d_blur}"
+    graphs = ", D-step G forward from a CUDA graph" if opts.g_cuda_graphs else ""
     if not opts.batch_d_calls:
         return (f"D: per-view calls, {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, "
-                + blur)
-    graphs = ", D-step G forward from a CUDA graph" if opts.g_cuda_graphs else ""
+                + blur + graphs)
     return f"D: {opts.d_bf16_blocks} bf16 blocks, {'NHWC' if opts.channels_last else 'NCHW'}, batched calls, {blur}{graphs}"
 
 

@@ -98,22 +98,24 @@ def graphed_generator_no_grad(G: Generator, z_shape: tuple[int, int], update_w_a
     For the trainer's D step, which draws fakes from the generator it is training: the mapping and the
     synthesis are thousands of small kernels, launched from Python at every step; the graph launches them
     at once. The parameters are read where they live, so in-place optimizer steps are seen by every replay,
-    and the ``w_avg`` update (``update_w_avg``) is part of the graph. Warm-up runs leave ``w_avg`` alone.
+    and the ``w_avg`` update (``update_w_avg``) is part of the graph. ``w_avg`` is as before after the warm-up.
     The returned output's tensors are static buffers that the next call overwrites (module docstring).
     """
     reason = cuda_graphs_usable(G)
     if reason is not None:
         raise RuntimeError(reason)
     device = next(G.parameters()).device
-    static_z = torch.randn(z_shape, device=device)
+    static_z = torch.zeros(z_shape, device=device)  # zeros: drawing it would move the CUDA RNG on
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
+    w_avg = G.mapping.w_avg.clone()
     with torch.no_grad(), torch.cuda.stream(side):
-        for _ in range(warmup):
-            G(static_z)
+        for _ in range(warmup):  # the captured path, w_avg update included, which is undone afterwards
+            G(static_z, update_w_avg=update_w_avg)
+        G.mapping.w_avg.copy_(w_avg)
     torch.cuda.current_stream(device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    # thread_local: the training loop's data threads may touch CUDA (pinned memory) during the capture
+    # thread_local: other threads of the process may use CUDA meanwhile (NCCL's watchdog in multi-GPU runs)
     with torch.no_grad(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
         out = G(static_z, update_w_avg=update_w_avg)
 

@@ -68,7 +68,7 @@ case "${1:-}" in
     step 110 "cpu256 figure, blur fade" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 6 --blur-fade
     ;;
   graphs)  # the D step's generator forward replayed from a CUDA graph (TrainOptions.g_cuda_graphs)
-    step 90 "gpu tests" "$PY" -m pytest -q -x tests/core/test_generator_gpu.py tests/training/test_fast_step.py -k "graph"
+    step 90 "gpu tests" "$PY" -m pytest -q tests/core/test_generator_gpu.py tests/training/test_fast_step.py -k "graph"
     step 120 "cgs512 phases per tick" "$PY" -m bench.train_profile --recipe cgs512 --stages variants \
       --variants bf16-matmul --ticks 12 --out "$RES/growth512"
     step 110 "cgs512 figure, graphs" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 \

@@ -185,7 +185,8 @@ class Trainer:
                 self._fakes_graph = graphed_generator_no_grad(self.m.G, tuple(z.shape), update_w_avg=True)
             except RuntimeError as exc:  # e.g. a driver that refuses the capture: same maths without the graph
                 self._fakes_graph = False
-                self.notes.append(f"g_cuda_graphs: the D step's generator forward runs eagerly ({exc})")
+                cause = f"; caused by: {exc.__context__}" if exc.__context__ is not None else ""
+                self.notes.append(f"{GRAPH_FALLBACK_NOTE} ({exc}{cause})")
         if self._fakes_graph:
             return self._fakes_graph(z)
         return self.m.G(z, update_w_avg=True)
@@ -282,6 +283,8 @@ class Trainer:
 
 
 FUSED_ADAM_DEVICES = ("cuda", "cpu")
+# logged once when g_cuda_graphs could not capture the D step's generator forward (bench.train_speed reads it)
+GRAPH_FALLBACK_NOTE = "g_cuda_graphs: the D step's generator forward runs eagerly"
 
 
 def _use_fused(opt: torch.optim.Optimizer) -> bool:

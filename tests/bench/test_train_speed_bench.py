@@ -100,7 +100,22 @@ def test_phase_clock_splits_phase_times_by_tick():
     """bench.train_profile.PhaseClock: per tick, ms per step of each phase (which phase grows during a run)."""
     from bench.train_profile import PhaseClock
 
+    from bench.train_profile import LOOP_PHASE
+
+    class Event:  # stands in for a CUDA event: elapsed_time is the difference of two times in ms
+        def __init__(self, t):
+            self.t = t
+
+        def elapsed_time(self, other):
+            return other.t - self.t
+
     clock = PhaseClock()
-    clock._intervals = lambda: [("G", 2.0, 16), ("D", 3.0, 16), ("G", 4.0, 17), ("D", 1.0, 32), ("G", 6.0, 33)]
-    assert clock.per_tick(16) == [{"G": 0.375, "D": 0.1875}, {"D": 0.0625, "G": 0.375}]
-    assert clock.per_step(2) == {"G": 6.0, "D": 2.0}
+    clock.marks = [(LOOP_PHASE, Event(0.0), 16), ("G", Event(2.0), 16), ("D", Event(5.0), 16),
+                   (LOOP_PHASE, Event(6.0), 17), ("G", Event(10.0), 17),
+                   (LOOP_PHASE, Event(42.0), 32), ("D", Event(43.0), 32), (LOOP_PHASE, Event(44.0), 33),
+                   ("G", Event(50.0), 33)]
+    # the loop interval that ends as step 32 starts (the end of tick 1: its wait and log) belongs to step 17
+    assert clock._intervals()[4] == (LOOP_PHASE, 32.0, 17)
+    assert clock.per_tick(16) == [{"G": (2 + 4) / 16, "D": 3 / 16, LOOP_PHASE: (1 + 32) / 16},
+                                  {"D": 1 / 16, LOOP_PHASE: 1 / 16, "G": 6 / 16}]
+    assert clock.per_step(2) == {"G": 6.0, "D": 2.0, LOOP_PHASE: 17.0}

