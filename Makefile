@@ -1,7 +1,8 @@
 # SplatHead Studio.  Newcomers need two commands:
 #   make run     set up .venv if needed, open the viewer       (make run ARGS="head.ply --device cuda")
 #   make test    set up .venv if needed, run the test suite    (make test PYTEST_ARGS="-k ply -x")
-# Also: make setup (force the set-up check), make test-fast (skip tests marked slow), make bench, make clean.
+# Also: make setup (force the set-up check), make test-fast (skip tests marked slow), make bench, make clean,
+# make device-carry (the .gpu and .whl folders that the lent GPU machine's calls carry: tools/device_carry.sh).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -24,7 +25,7 @@ ifeq ($(strip $(DISPLAY)$(WAYLAND_DISPLAY)),)
 endif
 PYTEST := $(WITH_DISPLAY) $(PY) -m pytest
 
-.PHONY: setup run test test-fast bench clean distclean
+.PHONY: setup run test test-fast bench clean distclean device-carry
 
 $(SETUP_STAMP): $(SETUP_INPUTS)
 	PYTHON=$(PYTHON) tools/setup_env.sh $(VENV)
@@ -45,6 +46,9 @@ test-fast: $(SETUP_STAMP)
 
 bench: $(SETUP_STAMP)
 	$(PY) -m bench $(ARGS)
+
+device-carry:
+	tools/device_carry.sh
 
 # Caches and build leftovers only; the venv stays (distclean removes it too).
 clean:
