@@ -82,7 +82,7 @@ def variant(args) -> dict:
     v = dict(LEGACY_D) if args.legacy else {}
     given = {"precision": args.precision, "d_bf16_blocks": args.d_bf16_blocks, "channels_last": args.channels_last,
              "d_channel_base": args.d_channel_base, "d_blur": args.d_blur,
-             "g_cuda_graphs": getattr(args, "g_cuda_graphs", None)}
+             "g_cuda_graphs": args.g_cuda_graphs}
     return {**v, **{k: x for k, x in given.items() if x is not None}}
 
 

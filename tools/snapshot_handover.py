@@ -100,7 +100,7 @@ def copy_new(src: Path, dst: Path) -> None:
 def out_call(index: Path, out: Path, call: int, compact_dir: Path | None = None) -> tuple[int, int]:
     """Copy the ``call``-th group of the snapshot's files into ``out``; returns (files copied, calls in all).
     With ``compact_dir``, the snapshot's compact hand-over form goes out instead: written there by the first
-    call (:func:`rewrite`), reused by the others."""
+    call (:func:`compacted`), reused by the others."""
     index = resolve(index)
     if compact_dir is not None:
         index = compacted(index, compact_dir)
@@ -114,10 +114,9 @@ def out_call(index: Path, out: Path, call: int, compact_dir: Path | None = None)
 
 def compacted(index: Path, folder: Path) -> Path:
     """The compact form of the snapshot ``index`` in ``folder``: the one already there, else a new one."""
-    from core.tensor_files import index_path
+    from training.handover import compact
 
-    existing = [p for p in (target_path(index, folder), index_path(target_path(index, folder))) if p.exists()]
-    return existing[0] if existing else rewrite(index, folder, "compact", OUT_FILE_MIB - 1)
+    return written(target_path(index, folder)) or rewrite(index, folder, compact, OUT_FILE_MIB - 1)
 
 
 def stage(index: Path, dest: Path, max_mib: float) -> list[Path]:
@@ -179,20 +178,25 @@ def target_path(src: Path, dest: Path) -> Path:
     return dest / (src.name[: -len(INDEX_SUFFIX)] + SUFFIX if src.name.endswith(INDEX_SUFFIX) else src.name)
 
 
-def rewrite(src: Path, dest: Path, how: str, max_part_mib: float) -> Path:
-    """Write ``training.handover``'s ``how`` ("compact" or "expand") of the snapshot ``src`` into the folder
-    ``dest``, under the same name, in parts of at most ``max_part_mib``; returns the new file to open.
-    Refuses (FileExistsError) to replace a file there."""
-    from core.snapshots import load_snapshot, save_snapshot
+def written(target: Path) -> Path | None:
+    """The snapshot file already at ``target`` (``NAME.safetensors``): itself or its ``.index.json``, or None."""
     from core.tensor_files import index_path
-    from training import handover
+
+    return next((p for p in (target, index_path(target)) if p.exists()), None)
+
+
+def rewrite(src: Path, dest: Path, transform, max_part_mib: float) -> Path:
+    """Write ``transform(snapshot)`` (``training.handover.compact`` or ``expand``) of the snapshot ``src`` into
+    the folder ``dest``, under the same name, in parts of at most ``max_part_mib``; returns the new file to
+    open. Refuses (FileExistsError) to replace a file there."""
+    from core.snapshots import load_snapshot, save_snapshot
 
     src = resolve(src)
     target = target_path(src, dest)
-    for existing in (target, index_path(target)):
-        if existing.exists():
-            raise FileExistsError(f"{existing} exists; remove it or choose another folder")
-    new = (handover.compact if how == "compact" else handover.expand)(load_snapshot(src))
+    existing = written(target)
+    if existing is not None:
+        raise FileExistsError(f"{existing} exists; remove it or choose another folder")
+    new = transform(load_snapshot(src))
     dest.mkdir(parents=True, exist_ok=True)
     return save_snapshot(target, new, max_part_bytes=int(max_part_mib * MIB))
 
@@ -243,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(folders)} carry folders (one per call):")
             print("\n".join(str(f) for f in folders))
         elif args.cmd in ("compact", "expand"):
-            written = rewrite(args.src, args.dest, args.cmd, args.max_part_mib)
-            print(f"{args.cmd}: {written}")
+            from training import handover
+
+            path = rewrite(args.src, args.dest, getattr(handover, args.cmd), args.max_part_mib)
+            print(f"{args.cmd}: {path}")
         else:
             index = gather(args.dest, args.sources)
             print(f"complete and checked: {index}")
