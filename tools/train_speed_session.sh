@@ -11,9 +11,9 @@
 #   tools/train_speed_session.sh profile512     # the cgs512 step's phases and kernels (bf16 D, matmul blurs),
 #                                               # then cgs512 as before and cpu256's blur fade (~7 min)
 #   KIMG=8 tools/train_speed_session.sh blur-quality   # the same short quality run, conv vs matmul blur
-#   tools/train_speed_session.sh graphs         # --g-cuda-graphs: its GPU tests; which phase grows as cgs512's
-#                                               # ticks slow down (phases per tick, 12 ticks); then cgs512 (bf16 D)
-#                                               # and cpu256 with the D step's G forward from a CUDA graph (~6 min)
+#   tools/train_speed_session.sh graphs         # --g-cuda-graphs: its GPU tests; cgs512 (bf16 D) with the D step's
+#                                               # G forward from a CUDA graph; which phase grows as cgs512's ticks
+#                                               # slow down (phases per tick, 12 ticks); cpu256 with graphs (~6 min)
 set -uo pipefail
 PY=${PY:-python3}
 BEFORE=${BEFORE:-}
@@ -69,10 +69,10 @@ case "${1:-}" in
     ;;
   graphs)  # the D step's generator forward replayed from a CUDA graph (TrainOptions.g_cuda_graphs)
     step 90 "gpu tests" "$PY" -m pytest -q tests/core/test_generator_gpu.py tests/training/test_fast_step.py -k "graph"
-    step 120 "cgs512 phases per tick" "$PY" -m bench.train_profile --recipe cgs512 --stages variants \
-      --variants bf16-matmul --ticks 12 --out "$RES/growth512"
     step 110 "cgs512 figure, graphs" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --resolutions 512 \
       --d-bf16-blocks 4 --channels-last --d-blur matmul --g-cuda-graphs --ticks 12
+    step 120 "cgs512 phases per tick" "$PY" -m bench.train_profile --recipe cgs512 --stages variants \
+      --variants bf16-matmul --ticks 12 --out "$RES/growth512"
     step 80 "cpu256 figure, graphs" env BENCH_RESULTS="$RES/results.json" "$PY" -m bench.train_speed --recipe cpu256 --ticks 6 --g-cuda-graphs
     ;;
   blur-quality)  # the same-seed short run, the recipe's D with the conv and the matmul blur

@@ -192,7 +192,10 @@ def test_cuda_step_with_every_speed_option(data, tmp_path):
 def test_cuda_graph_for_the_d_step_fakes_changes_nothing(data, tmp_path):
     """g_cuda_graphs replays the D step's generator forward from a CUDA graph: three steps give the losses and
     weights of the eager steps, within the spread of two eager runs (gsplat's and cuDNN's backward kernels
-    accumulate in no fixed order, so eager runs need not be bit-equal either)."""
+    accumulate in no fixed order, so eager runs need not be bit-equal either) or 2 % of how far the three steps
+    moved each weight tensor (Adam turns a rounding-level gradient difference into up to a whole step for a
+    weight whose gradient is near zero; measured on the H200: 5.9e-5 where the steps moved the weights ~7e-3,
+    while stale weights in the graph would differ by the whole step)."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -203,6 +206,7 @@ def test_cuda_graph_for_the_d_step_fakes_changes_nothing(data, tmp_path):
         torch.manual_seed(0)
         dataset = ImageLabelDataset(DatasetOptions(path=opts.data, xflip=False))
         m = build_models(opts, PRESETS["tiny"], RES, dev)
+        initial = [torch.zeros(())] + [v.clone() for v in m.G.state_dict().values()]  # no bound for the stats
         trainer = Trainer(opts, DistInfo(0, 1, dev), dataset, m, RES)
         reals = [(torch.stack([dataset[i][0] for i in range(4)]), torch.stack([dataset[i][1] for i in range(4)]))] * 2
         stats = [trainer.step(s, s * opts.batch, reals) for s in range(3)]
@@ -210,6 +214,7 @@ def test_cuda_graph_for_the_d_step_fakes_changes_nothing(data, tmp_path):
         assert bool(trainer._fakes_graph) == graphs and not trainer.notes
         results.append([torch.stack(stats)] + [v.clone() for v in m.G.state_dict().values()])
     eager, eager_again, graphed = results
-    for a, b, g in zip(eager, eager_again, graphed):
+    for i, (a, b, g) in enumerate(zip(eager, eager_again, graphed)):
         spread = float((a - b).abs().max())
-        assert float((g - a).abs().max()) <= max(10 * spread, 1e-5 * (1 + float(a.abs().max())))
+        moved = float((a - initial[i].to(a.device)).abs().max()) if i else 0.0
+        assert float((g - a).abs().max()) <= max(10 * spread, 1e-5 * (1 + float(a.abs().max())), 0.02 * moved)
