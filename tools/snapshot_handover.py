@@ -23,6 +23,8 @@ in its compact hand-over form (training/handover.py: G and D, large tensors floa
     python tools/snapshot_handover.py compact .handover/snap/network-snapshot-000152.safetensors.index.json handover/v2
     python tools/snapshot_handover.py expand .handover/compact/network-snapshot-000152.safetensors.index.json .handover/snap
 
+How the run went travels beside it: ``report RUN $OUT`` copies its log, per-tick losses and newest image grid.
+
 Every step copies (never moves) and refuses to overwrite a different file of the same name.
 """
 
@@ -201,6 +203,27 @@ def rewrite(src: Path, dest: Path, transform, max_part_mib: float) -> Path:
     return save_snapshot(target, new, max_part_bytes=int(max_part_mib * MIB))
 
 
+def report(run_dir: Path, out: Path) -> list[Path]:
+    """Copy what tells how a run went into ``out``: its log and per-tick losses (core.runs' LOG_FILE and
+    STATS_FILE, named ``<run>_<file>`` so runs do not collide) and its newest image grid. Refuses to overwrite;
+    returns the copies. ValueError when ``run_dir`` is not a run directory."""
+    from core.runs import LOG_FILE, STATS_FILE, is_run_dir, newest_grid
+
+    if not is_run_dir(run_dir):
+        raise ValueError(f"{run_dir} is not a run directory")
+    pairs = [(run_dir / f, out / f"{run_dir.name}_{f}") for f in (LOG_FILE, STATS_FILE) if (run_dir / f).is_file()]
+    grid = newest_grid(run_dir)
+    if grid is not None:
+        pairs.append((grid, out / grid.name))
+    for _, dst in pairs:
+        if dst.exists():
+            raise FileExistsError(f"{dst} exists; remove it or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    for src, dst in pairs:
+        shutil.copyfile(src, dst)
+    return [dst for _, dst in pairs]
+
+
 def resolve(index: Path) -> Path:
     """``index``, or the newest snapshot's file when it is a run directory (ValueError if it has none)."""
     from core.runs import is_run_dir, latest_snapshot
@@ -236,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         r.add_argument("src", type=Path, help="the snapshot (its .index.json, a single file or a run directory)")
         r.add_argument("dest", type=Path, help="the folder to write it into (same file name)")
         r.add_argument("--max-part-mib", type=float, default=15.0)
+    p = sub.add_parser("report", help="copy a run's log, losses and newest image grid into a folder ($OUT)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("out", type=Path)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "out":
@@ -251,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
 
             path = rewrite(args.src, args.dest, getattr(handover, args.cmd), args.max_part_mib)
             print(f"{args.cmd}: {path}")
+        elif args.cmd == "report":
+            for path in report(args.run_dir, args.out):
+                print(f"report: {path}")
         else:
             index = gather(args.dest, args.sources)
             print(f"complete and checked: {index}")

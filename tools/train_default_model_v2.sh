@@ -17,6 +17,8 @@
 #   tools/train_default_model_v2.sh unpack                # HERE, not on the GPU: the newest hand-over committed
 #                                                         # under handover/v2 into carry folders .handover/in/NN
 #   tools/train_default_model_v2.sh export FILE           # the EMA generator of the newest run, float16
+#   tools/train_default_model_v2.sh report                # into $OUT: the newest run's log, losses, newest grid
+#                                                         # and its EMA generator in 15 MiB pieces (cat them here)
 #   tools/train_default_model_v2.sh metrics MODEL         # gt_fit, consistency, floaters (held-out split)
 #   tools/train_default_model_v2.sh grids V1 V2 OUT.png   # v1 beside v2, yaw 0-180, psi 0.7 and 1.0
 #   tools/train_default_model_v2.sh directions MODEL      # the slider file beside MODEL (PCA, 3D-measured and
@@ -122,6 +124,14 @@ case "${1:-}" in
     run_dir=$(latest_run)
     [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to export" >&2; exit 2; }
     run "$PY" tools/export_generator.py "$run_dir" "${2:?output file}" --dtype float16 ;;
+  report)  # into $OUT: the newest run's log, losses and newest grid, and its EMA generator (float16, ~20 MiB)
+           # in pieces of 15 MiB (the device returns files of 16 MiB at most); here: cat ema.safetensors.part-* > F
+    run_dir=$(latest_run)
+    [[ -n "$run_dir" ]] || { echo "no run in $OUTDIR to report" >&2; exit 2; }
+    out=${OUT:?set OUT to the folder that comes back}
+    run "$PY" tools/snapshot_handover.py report "$run_dir" "$out"
+    run "$PY" tools/export_generator.py "$run_dir" "$COMPACT_OUT/ema.safetensors" --dtype float16 --overwrite
+    run split -b 15m "$COMPACT_OUT/ema.safetensors" "$out/ema.safetensors.part-" ;;
   metrics)
     run "$PY" -m training.metrics --network "${2:?generator file}" --data "$DATA" \
       --metrics gt_fit,consistency,floaters --resolution 256 --consistency-scenes 32 --out "${3:-metrics.jsonl}" ;;
@@ -138,6 +148,7 @@ case "${1:-}" in
       --num-heads 32 --values -3 0 3 --resolution 128 --device "${DIRECTIONS_DEVICE:-cuda}" --out "${3:?report .md}" ;;
   *)
     echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | unpack | export FILE" \
+         "| report" \
          "| metrics MODEL [OUT.jsonl]" \
          "| grids V1 V2 OUT.png | directions MODEL | editing MODEL REPORT" >&2; exit 2 ;;
 esac

@@ -131,3 +131,23 @@ def test_repeated_hand_overs_do_not_mix_snapshots(sharded, tmp_path):
     back = handover.gather(tmp_path / "snap", [out, tmp_path / "other"])
     assert back.name == newer.name and not (tmp_path / "snap" / "log.txt").exists()
     assert torch.equal(read_all(back)["y"], torch.ones(5000))
+
+
+def test_report_copies_the_runs_log_losses_and_newest_grid(tmp_path):
+    from core.runs import LOG_FILE, STATS_FILE, grid_path
+
+    run = tmp_path / "00003-cpu256-heads-test"
+    run.mkdir()
+    (run / LOG_FILE).write_text("kimg 4\n")
+    (run / STATS_FILE).write_text('{"kimg": 4}\n')
+    for nimg in (40000, 80000):
+        grid_path(run, nimg).write_bytes(str(nimg).encode())
+    copies = handover.report(run, tmp_path / "out")
+    assert sorted(p.name for p in copies) == sorted([f"{run.name}_{LOG_FILE}", f"{run.name}_{STATS_FILE}",
+                                                     grid_path(run, 80000).name])
+    assert (tmp_path / "out" / grid_path(run, 80000).name).read_bytes() == b"80000"
+    assert (tmp_path / "out" / f"{run.name}_{LOG_FILE}").read_text() == "kimg 4\n"
+    with pytest.raises(FileExistsError):  # a second report into the same folder overwrites nothing
+        handover.report(run, tmp_path / "out")
+    with pytest.raises(ValueError, match="not a run directory"):
+        handover.report(tmp_path / "out", tmp_path / "elsewhere")

@@ -172,3 +172,18 @@ def test_grid_tool_puts_models_side_by_side_for_each_psi(tmp_path):
         assert (image[:, 3 * 24:4 * 24] == 255).all()  # the blank cell between the two models
     image = images["grid-psi0.7.png"]
     assert not np.array_equal(image[:, :3 * 24], image[:, 4 * 24:])  # two different models
+
+
+def test_report_hands_out_the_newest_runs_log_and_its_ema_generator_in_pieces(tmp_path):
+    run = tmp_path / "00000-cpu256-heads256-default-v2"
+    run.mkdir()
+    (run / "network-snapshot-000040.safetensors.index.json").touch()
+    status, (report, export, split) = dry_lines("report", OUTDIR=str(tmp_path), OUT="/o", COMPACT_OUT="/c")
+    assert status == 0
+    assert report[1:] == ["tools/snapshot_handover.py", "report", str(run), "/o"]
+    assert export[1:] == ["tools/export_generator.py", str(run), "/c/ema.safetensors", "--dtype", "float16",
+                          "--overwrite"]
+    assert split[:3] == ["split", "-b", "15m"] and split[3:] == ["/c/ema.safetensors", "/o/ema.safetensors.part-"]
+    # 15 MiB pieces fit the device's 16 MiB file limit
+    status, _ = dry_lines("report", OUTDIR=str(tmp_path / "none"), OUT="/o")
+    assert status == 2
