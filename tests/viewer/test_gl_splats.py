@@ -113,7 +113,8 @@ def save_comparison(name: str, gl: np.ndarray, ref: np.ndarray) -> Path:
     return path
 
 
-# The projection runs in the vertex shader (float32), blending into RGBA32F. Measured on Xvfb + Mesa llvmpipe:
+# The projection runs in numpy (float32), the alpha in the fragment shader, blending into RGBA32F.
+# Measured on Xvfb + Mesa llvmpipe:
 # "random" and "tiny_generator" identical to the reference (PSNR inf), "random_sh2" 95 dB (view-dependent colours
 # through numpy on the CPU). The bounds leave room for another driver's rounding.
 @pytest.mark.parametrize(
@@ -205,3 +206,41 @@ def test_view_matrix_matches_the_worker_camera():
         np.testing.assert_allclose(view_matrix(cam), ref.world_to_camera().double().numpy(), atol=1e-5)
         K = ref.pixel_intrinsics(96, 64).double().numpy()
         np.testing.assert_allclose(intrinsics(cam, 96, 64), (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), rtol=1e-5)
+
+
+def test_each_quad_is_the_exact_box_of_its_visible_ellipse():
+    """A splat's quad bounds the pixels where its alpha reaches 1/255 and is no larger than that (+ 1/32 px):
+    on the quad's edge the largest alpha the splat can have is just below 1/255."""
+    from core.camera import default_camera
+    from viewer.viewport.splats import ALPHA_THRESHOLD, MAX_EXTEND, project, splat_arrays
+
+    cam = default_camera()
+    view = cam.world_to_camera().double().numpy()
+    K = cam.pixel_intrinsics(SIZE, SIZE)
+    out = project(splat_arrays(random_scene(300, 5)), view, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), SIZE, SIZE)
+    A, B, C, op = (out[:, i].astype(np.float64) for i in (4, 5, 6, 7))
+    det = A * C - B * B
+    var_x, var_y = C / det, A / det  # the 2D covariance's diagonal (the conic is its inverse)
+    capped = np.sqrt(2 * np.log(op / ALPHA_THRESHOLD)) > MAX_EXTEND
+    assert len(out) > 100 and not capped.all()
+    for half, var in ((out[:, 2], var_x), (out[:, 3], var_y)):
+        edge = op * np.exp(-0.5 * half.astype(np.float64) ** 2 / var)  # max alpha on the line |dx| = half
+        inside = op * np.exp(-0.5 * (half.astype(np.float64) - 1 / 32) ** 2 / var)
+        assert (edge < ALPHA_THRESHOLD * 1.0001).all()
+        assert (inside[~capped] >= ALPHA_THRESHOLD).all()
+
+
+def test_drawing_in_flushed_runs_gives_the_pixels_of_one_draw(renderer, monkeypatch):
+    import viewer.viewport.gl_splats as gl_splats
+    from core.camera import orbit_cameras
+
+    gaussians, camera = random_scene(301, 6), orbit_cameras(0.3, 0.1, 2.7)
+    images = []
+    for chunks in (1, 4, 5):
+        monkeypatch.setattr(gl_splats, "DRAW_CHUNKS", chunks)
+        draw(renderer, gaussians, camera, SIZE, SIZE, (0.2, 0.3, 0.4))
+        images.append(renderer.read_rgba())
+    assert renderer.count > 200 and renderer.count % 4 and renderer.count % 5
+    assert len(np.unique(images[0][..., 3])) > 50
+    for other in images[1:]:
+        np.testing.assert_array_equal(other, images[0])

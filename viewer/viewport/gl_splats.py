@@ -8,9 +8,13 @@ Split of the work:
    **exactly as ``core.render_torch.project`` does** (EWA Jacobian with the 1.3x-frustum clamp of ``t``,
    ``+ 0.3 px^2`` low-pass, opacity-aware footprint ``ceil(min(3.33, sqrt(2 ln(o / (1/255)))) * sigma)`` per axis,
    near/far and off-screen culling), evaluates view-dependent colours when the SH degree is above 0, sorts the
-   visible splats back to front and writes one instance buffer. (Projecting in the vertex shader instead runs
+   visible splats back to front and writes one instance buffer. Each quad is the exact box of the splat's
+   ``alpha >= 1/255`` ellipse (``extend * sigma`` per axis + 1/64 px; the reference's integer box only culls),
+   since every fragment outside that ellipse adds nothing. (Projecting in the vertex shader instead runs
    the maths 4x per splat in Mesa's single-threaded vertex stage: about 3x slower on llvmpipe.)
-3. Per frame (GL): one instanced draw of a screen-space quad per splat. The fragment shader evaluates
+3. Per frame (GL): instanced draws of a screen-space quad per splat, in :data:`DRAW_CHUNKS` consecutive runs of
+   the sorted list with a ``glFlush`` after each, so that llvmpipe's raster threads fill one run while the
+   calling thread shades and bins the vertices of the next (same order, same pixels). The fragment shader evaluates
    ``alpha = min(0.999, o exp(-0.5 d^T conic d))`` at the pixel centre, zero below 1/255 (no contribution), and blends
    premultiplied "over" into an RGBA32F target cleared to the background (alpha 0, so alpha ends as the
    accumulated opacity ``1 - T``). A last pass resolves it into an RGBA8 texture (colour, or alpha as grey) for
@@ -46,6 +50,8 @@ from viewer.viewport.splats import (  # noqa: F401  (re-exported for callers of 
     ALPHA_THRESHOLD, FLOATS_PER_SPLAT, MAX_ALPHA, SplatArrays, intrinsics, project, splat_arrays, to_uint8,
     view_matrix,
 )
+
+DRAW_CHUNKS = 4  # runs of the sorted splats per draw, each flushed (llvmpipe, 2 cores: ~6 % faster than one)
 
 _VERTEX_SHADER = """
 #version 330 core
@@ -178,11 +184,10 @@ class GLSplatRenderer:
         self.vbo = GL.glGenBuffers(1)
         GL.glBindVertexArray(self.vao)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.vbo)
-        stride = FLOATS_PER_SPLAT * 4
         for loc in range(3):
             GL.glEnableVertexAttribArray(loc)
-            GL.glVertexAttribPointer(loc, 4, GL.GL_FLOAT, GL.GL_FALSE, stride, ctypes.c_void_p(16 * loc))
             GL.glVertexAttribDivisor(loc, 1)
+        self._point_attributes_at(0)
         GL.glBindVertexArray(0)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
         self.count = 0  # splats in the instance buffer
@@ -191,6 +196,14 @@ class GLSplatRenderer:
         self._display: _Target | None = None
         self.size = (0, 0)
         self._scene: SplatArrays | None = None
+
+    def _point_attributes_at(self, first: int) -> None:
+        """Point the instance attributes at splat ``first`` of the buffer (the VAO and VBO bound): OpenGL 3.3
+        has no base instance, so a run of the list starts by moving the pointers."""
+        stride = FLOATS_PER_SPLAT * 4
+        for loc in range(3):
+            GL.glVertexAttribPointer(loc, 4, GL.GL_FLOAT, GL.GL_FALSE, stride,
+                                     ctypes.c_void_p(first * stride + 16 * loc))
 
     @property
     def texture_id(self) -> int:
@@ -248,7 +261,14 @@ class GLSplatRenderer:
             GL.glUseProgram(self.program)
             GL.glUniform2f(self._u_size, float(width), float(height))
             GL.glBindVertexArray(self.vao)
-            GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, self.count)
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.vbo)
+            bounds = np.linspace(0, self.count, min(DRAW_CHUNKS, self.count) + 1).astype(int)
+            for first, end in zip(bounds[:-1], bounds[1:]):
+                self._point_attributes_at(int(first))
+                GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, int(end - first))
+                GL.glFlush()
+            self._point_attributes_at(0)
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
         GL.glDisable(GL.GL_BLEND)
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._display.fbo)
         GL.glUseProgram(self.resolve_program)

@@ -20,7 +20,7 @@ MAX_EXTEND = 3.33
 EPS2D = 0.3
 NEAR_PLANE = 0.01
 FAR_PLANE = 1e10
-QUAD_MARGIN = 1.0  # px added to the footprint box (the shader's 1/255 test is what bounds the splat)
+QUAD_MARGIN = 1.0 / 64.0  # px added to the exact box of alpha >= 1/255 (float rounding at its edge)
 FLOATS_PER_SPLAT = 12  # vec4 (mean2d.xy, half-size.xy), vec4 (conic a, b, c, opacity), vec4 (rgb, -)
 
 
@@ -130,8 +130,9 @@ def project(arrays: SplatArrays, view: np.ndarray, K: Sequence[float], width: in
     op = arrays.opacity[idx]
     extend = np.minimum(np.sqrt(f32(2.0) * np.log(np.maximum(op, f32(ALPHA_THRESHOLD)) / f32(ALPHA_THRESHOLD))),
                         f32(MAX_EXTEND))
-    rx = np.ceil(extend * np.sqrt(np.maximum(a, 0)))
-    ry = np.ceil(extend * np.sqrt(np.maximum(cc, 0)))
+    ex = extend * np.sqrt(np.maximum(a, 0))  # half-size of the box around alpha >= 1/255 (px)
+    ey = extend * np.sqrt(np.maximum(cc, 0))
+    rx, ry = np.ceil(ex), np.ceil(ey)  # the reference's integer box, for culling as it does
     ok = (det > 0) & ((rx > 0) | (ry > 0))
     ok &= (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
     sel = np.nonzero(ok)[0]
@@ -139,7 +140,7 @@ def project(arrays: SplatArrays, view: np.ndarray, K: Sequence[float], width: in
     out = np.empty((len(order), FLOATS_PER_SPLAT), f32)
     inv = f32(1.0) / det[order]
     out[:, 0], out[:, 1] = mx[order], my[order]
-    out[:, 2], out[:, 3] = rx[order] + f32(QUAD_MARGIN), ry[order] + f32(QUAD_MARGIN)
+    out[:, 2], out[:, 3] = ex[order] + f32(QUAD_MARGIN), ey[order] + f32(QUAD_MARGIN)
     out[:, 4], out[:, 5], out[:, 6] = cc[order] * inv, -b[order] * inv, a[order] * inv
     out[:, 7] = op[order]
     gid = idx[order]
