@@ -50,7 +50,9 @@ RECIPE=$("$PY" -m training.recipes cpu256)
 mapfile -t RECIPE_ARGS <<< "$RECIPE"
 DATA_ARGS=(--out "$DATA" --num-identities 8000 --views-per-identity 6 --full-yaw-fraction 0.5 --resolution 256
            --test-fraction 0.008 --seed 0 --device "${DATA_DEVICE:-cuda}" --workers "${WORKERS:-16}")
-TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" "${RECIPE_ARGS[@]}" --batch-gpu $((32 / GPUS))
+BATCH_GPU=()  # the recipe's --batch-gpu is the whole batch; with several GPUs each takes its share
+(( GPUS > 1 )) && BATCH_GPU=(--batch-gpu $((32 / GPUS)))
+TRAIN_ARGS=(--data "$DATA" --outdir "$OUTDIR" "${RECIPE_ARGS[@]}" "${BATCH_GPU[@]}"
             --kimg 2000 --tick-kimg 4 --snap-kimg 40 --image-snap-kimg 40 --snapshot-max-part-mib 15
             --workers 6 --seed 0
             --desc "$DESC" "${EXTRA[@]}")

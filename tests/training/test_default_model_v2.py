@@ -187,3 +187,47 @@ def test_report_hands_out_the_newest_runs_log_and_its_ema_generator_in_pieces(tm
     # 15 MiB pieces fit the device's 16 MiB file limit
     status, _ = dry_lines("report", OUTDIR=str(tmp_path / "none"), OUT="/o")
     assert status == 2
+
+
+def test_unpack_stages_the_newest_hand_over_from_history(tmp_path):
+    """`unpack` finds the commit that added the newest hand-over (the next commit took it out of the tree again)
+    and splits it into carry folders that gather back into the same snapshot."""
+    import shutil
+    import sys
+
+    from core.tensor_file_reader import open_tensor_file
+    from core.tensor_files import write_tensor_file
+
+    repo = tmp_path / "repo"
+    (repo / "tools").mkdir(parents=True)
+    for name in ("train_default_model_v2.sh", "snapshot_handover.py"):
+        shutil.copy(ROOT / "tools" / name, repo / "tools" / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    g = torch.Generator().manual_seed(0)
+    snapshots = {}
+    for kimg in (40, 80):  # two hand-overs, each added and then taken out of the tree
+        tensors = {f"t{i}": torch.randn(4000, generator=g) for i in range(6)}
+        (repo / "handover" / "v2").mkdir(parents=True, exist_ok=True)
+        index = write_tensor_file(repo / "handover" / "v2" / f"network-snapshot-{kimg:06d}.safetensors", tensors,
+                                  {"kimg": kimg}, max_part_bytes=20 << 10)
+        snapshots[kimg] = (index.name, tensors)
+        subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+        subprocess.run([*git, "commit", "-qm", f"handover {kimg}"], cwd=repo, check=True)
+        subprocess.run([*git, "rm", "-rq", "handover"], cwd=repo, check=True)
+        subprocess.run([*git, "commit", "-qm", "out of the tree"], cwd=repo, check=True)
+    env = {**os.environ, "PY": sys.executable, "PYTHONPATH": str(ROOT), "CARRY_MIB": "0.06"}
+    done = subprocess.run(["bash", "tools/train_default_model_v2.sh", "unpack"], cwd=repo, capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    folders = sorted((repo / ".handover" / "in").iterdir())
+    assert len(folders) >= 2  # CARRY_MIB splits the ~100 KiB snapshot
+    back = repo / "back"
+    subprocess.run([sys.executable, "tools/snapshot_handover.py", "gather", str(back), *map(str, folders)],
+                   cwd=repo, check=True, env=env, capture_output=True)
+    name, tensors = snapshots[80]  # the newest one
+    got = open_tensor_file(back / name).read()
+    assert got.keys() == tensors.keys() and all(torch.equal(got[k], tensors[k]) for k in tensors)
+    again = subprocess.run(["bash", "tools/train_default_model_v2.sh", "unpack"], cwd=repo, capture_output=True,
+                           text=True, env=env)
+    assert again.returncode == 2 and "remove it first" in again.stderr  # never over an earlier unpack
