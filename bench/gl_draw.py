@@ -77,6 +77,7 @@ def measure(model: str | None, resolution: int, views: int) -> dict:
     fixed.set_scene(arrays)
     cams = [CameraParams(yaw_deg=360.0 * i / views) for i in range(views)]
     times: dict[str, list[float]] = {"draw": [], "project": [], "fixed": []}
+    counts = []
     for cam in cams[:2]:  # warm-up: shaders compiled, targets allocated
         full.draw_camera(cam, resolution, resolution)
         fixed.draw_camera(cam, resolution, resolution)
@@ -95,8 +96,9 @@ def measure(model: str | None, resolution: int, views: int) -> dict:
         times["project"].append(t1 - t0)
         times["draw"].append(t2 - t1)
         times["fixed"].append(t3 - t2)
+        counts.append(full.count)
     out = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
-    out["splats"] = full.count
+    out["splats"] = int(np.median(counts))
     out["gl_renderer"] = GL.glGetString(GL.GL_RENDERER).decode()
     full.release()
     fixed.release()

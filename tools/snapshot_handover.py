@@ -25,7 +25,8 @@ in its compact hand-over form (training/handover.py: G and D, large tensors floa
 
 How the run went travels beside it: ``report RUN $OUT`` copies its log, per-tick losses and newest image grid.
 
-Every step copies (never moves) and refuses to overwrite a different file of the same name.
+Every step copies (never moves) and refuses to overwrite a different file of the same name (``report``: any
+file).
 """
 
 from __future__ import annotations

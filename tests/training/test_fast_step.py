@@ -194,8 +194,9 @@ def test_cuda_graph_for_the_d_step_fakes_changes_nothing(data, tmp_path):
     weights of the eager steps, within the spread of two eager runs (gsplat's and cuDNN's backward kernels
     accumulate in no fixed order, so eager runs need not be bit-equal either) or 2 % of how far the three steps
     moved each weight tensor (Adam turns a rounding-level gradient difference into up to a whole step for a
-    weight whose gradient is near zero; measured on the H200: 5.9e-5 where the steps moved the weights ~7e-3,
-    while stale weights in the graph would differ by the whole step)."""
+    weight whose gradient is near zero; measured on the H200: 5.9e-5 where the steps moved the weights ~7e-3).
+    A graph replaying stale weights would show in the per-step losses (the D step's fakes and their scores keep
+    the tight bound) and in G's w_avg buffer; G's weights themselves move by its own, eager, step."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     torch.backends.cuda.matmul.allow_tf32 = False

@@ -130,9 +130,8 @@ def project(arrays: SplatArrays, view: np.ndarray, K: Sequence[float], width: in
     op = arrays.opacity[idx]
     extend = np.minimum(np.sqrt(f32(2.0) * np.log(np.maximum(op, f32(ALPHA_THRESHOLD)) / f32(ALPHA_THRESHOLD))),
                         f32(MAX_EXTEND))
-    ex = extend * np.sqrt(np.maximum(a, 0))  # half-size of the box around alpha >= 1/255 (px)
-    ey = extend * np.sqrt(np.maximum(cc, 0))
-    rx, ry = np.ceil(ex), np.ceil(ey)  # the reference's integer box, for culling as it does
+    rx = np.ceil(extend * np.sqrt(np.maximum(a, 0)))  # the reference's integer box, for culling as it does
+    ry = np.ceil(extend * np.sqrt(np.maximum(cc, 0)))
     ok = (det > 0) & ((rx > 0) | (ry > 0))
     ok &= (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
     sel = np.nonzero(ok)[0]
@@ -140,9 +139,16 @@ def project(arrays: SplatArrays, view: np.ndarray, K: Sequence[float], width: in
     out = np.empty((len(order), FLOATS_PER_SPLAT), f32)
     inv = f32(1.0) / det[order]
     out[:, 0], out[:, 1] = mx[order], my[order]
-    out[:, 2], out[:, 3] = ex[order] + f32(QUAD_MARGIN), ey[order] + f32(QUAD_MARGIN)
     out[:, 4], out[:, 5], out[:, 6] = cc[order] * inv, -b[order] * inv, a[order] * inv
     out[:, 7] = op[order]
+    # The quad: the box of the ellipse where the shader's alpha (from the float32 conic just written) reaches
+    # 1/255, its variances recomputed from that conic in float64 (det loses digits for needle-like splats).
+    A, B, C = (out[:, i].astype(np.float64) for i in (4, 5, 6))
+    det_conic = np.maximum(A * C - B * B, 1e-300)
+    e64 = extend[order].astype(np.float64) * (1.0 + 2.0**-10)
+    # (never larger than the reference's integer box + 1 px, which bounds a nearly singular float32 conic)
+    out[:, 2] = np.minimum(e64 * np.sqrt(np.maximum(C / det_conic, 0.0)) + QUAD_MARGIN, rx[order] + 1.0)
+    out[:, 3] = np.minimum(e64 * np.sqrt(np.maximum(A / det_conic, 0.0)) + QUAD_MARGIN, ry[order] + 1.0)
     gid = idx[order]
     if arrays.sh.shape[1] > 1:
         campos = -(view[:3, :3].T @ view[:3, 3])
