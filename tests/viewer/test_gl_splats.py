@@ -6,7 +6,6 @@ Measured under Xvfb + Mesa llvmpipe: see the PSNR bounds below.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
