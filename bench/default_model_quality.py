@@ -16,6 +16,10 @@ dataset, tools/train_default_model_v2.sh). Figures (training/metrics; docs/defau
     default_model_floaters            %, opacity outside the head's dilated silhouette, 64 heads at psi 1.0,
                                       the 10 evaluation views
 
+``--ground-truth`` measures the consistency of the held-out split's own heads instead (the first 32 of
+``--data``, their Gaussians as written; ``@ground-truth`` unless ``--tag`` says otherwise): the ceiling a
+generator of such heads can reach under the same protocol (``--resolution`` required).
+
 Each is measured at ``--resolution`` (default: the generator's). With ``--tag T`` the names get ``@T``
 (e.g. ``default_model_gt_fit_psnr@v1-256``), which keeps several models and resolutions side by side;
 without a tag they describe the model measured (the note names it) and replace the previous figure.
@@ -34,7 +38,7 @@ from PIL import Image
 
 from bench.results import device_name, record
 from core.model_files import load_generator
-from training.metrics.consistency import generator_consistency, load_eval_split
+from training.metrics.consistency import generator_consistency, load_eval_split, scenes_consistency
 from training.metrics.floaters import generator_floaters
 from training.metrics.groundtruth import GtFitSettings, gt_fit
 from training.metrics.sampling import full_circle_labels
@@ -54,7 +58,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--figure", type=Path, default=None,
                     help="gt_fit: save the first 4 heads' truth (odd rows) and fits (even rows), 10 views, as PNG")
+    ap.add_argument("--ground-truth", action="store_true",
+                    help="consistency of the held-out split's own heads (the ceiling), not of a generator")
     args = ap.parse_args(argv)
+    if args.ground_truth:
+        if args.data is None or args.resolution is None or set(args.metrics) != {"consistency"}:
+            ap.error("--ground-truth needs --data, --resolution and --metrics consistency")
+        ground_truth_consistency(args.data, args.resolution, args.tag or "ground-truth")
+        return
     device = torch.device(args.device)
     G = load_generator(args.network, device).generator.eval()
     res = args.resolution or G.config.resolution
@@ -95,6 +106,22 @@ def main(argv: list[str] | None = None) -> None:
         r = generator_floaters(G, cams, 64, res, 1.0, seed=0, batch=4, device=device)
         record(f"default_model_floaters{suffix}", 100 * r.share, "%", dev,
                note=f"{model}; 64 heads at psi 1.0 x the 10 evaluation views")
+
+
+def ground_truth_consistency(data: Path, resolution: int, tag: str, heads: int = 32) -> None:
+    """Record ``default_model_consistency_psnr[_full]@tag`` for the first ``heads`` held-out heads of ``data``."""
+    split = load_eval_split(data, limit=heads)
+    if len(split) < heads:
+        raise SystemExit(f"{data}: the held-out split has {len(split)} heads, {heads} needed")
+    scenes = [identity.gt for identity in split]
+    for views, labels in (("", None), ("_full", full_circle_labels(4096, seed=0))):
+        r = scenes_consistency(scenes, resolution, 20.0, labels=labels, seed=0)
+        view_a = "anywhere on the circle" if labels is not None else "yaw ~ N(0, 20 deg)"
+        what = (f"ground truth: held-out identities {split[0].identity}-{split[-1].identity} of {data.name} (their "
+                f"Gaussians) at {resolution} px; {heads} heads, views 20 deg apart, view A {view_a}; depth agreement "
+                f"{r.depth_agreement:.3f}, depth spread {r.depth_spread:.4f}, coverage {r.coverage:.2f}")
+        record(f"default_model_consistency_psnr{views}@{tag}", r.psnr, "dB", device_name(torch.device("cpu")),
+               note=what)
 
 
 if __name__ == "__main__":

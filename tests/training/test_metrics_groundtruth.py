@@ -188,3 +188,39 @@ def test_cli_floaters_and_consistency_on_the_held_out_split(tmp_path, capsys, ti
                                 device="cpu"), progress=False)
     assert cli_main(["--network", str(net), "--data", str(no_split), "--metrics", "gt_fit"]) == 2
     assert "has no held-out split" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- consistency ceiling
+
+
+def test_scenes_consistency_pools_seeded_view_pairs_and_sees_fog():
+    from training.metrics.consistency import (
+        ConsistencyResult, consistency_view_pairs, reprojection_consistency, scenes_consistency,
+    )
+    from training.synthetic_heads import make_head
+
+    heads = [make_head(s) for s in (0, 1)]
+    r = scenes_consistency(heads, 48, seed=3)
+    a, b = consistency_view_pairs(2, torch.Generator().manual_seed(3))
+    by_hand = ConsistencyResult.pool([reprojection_consistency(h, a[i], b[i], 48) for i, h in enumerate(heads)])
+    assert r.as_dict() == by_hand.as_dict() and r.compared > 500 and r.psnr > 22
+    g = torch.Generator().manual_seed(0)
+    n = 3000
+    fog = GaussianSet((torch.rand(n, 3, generator=g) - 0.5) * 0.7, torch.tensor([1.0, 0, 0, 0]).expand(n, 4),
+                      torch.full((n, 3), math.log(0.01)), torch.full((n,), -1.0), torch.rand(n, 1, 3, generator=g))
+    foggy = scenes_consistency([GaussianSet.cat([h, fog]) for h in heads], 48, seed=3)
+    assert foggy.psnr < r.psnr - 1
+
+
+def test_bench_records_the_ground_truths_consistency(split_dataset, monkeypatch):
+    import bench.default_model_quality as bench
+
+    recorded = []
+    monkeypatch.setattr(bench, "record", lambda name, value, unit, device, note="": recorded.append((name, note)))
+    with pytest.raises(SystemExit, match="has 2 heads, 5 needed"):  # the fixture's split holds two
+        bench.ground_truth_consistency(split_dataset, 32, "t", heads=5)
+    bench.ground_truth_consistency(split_dataset, 32, "t", heads=2)
+    assert [n for n, _ in recorded] == ["default_model_consistency_psnr@t", "default_model_consistency_psnr_full@t"]
+    assert "ground truth: held-out identities" in recorded[0][1]
+    with pytest.raises(SystemExit):  # the flag needs the data and a resolution
+        bench.main(["--ground-truth", "--metrics", "consistency"])

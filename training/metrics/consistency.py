@@ -297,21 +297,41 @@ def generator_consistency(G: torch.nn.Module, num_scenes: int = 64, resolution: 
     while done < num_scenes:
         n = min(batch, num_scenes - done)
         z = torch.randn(n, G.config.z_dim, generator=gen)
-        if labels is not None:
-            labels_t = torch.as_tensor(labels, dtype=torch.float32)
-            cams_a = Cameras.from_label(labels_t[torch.randint(len(labels_t), (n,), generator=gen)])
-        else:
-            yaw = torch.randn(n, generator=gen) * math.radians(20.0)
-            pitch = torch.randn(n, generator=gen) * math.radians(5.0)
-            cams_a = orbit_cameras(yaw, pitch)
-        sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
-        cams_b = yaw_offset_cameras(cams_a, sign * yaw_offset_deg)
+        cams_a, cams_b = consistency_view_pairs(n, gen, labels, yaw_offset_deg)
         with torch.no_grad():
             scenes = G.synthesis(G.map(z.to(device), truncation_psi)).gaussians
         for i, scene in enumerate(scenes.unbind()):
             parts.append(reprojection_consistency(scene, cams_a[i], cams_b[i], res, alpha_threshold, depth_tol))
         done += n
     return ConsistencyResult.pool(parts)
+
+
+def consistency_view_pairs(n: int, gen: torch.Generator, labels: torch.Tensor | None = None,
+                           yaw_offset_deg: float = 20.0) -> tuple[Cameras, Cameras]:
+    """Views A and B (``Cameras [n]`` each) of ``n`` consistency pairs, drawn from ``gen``: A a random
+    ``labels`` row or an orbit camera with yaw ~ N(0, 20 deg), pitch ~ N(0, 5 deg); B = A turned by
+    ``yaw_offset_deg`` about the world's up axis, with a random sign."""
+    if labels is not None:
+        labels_t = torch.as_tensor(labels, dtype=torch.float32)
+        cams_a = Cameras.from_label(labels_t[torch.randint(len(labels_t), (n,), generator=gen)])
+    else:
+        yaw = torch.randn(n, generator=gen) * math.radians(20.0)
+        pitch = torch.randn(n, generator=gen) * math.radians(5.0)
+        cams_a = orbit_cameras(yaw, pitch)
+    sign = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    return cams_a, yaw_offset_cameras(cams_a, sign * yaw_offset_deg)
+
+
+def scenes_consistency(scenes: Sequence[GaussianSet], resolution: int, yaw_offset_deg: float = 20.0,
+                       labels: torch.Tensor | None = None, seed: int = 0) -> ConsistencyResult:
+    """:func:`generator_consistency`'s protocol for given scenes (each ``GaussianSet`` with batch shape []),
+    e.g. the ground-truth heads of a held-out split: the ceiling a generator of such heads can reach. One
+    view pair per scene from a stream seeded with ``seed`` (not the generator's pairs: those share the
+    stream with its latents), pooled."""
+    gen = torch.Generator().manual_seed(seed)
+    cams_a, cams_b = consistency_view_pairs(len(scenes), gen, labels, yaw_offset_deg)
+    return ConsistencyResult.pool([reprojection_consistency(scene, cams_a[i], cams_b[i], resolution)
+                                   for i, scene in enumerate(scenes)])
 
 
 # ---------------------------------------------------------------------------------------------- ground truth
