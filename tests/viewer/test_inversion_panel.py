@@ -245,6 +245,15 @@ def test_presets_and_the_loss_plot(session):
     assert [p.seconds for p in session.state.info.presets] == [
         p.latent_steps * 0.5 + p.tuning_steps * 2.0 for p in PRESETS.values()]
     assert [p.summary for p in session.state.info.presets] == [p.summary for p in PRESETS.values()]
+    # a measurement that ends in the frame where the user typed a value keeps the value (it used to choose the
+    # device's preset over it before the per-frame sync had seen the edit)
+    session.speed._user_chose = False
+    app.ui.request(ChoosePreset("quick"))
+    pump(app, session, lambda: session.state.panel.preset == "quick", "quick")
+    session.speed._user_chose = False  # the preset came from the device, not from the user
+    session.state.panel.latent.ssim_weight = 0.25
+    session.speed._set((0.5, 2.0), "test")  # would choose "standard" (within the time budget at these speeds)
+    assert session.state.panel.latent.ssim_weight == 0.25 and session.state.panel.preset == ""
     # the plot: total, then weight * term for terms with a weight; LPIPS at weight 0 is not drawn
     history = {"total": np.array([1.2, 1.0]), "mse": np.array([10.0, 9.0]), "lpips": np.array([0.5, 0.4]),
                "id": np.array([0.2, 0.2]), "ssim": np.array([0.4, 0.3])}
