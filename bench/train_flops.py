@@ -134,11 +134,13 @@ def step_flops(d_config, g_config, batch: int, views: int, r1_interval: int, gam
 
 def recipe_step_flops(opts, resolution: int, device: torch.device | str = "cpu") -> StepFlops:
     """:func:`step_flops` for a :class:`training.options.TrainOptions` (per step of ``opts.batch``)."""
-    from core.generator import PRESETS
-    from training.discriminator import DiscriminatorConfig
+    import dataclasses
 
-    d_config = DiscriminatorConfig(resolution=resolution, channel_base=opts.d_channel_base,
-                                   channel_max=opts.d_channel_max, mapping_layers=opts.d_mapping_layers)
+    from core.generator import PRESETS
+    from training.trainer import discriminator_config
+
+    # the arithmetic does not depend on the precision: counted on the float32 network
+    d_config = dataclasses.replace(discriminator_config(opts, resolution), num_autocast_blocks=0)
     views = opts.num_views if opts.multiview else 1
     return step_flops(d_config, PRESETS[opts.preset], opts.batch, views, opts.r1_interval, opts.gamma, device)
 

@@ -51,15 +51,22 @@ def step_generator(seed: int, rank: int, step: int, phase: int, round_: int = 0)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def discriminator_config(opts: TrainOptions, resolution: int):
+    """The ``training.discriminator.DiscriminatorConfig`` that ``opts`` describe for ``resolution`` px images
+    (size and bf16 blocks; the blur and the memory layout are not part of it)."""
+    from training.discriminator import DiscriminatorConfig
+
+    return DiscriminatorConfig(resolution=resolution, channel_base=opts.d_channel_base,
+                               channel_max=opts.d_channel_max, mapping_layers=opts.d_mapping_layers,
+                               num_autocast_blocks=opts.d_bf16_blocks)
+
+
 def build_discriminator(opts: TrainOptions, resolution: int, device: torch.device) -> nn.Module:
     """The discriminator ``opts`` describe (size, bf16 blocks, blur, channels-last on CUDA) for ``resolution``
     px images, on ``device`` in train mode."""
-    from training.discriminator import Discriminator, DiscriminatorConfig
+    from training.discriminator import Discriminator
 
-    D = Discriminator(DiscriminatorConfig(resolution=resolution, channel_base=opts.d_channel_base,
-                                          channel_max=opts.d_channel_max, mapping_layers=opts.d_mapping_layers,
-                                          num_autocast_blocks=opts.d_bf16_blocks),
-                      blur_impl=opts.d_blur).to(device).train()
+    D = Discriminator(discriminator_config(opts, resolution), blur_impl=opts.d_blur).to(device).train()
     D.channels_last = opts.channels_last and device.type == "cuda"
     return D
 

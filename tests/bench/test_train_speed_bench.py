@@ -119,3 +119,19 @@ def test_phase_clock_splits_phase_times_by_tick():
     assert clock.per_tick(16) == [{"G": (2 + 4) / 16, "D": 3 / 16, LOOP_PHASE: (1 + 32) / 16},
                                   {"D": 1 / 16, LOOP_PHASE: 1 / 16, "G": 6 / 16}]
     assert clock.per_step(2) == {"G": 6.0, "D": 2.0, LOOP_PHASE: 17.0}
+
+
+def test_flops_are_counted_on_the_discriminator_the_trainer_builds():
+    """bench.train_flops counts the D of training.trainer.discriminator_config (one owner), in float32."""
+    import torch
+
+    from bench.train_flops import recipe_step_flops
+    from training.trainer import build_discriminator, discriminator_config
+
+    opts = TrainOptions(data="", **{**CPU128.overrides(), "d_channel_base": 1024, "d_channel_max": 64})
+    assert discriminator_config(opts, 32).num_autocast_blocks == opts.d_bf16_blocks > 0
+    D = build_discriminator(opts, 32, torch.device("cpu"))
+    assert D.config == discriminator_config(opts, 32)
+    small = recipe_step_flops(opts, 32)
+    wide = recipe_step_flops(dataclasses.replace(opts, d_channel_max=128), 32)
+    assert 0 < small.d_d_step < wide.d_d_step  # the options reach the counted D
