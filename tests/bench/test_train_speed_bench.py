@@ -119,6 +119,11 @@ def test_phase_clock_splits_phase_times_by_tick():
     assert clock.per_tick(16) == [{"G": (2 + 4) / 16, "D": 3 / 16, LOOP_PHASE: (1 + 32) / 16},
                                   {"D": 1 / 16, LOOP_PHASE: 1 / 16, "G": 6 / 16}]
     assert clock.per_step(2) == {"G": 6.0, "D": 2.0, LOOP_PHASE: 17.0}
+    # the events are read once; a new mark is read again
+    clock.marks[1] = ("G", None, 16)  # reading this one again would fail
+    assert clock.per_step(2) == {"G": 6.0, "D": 2.0, LOOP_PHASE: 17.0}
+    clock.marks = clock.marks[:1] + [("G", Event(2.0), 16)] + clock.marks[2:] + [("D", Event(51.0), 33)]
+    assert clock.per_step(2)["D"] == (3 + 1 + 1) / 2
 
 
 def test_flops_are_counted_on_the_discriminator_the_trainer_builds():
