@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,7 +39,9 @@ from PIL import Image
 
 from bench.results import device_name, record
 from core.model_files import load_generator
-from training.metrics.consistency import generator_consistency, load_eval_split, scenes_consistency
+from training.metrics.consistency import (
+    ConsistencyResult, generator_consistency, load_eval_split, scenes_consistency,
+)
 from training.metrics.floaters import generator_floaters
 from training.metrics.groundtruth import GtFitSettings, gt_fit
 from training.metrics.sampling import full_circle_labels
@@ -93,12 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         record(f"default_model_gt_fit_psnr{suffix}", r.psnr, "dB", dev, note=what)
         record(f"default_model_gt_fit_ssim{suffix}", r.ssim, "SSIM", dev, note=what)
     if "consistency" in args.metrics:
-        for views, labels in (("", None), ("_full", full_circle_labels(4096, seed=0))):
-            r = generator_consistency(G, 32, res, 20.0, labels=labels, seed=0, batch=4, device=device)
-            view_a = "anywhere on the circle" if labels is not None else "yaw ~ N(0, 20 deg)"
-            what = (f"{model}; 32 heads, views 20 deg apart, view A {view_a}; depth agreement "
-                    f"{r.depth_agreement:.3f}, depth spread {r.depth_spread:.4f}, coverage {r.coverage:.2f}")
-            record(f"default_model_consistency_psnr{views}{suffix}", r.psnr, "dB", dev, note=what)
+        record_consistency(lambda labels: generator_consistency(G, 32, res, 20.0, labels=labels, seed=0, batch=4,
+                                                                device=device), model, 32, suffix, dev)
     if "floaters" in args.metrics:
         from training.synthetic_heads.cameras import eval_cameras
 
@@ -114,14 +113,23 @@ def ground_truth_consistency(data: Path, resolution: int, tag: str, heads: int =
     if len(split) < heads:
         raise SystemExit(f"{data}: the held-out split has {len(split)} heads, {heads} needed")
     scenes = [identity.gt for identity in split]
+    subject = (f"ground truth: held-out identities {split[0].identity}-{split[-1].identity} of {data.name} (their "
+               f"Gaussians) at {resolution} px")
+    record_consistency(lambda labels: scenes_consistency(scenes, resolution, 20.0, labels=labels, seed=0),
+                       subject, heads, f"@{tag}", device_name(torch.device("cpu")))
+
+
+def record_consistency(measure: Callable[[torch.Tensor | None], ConsistencyResult], subject: str, heads: int,
+                       suffix: str, device: str) -> None:
+    """Record ``default_model_consistency_psnr<suffix>`` (view A frontal) and ``..._full<suffix>`` (view A
+    anywhere on the circle) from ``measure(labels)``, which returns the pooled result for view-A ``labels``
+    (None: frontal)."""
     for views, labels in (("", None), ("_full", full_circle_labels(4096, seed=0))):
-        r = scenes_consistency(scenes, resolution, 20.0, labels=labels, seed=0)
+        r = measure(labels)
         view_a = "anywhere on the circle" if labels is not None else "yaw ~ N(0, 20 deg)"
-        what = (f"ground truth: held-out identities {split[0].identity}-{split[-1].identity} of {data.name} (their "
-                f"Gaussians) at {resolution} px; {heads} heads, views 20 deg apart, view A {view_a}; depth agreement "
+        what = (f"{subject}; {heads} heads, views 20 deg apart, view A {view_a}; depth agreement "
                 f"{r.depth_agreement:.3f}, depth spread {r.depth_spread:.4f}, coverage {r.coverage:.2f}")
-        record(f"default_model_consistency_psnr{views}@{tag}", r.psnr, "dB", device_name(torch.device("cpu")),
-               note=what)
+        record(f"default_model_consistency_psnr{views}{suffix}", r.psnr, "dB", device, note=what)
 
 
 if __name__ == "__main__":
