@@ -199,7 +199,7 @@ class GLSplatRenderer:
 
     def _point_attributes_at(self, first: int) -> None:
         """Point the instance attributes at splat ``first`` of the buffer (the VAO and VBO bound): OpenGL 3.3
-        has no base instance, so a run of the list starts by moving the pointers."""
+        has no base instance, so every run of the list, the first included, starts by moving the pointers."""
         stride = FLOATS_PER_SPLAT * 4
         for loc in range(3):
             GL.glVertexAttribPointer(loc, 4, GL.GL_FLOAT, GL.GL_FALSE, stride,
@@ -267,7 +267,6 @@ class GLSplatRenderer:
                 self._point_attributes_at(int(first))
                 GL.glDrawArraysInstanced(GL.GL_TRIANGLE_STRIP, 0, 4, int(end - first))
                 GL.glFlush()
-            self._point_attributes_at(0)
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
         GL.glDisable(GL.GL_BLEND)
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._display.fbo)
