@@ -55,7 +55,7 @@ def test_every_command_of_the_script_parses_with_the_recipe_of_the_docs():
     train = tyro.cli(TrainOptions, args=module_args(dry_run("train", "8"), "training"))
     assert (train.preset, train.resolution, train.batch, train.num_views) == ("cpu256", 256, 32, 4)
     assert train.d_channel_base == 16384 and train.stop_after_minutes == 8 and train.data == str(data.out)
-    assert (train.d_bf16_blocks, train.channels_last, train.batch_d_calls) == (4, True, True)  # the cpu256 recipe
+    assert (train.d_bf16_blocks, train.channels_last, train.batch_d_calls, train.g_cuda_graphs) == (4, True, True, True)
     assert train.gamma == pytest.approx(0.0002 * 256 ** 2 / 32, rel=0.03)
     resume = tyro.cli(TrainOptions, args=module_args(dry_run("resume", "7", "runs/x/snapshot"), "training"))
     assert resume.resume == "runs/x/snapshot" and resume.stop_after_minutes == 7
