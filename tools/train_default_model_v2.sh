@@ -24,6 +24,11 @@
 #   tools/train_default_model_v2.sh directions MODEL      # the slider file beside MODEL (PCA, 3D-measured and
 #                                                         # attribute sliders; the classifier trained on $DATA)
 #   tools/train_default_model_v2.sh editing MODEL REPORT  # the latent-editing tables (docs/latent-editing.md)
+#   tools/train_default_model_v2.sh ship MODEL REPORT     # HERE, on the CPU: MODEL becomes the embedded default
+#                                                         # (assets/default_model.safetensors), then its directions
+#                                                         # and editing tables from a small labelled set made on
+#                                                         # the CPU ($LABELS, 5,000 images at 128 px; ~45 min in
+#                                                         # all on 2 cores); DIRECTIONS_DEVICE=cuda on a GPU machine
 #
 # DRY_RUN=1 prints each command instead of running it (tests/training/test_default_model_v2.py parses them).
 # GPUS=N trains with torchrun on N GPUs of one host (batch 32 split evenly; the same run, faster).
@@ -64,6 +69,10 @@ train() {
   if (( GPUS > 1 )); then run torchrun --standalone --nproc_per_node "$GPUS" -m training "$@"
   else run "$PY" -m training "$@"; fi
 }
+LABELS=${LABELS:-out/labels128}  # `ship`'s labelled set for the attribute classifier (the CPU path)
+SHIPPED=assets/default_model.safetensors  # viewer/config.py DEFAULT_MODEL
+LABEL_ARGS=(--out "$LABELS" --num-identities 2500 --views-per-identity 2 --full-yaw-fraction 0.0 --resolution 128
+            --seed 7 --device "${DIRECTIONS_DEVICE:-cpu}")
 HANDOVER=${HANDOVER:-.handover/snap}     # full snapshots to resume from (gathered or expanded here)
 COMPACT=${COMPACT:-.handover/compact}     # a compact hand-over carried in from the repository (training/handover.py)
 COMPACT_OUT=${COMPACT_OUT:-.handover/out} # the compact form of the newest snapshot, written for `out`
@@ -148,9 +157,18 @@ case "${1:-}" in
     model=${2:?generator file}
     run "$PY" -m training.directions.evaluate --model "$model" --classifier "${model%.*}.classifier.pt" \
       --num-heads 32 --values -3 0 3 --resolution 128 --device "${DIRECTIONS_DEVICE:-cuda}" --out "${3:?report .md}" ;;
+  ship)  # the sixth session's CPU path (docs/latent-editing.md "Measured on the default model v2")
+    model=${2:?generator file}; report=${3:?report .md}
+    [[ "$model" -ef "$SHIPPED" ]] || run cp "$model" "$SHIPPED"
+    [[ -f "$LABELS/dataset.json" ]] || run "$PY" -m training.synthetic_heads "${LABEL_ARGS[@]}"
+    run "$PY" -m training.directions --model "$SHIPPED" --data "$LABELS" --classifier-resolution 128 --epochs 15 \
+      --yaws 0 45 -45 --device "${DIRECTIONS_DEVICE:-cpu}" --attribute-samples 1000 --measured-samples 600 \
+      --classifier-out "${model%.*}.classifier.pt"
+    run "$PY" -m training.directions.evaluate --model "$SHIPPED" --classifier "${model%.*}.classifier.pt" \
+      --num-heads 16 --drift-heads 4 --values -3 0 3 --device "${DIRECTIONS_DEVICE:-cpu}" --out "$report" ;;
   *)
     echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | unpack | export FILE" \
          "| report" \
          "| metrics MODEL [OUT.jsonl]" \
-         "| grids V1 V2 OUT.png | directions MODEL | editing MODEL REPORT" >&2; exit 2 ;;
+         "| grids V1 V2 OUT.png | directions MODEL | editing MODEL REPORT | ship MODEL REPORT" >&2; exit 2 ;;
 esac

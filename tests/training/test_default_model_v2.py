@@ -231,3 +231,24 @@ def test_unpack_stages_the_newest_hand_over_from_history(tmp_path):
     again = subprocess.run(["bash", "tools/train_default_model_v2.sh", "unpack"], cwd=repo, capture_output=True,
                            text=True, env=env)
     assert again.returncode == 2 and "remove it first" in again.stderr  # never over an earlier unpack
+
+
+def test_ship_makes_the_model_the_default_then_its_sliders_and_tables_on_the_cpu(tmp_path):
+    from training.directions.evaluate import EvaluateOptions
+    from training.directions.pipeline import DirectionsOptions
+
+    if os.name == "nt":
+        pytest.skip("bash script")
+    done = subprocess.run(["bash", str(SCRIPT), "ship", "out/v2_k.safetensors", "out/r.md"], cwd=ROOT,
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "DRY_RUN": "1", "LABELS": str(tmp_path / "labels")})
+    cp, labels, dirs, editing = (shlex.split(line) for line in done.stdout.strip().splitlines())
+    assert cp == ["cp", "out/v2_k.safetensors", "assets/default_model.safetensors"]
+    from viewer.config import DEFAULT_MODEL
+    assert ROOT / cp[2] == DEFAULT_MODEL  # what run_viewer.py opens
+    labelled = tyro.cli(DatasetConfig, args=module_args(labels, "training.synthetic_heads"))
+    assert labelled.out == tmp_path / "labels" and labelled.device == "cpu" and labelled.num_images == 5000
+    d = tyro.cli(DirectionsOptions, args=module_args(dirs, "training.directions"))
+    assert Path(d.model) == Path(cp[2]) and d.data == labelled.out and d.device == "cpu"
+    e = tyro.cli(EvaluateOptions, args=module_args(editing, "training.directions.evaluate"))
+    assert Path(e.model) == Path(cp[2]) and Path(e.classifier) == d.classifier_out_path and str(e.out) == "out/r.md"
