@@ -1,9 +1,10 @@
 """Render generator files on the CPU (torch backend) as uncurated seeds x views grids, models side by side.
 
+    # v1 (the default until 2026-12-02): git show 6d17583:assets/default_model.safetensors > v1.safetensors
     # the v1 grid of docs/training.md (front, three-quarter, side; psi 0.7)
-    python tools/default_model_grid.py assets/default_model.safetensors docs/images/training_synthetic_heads_128.png
+    python tools/default_model_grid.py v1.safetensors docs/images/training_synthetic_heads_128.png
     # round the head, psi 0.7 and 1.0 (two files, -psi0.7 / -psi1.0 before the extension)
-    python tools/default_model_grid.py assets/default_model.safetensors docs/images/default_model_v1_round.png \\
+    python tools/default_model_grid.py v1.safetensors docs/images/default_model_v1_round.png \\
         --yaws 0 45 90 135 180 --psi 0.7 1.0
     # v1 beside v2 at one resolution: each row is one seed, v1's views, a blank cell, v2's views
     python tools/default_model_grid.py v1.safetensors v2.safetensors docs/images/v1_v2.png --yaws 0 45 90 135 180 \\
