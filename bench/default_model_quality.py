@@ -96,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
         record(f"default_model_gt_fit_psnr{suffix}", r.psnr, "dB", dev, note=what)
         record(f"default_model_gt_fit_ssim{suffix}", r.ssim, "SSIM", dev, note=what)
     if "consistency" in args.metrics:
-        record_consistency(lambda labels: generator_consistency(G, 32, res, 20.0, labels=labels, seed=0, batch=4,
-                                                                device=device), model, 32, suffix, dev)
+        def measure(labels):
+            return generator_consistency(G, 32, res, 20.0, labels=labels, seed=0, batch=4, device=device)
+
+        record_consistency(measure, model, 32, suffix, dev)
     if "floaters" in args.metrics:
         from training.synthetic_heads.cameras import eval_cameras
 
@@ -113,8 +115,8 @@ def ground_truth_consistency(data: Path, resolution: int, tag: str, heads: int =
     if len(split) < heads:
         raise SystemExit(f"{data}: the held-out split has {len(split)} heads, {heads} needed")
     scenes = [identity.gt for identity in split]
-    subject = (f"ground truth: held-out identities {split[0].identity}-{split[-1].identity} of {data.name} (their "
-               f"Gaussians) at {resolution} px")
+    subject = (f"ground truth: held-out identities {split[0].identity}-{split[-1].identity} of {data.name} "
+               f"(their Gaussians) at {resolution} px")
     record_consistency(lambda labels: scenes_consistency(scenes, resolution, 20.0, labels=labels, seed=0),
                        subject, heads, f"@{tag}", device_name(torch.device("cpu")))
 

@@ -73,6 +73,19 @@ LABELS=${LABELS:-out/labels128}  # `ship`'s labelled set for the attribute class
 SHIPPED=assets/default_model.safetensors  # viewer/config.py DEFAULT_MODEL
 LABEL_ARGS=(--out "$LABELS" --num-identities 2500 --views-per-identity 2 --full-yaw-fraction 0.0 --resolution 128
             --seed 7 --device "${DIRECTIONS_DEVICE:-cpu}")
+# the attribute classifier trained for MODEL is kept beside it (MODEL.classifier.pt; `ship`: beside the file
+# shipped, not in assets/): `directions` / `ship` write it, `editing` / `ship` read it
+classifier_of() { echo "${1%.*}.classifier.pt"; }
+fit_directions() {  # fit_directions MODEL CLASSIFIER DATA DEVICE EPOCHS [OPTION ...]: the slider file beside MODEL
+  local model=$1 classifier=$2 data=$3 device=$4 epochs=$5
+  run "$PY" -m training.directions --model "$model" --data "$data" --classifier-resolution 128 --epochs "$epochs" \
+    --yaws 0 45 -45 --device "$device" "${@:6}" --classifier-out "$classifier"
+}
+editing_tables() {  # editing_tables MODEL CLASSIFIER DEVICE REPORT [OPTION ...]: the latent-editing tables of MODEL
+  local model=$1 classifier=$2 device=$3 report=$4
+  run "$PY" -m training.directions.evaluate --model "$model" --classifier "$classifier" "${@:5}" \
+    --device "$device" --out "$report"
+}
 HANDOVER=${HANDOVER:-.handover/snap}     # full snapshots to resume from (gathered or expanded here)
 COMPACT=${COMPACT:-.handover/compact}     # a compact hand-over carried in from the repository (training/handover.py)
 COMPACT_OUT=${COMPACT_OUT:-.handover/out} # the compact form of the newest snapshot, written for `out`
@@ -149,23 +162,22 @@ case "${1:-}" in
   grids)
     run "$PY" tools/default_model_grid.py "${2:?v1 file}" "${3:?v2 file}" "${4:?output .png}" \
       --yaws 0 45 90 135 180 --psi 0.7 1.0 --resolution 256 ;;
-  directions)  # the classifier is kept beside the model for `editing`
+  directions)
     model=${2:?generator file}
-    run "$PY" -m training.directions --model "$model" --data "$DATA" --classifier-resolution 128 --epochs 30 \
-      --yaws 0 45 -45 --device "${DIRECTIONS_DEVICE:-cuda}" --classifier-out "${model%.*}.classifier.pt" ;;
+    fit_directions "$model" "$(classifier_of "$model")" "$DATA" "${DIRECTIONS_DEVICE:-cuda}" 30 ;;
   editing)
     model=${2:?generator file}
-    run "$PY" -m training.directions.evaluate --model "$model" --classifier "${model%.*}.classifier.pt" \
-      --num-heads 32 --values -3 0 3 --resolution 128 --device "${DIRECTIONS_DEVICE:-cuda}" --out "${3:?report .md}" ;;
+    editing_tables "$model" "$(classifier_of "$model")" "${DIRECTIONS_DEVICE:-cuda}" "${3:?report .md}" \
+      --num-heads 32 --values -3 0 3 --resolution 128 ;;
   ship)  # the sixth session's CPU path (docs/latent-editing.md "Measured on the default model v2")
     model=${2:?generator file}; report=${3:?report .md}
     [[ "$model" -ef "$SHIPPED" ]] || run cp "$model" "$SHIPPED"
     [[ -f "$LABELS/dataset.json" ]] || run "$PY" -m training.synthetic_heads "${LABEL_ARGS[@]}"
-    run "$PY" -m training.directions --model "$SHIPPED" --data "$LABELS" --classifier-resolution 128 --epochs 15 \
-      --yaws 0 45 -45 --device "${DIRECTIONS_DEVICE:-cpu}" --attribute-samples 1000 --measured-samples 600 \
-      --classifier-out "${model%.*}.classifier.pt"
-    run "$PY" -m training.directions.evaluate --model "$SHIPPED" --classifier "${model%.*}.classifier.pt" \
-      --num-heads 16 --drift-heads 4 --values -3 0 3 --device "${DIRECTIONS_DEVICE:-cpu}" --out "$report" ;;
+    classifier=$(classifier_of "$model")
+    fit_directions "$SHIPPED" "$classifier" "$LABELS" "${DIRECTIONS_DEVICE:-cpu}" 15 --attribute-samples 1000 \
+      --measured-samples 600
+    editing_tables "$SHIPPED" "$classifier" "${DIRECTIONS_DEVICE:-cpu}" "$report" --num-heads 16 --drift-heads 4 \
+      --values -3 0 3 ;;
   *)
     echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | unpack | export FILE" \
          "| report" \

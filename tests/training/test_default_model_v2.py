@@ -55,7 +55,8 @@ def test_every_command_of_the_script_parses_with_the_recipe_of_the_docs():
     train = tyro.cli(TrainOptions, args=module_args(dry_run("train", "8"), "training"))
     assert (train.preset, train.resolution, train.batch, train.num_views) == ("cpu256", 256, 32, 4)
     assert train.d_channel_base == 16384 and train.stop_after_minutes == 8 and train.data == str(data.out)
-    assert (train.d_bf16_blocks, train.channels_last, train.batch_d_calls, train.g_cuda_graphs) == (4, True, True, True)
+    assert (train.d_bf16_blocks, train.channels_last, train.batch_d_calls, train.g_cuda_graphs) == (
+        4, True, True, True)  # the cpu256 recipe
     assert train.gamma == pytest.approx(0.0002 * 256 ** 2 / 32, rel=0.03)
     resume = tyro.cli(TrainOptions, args=module_args(dry_run("resume", "7", "runs/x/snapshot"), "training"))
     assert resume.resume == "runs/x/snapshot" and resume.stop_after_minutes == 7
@@ -251,4 +252,5 @@ def test_ship_makes_the_model_the_default_then_its_sliders_and_tables_on_the_cpu
     d = tyro.cli(DirectionsOptions, args=module_args(dirs, "training.directions"))
     assert Path(d.model) == Path(cp[2]) and d.data == labelled.out and d.device == "cpu"
     e = tyro.cli(EvaluateOptions, args=module_args(editing, "training.directions.evaluate"))
-    assert Path(e.model) == Path(cp[2]) and Path(e.classifier) == d.classifier_out_path and str(e.out) == "out/r.md"
+    assert Path(e.model) == Path(cp[2]) and Path(e.classifier) == d.classifier_out_path
+    assert str(e.out) == "out/r.md"

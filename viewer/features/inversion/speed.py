@@ -92,7 +92,8 @@ class StageSpeed:
         parts = [f"stage {i + 1}: {s:.2f} s/step" for i, s in enumerate(per_step) if s is not None]
         self.note = f"{'; '.join(parts)} ({how})"
         self.f.mark_dirty()
-        # A value the user typed this frame (before the per-frame sync saw it) is a choice too: never fill over it.
+        # A value the user typed this frame (before the per-frame sync saw it) is a choice too: never fill
+        # over it.
         self.sync_preset()
         if not self._user_chose and s1 is not None and s2 is not None:
             self.choose(ChoosePreset(default_preset(self.f.ui.device, per_step)), by_user=False)
