@@ -171,6 +171,7 @@ case "${1:-}" in
       --num-heads 32 --values -3 0 3 --resolution 128 ;;
   ship)  # the sixth session's CPU path (docs/latent-editing.md "Measured on the default model v2")
     model=${2:?generator file}; report=${3:?report .md}
+    [[ -f "$model" ]] || { echo "$model: no such generator file; $SHIPPED left as it is" >&2; exit 2; }
     [[ "$model" -ef "$SHIPPED" ]] || run cp "$model" "$SHIPPED"
     [[ -f "$LABELS/dataset.json" ]] || run "$PY" -m training.synthetic_heads "${LABEL_ARGS[@]}"
     classifier=$(classifier_of "$model")

@@ -240,11 +240,13 @@ def test_ship_makes_the_model_the_default_then_its_sliders_and_tables_on_the_cpu
 
     if os.name == "nt":
         pytest.skip("bash script")
-    done = subprocess.run(["bash", str(SCRIPT), "ship", "out/v2_k.safetensors", "out/r.md"], cwd=ROOT,
+    model = tmp_path / "v2_k.safetensors"
+    model.write_bytes(b"a generator file")
+    done = subprocess.run(["bash", str(SCRIPT), "ship", str(model), "out/r.md"], cwd=ROOT,
                           capture_output=True, text=True, check=True,
                           env={**os.environ, "DRY_RUN": "1", "LABELS": str(tmp_path / "labels")})
     cp, labels, dirs, editing = (shlex.split(line) for line in done.stdout.strip().splitlines())
-    assert cp == ["cp", "out/v2_k.safetensors", "assets/default_model.safetensors"]
+    assert cp == ["cp", str(model), "assets/default_model.safetensors"]
     from viewer.config import DEFAULT_MODEL
     assert ROOT / cp[2] == DEFAULT_MODEL  # what run_viewer.py opens
     labelled = tyro.cli(DatasetConfig, args=module_args(labels, "training.synthetic_heads"))
@@ -254,3 +256,17 @@ def test_ship_makes_the_model_the_default_then_its_sliders_and_tables_on_the_cpu
     e = tyro.cli(EvaluateOptions, args=module_args(editing, "training.directions.evaluate"))
     assert Path(e.model) == Path(cp[2]) and Path(e.classifier) == d.classifier_out_path
     assert str(e.out) == "out/r.md"
+
+
+def test_ship_refuses_a_missing_model_and_leaves_the_default_alone(tmp_path):
+    if os.name == "nt":
+        pytest.skip("bash script")
+    shipped = ROOT / "assets" / "default_model.safetensors"
+    before = shipped.stat().st_mtime_ns
+    cases = [([str(tmp_path / "nope.safetensors"), "r.md"], "no such generator file"),
+             ([str(tmp_path / "x")], "report .md"), ([], "generator file")]
+    for args, message in cases:
+        done = subprocess.run(["bash", str(SCRIPT), "ship", *args], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "LABELS": str(tmp_path / "labels")})  # not a dry run
+        assert done.returncode != 0 and done.stdout == "" and message in done.stderr, (args, done.stderr)
+    assert shipped.stat().st_mtime_ns == before and not (tmp_path / "labels").exists()
