@@ -19,7 +19,8 @@ psi 0.7, inverted with the true camera, compared with the true latent's renders)
 
 All heads run at once in stage 1 (one latent each, core.latent_fit batches them); stage 2 tunes one copy per
 head. Records ``inversion_gt_input_psnr``, ``inversion_gt_novel_psnr`` (estimated camera, the preset's space,
-stage 1 + 2), ``inversion_camera_error_deg`` and the bound with ``--record``.
+stage 1 + 2), ``inversion_camera_error_deg`` and the bound with ``--record`` (``--tag T``: the names get
+``@T``, the rule of bench.default_model_quality).
 
     python -m bench.inversion_groundtruth --model assets/default_model.safetensors --dataset data/heldout128 --record
     python -m bench.inversion_groundtruth --preset-model tiny --dataset DIR --heads 1 --steps 2 --tune-steps 1
@@ -346,6 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
     ap.add_argument("--figure-dir", type=Path, default=None, help="write figure.npz (one head) here")
     ap.add_argument("--record", action="store_true", help="record the figures in bench/results.json")
+    ap.add_argument("--tag", default="", help="with --record: names get @TAG (e.g. v2-run2-668), as in "
+                    "bench.default_model_quality, so several models stay side by side")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if args.model:

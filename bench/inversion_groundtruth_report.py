@@ -92,19 +92,21 @@ def record_figures(result: dict, args, device) -> None:
     n1 = stage1["heads"] if stage1 else 0
     missed = f" (MTCNN found no face in {args.heads - n1})" if n1 < args.heads else ""
     dev = device_name(device)
+    tag = f"@{args.tag}" if args.tag else ""  # bench.default_model_quality's rule: models side by side
     note = (f"{args.model} on {args.device}, preset {args.preset} ({result['settings']['latent']['steps']} + "
             f"{result['settings']['tuning']['steps']} steps, offline losses MSE+SSIM), space {space}, held-out heads "
             f"of {args.dataset.name}: stage 1 on {n1} of {args.heads}{missed}, stage 2 on "
             f"{len(row['input_psnr']) if row else 0}; input view {args.input_view}")
     if row:
-        record("inversion_gt_input_psnr", summarise(row["input_psnr"]), "dB", dev, note=note)
+        record("inversion_gt_input_psnr" + tag, summarise(row["input_psnr"]), "dB", dev, note=note)
         bound_note = f"; bound {summarise(result['bound']['psnr']):.2f} dB (W+ fit to all 10 views)" \
             if result["bound"] else ""
-        record("inversion_gt_novel_psnr", summarise(row["novel_psnr"]), "dB", dev, note=note + bound_note)
+        record("inversion_gt_novel_psnr" + tag, summarise(row["novel_psnr"]), "dB", dev,
+               note=note + bound_note)
     if stage1:  # the cameras do not change in stage 2: the median over every head of stage 1
-        record("inversion_camera_error_deg", float(np.median(stage1["camera_error_deg"])), "deg", dev,
+        record("inversion_camera_error_deg" + tag, float(np.median(stage1["camera_error_deg"])), "deg", dev,
                note=note + f" (median over the {n1} heads of stage 1, after its refinement)")
     if result["bound"]:
-        record("inversion_gt_bound_psnr", summarise(result["bound"]["psnr"]), "dB", dev,
+        record("inversion_gt_bound_psnr" + tag, summarise(result["bound"]["psnr"]), "dB", dev,
                note=f"W+ fit of {len(result['bound']['psnr'])} held-out heads of {args.dataset.name} to all 10 "
                f"evaluation views, {result['bound']['steps']} steps, {args.model} on {args.device}")

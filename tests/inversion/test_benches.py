@@ -95,7 +95,7 @@ def test_ground_truth_record_notes_say_what_was_measured(monkeypatch):
     result = {"settings": {"latent": {"space": "w", "steps": 60}, "tuning": {"steps": 30}}, "bound": None,
               "rows": {"estimated camera, W, stage 1": stage1, "estimated camera, W, stage 1+2": tuned}}
     args = argparse.Namespace(dataset=Path("data/heldout128"), model="m.safetensors", device="cpu", preset="quick",
-                              heads=6, input_view=0)
+                              heads=6, input_view=0, tag="")
     gt.record_figures(result, args, "cpu")
     assert set(recorded) == {"inversion_gt_input_psnr", "inversion_gt_novel_psnr", "inversion_camera_error_deg"}
     assert recorded["inversion_gt_input_psnr"][:2] == (26.0, "dB")
@@ -105,3 +105,8 @@ def test_ground_truth_record_notes_say_what_was_measured(monkeypatch):
     for part in ("m.safetensors on cpu", "preset quick (60 + 30 steps", "space W", "stage 1 on 5 of 6",
                  "no face in 1", "stage 2 on 2"):
         assert part in note, (part, note)
+    recorded.clear()  # --tag: the names get @TAG (bench.default_model_quality's rule), the values stay
+    gt.record_figures(result, argparse.Namespace(**{**vars(args), "tag": "v2-run2-668"}), "cpu")
+    assert set(recorded) == {"inversion_gt_input_psnr@v2-run2-668", "inversion_gt_novel_psnr@v2-run2-668",
+                             "inversion_camera_error_deg@v2-run2-668"}
+    assert recorded["inversion_camera_error_deg@v2-run2-668"][:2] == (3.0, "deg")
