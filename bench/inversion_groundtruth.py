@@ -350,6 +350,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tag", default="", help="with --record: names get @TAG (e.g. v2-run2-668), as in "
                     "bench.default_model_quality, so several models stay side by side")
     args = ap.parse_args(argv)
+    if not (args.dataset / "test" / "dataset.json").is_file():  # before the model loads: say what to make
+        ap.error(f"{args.dataset}: no held-out split ({args.dataset}/test/dataset.json); make one with "
+                 "python -m training.synthetic_heads --out DIR --test-fraction F (or --held-out-only)")
     device = torch.device(args.device)
     if args.model:
         G = load_generator(args.model, device).generator.float().eval()

@@ -25,6 +25,17 @@ def test_speed_bench_runs_with_stand_ins():
     assert "stage 1:" in out and "stand-in LPIPS/ID nets" in out
 
 
+def test_ground_truth_bench_without_a_held_out_split_says_how_to_make_one(tmp_path, capsys):
+    import bench.inversion_groundtruth as gt
+
+    (tmp_path / "heads").mkdir()  # a folder, but no test/ split in it
+    with pytest.raises(SystemExit) as exit_info:
+        gt.main(["--preset-model", "tiny", "--dataset", str(tmp_path / "heads"), "--device", "cpu"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "no held-out split" in err and "test/dataset.json" in err and "training.synthetic_heads" in err
+
+
 @pytest.mark.slow
 def test_ground_truth_bench_runs(tmp_path):
     data = tmp_path / "heads"
