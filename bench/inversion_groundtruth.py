@@ -52,6 +52,7 @@ from inversion.pivotal_tuning import tune_generator
 from inversion.pose import view_angle_error_deg
 from inversion.preprocess import InversionTarget, locate_face, prepare_aligned
 from inversion.steps import last_step
+from training.metrics.eval_split import held_out_labels
 
 DETECT_SIZE = 256  # px: the input view is upsampled to at least this for MTCNN
 
@@ -350,9 +351,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tag", default="", help="with --record: names get @TAG (e.g. v2-run2-668), as in "
                     "bench.default_model_quality, so several models stay side by side")
     args = ap.parse_args(argv)
-    if not (args.dataset / "test" / "dataset.json").is_file():  # before the model loads: say what to make
-        ap.error(f"{args.dataset}: no held-out split ({args.dataset}/test/dataset.json); make one with "
-                 "python -m training.synthetic_heads --out DIR --test-fraction F (or --held-out-only)")
+    try:  # before the model loads: a dataset without a held-out split says how to make one
+        held_out_labels(args.dataset)
+    except ValueError as exc:
+        ap.error(str(exc))
     device = torch.device(args.device)
     if args.model:
         G = load_generator(args.model, device).generator.float().eval()

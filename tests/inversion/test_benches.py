@@ -34,6 +34,10 @@ def test_ground_truth_bench_without_a_held_out_split_says_how_to_make_one(tmp_pa
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "no held-out split" in err and "test/dataset.json" in err and "training.synthetic_heads" in err
+    (tmp_path / "notes.txt").write_text("not a dataset")  # a file that is no zip: the same kind of answer
+    with pytest.raises(SystemExit):
+        gt.main(["--preset-model", "tiny", "--dataset", str(tmp_path / "notes.txt"), "--device", "cpu"])
+    assert "neither a dataset folder nor a zip" in capsys.readouterr().err
 
 
 @pytest.mark.slow

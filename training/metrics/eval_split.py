@@ -42,11 +42,7 @@ def load_eval_split(root: str | Path, limit: int | None = None) -> list[EvalIden
 
     root = Path(root)
     reader = _ZipReader(root) if root.is_file() else _DirReader(root)
-    try:
-        labels = json.loads(reader.read("test/dataset.json"))["labels"]
-    except (KeyError, FileNotFoundError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{root} has no held-out split (test/dataset.json: {exc}); write the dataset with "
-                         "--test-fraction > 0") from None
+    labels = _held_out_labels(root, reader)
     groups: dict[int, list[tuple[str, list[float]]]] = {}
     for name, label in labels:
         m = _EVAL_NAME.match(name)
@@ -66,6 +62,30 @@ def load_eval_split(root: str | Path, limit: int | None = None) -> list[EvalIden
         gt = reader.ply(f"test/gt/{identity:05d}.ply")
         out.append(EvalIdentity(identity, gt, cams, images, masks))
     return out
+
+
+def held_out_labels(root: str | Path) -> list[tuple[str, list[float]]]:
+    """The held-out split's ``(image name, camera label)`` pairs (``test/dataset.json`` of a folder or zip);
+    ``ValueError`` naming the command that writes one when the dataset has none. Cheap: a caller can check
+    a dataset with it before loading a model."""
+    root = Path(root)
+    if not root.is_file():
+        return _held_out_labels(root, _DirReader(root))
+    try:
+        reader = _ZipReader(root)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{root} is neither a dataset folder nor a zip ({exc})") from None
+    with reader.zf:
+        return _held_out_labels(root, reader)
+
+
+def _held_out_labels(root: Path, reader) -> list[tuple[str, list[float]]]:
+    try:
+        return json.loads(reader.read("test/dataset.json"))["labels"]
+    except (KeyError, FileNotFoundError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{root} has no held-out split (test/dataset.json: {exc}); write the dataset with "
+                         "python -m training.synthetic_heads --test-fraction > 0 (or --held-out-only)"
+                         ) from None
 
 
 class _DirReader:
