@@ -8,7 +8,8 @@ The data is a synthetic-heads dataset with a held-out split; its evaluation part
 --full-yaw-fraction 0.5 --resolution 256 --test-fraction 0.008 --seed 0 --held-out-only`` (the split of the v2
 dataset, tools/train_default_model_v2.sh). Figures (training/metrics; docs/default-model-v2.md):
 
-    default_model_gt_fit_psnr         dB, 16 held-out heads, W+ fitted to all 10 evaluation views (500 steps)
+    default_model_gt_fit_psnr         dB, 16 held-out heads, W+ fitted to all 10 evaluation views
+                                      (2,000 steps at lr 0.03: training.metrics.groundtruth.GtFitSettings)
     default_model_gt_fit_ssim         the same fits' SSIM
     default_model_consistency_psnr    dB, reprojection consistency, 32 heads, views 20 deg apart, view A
                                       frontal (yaw ~ N(0, 20 deg)): the protocol of v1's 26.3 dB
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
                     choices=["gt_fit", "consistency", "floaters"])
     ap.add_argument("--resolution", type=int, default=None)
     ap.add_argument("--tag", default="")
-    ap.add_argument("--gt-steps", type=int, default=500)
+    ap.add_argument("--gt-steps", type=int, default=GtFitSettings.steps, help="gt_fit: optimisation steps")
+    ap.add_argument("--gt-lr", type=float, default=GtFitSettings.lr, help="gt_fit: Adam step size (w units)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--figure", type=Path, default=None,
                     help="gt_fit: save the first 4 heads' truth (odd rows) and fits (even rows), 10 views, as PNG")
@@ -82,11 +84,12 @@ def main(argv: list[str] | None = None) -> None:
         if split is None:
             ap.error("gt_fit needs --data")
         t0 = time.time()
-        r = gt_fit(G, split, GtFitSettings(heads=16, steps=args.gt_steps, resolution=res), device=device,
-                   progress=True)
+        settings = GtFitSettings(heads=16, steps=args.gt_steps, lr=args.gt_lr, resolution=res)
+        r = gt_fit(G, split, settings, device=device, progress=True)
         what = (f"{model}; held-out identities {split[0].identity}-{split[15].identity} of {args.data.name}, "
                 f"W+ fitted to all 10 evaluation views, "
-                f"{args.gt_steps} steps; per view (0, -45, 45, -90, 90, -135, 135, 180, up, down): "
+                f"{args.gt_steps} steps at lr {args.gt_lr:g}; "
+                "per view (0, -45, 45, -90, 90, -135, 135, 180, up, down): "
                 + " ".join(f"{v:.1f}" for v in r.psnr_by_view) + f" dB; outside the true silhouette "
                 f"{100 * r.outside_gt:.2f} %; {time.time() - t0:.0f} s")
         if args.figure is not None:

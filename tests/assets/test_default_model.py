@@ -45,9 +45,9 @@ def test_size_and_format():
     assert MODEL.stat().st_size <= 25 * 2**20, "the default model must stay within about 25 MB"
     loaded = load_generator(MODEL, device="cpu")
     assert loaded.source_format == "splathead"
-    # the model card's (assets/README.md): default model v2 at 420 kimg, trained at 256 px
+    # the model card's (assets/README.md): default model v2 at 900 kimg, trained at 256 px
     assert loaded.generator.config.resolution == 256 and loaded.generator.config.num_gaussians == 21_760
-    assert loaded.metadata["weights_dtype"] == "float16" and loaded.metadata["kimg"] == 420.0
+    assert loaded.metadata["weights_dtype"] == "float16" and loaded.metadata["kimg"] == 900.0
 
 
 def test_float16_weights_and_directions_belong_to_the_file():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -128,6 +130,28 @@ def test_the_ground_truth_scores_perfectly_and_a_shifted_head_does_not(split_dat
     shifted = GaussianSet(g.means + torch.tensor([0.03, 0.0, 0.0]), g.quats, g.log_scales, g.opacity_logits, g.sh)
     off = score_scene(shifted, ident, images, masks)
     assert 8.0 < off.psnr_all < 30.0 and max(off.ssim_views) < 0.99 and len(off.psnr_views) == 10
+
+
+def test_a_zipped_split_loads_as_the_folder_does_and_is_closed(split_dataset, tmp_path, monkeypatch):
+    import shutil
+    import zipfile
+
+    from training.metrics import eval_split
+
+    archive = Path(shutil.make_archive(str(tmp_path / "ds"), "zip", split_dataset))
+    opened: list[zipfile.ZipFile] = []
+
+    class Tracked(zipfile.ZipFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(eval_split.zipfile, "ZipFile", Tracked)
+    zipped, folder = load_eval_split(archive), load_eval_split(split_dataset)
+    assert [z.identity for z in zipped] == [f.identity for f in folder] == [1, 2]
+    assert all(np.array_equal(z.images, f.images) for z, f in zip(zipped, folder))
+    assert len(eval_split.held_out_labels(archive)) == 20
+    assert len(opened) == 2 and all(z.fp is None for z in opened)  # both readers closed their zip
 
 
 def test_targets_at_another_resolution_are_the_writers_renders(split_dataset, tmp_path):

@@ -45,6 +45,8 @@ from typing import Literal
 
 import torch
 
+from training.metrics.groundtruth import GtFitSettings
+
 DESCRIPTION = (
     "Compute metrics of a generator file and print one JSON line per metric. Metrics: fid<N>k[_full] and "
     "fid3d_<N>k[_full] (Inception FID; N thousand generated images, against all real images with _full), "
@@ -76,7 +78,9 @@ class MetricsConfig:
         consistency_offset_deg: yaw between its two views.
         consistency_views: view A of the consistency metric: "frontal" (yaw ~ N(0, 20 deg), pitch ~ N(0,
             5 deg)), "full" (yaw uniform over the circle, same pitch) or "data" (the --data labels).
-        gt_heads, gt_steps, gt_space, gt_batch: the ground-truth fit: held-out heads, optimisation steps,
+        gt_heads, gt_steps, gt_lr, gt_space, gt_batch: the ground-truth fit: held-out heads, optimisation
+            steps, Adam step size (w units; the defaults are the recorded protocol,
+            training/metrics/groundtruth.py),
             latent space ("w+" or "w"), heads fitted together (independently; lower it on the CPU).
         floaters_heads, floaters_psi: random heads for the floaters metric and their truncation.
         resolution: render resolution (default: the held-out split's for gt_fit and floaters, the
@@ -99,7 +103,8 @@ class MetricsConfig:
     consistency_offset_deg: float = 20.0
     consistency_views: Literal["frontal", "full", "data"] = "frontal"
     gt_heads: int = 16
-    gt_steps: int = 500
+    gt_steps: int = GtFitSettings.steps
+    gt_lr: float = GtFitSettings.lr
     gt_space: Literal["w+", "w"] = "w+"
     gt_batch: int = 16
     floaters_heads: int = 64
@@ -219,9 +224,10 @@ def _split(cfg: MetricsConfig, names: tuple[str, ...]):
 
 
 def _gt_fit(cfg: MetricsConfig, G, split, device: torch.device) -> dict:
-    from training.metrics.groundtruth import GtFitSettings, gt_fit
+    from training.metrics.groundtruth import gt_fit
 
-    settings = GtFitSettings(cfg.gt_heads, cfg.gt_steps, cfg.gt_space, cfg.resolution, cfg.seed, cfg.gt_batch)
+    settings = GtFitSettings(heads=cfg.gt_heads, steps=cfg.gt_steps, lr=cfg.gt_lr, space=cfg.gt_space,
+                             resolution=cfg.resolution, seed=cfg.seed, batch=cfg.gt_batch)
     result = gt_fit(G, split, settings, device=device, progress=sys.stderr.isatty())
     return {f"gt_fit_{k}": v for k, v in result.as_dict().items()}
 

@@ -38,11 +38,15 @@ _EVAL_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
 def load_eval_split(root: str | Path, limit: int | None = None) -> list[EvalIdentity]:
     """The held-out split of a dataset written by ``python -m training.synthetic_heads`` (folder or zip):
     ``test/dataset.json``, ``test/images``, ``test/mask`` and ``test/gt/IIIII.ply``. ``limit``: first identities."""
+    root = Path(root)
+    with _open_reader(root) as reader:
+        return _load_identities(root, reader, _held_out_labels(root, reader), limit)
+
+
+def _load_identities(root: Path, reader, labels: list[tuple[str, list[float]]],
+                     limit: int | None) -> list[EvalIdentity]:
     from PIL import Image
 
-    root = Path(root)
-    reader = _ZipReader(root) if root.is_file() else _DirReader(root)
-    labels = _held_out_labels(root, reader)
     groups: dict[int, list[tuple[str, list[float]]]] = {}
     for name, label in labels:
         m = _EVAL_NAME.match(name)
@@ -69,14 +73,19 @@ def held_out_labels(root: str | Path) -> list[tuple[str, list[float]]]:
     ``ValueError`` naming the command that writes one when the dataset has none. Cheap: a caller can check
     a dataset with it before loading a model."""
     root = Path(root)
+    with _open_reader(root) as reader:
+        return _held_out_labels(root, reader)
+
+
+def _open_reader(root: Path) -> "_DirReader | _ZipReader":
+    """The dataset's reader (a context manager: a zip is closed on leaving); ``ValueError`` for a file that
+    is no zip."""
     if not root.is_file():
-        return _held_out_labels(root, _DirReader(root))
+        return _DirReader(root)
     try:
-        reader = _ZipReader(root)
+        return _ZipReader(root)
     except zipfile.BadZipFile as exc:
         raise ValueError(f"{root} is neither a dataset folder nor a zip ({exc})") from None
-    with reader.zf:
-        return _held_out_labels(root, reader)
 
 
 def _held_out_labels(root: Path, reader) -> list[tuple[str, list[float]]]:
@@ -92,6 +101,12 @@ class _DirReader:
     def __init__(self, root: Path):
         self.root = root
 
+    def __enter__(self) -> "_DirReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
     def read(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
 
@@ -106,6 +121,12 @@ class _ZipReader:
     def __init__(self, path: Path):
         self.zf = zipfile.ZipFile(path)
         self.names = set(self.zf.namelist())
+
+    def __enter__(self) -> "_ZipReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.zf.close()
 
     def read(self, name: str) -> bytes:
         if name not in self.names:
