@@ -52,7 +52,7 @@ from inversion.pivotal_tuning import tune_generator
 from inversion.pose import view_angle_error_deg
 from inversion.preprocess import InversionTarget, locate_face, prepare_aligned
 from inversion.steps import last_step
-from training.metrics.eval_split import held_out_labels
+from training.metrics.eval_split import held_out_labels, load_eval_split
 
 DETECT_SIZE = 256  # px: the input view is upsampled to at least this for MTCNN
 
@@ -71,26 +71,32 @@ class Heads:
 
 
 def load_heads(root: Path, count: int, res: int, input_view: int) -> Heads:
-    data = json.loads((root / "test" / "dataset.json").read_text())
-    labels = dict((n, lab) for n, lab in data["labels"])
-    ids = sorted({n.split("_")[0] for n in labels})[:count]
-    if not ids:
+    """The first ``count`` held-out heads of the dataset at ``root`` (folder or zip; read by
+    training.metrics.eval_split, the split's owner): their evaluation views resized to ``res`` (LANCZOS),
+    masks, the shared cameras and each head's native-size photo (view ``input_view``)."""
+    split = load_eval_split(root, limit=count)
+    if not split:
         raise SystemExit(f"{root}/test holds no held-out head; make one with --test-fraction")
-    names0 = [f"{ids[0]}_{v:02d}.png" for v in range(NUM_VIEWS)]
-    cams = Cameras.from_label(torch.tensor([labels[n] for n in names0], dtype=torch.float32))
+    cams = split[0].cameras
     images, masks, photos = [], [], []
-    for ident in ids:
-        names = [f"{ident}_{v:02d}.png" for v in range(NUM_VIEWS)]
-        if not torch.allclose(torch.tensor([labels[n] for n in names]), cams.to_label(), atol=1e-5):
-            raise SystemExit(f"head {ident}: its evaluation cameras differ from the first head's")
-        rgb = [Image.open(root / "test" / "images" / n).convert("RGB") for n in names]
-        alpha = [Image.open(root / "test" / "mask" / n).convert("L") for n in names]
-        photos.append(np.asarray(rgb[input_view]))
-        images.append(np.stack([np.asarray(i.resize((res, res), Image.LANCZOS)) for i in rgb]))
-        masks.append(np.stack([np.asarray(a.resize((res, res), Image.LANCZOS)) for a in alpha]))
+    for ident in split:
+        if not torch.allclose(ident.cameras.to_label(), cams.to_label(), atol=1e-5):
+            raise SystemExit(f"head {ident.identity:05d}: its evaluation cameras differ from the first "
+                             "head's")
+        if ident.masks is None:
+            raise SystemExit(f"{root}: the held-out split has no masks (test/mask); write it again with "
+                             "python -m training.synthetic_heads")
+        photos.append(ident.images[input_view])
+        images.append(np.stack([_resized(im, res) for im in ident.images]))
+        masks.append(np.stack([_resized(m, res) for m in ident.masks]))
     img = torch.from_numpy(np.stack(images)).permute(0, 1, 4, 2, 3).float() / 255.0
     msk = torch.from_numpy(np.stack(masks)).float()[:, :, None] / 255.0
-    return Heads([f"head {i}" for i in ids], img, msk, cams, np.stack(photos))
+    return Heads([f"head {i.identity:05d}" for i in split], img, msk, cams, np.stack(photos))
+
+
+def _resized(image: np.ndarray, res: int) -> np.ndarray:
+    """``[H, W(, 3)]`` uint8 -> ``[res, res(, 3)]`` uint8 (PIL LANCZOS)."""
+    return np.asarray(Image.fromarray(image).resize((res, res), Image.LANCZOS))
 
 
 def view_metrics(G, ws: torch.Tensor, cams: Cameras, gt: torch.Tensor, views: list[int]) -> dict:
@@ -272,10 +278,8 @@ def self_consistency(G, args, settings, objective) -> dict:
 
 
 def load_cameras(args) -> Cameras:
-    data = json.loads((args.dataset / "test" / "dataset.json").read_text())
-    first = sorted(n for n, _ in data["labels"])[:NUM_VIEWS]
-    labels = dict((n, lab) for n, lab in data["labels"])
-    return Cameras.from_label(torch.tensor([labels[n] for n in first], dtype=torch.float32))
+    """The held-out split's evaluation cameras ``[V]`` (the first head's; every head shares them)."""
+    return load_eval_split(args.dataset, limit=1)[0].cameras
 
 
 FIGURE_VIEWS = (2, 4, 7)  # indices into the dataset's evaluation views (their labels go into figure.npz)

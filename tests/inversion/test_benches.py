@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +39,24 @@ def test_ground_truth_bench_without_a_held_out_split_says_how_to_make_one(tmp_pa
     with pytest.raises(SystemExit):
         gt.main(["--preset-model", "tiny", "--dataset", str(tmp_path / "notes.txt"), "--device", "cpu"])
     assert "neither a dataset folder nor a zip" in capsys.readouterr().err
+
+
+def test_ground_truth_heads_come_from_the_split_owner_folder_or_zip(tmp_path):
+    import shutil
+
+    import bench.inversion_groundtruth as gt
+    from training.synthetic_heads.config import DatasetConfig
+    from training.synthetic_heads.dataset import write_dataset
+
+    data = tmp_path / "heads"
+    write_dataset(DatasetConfig(out=data, num_identities=3, views_per_identity=1, resolution=32, seed=2,
+                                test_fraction=0.67, workers=1, device="cpu"), progress=False)
+    heads = gt.load_heads(data, 5, 16, input_view=0)
+    assert heads.labels == ["head 00001", "head 00002"]  # the held-out identities, at most ``count``
+    assert tuple(heads.images.shape) == (2, 10, 3, 16, 16) and tuple(heads.masks.shape) == (2, 10, 1, 16, 16)
+    assert heads.photos.shape == (2, 32, 32, 3) and len(heads.cameras) == 10
+    zipped = gt.load_heads(Path(shutil.make_archive(str(tmp_path / "heads"), "zip", data)), 1, 16, 0)
+    assert zipped.labels == ["head 00001"] and torch.equal(zipped.images[0], heads.images[0])
 
 
 @pytest.mark.slow
