@@ -53,6 +53,7 @@ from inversion.pose import view_angle_error_deg
 from inversion.preprocess import InversionTarget, locate_face, prepare_aligned
 from inversion.steps import last_step
 from training.metrics.eval_split import held_out_labels, load_eval_split
+from training.metrics.groundtruth import GtFitSettings
 
 DETECT_SIZE = 256  # px: the input view is upsampled to at least this for MTCNN
 
@@ -236,10 +237,11 @@ def run_rows(G, heads: Heads, args, settings, objective) -> dict:
 
 
 def bound(G, heads: Heads, steps: int) -> dict:
-    """The W+ fit to all 10 views of every head (core.latent_fit), PSNR/SSIM of all views and of the 9 others."""
+    """The W+ fit to all 10 views of every head (core.latent_fit at gt_fit's step size, GtFitSettings),
+    PSNR/SSIM of all views and of the 9 others."""
     device = next(G.parameters()).device
     fit = fit_latent(G, FitTarget(heads.images.to(device), heads.cameras.to(device)),
-                     LatentFitConfig(steps=steps, space="w+", lr=0.03))
+                     LatentFitConfig(steps=steps, space="w+", lr=GtFitSettings.lr))
     every = view_metrics(G, fit.ws.cpu(), heads.cameras, heads.images, list(range(NUM_VIEWS)))
     return {"steps": steps, "psnr": every["psnr"], "ssim": every["ssim"], "view_psnr": every["view_psnr"],
             "views_psnr": views_mean(every["view_psnr"])}
@@ -345,7 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="override a setting, e.g. latent.lr=0.01 tuning.geometry_weight=0 (experiments)")
     ap.add_argument("--variant", action="append", default=[], metavar="'A=1 B=2'",
                     help="also run the rows with these overrides on top (repeatable; experiments)")
-    ap.add_argument("--bound-steps", type=int, default=500, help="0: no bound")
+    ap.add_argument("--bound-steps", type=int, default=GtFitSettings.steps,
+                    help="the bound's fit (default: gt_fit's, training.metrics.groundtruth; 0: no bound)")
     ap.add_argument("--no-self-consistency", action="store_true")
     ap.add_argument("--sc-heads", type=int, default=8, help="random latents in the self-consistency case")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

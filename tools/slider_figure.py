@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from core.camera import orbit_cameras
-from core.editing import LatentEdit, base_from_seed, find_directions, match_target
+from core.editing import (
+    DirectionsFileError, LatentEdit, base_from_seed, find_directions, match_target, measure_ws,
+)
 from core.model_files import load_generator
 from core.render import render
 from training.run_dir import save_grid
@@ -57,7 +59,6 @@ def match_cases(G: torch.nn.Module, dirs, psi: float) -> list[str]:
     for name, seed, target in MATCH_CASES:
         edit = LatentEdit(base_from_seed(G, seed, psi))
         if name == "head_width":  # a relative target: the head's own width times the factor
-            from core.editing import measure_ws
             m = dirs.measurement(name)
             target = tuple(float(x) * target for x in measure_ws(G, edit.ws(dirs)[None], m)[0])
         t0 = time.time()
@@ -89,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out} exists; not overwritten (remove it first)", file=sys.stderr)
         return 2
     G = load_generator(args.model, "cpu").generator.eval()
-    dirs = find_directions(args.model)
+    try:
+        dirs = find_directions(args.model)
+    except DirectionsFileError as exc:  # another model's file, or a damaged one
+        print(f"{args.model}: {exc}", file=sys.stderr)
+        return 2
     if dirs is None:
         print(f"{args.model} has no directions file beside it (python -m training.directions)",
               file=sys.stderr)
@@ -99,12 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not in the directions file: {', '.join(missing)} (it has {', '.join(dirs.names)})",
               file=sys.stderr)
         return 2
-    torch.set_grad_enabled(False)
     grid = slider_grid(G, dirs, args.sliders, args.seeds, args.values, args.psi, args.yaw, args.resolution)
     save_grid(args.out, grid)
     print(f"wrote {args.out}: rows {', '.join(args.sliders)}; seeds {args.seeds} at {args.values}")
     if args.match:
-        torch.set_grad_enabled(True)
         print("\n".join(match_cases(G, dirs, args.psi)))
     return 0
 

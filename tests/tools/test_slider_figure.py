@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core.editing import directions_path, file_sha256, pca_direction_set, save_directions
@@ -34,6 +35,7 @@ def test_rows_are_sliders_and_columns_move_with_the_value(model, tmp_path, capsy
     argv = [str(model), str(out), "--sliders", "PCA0", "PCA1", "--seeds", "0", "1",
             "--values", "-3", "0", "3", "--resolution", "32"]
     assert slider_figure.main(argv) == 0
+    assert torch.is_grad_enabled()  # the tool leaves the process as it found it
     img = np.asarray(Image.open(out)).astype(np.float32)
     assert img.shape == (2 * 32, 6 * 32, 3)
     cells = img.reshape(2, 32, 6, 32, 3).transpose(0, 2, 1, 3, 4)  # [slider, column, R, R, 3]
@@ -56,4 +58,9 @@ def test_refusals_leave_files_alone(model, tmp_path, capsys):
     bare.write_bytes(model.read_bytes())
     assert slider_figure.main([str(bare), str(tmp_path / "c.png"), "--sliders", "PCA0"]) == 2
     assert "no directions file" in capsys.readouterr().err
-    assert not any((tmp_path / n).exists() for n in ("a.jpg", "b.png", "c.png"))
+    other = tmp_path / "other.safetensors"  # a directions file that belongs to another model
+    save_generator(lively_tiny_generator(seed=2, gate_std=0.2), other)
+    Path(directions_path(other)).write_bytes(Path(directions_path(model)).read_bytes())
+    assert slider_figure.main([str(other), str(tmp_path / "d.png"), "--sliders", "PCA0"]) == 2
+    assert "other.safetensors" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("a.jpg", "b.png", "c.png", "d.png"))

@@ -180,6 +180,26 @@ def responsive_generator():
     return lively_tiny_generator(seed=1, gate_std=0.2)
 
 
+def test_the_fit_runs_at_the_settings_step_size_and_length(split_dataset, responsive_generator, monkeypatch):
+    import core.latent_fit
+    from training.metrics.groundtruth import fit_latent_multiview
+
+    with pytest.raises(ValueError, match="lr > 0"):
+        GtFitSettings(lr=0.0)
+    seen = []
+
+    def spy(G, target, config):
+        seen.append(config)
+        return type("Fit", (), {"ws": torch.zeros(target.images.shape[0], 1, G.config.w_dim)})()
+
+    monkeypatch.setattr(core.latent_fit, "fit_latent", spy)
+    images = torch.zeros(2, 10, 8, 8, 3)
+    fit_latent_multiview(responsive_generator, images, load_eval_split(split_dataset)[0].cameras,
+                         GtFitSettings(steps=7, lr=0.02, space="w"))
+    assert (seen[0].steps, seen[0].lr, seen[0].space) == (7, 0.02, "w")
+    assert (GtFitSettings().steps, GtFitSettings().lr) == (2000, 0.03)  # the recorded protocol (docstring)
+
+
 def test_gt_fit_fits_every_head_and_improves_with_steps(split_dataset, responsive_generator):
     pytest.importorskip("core.latent_fit", reason="core.latent_fit (inversion issue) has not landed")
     split = load_eval_split(split_dataset)

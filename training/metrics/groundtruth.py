@@ -19,8 +19,8 @@ compared:
 It is an upper bound for inversion (the fit sees every side of the head and the true cameras) and a
 measure of the generator's expressiveness on unseen heads, independent of any pretrained network.
 
-Protocol (:class:`GtFitSettings`; measured on the H200, docs/default-model-v2.md "The metrics"): the fit
-must be close to converged, or the figure measures the optimiser instead of the generator. The first
+Protocol (:class:`GtFitSettings`; measured on the H200, docs/default-model-v2.md "At 900 kimg, shipped"):
+the fit must be close to converged, or the figure measures the optimiser instead of the generator. The first
 protocol (500 steps at core.latent_fit's default lr 0.01) was not: the default model v2 at 900 kimg scored
 23.7 dB there, 27.6 at 2,000 steps and 29.0 at 4,000. 2,000 steps at lr 0.03 (inversion stage 1's step
 size) reach 28.7-28.8 dB (three runs within 0.11 dB) and rank v1 (24.9 dB) and v2 as every longer fit
