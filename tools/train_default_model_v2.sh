@@ -27,8 +27,9 @@
 #   tools/train_default_model_v2.sh ship MODEL REPORT     # HERE, on the CPU: MODEL becomes the embedded default
 #                                                         # (assets/default_model.safetensors), then its directions
 #                                                         # and editing tables from a small labelled set made on
-#                                                         # the CPU ($LABELS, 5,000 images at 128 px; ~45 min in
-#                                                         # all on 2 cores); DIRECTIONS_DEVICE=cuda on a GPU machine
+#                                                         # the CPU ($LABELS, 5,000 images at 128 px; 25-45 min
+#                                                         # on 2 cores) and the sliders picture (REPORT's stem
+#                                                         # .sliders.png); DIRECTIONS_DEVICE=cuda on a GPU machine
 #
 # DRY_RUN=1 prints each command instead of running it (tests/training/test_default_model_v2.py parses them).
 # GPUS=N trains with torchrun on N GPUs of one host (batch 32 split evenly; the same run, faster).
@@ -178,7 +179,9 @@ case "${1:-}" in
     fit_directions "$SHIPPED" "$classifier" "$LABELS" "${DIRECTIONS_DEVICE:-cpu}" 15 --attribute-samples 1000 \
       --measured-samples 600
     editing_tables "$SHIPPED" "$classifier" "${DIRECTIONS_DEVICE:-cpu}" "$report" --num-heads 16 --drift-heads 4 \
-      --values -3 0 3 ;;
+      --values -3 0 3
+    # the sliders picture and the target-matching cases of docs/latent-editing.md, beside the report
+    run "$PY" tools/slider_figure.py "$SHIPPED" "${report%.md}.sliders.png" --match ;;
   *)
     echo "usage: $0 data | train MINUTES | resume MINUTES [SOURCE] | lease MINUTES | out K | unpack | export FILE" \
          "| report" \

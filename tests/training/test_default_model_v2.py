@@ -245,7 +245,7 @@ def test_ship_makes_the_model_the_default_then_its_sliders_and_tables_on_the_cpu
     done = subprocess.run(["bash", str(SCRIPT), "ship", str(model), "out/r.md"], cwd=ROOT,
                           capture_output=True, text=True, check=True,
                           env={**os.environ, "DRY_RUN": "1", "LABELS": str(tmp_path / "labels")})
-    cp, labels, dirs, editing = (shlex.split(line) for line in done.stdout.strip().splitlines())
+    cp, labels, dirs, editing, sliders = (shlex.split(line) for line in done.stdout.strip().splitlines())
     assert cp == ["cp", str(model), "assets/default_model.safetensors"]
     from viewer.config import DEFAULT_MODEL
     assert ROOT / cp[2] == DEFAULT_MODEL  # what run_viewer.py opens
@@ -256,6 +256,7 @@ def test_ship_makes_the_model_the_default_then_its_sliders_and_tables_on_the_cpu
     e = tyro.cli(EvaluateOptions, args=module_args(editing, "training.directions.evaluate"))
     assert Path(e.model) == Path(cp[2]) and Path(e.classifier) == d.classifier_out_path
     assert str(e.out) == "out/r.md"
+    assert sliders[1:] == ["tools/slider_figure.py", cp[2], "out/r.sliders.png", "--match"]
 
 
 def test_ship_refuses_a_missing_model_and_leaves_the_default_alone(tmp_path):
