@@ -64,13 +64,8 @@ def measure(model: str | None, resolution: int, views: int) -> dict:
         arrays = gl_splats.splat_arrays(G(z, truncation_psi=0.7).gaussians[0])
 
     class OnePixelQuads(gl_splats.GLSplatRenderer):
-        def _upload(self, view, K, width, height, splat_scale):  # the same splats, every quad one pixel
-            real = gl_splats.project
-            gl_splats.project = lambda *a: _one_pixel(real(*a))
-            try:
-                super()._upload(view, K, width, height, splat_scale)
-            finally:
-                gl_splats.project = real
+        def _instances(self, *args):  # the same splats, every quad one pixel
+            return _one_pixel(super()._instances(*args))
 
     full, fixed = gl_splats.GLSplatRenderer(), OnePixelQuads()
     full.set_scene(arrays)

@@ -216,11 +216,17 @@ class GLSplatRenderer:
         """Keep ``arrays`` (see :func:`splat_arrays`) for the following draws; None shows only the background."""
         self._scene = arrays if arrays is not None and len(arrays) else None
 
+    def _instances(self, scene: SplatArrays, view: np.ndarray, K: Sequence[float], width: int, height: int,
+                   splat_scale: float) -> np.ndarray:
+        """The per-splat instance data of one draw, sorted (:func:`project`); bench.gl_draw overrides it to
+        draw the same splats as one-pixel quads (the draw without the fill)."""
+        return project(scene, view, K, width, height, splat_scale)
+
     def _upload(self, view: np.ndarray, K: Sequence[float], width: int, height: int, splat_scale: float) -> None:
         if self._scene is None:
             self.count = 0
             return
-        data = project(self._scene, view, K, width, height, splat_scale)
+        data = self._instances(self._scene, view, K, width, height, splat_scale)
         if len(data):
             GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.vbo)
             if data.nbytes > self._capacity:
