@@ -121,8 +121,11 @@ def pipeline_time(args, device: torch.device) -> None:
     total = time.perf_counter() - t0
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     dev = device_name(device)
+    fit = settings.latent.max_resolution
+    fitted = f", fitted at {fit} px" if 0 < fit < G.config.resolution else ""
     note = (f"{args.model}, preset {recipe} ({settings.latent.steps} + {settings.tuning.steps} steps, offline losses "
-            f"MSE+SSIM), one {G.config.resolution} px photo ({os.path.basename(args.photo)}), whole pipeline; "
+            f"MSE+SSIM{fitted}), one {G.config.resolution} px photo ({os.path.basename(args.photo)}), "
+            "whole pipeline; "
             f"load average {load:.1f} at the end (a shared machine)")
     print(f"pipeline: preprocess {result.preprocess_seconds:.1f} s, stage 1 {result.latent.seconds:.1f} s, stage 2 "
           f"{result.tuning.seconds:.1f} s, total {total:.1f} s on {dev} ({note})")

@@ -46,8 +46,10 @@ class Preset:
         pretrained_losses: LPIPS and ID are on (their networks are downloaded on first use); False: MSE + SSIM
             only, nothing to download or run besides the generator (``quick``: what a laptop CPU can afford).
         summary: one line for a user: what it is for and what it costs (measured; see docs/inversion.md).
-        seconds_cpu_default: measured wall time on the default model (128 px) with 2 CPU cores, one photo,
-            offline losses (None: not measured).
+        max_resolution: both stages fit at most at this many px (0: the model's resolution). ``quick`` fits
+            at 128: on the CPU the render's cost grows with the pixels, and the default model v2 is 256 px.
+        seconds_cpu_default: measured wall time on the default model with 2 CPU cores, one photo, offline
+            losses (None: not measured).
         seconds_gpu_512: measured wall time for a cgs512 model on one H200, one photo, all losses (None: not
             measured).
     """
@@ -60,13 +62,15 @@ class Preset:
     locality_every: int
     pretrained_losses: bool
     summary: str
+    max_resolution: int = 0
     seconds_cpu_default: float | None = None
     seconds_gpu_512: float | None = None
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("quick", 60, 30, 2, 1e-3, 2, False,
-           "a first look: the pose and a likeness, MSE + SSIM only (no downloads); the default on the CPU"),
+           "a first look: the pose and a likeness, MSE + SSIM only (no downloads), fitted at 128 px; the "
+           "default on the CPU", max_resolution=128),
     Preset("standard", 200, 100, 4, 3e-4, 1, True, "the default on a GPU: a close fit in seconds"),
     Preset("thorough", 500, 300, 4, 3e-4, 1, True, "PTI's budget: the closest fit"),
 )}
@@ -88,9 +92,10 @@ def preset_settings(name: str = DEFAULT_PRESET, *, resolution: int, framing: Fac
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESET_NAMES)}")
     p = PRESETS[name]
-    latent = LatentConfig(steps=p.latent_steps, batch_size=p.batch_size, preview_every=0)
+    latent = LatentConfig(steps=p.latent_steps, batch_size=p.batch_size, preview_every=0,
+                          max_resolution=p.max_resolution)
     tune = TuningConfig(steps=p.tuning_steps, lr=p.tuning_lr, batch_size=p.batch_size,
-                        locality_every=p.locality_every, preview_every=0)
+                        locality_every=p.locality_every, preview_every=0, max_resolution=p.max_resolution)
     if offline or not p.pretrained_losses:
         latent = dataclasses.replace(latent, losses=offline_weights(latent.losses))
         tune = dataclasses.replace(tune, losses=offline_weights(tune.losses))

@@ -51,6 +51,8 @@ class LatentConfig:
             :func:`core.camera_search.grid_offsets`), camera_search_deg: their offset (degrees),
             camera_search_steps: the steps of the run spent on the search (fewer than ``steps``).
         preview_every: attach a preview image every this many steps (and on the last); 0 = never.
+        max_resolution: fit at most at this many px (photos downsampled, renders at that size; 0: the photos'
+            own). The render's cost grows with the pixels: the ``quick`` preset fits at 128 on the CPU.
         seed: photo subsets and noise.
     """
 
@@ -71,11 +73,14 @@ class LatentConfig:
     camera_search_deg: float = 4.0
     camera_search_steps: int = 20
     preview_every: int = 1
+    max_resolution: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_resolution < 0 or 0 < self.max_resolution < 16:
+            raise ValueError(f"max_resolution must be 0 or >= 16 px, got {self.max_resolution}")
         self.fit_config()  # validates the rest
         self.camera_offsets()
         if self.camera_candidates > 1 and not 0 < self.camera_search_steps < self.steps:
@@ -150,7 +155,7 @@ def invert_latent(G: Generator, target: InversionTarget, cfg: LatentConfig, obje
         cuda_graphs: see :func:`core.latent_fit.fit_latent_steps`.
     """
     device = next(G.parameters()).device
-    target = target.to(device)
+    target = target.to(device).at_most(cfg.max_resolution)
     fit = cfg.fit_steps(G, fit_target(target), ws_init=start,
                         extra_loss=perceptual_loss(objective, target, cuda_graphs), cancel=cancel,
                         cuda_graphs=cuda_graphs)

@@ -62,6 +62,7 @@ class TuningConfig:
             (0 weight: off; PTI: 0.1, 30, 0.5, every step, a fresh sample per step = pool 0).
         lpips_stop: stop early once this step's LPIPS is at or below it (None: never).
         preview_every: attach a preview every this many steps (and on the last); 0 = never.
+        max_resolution: tune at most at this many px (as :class:`inversion.latent_search.LatentConfig`).
         seed: batch choice, locality samples.
     """
 
@@ -83,10 +84,13 @@ class TuningConfig:
     locality_pool: int = 16
     lpips_stop: float | None = None
     preview_every: int = 1
+    max_resolution: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         Schedule(self.lr, self.steps, self.warmup, self.rampdown)
+        if self.max_resolution < 0 or 0 < self.max_resolution < 16:
+            raise ValueError(f"max_resolution must be 0 or >= 16 px, got {self.max_resolution}")
         if self.batch_size < 1 or self.locality_every < 1:
             raise ValueError("batch_size and locality_every must be >= 1")
         if min(self.locality_weight, self.geometry_weight, self.hidden_weight, self.weight_anchor, self.view_weight, self.anchor_views,
@@ -233,7 +237,7 @@ def tune_generator(G: Generator, pivot: torch.Tensor, target: InversionTarget, c
         cuda_graphs: replay the tuned copy's synthesis from CUDA graphs (None: when usable).
     """
     device = next(G.parameters()).device
-    target = target.to(device)
+    target = target.to(device).at_most(cfg.max_resolution)
     n, res = len(target), target.resolution
     c = G.config
     schedule = Schedule(cfg.lr, cfg.steps, cfg.warmup, cfg.rampdown)

@@ -192,6 +192,16 @@ class InversionTarget:
         return InversionTarget(self.images.to(device), self.weights.to(device), self.cameras.to(device),
                                self.names)
 
+    def at_most(self, resolution: int) -> InversionTarget:
+        """The same photos downsampled (antialiased bilinear) to ``resolution`` px when they are larger, else
+        ``self``; 0 = unchanged. The cameras stay: their intrinsics are normalised by image size."""
+        if resolution <= 0 or self.resolution <= resolution:
+            return self
+        size = (resolution, resolution)
+        down = lambda x: torch.nn.functional.interpolate(x, size=size, mode="bilinear",  # noqa: E731
+                                                         antialias=True, align_corners=False).clamp(0.0, 1.0)
+        return InversionTarget(down(self.images), down(self.weights), self.cameras, self.names)
+
 
 def make_target(aligned: list[AlignedPhoto]) -> InversionTarget:
     """Stack aligned photos into one :class:`InversionTarget`."""

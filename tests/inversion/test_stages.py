@@ -111,3 +111,34 @@ def test_cancel_event_and_close_stop_a_stage(tiny_G, tiny_target):
     cancel2.set()
     assert last_step(invert_latent(tiny_G, tiny_target, cfg, _mse_objective(), cancel=cancel2)) is None
     assert all(p.requires_grad for p in tiny_G.parameters())  # flags restored after a cancelled stage 1
+
+
+def test_both_stages_fit_at_most_max_resolution(tiny_G, tiny_target):
+    """``max_resolution`` fits a downsampled copy of the photos (the quick preset's 128 px on the CPU): the
+    previews come out at that size, the cameras are unchanged (their intrinsics are resolution-free), and a
+    photo already that small is used as it is."""
+    from inversion.config import PRESETS, preset_settings
+
+    half = tiny_target.at_most(16)
+    assert tuple(half.images.shape) == (2, 3, 16, 16) and tuple(half.weights.shape) == (2, 1, 16, 16)
+    assert half.cameras is tiny_target.cameras and tiny_target.at_most(32) is tiny_target
+    assert tiny_target.at_most(0) is tiny_target
+    assert torch.allclose(half.images.mean(), tiny_target.images.mean(), atol=0.02)  # an average, not a crop
+    mse = LossWeights(id=0.0, mse=1.0, lpips=0.0)
+    cfg = LatentConfig(steps=2, batch_size=2, refine_cameras=False, losses=mse, max_resolution=16)
+    latent = list(invert_latent(tiny_G, tiny_target, cfg, _mse_objective()))
+    assert latent[-1].preview.shape == (16, 16, 3)
+    pivot = latent[-1].ws.expand(1, tiny_G.config.num_ws, -1).contiguous()
+    tuned = list(tune_generator(tiny_G, pivot, tiny_target, TuningConfig(
+        steps=1, batch_size=2, losses=LossWeights(id=0.0, mse=1.0, lpips=0.0), max_resolution=16),
+        _mse_objective()))
+    assert tuned[-1].preview.shape == (16, 16, 3)
+    for bad in (8, -1):
+        with pytest.raises(ValueError, match="max_resolution"):
+            LatentConfig(max_resolution=bad)
+        with pytest.raises(ValueError, match="max_resolution"):
+            TuningConfig(max_resolution=bad)
+    quick = preset_settings("quick", resolution=256)
+    assert PRESETS["quick"].max_resolution == 128
+    assert quick.latent.max_resolution == quick.tuning.max_resolution == 128
+    assert preset_settings("standard", resolution=256).latent.max_resolution == 0

@@ -240,10 +240,21 @@ def test_presets_and_the_loss_plot(session):
     assert session.state.panel.tuning.steps == 300 and session.state.panel.preset == "thorough"
     session.state.panel.latent.steps = 123  # typed by hand: no preset any more
     pump(app, session, lambda: session.state.panel.preset == "", "custom steps")
-    session.speed._set((0.5, 2.0), "test")
+    assert session.speed.presets()[0].seconds is None  # nothing preprocessed, nothing measured
+    session.target = SimpleNamespace(resolution=32)  # photos preprocessed at 32 px: every preset fits at 32
+    session.speed._set({32: (0.5, 2.0)}, "test")
     pump(app, session, lambda: session.state.info.presets[0].seconds is not None, "estimates")
     assert [p.seconds for p in session.state.info.presets] == [
         p.latent_steps * 0.5 + p.tuning_steps * 2.0 for p in PRESETS.values()]
+    assert "32 px: stage 1 0.50, stage 2 2.00 s/step (test)" == session.speed.note
+    # a 256 px model: quick fits at 128 px (Preset.max_resolution), the others at 256, each at its own speed
+    session.target = SimpleNamespace(resolution=256)
+    session.speed._set({128: (0.5, 2.0), 256: (1.0, 5.0)}, "test")
+    quick, standard, thorough = session.speed.presets()
+    assert quick.seconds == 60 * 0.5 + 30 * 2.0 and standard.seconds == 200 * 1.0 + 100 * 5.0
+    assert session.speed.per_step == (1.0, 5.0)  # the form was filled from thorough
+    session.target = SimpleNamespace(resolution=32)
+    session.speed._set({32: (0.5, 2.0)}, "test")
     assert [p.summary for p in session.state.info.presets] == [p.summary for p in PRESETS.values()]
     # a measurement that ends in the frame where the user typed a value keeps the value (it used to choose the
     # device's preset over it before the per-frame sync had seen the edit)
@@ -252,8 +263,9 @@ def test_presets_and_the_loss_plot(session):
     pump(app, session, lambda: session.state.panel.preset == "quick", "quick")
     session.speed._user_chose = False  # the preset came from the device, not from the user
     session.state.panel.latent.ssim_weight = 0.25
-    session.speed._set((0.5, 2.0), "test")  # would choose "standard" (within the time budget at these speeds)
+    session.speed._set({32: (0.5, 2.0)}, "test")  # would choose "standard" (within the time budget)
     assert session.state.panel.latent.ssim_weight == 0.25 and session.state.panel.preset == ""
+    session.target, session.speed.by_resolution = None, {}  # as the other tests expect the session
     # the plot: total, then weight * term for terms with a weight; LPIPS at weight 0 is not drawn
     history = {"total": np.array([1.2, 1.0]), "mse": np.array([10.0, 9.0]), "lpips": np.array([0.5, 0.4]),
                "id": np.array([0.2, 0.2]), "ssim": np.array([0.4, 0.3])}

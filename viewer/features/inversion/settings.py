@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from functools import lru_cache
+from typing import Mapping
 
 from ui_state.inversion import (
     OFFLINE_LABEL, STAND_IN_LABEL, WEIGHTS_DIR_LABEL, InversionMessage, InversionPanel, StageForm,
@@ -120,16 +121,32 @@ def form_matches(p: InversionPanel, name: str) -> bool:
     return _form_values(p) == _preset_form(name)
 
 
-def default_preset(device: str, seconds_per_step: tuple[float | None, float | None] = (None, None)) -> str:
-    """The preset that fits the device: with a measured speed, the largest whose estimate is within
-    ``TIME_BUDGET_S``; before that, ``inversion.config.default_preset`` (*quick* on a CPU, *standard* on a GPU)."""
+def default_preset(device: str, estimates: Mapping[str, float | None] | None = None) -> str:
+    """The preset that fits the device: with every preset's estimated seconds known (``estimates``), the
+    largest within ``TIME_BUDGET_S``; before that, ``inversion.config.default_preset`` (*quick* on a CPU,
+    *standard* on a GPU)."""
     from inversion.config import default_preset as config_default
 
-    s1, s2 = seconds_per_step
-    if s1 is not None and s2 is not None:
-        fits = [n for n, (a, b) in preset_steps().items() if a * s1 + b * s2 <= TIME_BUDGET_S]
+    if estimates and all(estimates.get(n) is not None for n in preset_names()):
+        fits = [n for n in preset_names() if estimates[n] <= TIME_BUDGET_S]
         return fits[-1] if fits else preset_names()[0]
     return config_default(device.split(":")[0])
+
+
+def fit_resolution(name: str, photo_resolution: int) -> int:
+    """The px preset ``name`` fits at for photos of ``photo_resolution`` (its ``max_resolution``, if
+    lower)."""
+    from inversion.config import PRESETS
+
+    cap = PRESETS[name].max_resolution
+    return min(cap, photo_resolution) if cap > 0 else photo_resolution
+
+
+def at_resolution(settings, resolution: int):
+    """``settings`` (an ``InversionSettings``) with both stages fitting at ``resolution`` px."""
+    latent = replace(settings.latent, max_resolution=resolution)
+    tuning = None if settings.tuning is None else replace(settings.tuning, max_resolution=resolution)
+    return replace(settings, latent=latent, tuning=tuning)
 
 
 def estimate_s(steps: tuple[int, int], seconds_per_step: tuple[float | None, float | None]) -> float | None:

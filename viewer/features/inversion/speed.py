@@ -1,20 +1,24 @@
 """The Inversion panel's presets and time estimates: how fast the two stages run on this device.
 
 The speed is measured, not guessed: after preprocessing, a short worker job runs a few throw-away steps of each
-stage with the panel's settings (``stages.speed_job``); every finished real run then replaces the figure of its
-stage with its own average. Estimate = seconds per step x steps. The presets (quick / standard / thorough) are
+stage with the panel's settings (``stages.speed_job``), once at every resolution a preset fits at
+(``quick`` fits a 256 px model at 128 px, ``inversion.config.Preset.max_resolution``); every finished real
+run then replaces the figure of its stage at its resolution with its own average. Estimate = seconds per step
+x steps at the preset's resolution. The presets (quick / standard / thorough) are
 ``inversion.config.PRESETS``: choosing one fills the whole form (``settings.fill_form``); the default is the
 largest that fits ``settings.TIME_BUDGET_S`` on this device.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from ui_state.actions import ChoosePreset
 from ui_state.inversion import PresetInfo
 from viewer.features.inversion import stages
 from viewer.features.inversion.settings import (
-    default_preset, estimate_s, fill_form, form_matches, latent_settings, preset_names, preset_steps,
-    tuning_settings,
+    at_resolution, base_preset, default_preset, estimate_s, fill_form, fit_resolution, form_matches,
+    latent_settings, preset_names, preset_steps, tuning_settings,
 )
 
 SPEED_JOB = "inversion_speed"
@@ -26,7 +30,8 @@ class StageSpeed:
 
     def __init__(self, feature) -> None:
         self.f = feature
-        self.per_step: tuple[float | None, float | None] = (None, None)
+        # (stage 1, stage 2) seconds per step at each fit resolution (px) measured so far
+        self.by_resolution: dict[int, tuple[float | None, float | None]] = {}
         self.note = ""
         self._user_chose = False
 
@@ -43,8 +48,22 @@ class StageSpeed:
     def presets(self) -> tuple[PresetInfo, ...]:
         from inversion.config import PRESETS
 
-        return tuple(PresetInfo(name, a, b, estimate_s((a, b), self.per_step), PRESETS[name].summary)
+        return tuple(PresetInfo(name, a, b, estimate_s((a, b), self._speed_of(name)), PRESETS[name].summary)
                      for name, (a, b) in preset_steps().items())
+
+    def _resolution(self, name: str) -> int | None:
+        """The px preset ``name`` fits the preprocessed photos at (None before preprocessing)."""
+        target = self.f.target
+        return None if target is None else fit_resolution(name, target.resolution)
+
+    def _speed_of(self, name: str) -> tuple[float | None, float | None]:
+        return self.by_resolution.get(self._resolution(name), (None, None))
+
+    @property
+    def per_step(self) -> tuple[float | None, float | None]:
+        """Seconds per step of (stage 1, stage 2) with the form's settings (the preset it was filled from sets
+        the resolution); (None, None) while unknown."""
+        return self._speed_of(base_preset(self.f.state.panel))
 
     def sync_preset(self) -> None:
         """The form no longer holds its preset's values (the user changed one): no preset is chosen (the settings
@@ -66,37 +85,52 @@ class StageSpeed:
             s2 = tuning_settings(f.state.panel, s1)
         except ValueError:
             return
-        work = stages.speed_job(s1, s2, f.target, f._base_source(), f.ui.device, f._stop)
-        if f.studio.jobs.start_on_worker(SPEED_JOB, work, on_done=self._measured):
+        resolutions = sorted({fit_resolution(n, f.target.resolution) for n in preset_names()})
+        pairs = []
+        for r in resolutions:
+            at = at_resolution(s2, r)
+            pairs.append((dataclasses.replace(at, tuning=None), at))
+        work = stages.speed_job(pairs, f.target, f._base_source(), f.ui.device, f._stop)
+        done = lambda per_step: self._measured(resolutions, per_step)  # noqa: E731
+        if f.studio.jobs.start_on_worker(SPEED_JOB, work, on_done=done):
             self.note = "measuring the speed on this device..."
             f.mark_dirty()
 
-    def _measured(self, per_step) -> None:
-        if per_step is None:
+    def _measured(self, resolutions: list[int], per_steps) -> None:
+        """The speed job's ``per_steps``: one (stage 1, stage 2) pair per entry of ``resolutions`` (None: it
+        stopped or failed)."""
+        if per_steps is None:
             self.note = ""
             self.f.mark_dirty()
         else:
-            self._set(per_step, f"measured on {self.f.ui.device}")
+            self._set(dict(zip(resolutions, per_steps)), f"measured on {self.f.ui.device}")
 
     def learn(self, stage: int, result) -> None:
-        """A finished run of stage ``stage`` (0 or 1) with ``steps_done`` and ``seconds``: its own speed."""
-        if result is None or result.steps_done < MIN_STEPS_TO_LEARN:
+        """A finished run of stage ``stage`` (0 or 1) with ``steps_done`` and ``seconds``: its own speed, at
+        the resolution the form's preset fits at."""
+        res = self._resolution(base_preset(self.f.state.panel))
+        if result is None or result.steps_done < MIN_STEPS_TO_LEARN or res is None:
             return
-        per_step = list(self.per_step)
+        per_step = list(self.by_resolution.get(res, (None, None)))
         per_step[stage] = result.seconds / result.steps_done
-        self._set(tuple(per_step), f"from the last runs on {self.f.ui.device}")
+        self._set({**self.by_resolution, res: tuple(per_step)}, f"from the last runs on {self.f.ui.device}")
 
-    def _set(self, per_step, how: str) -> None:
-        self.per_step = per_step
-        s1, s2 = per_step
-        parts = [f"stage {i + 1}: {s:.2f} s/step" for i, s in enumerate(per_step) if s is not None]
+    def _set(self, by_resolution: dict, how: str) -> None:
+        self.by_resolution = by_resolution
+        parts = []
+        for res, pair in sorted(by_resolution.items()):
+            steps = ", ".join(f"stage {i + 1} {s:.2f}" for i, s in enumerate(pair) if s is not None)
+            if steps:
+                parts.append(f"{res} px: {steps} s/step")
         self.note = f"{'; '.join(parts)} ({how})"
         self.f.mark_dirty()
         # A value the user typed this frame (before the per-frame sync saw it) is a choice too: never fill
         # over it.
         self.sync_preset()
-        if not self._user_chose and s1 is not None and s2 is not None:
-            self.choose(ChoosePreset(default_preset(self.f.ui.device, per_step)), by_user=False)
+        if not self._user_chose:
+            estimates = {p.name: p.seconds for p in self.presets()}
+            if all(v is not None for v in estimates.values()):
+                self.choose(ChoosePreset(default_preset(self.f.ui.device, estimates)), by_user=False)
 
     def poll(self) -> None:
         """A measurement that was cancelled (a real run started) or failed leaves no "measuring..." behind."""

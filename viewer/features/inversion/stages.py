@@ -140,36 +140,41 @@ def save_job(out, result, settings, source: str, device: str, frames: int, extra
 CALIBRATION_STEPS = 3  # per stage; the first step loads the loss networks, so the later ones are timed
 
 
-def speed_job(settings1, settings2, target, source: str, device: str, stop: threading.Event):
-    """Worker job: a few throw-away steps of each stage with the panel's settings (random-weight stand-ins for
-    missing loss files: same networks, same speed) on the worker's generator; returns ``(seconds per stage-1
-    step, seconds per stage-2 step)``. Nothing it computes is kept."""
+def speed_job(pairs, target, source: str, device: str, stop: threading.Event):
+    """Worker job: a few throw-away steps of each stage for every ``(stage 1, stage 2)`` settings pair of
+    ``pairs`` (the panel's settings at each resolution a preset fits at; random-weight stand-ins for missing
+    loss files: same networks, same speed) on the worker's generator; returns one ``(seconds per stage-1
+    step, seconds per stage-2 step)`` per pair. Nothing it computes is kept."""
 
     def work(ctx: JobContext, gpu):
         from inversion.pipeline import StageFinished, StepDone, latent_events, tuning_events
 
-        nets = dataclasses.replace(settings1.networks, allow_random=True)
-        s1 = dataclasses.replace(settings1, networks=nets, latent=dataclasses.replace(
-            settings1.latent, steps=CALIBRATION_STEPS, preview_every=0), publish_every=CALIBRATION_STEPS)
-        s2 = dataclasses.replace(settings2, networks=nets, tuning=dataclasses.replace(
-            settings2.tuning, steps=CALIBRATION_STEPS, preview_every=0), publish_every=10 ** 9)
         G = gpu.generator(source, device)
-        per_step, latent = [], None
-        for stage, events in (("latent", lambda: latent_events(G, target, s1, stop)),
-                              ("tuning", lambda: tuning_events(G, target, latent, s2, stop))):
-            times = []
-            for ev in events():
-                if isinstance(ev, StepDone):
-                    times.append(ev.seconds)
-                    ctx.progress((len(per_step) + ev.step / ev.total) / 2, f"measuring the speed ({stage})")
-                elif isinstance(ev, StageFinished) and stage == "latent":
-                    latent = ev.result
-                if stop.is_set():
+        out = []
+        for k, (settings1, settings2) in enumerate(pairs):
+            nets = dataclasses.replace(settings1.networks, allow_random=True)
+            s1 = dataclasses.replace(settings1, networks=nets, latent=dataclasses.replace(
+                settings1.latent, steps=CALIBRATION_STEPS, preview_every=0), publish_every=CALIBRATION_STEPS)
+            s2 = dataclasses.replace(settings2, networks=nets, tuning=dataclasses.replace(
+                settings2.tuning, steps=CALIBRATION_STEPS, preview_every=0), publish_every=10 ** 9)
+            per_step, latent = [], None
+            for stage, events in (("latent", lambda: latent_events(G, target, s1, stop)),
+                                  ("tuning", lambda: tuning_events(G, target, latent, s2, stop))):
+                times = []
+                for ev in events():
+                    if isinstance(ev, StepDone):
+                        times.append(ev.seconds)
+                        done = 2 * k + len(per_step) + ev.step / ev.total
+                        ctx.progress(done / (2 * len(pairs)), f"measuring the speed ({stage})")
+                    elif isinstance(ev, StageFinished) and stage == "latent":
+                        latent = ev.result
+                    if stop.is_set():
+                        return None
+                    yield
+                if len(times) < 2 or (stage == "latent" and latent is None):
                     return None
-                yield
-            if len(times) < 2 or (stage == "latent" and latent is None):
-                return None
-            per_step.append((times[-1] - times[0]) / (len(times) - 1))
-        return tuple(per_step)
+                per_step.append((times[-1] - times[0]) / (len(times) - 1))
+            out.append(tuple(per_step))
+        return tuple(out)
 
     return work
