@@ -50,7 +50,7 @@ from inversion.objective import LossNetworks, Objective
 from inversion.photos import photo_from_array
 from inversion.pivotal_tuning import tune_generator
 from inversion.pose import view_angle_error_deg
-from inversion.preprocess import InversionTarget, locate_face, prepare_aligned
+from inversion.preprocess import InversionTarget, downsampled, locate_face, prepare_aligned
 from inversion.steps import last_step
 from training.metrics.eval_split import held_out_labels, load_eval_split
 from training.metrics.groundtruth import GtFitSettings
@@ -144,6 +144,8 @@ def stage1(G, images, cams: Cameras, weights, latent_cfg, refine: bool):
     ``refine`` False: the cameras stay as given (no refinement, no camera search)."""
     if not refine:
         latent_cfg = dataclasses.replace(latent_cfg, refine_cameras=False, camera_candidates=1)
+    r = latent_cfg.max_resolution  # as inversion.latent_search.invert_latent does
+    images, weights = downsampled(images, r), downsampled(weights, r)
     fit = None
     for fit in latent_cfg.fit_steps(G, FitTarget(images, cams, weights)):
         pass

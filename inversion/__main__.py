@@ -48,9 +48,13 @@ OVERRIDES: dict[str, dict[str, tuple[str, type, str]]] = {
         "--noise": ("latent.noise_strength", float, "latent noise strength (x w_std)"),
         "--camera-lr": ("latent.camera_lr", float, "camera refinement step size (radians)"),
         "--no-camera-refine": ("latent.refine_cameras", bool, "keep the estimated cameras"),
+        "--fit-resolution": ("latent.max_resolution", int, "fit at most at this many px (0: the photos' own; "
+                             "quick: 128)"),
     },
     "stage 2: pivotal tuning": {
         "--tune-steps": ("tuning.steps", int, "optimisation steps (0: skip stage 2)"),
+        "--tune-fit-resolution": ("tuning.max_resolution", int,
+                                  "tune at most at this many px (0: the photos' own; quick: 128)"),
         "--tune-lr": ("tuning.lr", float, "learning rate"),
         "--tune-batch-size": ("tuning.batch_size", int, "photos per step"),
         "--tune-id-weight": ("tuning.losses.id", float, "identity loss weight"),
@@ -85,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     ap.add_argument("--framing", default="synthetic-heads", choices=sorted(FRAMINGS),
                     help="the model's face framing")
-    ap.add_argument("--resolution", type=int, default=None, help="aligned/render size (default: the model's)")
+    ap.add_argument("--resolution", type=int, default=None,
+                    help="aligned photo size (default: the model's); the fit may run smaller "
+                         "(--fit-resolution)")
     ap.add_argument("--camera-model", default="pnp", choices=typing.get_args(CameraModel),
                     help="the camera estimated from the landmarks: pnp keeps the full PnP pose, orbit snaps it onto "
                          "the sphere the generator was trained on")

@@ -46,7 +46,7 @@ class Preset:
         pretrained_losses: LPIPS and ID are on (their networks are downloaded on first use); False: MSE + SSIM
             only, nothing to download or run besides the generator (``quick``: what a laptop CPU can afford).
         summary: one line for a user: what it is for and what it costs (measured; see docs/inversion.md).
-        max_resolution: both stages fit at most at this many px (0: the model's resolution). ``quick`` fits
+        max_resolution: both stages fit at most at this many px (0: the aligned photos' own). ``quick`` fits
             at 128: on the CPU the render's cost grows with the pixels, and the default model v2 is 256 px.
         seconds_cpu_default: measured wall time on the default model with 2 CPU cores, one photo, offline
             losses (None: not measured).

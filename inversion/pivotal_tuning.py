@@ -237,7 +237,9 @@ def tune_generator(G: Generator, pivot: torch.Tensor, target: InversionTarget, c
         cuda_graphs: replay the tuned copy's synthesis from CUDA graphs (None: when usable).
     """
     device = next(G.parameters()).device
-    target = target.to(device).at_most(cfg.max_resolution)
+    target = target.to(device)
+    photo_res = target.resolution  # the geometry anchor's unit is a photo pixel, whatever max_resolution is
+    target = target.at_most(cfg.max_resolution)
     n, res = len(target), target.resolution
     c = G.config
     schedule = Schedule(cfg.lr, cfg.steps, cfg.warmup, cfg.rampdown)
@@ -263,7 +265,8 @@ def tune_generator(G: Generator, pivot: torch.Tensor, target: InversionTarget, c
     local = cfg.locality_weight > 0
     # one graph call per step: pivot and locality latent together (a graph's batch is fixed)
     synthesis = _synthesis(tuned, 2 if local else 1, cuda_graphs if not local or cfg.locality_every == 1 else False)
-    px = 1.0 / (float(target.cameras.intrinsics[0, 0, 0]) * res) * float(orbit_angles(target.cameras[0])[2])
+    focal_px = float(target.cameras.intrinsics[0, 0, 0]) * photo_res
+    px = float(orbit_angles(target.cameras[0])[2]) / focal_px
     cams_cpu = Cameras(target.cameras.cam2world.detach().cpu(), target.cameras.intrinsics.detach().cpu())
     for step in range(cfg.steps):
         if cancelled(cancel):

@@ -193,14 +193,23 @@ class InversionTarget:
                                self.names)
 
     def at_most(self, resolution: int) -> InversionTarget:
-        """The same photos downsampled (antialiased bilinear) to ``resolution`` px when they are larger, else
+        """The same photos downsampled (:func:`downsampled`) to ``resolution`` px when they are larger, else
         ``self``; 0 = unchanged. The cameras stay: their intrinsics are normalised by image size."""
         if resolution <= 0 or self.resolution <= resolution:
             return self
-        size = (resolution, resolution)
-        down = lambda x: torch.nn.functional.interpolate(x, size=size, mode="bilinear",  # noqa: E731
-                                                         antialias=True, align_corners=False).clamp(0.0, 1.0)
-        return InversionTarget(down(self.images), down(self.weights), self.cameras, self.names)
+        return InversionTarget(downsampled(self.images, resolution), downsampled(self.weights, resolution),
+                               self.cameras, self.names)
+
+
+def downsampled(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """``[..., C, R, R]`` in [0, 1] -> ``[..., C, resolution, resolution]`` (antialiased bilinear); ``x``
+    itself when ``resolution`` is 0 or not smaller than R."""
+    if resolution <= 0 or x.shape[-1] <= resolution:
+        return x
+    flat = x.reshape(-1, *x.shape[-3:])
+    out = torch.nn.functional.interpolate(flat, size=(resolution, resolution), mode="bilinear",
+                                          antialias=True, align_corners=False).clamp(0.0, 1.0)
+    return out.reshape(*x.shape[:-2], resolution, resolution)
 
 
 def make_target(aligned: list[AlignedPhoto]) -> InversionTarget:

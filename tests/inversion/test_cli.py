@@ -92,3 +92,15 @@ def test_cli_refuses_to_replace_results_unless_asked(tmp_path, model_file, astro
     # no tuning this time: the earlier run's tuned generator does not stay beside these results
     assert not (out / "generator_tuned.safetensors").exists()
     assert (out / "notes.txt").read_text() == "the user's own notes"  # not a result: never touched
+
+
+def test_the_fit_resolution_is_the_presets_unless_overridden():
+    from inversion.__main__ import build_parser, settings_from_args
+
+    base = ["photo.jpg", "--model", "m.safetensors", "--out", "o", "--device", "cpu", "--preset", "quick"]
+    quick = settings_from_args(build_parser().parse_args(base), 256)
+    assert (quick.latent.max_resolution, quick.tuning.max_resolution) == (128, 128)
+    full = settings_from_args(build_parser().parse_args(base + ["--fit-resolution", "0",
+                                                                "--tune-fit-resolution", "0"]), 256)
+    assert (full.latent.max_resolution, full.tuning.max_resolution) == (0, 0)
+    assert full.preprocess.resolution == 256 and full.latent.steps == quick.latent.steps

@@ -240,21 +240,37 @@ def test_presets_and_the_loss_plot(session):
     assert session.state.panel.tuning.steps == 300 and session.state.panel.preset == "thorough"
     session.state.panel.latent.steps = 123  # typed by hand: no preset any more
     pump(app, session, lambda: session.state.panel.preset == "", "custom steps")
+    from inversion.preprocess import PreprocessConfig
+    from viewer.features.inversion.settings import preset_run_settings, speed_key
+
     assert session.speed.presets()[0].seconds is None  # nothing preprocessed, nothing measured
-    session.target = SimpleNamespace(resolution=32)  # photos preprocessed at 32 px: every preset fits at 32
-    session.speed._set({32: (0.5, 2.0)}, "test")
+
+    def preprocessed(res: int) -> dict:
+        """Pretend photos were aligned at ``res`` px; the speed keys of the presets there."""
+        session.preprocessed = (PreprocessConfig(resolution=res), None)
+        session.target = SimpleNamespace(resolution=res)
+        return {n: speed_key(preset_run_settings(n, session.preprocessed[0])) for n in PRESETS}
+
+    keys = preprocessed(32)  # every preset fits at 32 px
+    session.speed._set({k: (0.5, 2.0) for k in keys.values()}, "test")
     pump(app, session, lambda: session.state.info.presets[0].seconds is not None, "estimates")
     assert [p.seconds for p in session.state.info.presets] == [
         p.latent_steps * 0.5 + p.tuning_steps * 2.0 for p in PRESETS.values()]
-    assert "32 px: stage 1 0.50, stage 2 2.00 s/step (test)" == session.speed.note
-    # a 256 px model: quick fits at 128 px (Preset.max_resolution), the others at 256, each at its own speed
-    session.target = SimpleNamespace(resolution=256)
-    session.speed._set({128: (0.5, 2.0), 256: (1.0, 5.0)}, "test")
+    assert session.speed.note == "stage 1: 0.50 s/step; stage 2: 2.00 s/step (test)"
+    # at 256 px quick fits at 128 with 2 photos and MSE + SSIM: its own speed; standard and thorough share one
+    keys = preprocessed(256)
+    assert keys["quick"] != keys["standard"] == keys["thorough"] and keys["quick"][0] == 128
+    session.speed._set({keys["quick"]: (0.5, 2.0), keys["standard"]: (1.0, 5.0)}, "test")
     quick, standard, thorough = session.speed.presets()
     assert quick.seconds == 60 * 0.5 + 30 * 2.0 and standard.seconds == 200 * 1.0 + 100 * 5.0
-    assert session.speed.per_step == (1.0, 5.0)  # the form was filled from thorough
-    session.target = SimpleNamespace(resolution=32)
-    session.speed._set({32: (0.5, 2.0)}, "test")
+    assert thorough.seconds == 500 * 1.0 + 300 * 5.0
+    assert session.speed.per_step == (1.0, 5.0)  # the form: thorough's settings with 123 stage-1 steps
+    session.speed.started(preset_run_settings("quick", session.preprocessed[0]))  # a quick run: its own ETA
+    assert session.speed.eta_s("latent", 10, 60) == 50 * 0.5
+    session.speed.learn(0, SimpleNamespace(steps_done=60, seconds=60 * 0.4))  # ... and files its speed there
+    assert session.speed.by_key[keys["quick"]] == (0.4, 2.0) and session.speed.running_key is None
+    keys = preprocessed(32)
+    session.speed._set({k: (0.5, 2.0) for k in keys.values()}, "test")
     assert [p.summary for p in session.state.info.presets] == [p.summary for p in PRESETS.values()]
     # a measurement that ends in the frame where the user typed a value keeps the value (it used to choose the
     # device's preset over it before the per-frame sync had seen the edit)
@@ -263,9 +279,9 @@ def test_presets_and_the_loss_plot(session):
     pump(app, session, lambda: session.state.panel.preset == "quick", "quick")
     session.speed._user_chose = False  # the preset came from the device, not from the user
     session.state.panel.latent.ssim_weight = 0.25
-    session.speed._set({32: (0.5, 2.0)}, "test")  # would choose "standard" (within the time budget)
+    session.speed._set({k: (0.5, 2.0) for k in keys.values()}, "test")  # would choose "standard"
     assert session.state.panel.latent.ssim_weight == 0.25 and session.state.panel.preset == ""
-    session.target, session.speed.by_resolution = None, {}  # as the other tests expect the session
+    session.target, session.preprocessed, session.speed.by_key = None, None, {}  # as before
     # the plot: total, then weight * term for terms with a weight; LPIPS at weight 0 is not drawn
     history = {"total": np.array([1.2, 1.0]), "mse": np.array([10.0, 9.0]), "lpips": np.array([0.5, 0.4]),
                "id": np.array([0.2, 0.2]), "ssim": np.array([0.4, 0.3])}

@@ -226,6 +226,10 @@ class Inversion(Feature):
         feed, stop = self._new_run("latent", settings.latent.steps)
         work = stages.latent_job(settings, self.target, source, self.ui.device, feed, stop)
         if self._start("inversion_latent", work, lambda r: self._latent_done(r, source, settings)):
+            try:  # the key of a run is both stages' settings; stage 2's form may not be valid yet
+                self.speed.started(tuning_settings(self.state.panel, settings))
+            except ValueError:
+                self.speed.started(None)
             self._weights_used["latent"] = weights_of(settings.latent.losses)
             if weights is not None:  # the download note
                 self.say(weights.text)
@@ -261,6 +265,7 @@ class Inversion(Feature):
         self._pivot = w_latent(self.latent.ws.numpy())
         work = stages.tuning_job(settings, self.target, self.latent, self.latent_source, self.ui.device, feed, stop)
         if self._start("inversion_tuning", work, lambda r: self._tuning_done(r, feed, settings)):
+            self.speed.started(settings)
             self._weights_used["tuning"] = tuning_weights_of(settings.tuning)
             if weights is not None:
                 self.say(weights.text)

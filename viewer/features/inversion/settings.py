@@ -133,20 +133,30 @@ def default_preset(device: str, estimates: Mapping[str, float | None] | None = N
     return config_default(device.split(":")[0])
 
 
-def fit_resolution(name: str, photo_resolution: int) -> int:
-    """The px preset ``name`` fits at for photos of ``photo_resolution`` (its ``max_resolution``, if
-    lower)."""
-    from inversion.config import PRESETS
+def preset_run_settings(name: str, preprocess):
+    """The ``InversionSettings`` preset ``name`` runs with on photos aligned by ``preprocess`` (a
+    ``PreprocessConfig``): what its time estimate is measured with."""
+    from inversion.config import preset_settings
 
-    cap = PRESETS[name].max_resolution
-    return min(cap, photo_resolution) if cap > 0 else photo_resolution
+    return replace(preset_settings(name, resolution=preprocess.resolution, framing=preprocess.framing),
+                   preprocess=preprocess)
 
 
-def at_resolution(settings, resolution: int):
-    """``settings`` (an ``InversionSettings``) with both stages fitting at ``resolution`` px."""
-    latent = replace(settings.latent, max_resolution=resolution)
-    tuning = None if settings.tuning is None else replace(settings.tuning, max_resolution=resolution)
-    return replace(settings, latent=latent, tuning=tuning)
+def speed_key(settings) -> tuple:
+    """What the time of a step depends on, of ``settings`` (an ``InversionSettings`` with both stages): the
+    fit resolution, photos per step, the loss terms that are on and the locality cadence of each stage. Runs
+    with equal keys run at the same speed; the step counts do not enter."""
+    res = settings.preprocess.resolution
+    lat, tun = settings.latent, settings.tuning
+
+    def fit(cap: int) -> int:
+        return min(cap, res) if cap > 0 else res
+
+    def on(w) -> tuple[str, ...]:
+        return tuple(k for k in ("mse", "ssim", "lpips", "id") if getattr(w, k) > 0)
+
+    return (fit(lat.max_resolution), lat.batch_size, on(lat.losses), fit(tun.max_resolution), tun.batch_size,
+            on(tun.losses), tun.locality_weight > 0, tun.locality_every)
 
 
 def estimate_s(steps: tuple[int, int], seconds_per_step: tuple[float | None, float | None]) -> float | None:

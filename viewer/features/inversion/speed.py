@@ -1,10 +1,11 @@
 """The Inversion panel's presets and time estimates: how fast the two stages run on this device.
 
-The speed is measured, not guessed: after preprocessing, a short worker job runs a few throw-away steps of each
-stage with the panel's settings (``stages.speed_job``), once at every resolution a preset fits at
-(``quick`` fits a 256 px model at 128 px, ``inversion.config.Preset.max_resolution``); every finished real
-run then replaces the figure of its stage at its resolution with its own average. Estimate = seconds per step
-x steps at the preset's resolution. The presets (quick / standard / thorough) are
+The speed is measured, not guessed: after preprocessing, a short worker job runs a few throw-away steps of
+each stage (``stages.speed_job``) with the form's settings and with every preset's own (once per distinct
+:func:`settings.speed_key`: fit resolution, photos per step, loss terms, locality cadence; ``quick`` fits a
+256 px model at 128 px and runs MSE + SSIM on 2 photos, ``standard`` and ``thorough`` share one
+measurement); every finished real run then replaces the figure of its stage for the key it ran with.
+Estimate = seconds per step x steps. The presets (quick / standard / thorough) are
 ``inversion.config.PRESETS``: choosing one fills the whole form (``settings.fill_form``); the default is the
 largest that fits ``settings.TIME_BUDGET_S`` on this device.
 """
@@ -17,12 +18,14 @@ from ui_state.actions import ChoosePreset
 from ui_state.inversion import PresetInfo
 from viewer.features.inversion import stages
 from viewer.features.inversion.settings import (
-    at_resolution, base_preset, default_preset, estimate_s, fill_form, fit_resolution, form_matches,
-    latent_settings, preset_names, preset_steps, tuning_settings,
+    default_preset, estimate_s, fill_form, form_matches, latent_settings, preset_names, preset_run_settings,
+    preset_steps, speed_key, tuning_settings,
 )
 
 SPEED_JOB = "inversion_speed"
 MIN_STEPS_TO_LEARN = 5  # a real run this long replaces the measured figure of its stage
+
+Speed = tuple  # (seconds per stage-1 step | None, seconds per stage-2 step | None)
 
 
 class StageSpeed:
@@ -30,8 +33,8 @@ class StageSpeed:
 
     def __init__(self, feature) -> None:
         self.f = feature
-        # (stage 1, stage 2) seconds per step at each fit resolution (px) measured so far
-        self.by_resolution: dict[int, tuple[float | None, float | None]] = {}
+        self.by_key: dict[tuple, Speed] = {}  # measured (stage 1, stage 2) seconds per step per speed_key
+        self.running_key: tuple | None = None  # the speed_key of the stage that runs now
         self.note = ""
         self._user_chose = False
 
@@ -48,22 +51,29 @@ class StageSpeed:
     def presets(self) -> tuple[PresetInfo, ...]:
         from inversion.config import PRESETS
 
-        return tuple(PresetInfo(name, a, b, estimate_s((a, b), self._speed_of(name)), PRESETS[name].summary)
-                     for name, (a, b) in preset_steps().items())
+        return tuple(PresetInfo(name, a, b, estimate_s((a, b), self._preset_speed(name)),
+                                PRESETS[name].summary) for name, (a, b) in preset_steps().items())
 
-    def _resolution(self, name: str) -> int | None:
-        """The px preset ``name`` fits the preprocessed photos at (None before preprocessing)."""
-        target = self.f.target
-        return None if target is None else fit_resolution(name, target.resolution)
+    def _preset_speed(self, name: str) -> Speed:
+        pre = self.f.preprocessed
+        return (None, None) if pre is None else self.by_key.get(speed_key(preset_run_settings(name, pre[0])),
+                                                                  (None, None))
 
-    def _speed_of(self, name: str) -> tuple[float | None, float | None]:
-        return self.by_resolution.get(self._resolution(name), (None, None))
+    def _form_settings(self):
+        """The settings a run would use now (both stages), or None (nothing preprocessed, a value invalid)."""
+        pre = self.f.preprocessed
+        if pre is None:
+            return None
+        try:
+            return tuning_settings(self.f.state.panel, latent_settings(self.f.state.panel, pre[0]))
+        except ValueError:
+            return None
 
     @property
-    def per_step(self) -> tuple[float | None, float | None]:
-        """Seconds per step of (stage 1, stage 2) with the form's settings (the preset it was filled from sets
-        the resolution); (None, None) while unknown."""
-        return self._speed_of(base_preset(self.f.state.panel))
+    def per_step(self) -> Speed:
+        """Seconds per step of (stage 1, stage 2) with the form's settings; (None, None) while unknown."""
+        settings = self._form_settings()
+        return (None, None) if settings is None else self.by_key.get(speed_key(settings), (None, None))
 
     def sync_preset(self) -> None:
         """The form no longer holds its preset's values (the user changed one): no preset is chosen (the settings
@@ -78,51 +88,50 @@ class StageSpeed:
     def measure(self) -> None:
         """Start the throw-away steps (after preprocessing; skipped while anything else runs)."""
         f = self.f
-        if f.target is None or f.preprocessed is None or f._busy():
+        form = self._form_settings()
+        if f.target is None or form is None or f._busy():
             return
-        try:
-            s1 = latent_settings(f.state.panel, f.preprocessed[0])
-            s2 = tuning_settings(f.state.panel, s1)
-        except ValueError:
-            return
-        resolutions = sorted({fit_resolution(n, f.target.resolution) for n in preset_names()})
-        pairs = []
-        for r in resolutions:
-            at = at_resolution(s2, r)
-            pairs.append((dataclasses.replace(at, tuning=None), at))
+        runs = {speed_key(form): form}
+        for name in preset_names():
+            settings = preset_run_settings(name, f.preprocessed[0])
+            runs.setdefault(speed_key(settings), settings)
+        keys = list(runs)
+        pairs = [(dataclasses.replace(runs[k], tuning=None), runs[k]) for k in keys]
         work = stages.speed_job(pairs, f.target, f._base_source(), f.ui.device, f._stop)
-        done = lambda per_step: self._measured(resolutions, per_step)  # noqa: E731
+        done = lambda per_step: self._measured(keys, per_step)  # noqa: E731
         if f.studio.jobs.start_on_worker(SPEED_JOB, work, on_done=done):
             self.note = "measuring the speed on this device..."
             f.mark_dirty()
 
-    def _measured(self, resolutions: list[int], per_steps) -> None:
-        """The speed job's ``per_steps``: one (stage 1, stage 2) pair per entry of ``resolutions`` (None: it
-        stopped or failed)."""
-        if per_steps is None:
+    def _measured(self, keys: list[tuple], per_steps) -> None:
+        """The speed job's ``per_steps``: one (stage 1, stage 2) pair for each of the first keys it finished
+        (None or fewer: it stopped or failed part way)."""
+        if not per_steps:
             self.note = ""
             self.f.mark_dirty()
         else:
-            self._set(dict(zip(resolutions, per_steps)), f"measured on {self.f.ui.device}")
+            self._set({**self.by_key, **dict(zip(keys, per_steps))}, f"measured on {self.f.ui.device}")
+
+    def started(self, settings) -> None:
+        """A real stage starts with ``settings`` (both stages' ``InversionSettings``; None: unknown): its
+        speed is filed under their key when it ends, and its time left is estimated from that key."""
+        self.running_key = None if settings is None else speed_key(settings)
 
     def learn(self, stage: int, result) -> None:
-        """A finished run of stage ``stage`` (0 or 1) with ``steps_done`` and ``seconds``: its own speed, at
-        the resolution the form's preset fits at."""
-        res = self._resolution(base_preset(self.f.state.panel))
-        if result is None or result.steps_done < MIN_STEPS_TO_LEARN or res is None:
+        """A finished run of stage ``stage`` (0 or 1) with ``steps_done`` and ``seconds``: its own speed, for
+        the key it ran with (:meth:`started`)."""
+        key, self.running_key = self.running_key, None
+        if result is None or result.steps_done < MIN_STEPS_TO_LEARN or key is None:
             return
-        per_step = list(self.by_resolution.get(res, (None, None)))
+        per_step = list(self.by_key.get(key, (None, None)))
         per_step[stage] = result.seconds / result.steps_done
-        self._set({**self.by_resolution, res: tuple(per_step)}, f"from the last runs on {self.f.ui.device}")
+        self._set({**self.by_key, key: tuple(per_step)}, f"from the last runs on {self.f.ui.device}")
 
-    def _set(self, by_resolution: dict, how: str) -> None:
-        self.by_resolution = by_resolution
-        parts = []
-        for res, pair in sorted(by_resolution.items()):
-            steps = ", ".join(f"stage {i + 1} {s:.2f}" for i, s in enumerate(pair) if s is not None)
-            if steps:
-                parts.append(f"{res} px: {steps} s/step")
-        self.note = f"{'; '.join(parts)} ({how})"
+    def _set(self, by_key: dict, how: str) -> None:
+        self.by_key = by_key
+        s1, s2 = self.per_step
+        parts = [f"stage {i + 1}: {s:.2f} s/step" for i, s in enumerate((s1, s2)) if s is not None]
+        self.note = f"{'; '.join(parts) or 'speed known for the presets'} ({how})"
         self.f.mark_dirty()
         # A value the user typed this frame (before the per-frame sync saw it) is a choice too: never fill
         # over it.
@@ -141,6 +150,8 @@ class StageSpeed:
                 self.f.mark_dirty()
 
     def eta_s(self, stage: str, step: int, total: int) -> float | None:
-        """Seconds left of the running ``stage`` ("latent" or "tuning") after ``step`` of ``total``."""
-        s = self.per_step[0 if stage == "latent" else 1] if stage in ("latent", "tuning") else None
+        """Seconds left of the running ``stage`` ("latent" or "tuning") after ``step`` of ``total``, at the
+        speed of the settings it runs with."""
+        speed = self.by_key.get(self.running_key, (None, None)) if self.running_key else self.per_step
+        s = speed[0 if stage == "latent" else 1] if stage in ("latent", "tuning") else None
         return None if s is None or total <= 0 else max(0, total - step) * s

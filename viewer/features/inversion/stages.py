@@ -144,7 +144,8 @@ def speed_job(pairs, target, source: str, device: str, stop: threading.Event):
     """Worker job: a few throw-away steps of each stage for every ``(stage 1, stage 2)`` settings pair of
     ``pairs`` (the panel's settings at each resolution a preset fits at; random-weight stand-ins for missing
     loss files: same networks, same speed) on the worker's generator; returns one ``(seconds per stage-1
-    step, seconds per stage-2 step)`` per pair. Nothing it computes is kept."""
+    step, seconds per stage-2 step)`` per pair, in order (fewer when it stops or fails part way; None if none
+    finished). Nothing it computes is kept."""
 
     def work(ctx: JobContext, gpu):
         from inversion.pipeline import StageFinished, StepDone, latent_events, tuning_events
@@ -169,10 +170,10 @@ def speed_job(pairs, target, source: str, device: str, stop: threading.Event):
                     elif isinstance(ev, StageFinished) and stage == "latent":
                         latent = ev.result
                     if stop.is_set():
-                        return None
+                        return tuple(out) or None  # the pairs finished so far
                     yield
                 if len(times) < 2 or (stage == "latent" and latent is None):
-                    return None
+                    return tuple(out) or None
                 per_step.append((times[-1] - times[0]) / (len(times) - 1))
             out.append(tuple(per_step))
         return tuple(out)
