@@ -31,7 +31,7 @@ from core.camera_search import fit_latent_searched, grid_offsets
 from core.generator import Generator
 from core.latent_fit import FitTarget, LatentFitConfig, LatentFitStep, LatentSpace
 from inversion.objective import GraphedLoss, LossWeights, Objective
-from inversion.preprocess import InversionTarget
+from inversion.preprocess import InversionTarget, check_max_resolution
 from inversion.steps import InversionStep, to_uint8
 
 
@@ -79,8 +79,7 @@ class LatentConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.max_resolution < 0 or 0 < self.max_resolution < 16:
-            raise ValueError(f"max_resolution must be 0 or >= 16 px, got {self.max_resolution}")
+        check_max_resolution(self.max_resolution)
         self.fit_config()  # validates the rest
         self.camera_offsets()
         if self.camera_candidates > 1 and not 0 < self.camera_search_steps < self.steps:

@@ -39,7 +39,7 @@ from core.gaussians import SH_C0, GaussianSet
 from core.generator import Generator
 from core.latent_fit import Schedule, render_gaussians
 from inversion.objective import GraphedLoss, LossWeights, Objective, lpips_size
-from inversion.preprocess import InversionTarget
+from inversion.preprocess import InversionTarget, check_max_resolution
 from inversion.steps import InversionStep, batch_indices, cancelled, to_uint8
 
 
@@ -89,8 +89,7 @@ class TuningConfig:
 
     def __post_init__(self) -> None:
         Schedule(self.lr, self.steps, self.warmup, self.rampdown)
-        if self.max_resolution < 0 or 0 < self.max_resolution < 16:
-            raise ValueError(f"max_resolution must be 0 or >= 16 px, got {self.max_resolution}")
+        check_max_resolution(self.max_resolution)
         if self.batch_size < 1 or self.locality_every < 1:
             raise ValueError("batch_size and locality_every must be >= 1")
         if min(self.locality_weight, self.geometry_weight, self.hidden_weight, self.weight_anchor, self.view_weight, self.anchor_views,

@@ -192,24 +192,37 @@ class InversionTarget:
         return InversionTarget(self.images.to(device), self.weights.to(device), self.cameras.to(device),
                                self.names)
 
-    def at_most(self, resolution: int) -> InversionTarget:
-        """The same photos downsampled (:func:`downsampled`) to ``resolution`` px when they are larger, else
-        ``self``; 0 = unchanged. The cameras stay: their intrinsics are normalised by image size."""
-        if resolution <= 0 or self.resolution <= resolution:
+    def at_most(self, max_resolution: int) -> InversionTarget:
+        """The same photos at :func:`fit_size` (downsampled by :func:`downsampled`), or ``self`` when that is
+        their size. The cameras stay: their intrinsics are normalised by image size."""
+        if fit_size(self.resolution, max_resolution) == self.resolution:
             return self
-        return InversionTarget(downsampled(self.images, resolution), downsampled(self.weights, resolution),
-                               self.cameras, self.names)
+        return InversionTarget(downsampled(self.images, max_resolution),
+                               downsampled(self.weights, max_resolution), self.cameras, self.names)
 
 
-def downsampled(x: torch.Tensor, resolution: int) -> torch.Tensor:
-    """``[..., C, R, R]`` in [0, 1] -> ``[..., C, resolution, resolution]`` (antialiased bilinear); ``x``
-    itself when ``resolution`` is 0 or not smaller than R."""
-    if resolution <= 0 or x.shape[-1] <= resolution:
+def check_max_resolution(max_resolution: int) -> None:
+    """``ValueError`` unless ``max_resolution`` (a stage's fit cap, px) is 0 (none) or at least 16."""
+    if max_resolution < 0 or 0 < max_resolution < 16:
+        raise ValueError(f"max_resolution must be 0 or >= 16 px, got {max_resolution}")
+
+
+def fit_size(resolution: int, max_resolution: int) -> int:
+    """The px a stage fits photos of ``resolution`` px at: ``max_resolution`` when it is set (> 0) and
+    smaller, else the photos' own."""
+    return min(resolution, max_resolution) if max_resolution > 0 else resolution
+
+
+def downsampled(x: torch.Tensor, max_resolution: int) -> torch.Tensor:
+    """``[..., C, R, R]`` in [0, 1] -> ``[..., C, r, r]`` with ``r = fit_size(R, max_resolution)``
+    (antialiased bilinear); ``x`` itself when ``r`` is R."""
+    r = fit_size(x.shape[-1], max_resolution)
+    if r == x.shape[-1]:
         return x
     flat = x.reshape(-1, *x.shape[-3:])
-    out = torch.nn.functional.interpolate(flat, size=(resolution, resolution), mode="bilinear",
-                                          antialias=True, align_corners=False).clamp(0.0, 1.0)
-    return out.reshape(*x.shape[:-2], resolution, resolution)
+    out = torch.nn.functional.interpolate(flat, size=(r, r), mode="bilinear", antialias=True,
+                                          align_corners=False).clamp(0.0, 1.0)
+    return out.reshape(*x.shape[:-2], r, r)
 
 
 def make_target(aligned: list[AlignedPhoto]) -> InversionTarget:

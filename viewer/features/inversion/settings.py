@@ -146,17 +146,17 @@ def speed_key(settings) -> tuple:
     """What the time of a step depends on, of ``settings`` (an ``InversionSettings`` with both stages): the
     fit resolution, photos per step, the loss terms that are on and the locality cadence of each stage. Runs
     with equal keys run at the same speed; the step counts do not enter."""
+    from inversion.preprocess import fit_size
+
     res = settings.preprocess.resolution
     lat, tun = settings.latent, settings.tuning
-
-    def fit(cap: int) -> int:
-        return min(cap, res) if cap > 0 else res
 
     def on(w) -> tuple[str, ...]:
         return tuple(k for k in ("mse", "ssim", "lpips", "id") if getattr(w, k) > 0)
 
-    return (fit(lat.max_resolution), lat.batch_size, on(lat.losses), fit(tun.max_resolution), tun.batch_size,
-            on(tun.losses), tun.locality_weight > 0, tun.locality_every)
+    return (fit_size(res, lat.max_resolution), lat.batch_size, on(lat.losses),
+            fit_size(res, tun.max_resolution), tun.batch_size, on(tun.losses), tun.locality_weight > 0,
+            tun.locality_every)
 
 
 def estimate_s(steps: tuple[int, int], seconds_per_step: tuple[float | None, float | None]) -> float | None:

@@ -12,8 +12,6 @@ largest that fits ``settings.TIME_BUDGET_S`` on this device.
 
 from __future__ import annotations
 
-import dataclasses
-
 from ui_state.actions import ChoosePreset
 from ui_state.inversion import PresetInfo
 from viewer.features.inversion import stages
@@ -96,8 +94,7 @@ class StageSpeed:
             settings = preset_run_settings(name, f.preprocessed[0])
             runs.setdefault(speed_key(settings), settings)
         keys = list(runs)
-        pairs = [(dataclasses.replace(runs[k], tuning=None), runs[k]) for k in keys]
-        work = stages.speed_job(pairs, f.target, f._base_source(), f.ui.device, f._stop)
+        work = stages.speed_job([runs[k] for k in keys], f.target, f._base_source(), f.ui.device, f._stop)
         done = lambda per_step: self._measured(keys, per_step)  # noqa: E731
         if f.studio.jobs.start_on_worker(SPEED_JOB, work, on_done=done):
             self.note = "measuring the speed on this device..."

@@ -140,24 +140,24 @@ def save_job(out, result, settings, source: str, device: str, frames: int, extra
 CALIBRATION_STEPS = 3  # per stage; the first step loads the loss networks, so the later ones are timed
 
 
-def speed_job(pairs, target, source: str, device: str, stop: threading.Event):
-    """Worker job: a few throw-away steps of each stage for every ``(stage 1, stage 2)`` settings pair of
-    ``pairs`` (the panel's settings at each resolution a preset fits at; random-weight stand-ins for missing
-    loss files: same networks, same speed) on the worker's generator; returns one ``(seconds per stage-1
-    step, seconds per stage-2 step)`` per pair, in order (fewer when it stops or fails part way; None if none
-    finished). Nothing it computes is kept."""
+def speed_job(runs, target, source: str, device: str, stop: threading.Event):
+    """Worker job: a few throw-away steps of each stage for every ``InversionSettings`` of ``runs`` (both
+    stages'; the form's and each preset's, one per speed key; random-weight stand-ins for missing loss files:
+    same networks, same speed) on the worker's generator; returns one ``(seconds per stage-1 step, seconds per
+    stage-2 step)`` per run, in order (fewer when it stops or fails part way; None if none finished). Nothing
+    it computes is kept."""
 
     def work(ctx: JobContext, gpu):
         from inversion.pipeline import StageFinished, StepDone, latent_events, tuning_events
 
         G = gpu.generator(source, device)
         out = []
-        for k, (settings1, settings2) in enumerate(pairs):
-            nets = dataclasses.replace(settings1.networks, allow_random=True)
-            s1 = dataclasses.replace(settings1, networks=nets, latent=dataclasses.replace(
-                settings1.latent, steps=CALIBRATION_STEPS, preview_every=0), publish_every=CALIBRATION_STEPS)
-            s2 = dataclasses.replace(settings2, networks=nets, tuning=dataclasses.replace(
-                settings2.tuning, steps=CALIBRATION_STEPS, preview_every=0), publish_every=10 ** 9)
+        for k, settings in enumerate(runs):
+            nets = dataclasses.replace(settings.networks, allow_random=True)
+            s1 = dataclasses.replace(settings, networks=nets, tuning=None, latent=dataclasses.replace(
+                settings.latent, steps=CALIBRATION_STEPS, preview_every=0), publish_every=CALIBRATION_STEPS)
+            s2 = dataclasses.replace(settings, networks=nets, tuning=dataclasses.replace(
+                settings.tuning, steps=CALIBRATION_STEPS, preview_every=0), publish_every=10 ** 9)
             per_step, latent = [], None
             for stage, events in (("latent", lambda: latent_events(G, target, s1, stop)),
                                   ("tuning", lambda: tuning_events(G, target, latent, s2, stop))):
@@ -166,11 +166,11 @@ def speed_job(pairs, target, source: str, device: str, stop: threading.Event):
                     if isinstance(ev, StepDone):
                         times.append(ev.seconds)
                         done = 2 * k + len(per_step) + ev.step / ev.total
-                        ctx.progress(done / (2 * len(pairs)), f"measuring the speed ({stage})")
+                        ctx.progress(done / (2 * len(runs)), f"measuring the speed ({stage})")
                     elif isinstance(ev, StageFinished) and stage == "latent":
                         latent = ev.result
                     if stop.is_set():
-                        return tuple(out) or None  # the pairs finished so far
+                        return tuple(out) or None  # the runs finished so far
                     yield
                 if len(times) < 2 or (stage == "latent" and latent is None):
                     return tuple(out) or None
