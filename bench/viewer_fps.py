@@ -4,11 +4,13 @@ Runs ``run_viewer.py --bench-orbit-s S`` in a fresh process (under ``xvfb-run`` 
 orbits the camera at 90 deg/s once the head is on screen, then writes its per-frame log; this script turns the
 log into figures:
 
-- ``viewer_fps_cpu_512``: on-screen frames per second at 512 x 512 on the OpenGL splat path (no CUDA), every
-  frame a new camera and a new full-resolution splat draw.
-- ``viewer_fps_cpu_512_dragging``: the same with the progressive drag mode (while the camera moves the OpenGL
-  path draws at 1/2 .. 1/6 of the size, the largest that kept the last draw under 22 ms; full size when it
-  stops).
+- ``viewer_fps_cpu_512``: new pictures on screen per second at 512 x 512 without CUDA (the display path
+  "auto" chooses: the render worker's CPU splat rasterizer, or the OpenGL splats without numba), each a new
+  camera and a full-resolution splat draw. Window frames that show no new picture do not count (the image
+  path's window may draw more frames than the worker makes pictures; both rates are in the note).
+- ``viewer_fps_cpu_512_dragging``: the same with the progressive drag mode (images at a quarter of the size
+  while the camera moves; the OpenGL path draws at 1/2 .. 1/6 of the size, the largest that kept the last
+  draw under 22 ms; full size when it stops).
 
     python -m bench.viewer_fps [--seconds 10] [--model PATH] [--resolution 512]
 """
@@ -27,6 +29,10 @@ def run_orbit(model: str | None, resolution: int, seconds: float, low_res: bool,
     return run_viewer_bench(args, resolution + 460, resolution + 40)
 
 
+def _median(values: list[float]) -> str:
+    return f"{sorted(values)[len(values) // 2]:.1f}" if values else "-"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -36,11 +42,12 @@ def main() -> None:
     for low_res, suffix in ((False, ""), (True, "_dragging")):
         load_before = machine_load()
         s = run_orbit(args.model, args.resolution, args.seconds, low_res)
-        fps = s["frames"] / s["seconds"]
-        draws = s["gl_draws"] / s["seconds"]
+        fps = s["pictures"] / s["seconds"]
+        frames = s["frames"] / s["seconds"]
         drag = f", size divisors used while moving {s.get('drawn_sizes')}" if low_res else ""
         note = (f"{s['display_path']} path{drag}, {s['gaussians']:,} Gaussians, {args.model or 'default model'}, "
-                f"orbit 90 deg/s for {s['seconds']:.1f} s, {draws:.1f} splat draws/s, {s['gl_renderer']}; "
+                f"orbit 90 deg/s for {s['seconds']:.1f} s, {frames:.1f} window frames/s, "
+                f"render {_median(s['render_ms'])} ms, {s['gl_renderer']}; "
                 f"{load_before} before, {machine_load()} after")
         print(f"viewer_fps_cpu_{args.resolution}{suffix}: {fps:.1f} fps ({note})")
         record(f"viewer_fps_cpu_{args.resolution}{suffix}", fps, "frames/s", cpu_device(), note=note)

@@ -47,3 +47,6 @@ fi
 have lpips==0.1.4 || "${PIP[@]}" --no-deps lpips==0.1.4
 have facenet-pytorch==2.6.0 || "${PIP[@]}" --no-deps facenet-pytorch==2.6.0
 "$VENV/bin/python" -c "import torch; print(f'setup: torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"
+# Compile the CPU splat rasterizer's numba kernels once (about 10 s; numba caches them beside the source), so
+# the first window on a machine without CUDA does not wait for them.
+(cd "$HERE" && "$VENV/bin/python" -c "from viewer.viewport.cpu_splats import unavailable; print('setup:', unavailable() or 'CPU splat rasterizer ready')")

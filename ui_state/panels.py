@@ -59,8 +59,9 @@ class CameraPanel:
 
 @dataclass
 class RenderPanel:
-    """Image settings. ``display``: "auto" = gsplat image on CUDA, OpenGL splats elsewhere; "opengl" or
-    "image" force one path (the OpenGL path draws modes rgb and alpha; other modes always use images)."""
+    """Image settings. ``display``: "auto" = the render worker's images (gsplat on CUDA, the CPU splat
+    rasterizer elsewhere; OpenGL splats when that cannot run); "opengl" or "image" force one path (the OpenGL
+    path draws modes rgb and alpha; other modes always use images)."""
 
     width: int = 512
     height: int = 512

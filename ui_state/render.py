@@ -207,7 +207,8 @@ class RenderStats:
         render_ms: rasterizing and building the image.
         total_ms: the whole request, as the worker saw it.
         gaussians: number of Gaussians rendered.
-        backend: the rasterizer used (``"torch"`` or ``"gsplat"``; ``""`` when it failed before rendering).
+        backend: the rasterizer used (``"torch"``, ``"gsplat"`` or ``"cpu-splats"``; ``""`` when it failed
+            before rendering).
         width, height: the size actually rendered (a quarter of the request when ``low_res``).
         synthesized: whether this request ran the generator (False: the cached Gaussians were reused).
         synthesis_count: how many times this worker has run the generator so far.

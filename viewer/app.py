@@ -201,7 +201,8 @@ class ViewerApp:
         self.scripted.end_of_frame()
         self.pacer.frame(live=info.dragging, jobs_running=self.jobs.any_running,
                          following=info.training.status in ("starting", "running"),
-                         polling=self.drops.dialog.is_open or self.inversion.inputs.dialog.is_open)
+                         polling=self.drops.dialog.is_open or self.inversion.inputs.dialog.is_open,
+                         picture_fps=self.display.picture_fps())
 
     def _viewport(self) -> None:
         ui = self.ui

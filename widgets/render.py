@@ -34,7 +34,8 @@ def draw(ui: UiState) -> None:
     s.splat_scale = max(0.01, scale)
     _, s.low_res_while_dragging = imgui.checkbox("low resolution while dragging", s.low_res_while_dragging)
     s.display = radio_row("display", DISPLAYS, s.display)
-    imgui.set_item_tooltip("auto: gsplat image on CUDA, OpenGL splats elsewhere. The OpenGL path draws RGB and "
+    imgui.set_item_tooltip("auto: images from the render worker (gsplat on CUDA, the CPU splat rasterizer "
+                           "elsewhere; OpenGL splats if that cannot run). The OpenGL path draws RGB and "
                            "alpha; depth and centres always come from the render worker as images.")
     imgui.text_disabled(f"showing: {ui.info.display_path}")
 

@@ -133,7 +133,8 @@ def test_gghead_latent_panels(tmp_path, gghead_files):
         _open_by_path(ctx, app, plain)
         r = app.display.result
         assert ui.load.current == str(plain) and r.stats.gaussians == N_TINY and r.stats.source_kind == "generator"
-        assert ui.info.display_path == "opengl" and not ui.info.random_weights
+        assert ui.info.display_path == "image" and r.stats.backend == "cpu-splats"
+        assert not ui.info.random_weights
         assert worker_generator(lambda G: G.family) == "gghead"
         first = _image(ctx, app)
         covered = np.any(np.abs(first.astype(int) - 255) > 8, axis=-1).mean()

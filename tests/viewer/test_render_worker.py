@@ -279,3 +279,28 @@ def test_worker_jobs_interleave_with_renders_and_cancel(worker):
     assert "FileNotFoundError" in jobs.poll()["match"].error
     with pytest.raises(ValueError, match="job name"):
         jobs.start("no such job", lambda ctx: None)  # type: ignore[arg-type]
+
+
+def test_cpu_images_use_the_cpu_splat_rasterizer_and_match_the_reference(worker):
+    """RGB and alpha on the CPU come from viewer/viewport/cpu_splats.py; depth and centres from
+    core.render."""
+    params = dataclasses.replace(BASE, camera=CameraParams(yaw_deg=-30.0, pitch_deg=10.0),
+                                 background=(0.9, 0.8, 0.1))
+    r = ok(run(worker, params))
+    assert r.stats.backend == "cpu-splats" and worker.cpu_splats_error is None
+    with torch.no_grad():  # the Gaussians the worker drew
+        ref = render(r.scene, camera_from_params(params.camera, 40, 32), 40, 32, background=(0.9, 0.8, 0.1),
+                     mode="rgb", backend="torch").color
+    expected = (ref.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    assert np.abs(r.image.astype(int) - expected.astype(int)).max() <= 1
+    assert ok(run(worker, dataclasses.replace(params, mode="alpha"))).stats.backend == "cpu-splats"
+    assert ok(run(worker, dataclasses.replace(params, mode="depth"))).stats.backend == "torch"
+
+
+def test_without_the_cpu_rasterizer_the_worker_renders_with_torch(monkeypatch):
+    from viewer.viewport import cpu_splats
+
+    monkeypatch.setattr(cpu_splats, "unavailable", lambda: "CPU splat rasterizer unavailable (test)")
+    with RenderWorker() as w:
+        r = ok(run(w, BASE))
+        assert r.stats.backend == "torch" and w.cpu_splats_error == "CPU splat rasterizer unavailable (test)"

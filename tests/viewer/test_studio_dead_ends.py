@@ -64,6 +64,9 @@ def _app(model: Path, state: Path):
     app = ViewerApp(ViewerConfig(path=str(model), resolution=RES, width=1200, height=900, state_dir=state),
                     device="cpu")
     app.drops.dialog.in_app = True  # as on a desktop without zenity/kdialog (a test must not open a real one)
+    # The OpenGL path (the window draws the splats), so that depth mode's switch to the worker's images and
+    # back is exercised; test_studio_window covers the default path (the worker's CPU splat images).
+    app.ui.render.display = "opengl"
     return app
 
 

@@ -1,9 +1,11 @@
 """The picture, GUI-thread side: what to ask the render worker for, what came back, and the texture to show.
 
-Two display paths (``RenderPanel.display``; "auto" = images on CUDA, OpenGL splats elsewhere):
+Two display paths (``RenderPanel.display``; "auto" = images, drawn by gsplat on CUDA and by the CPU splat
+rasterizer elsewhere; OpenGL splats when there is no CUDA and the CPU rasterizer cannot run):
 
 - **image**: the request asks for an image at the Render panel's size (a quarter while dragging); the newest
-  image is uploaded into a texture.
+  image is uploaded into a texture. The worker draws it with gsplat on CUDA, with
+  :mod:`viewer.viewport.cpu_splats` on the CPU (RGB and alpha) and with the torch reference otherwise.
 - **opengl**: the request asks only for the scene (``output="scene"``; camera and size do not matter, so
   camera moves never reach the worker), and the GUI thread draws the splats itself with
   :class:`~viewer.viewport.gl_splats.GLSplatRenderer`, progressively smaller while the camera moves.
@@ -52,7 +54,9 @@ class Display:
         self.shown_generation = 0  # result generation of the picture presented this frame (benchmarks)
         self.presented: tuple[int, tuple[int, int]] = (0, (0, 0))  # (texture, size) presented this frame
         self.gl_draws = 0
+        self.pictures = 0  # new pictures made for the screen: GL draws plus image uploads (benchmarks)
         self.first_result = False
+        self._cpu_images: bool | None = None
 
     # ------------------------------------------------------------------ set-up (GL context current)
 
@@ -140,6 +144,7 @@ class Display:
         if res.image is not None:
             info.render_ms.append(st.render_ms)
             self.texture.upload(res.image)
+            self.pictures += 1
             self._image_stamp, self._image_generation = self._next_stamp(), res.generation
             if res.params is not None and not res.params.low_res:
                 self._full_image = res.image
@@ -156,7 +161,18 @@ class Display:
         r = self.ui.render
         if self.gl is None or r.mode not in ("rgb", "alpha"):
             return False
-        return r.display == "opengl" or (r.display == "auto" and not self.ui.device.startswith("cuda"))
+        if r.display != "auto":
+            return r.display == "opengl"
+        return not self.ui.device.startswith("cuda") and not self.cpu_images()
+
+    def cpu_images(self) -> bool:
+        """Whether "auto" shows the render worker's images on a machine without CUDA: its CPU splat rasterizer
+        can run (numba is installed, and the worker has not found the kernels failing)."""
+        if self._cpu_images is None:
+            from importlib.util import find_spec
+
+            self._cpu_images = find_spec("numba") is not None
+        return self._cpu_images and not self.worker.cpu_splats_error
 
     def show(self) -> tuple[int, tuple[int, int]]:
         """Submit what changed and return ``(texture id, (w, h))`` to draw this frame.
@@ -198,6 +214,14 @@ class Display:
         return r is None or (self.submitted is not None and r.params != self.submitted
                              and r.generation < self.worker.generation)
 
+    def picture_fps(self) -> float | None:
+        """While the picture comes from the worker (image path) and a newer one is on its way: the worker's
+        pictures per second by its last result; None otherwise (see ``FramePacer.frame``)."""
+        r = self._result
+        if self.ui.info.display_path != "image" or r is None or not self.busy or r.stats.total_ms <= 0:
+            return None
+        return 1000.0 / r.stats.total_ms
+
     def _submit(self, params: RenderParams) -> None:
         if params != self.submitted:
             self.worker.submit(params)
@@ -229,6 +253,7 @@ class Display:
             self._gl_key, self._gl_full, self._display_size = key, not low, (w, h)
             self._gl_stamp, self._gl_generation = self._next_stamp(), self._gl_scene_generation
             self.gl_draws += 1
+            self.pictures += 1
         return self._display_tex, self._display_size
 
     @property

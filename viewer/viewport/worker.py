@@ -54,6 +54,8 @@ class RenderWorker:
         self._jobs: deque[_WorkerJob] = deque()
         self.models = ModelCache()
         self._gpu = GpuAccess(self.models)
+        self._cpu_splats = None  # CpuSplatRasterizer, made on the worker thread at the first CPU image
+        self.cpu_splats_error: str | None = None  # why the CPU rasterizer cannot run (then torch renders)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -149,6 +151,8 @@ class RenderWorker:
             self._cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        if self._cpu_splats is not None and not self._thread.is_alive():
+            self._cpu_splats.close()
 
     def __enter__(self) -> RenderWorker:
         return self
@@ -246,7 +250,9 @@ class RenderWorker:
         loaded = self.models.load(p.source, device)
         info.update(source_kind=loaded.kind, random_weights=loaded.random_weights)
         scene, synthesized = self.models.scene(p, device)
-        gs, splats = self.models.edited(p, device, scene.gaussians, need_splats=p.output == "scene")
+        fast = self._cpu_rasterizer(p, device)
+        gs, splats = self.models.edited(p, device, scene.gaussians,
+                                        need_splats=p.output == "scene" or fast is not None)
         out.update(scene=gs, ws=scene.ws, base_ws=scene.base_ws, splats=splats)
         info.update(synthesized=synthesized, synthesis_ms=timer.lap(), gaussians=int(gs.num_gaussians))
         if p.output == "scene":
@@ -254,10 +260,31 @@ class RenderWorker:
         w, h = p.width, p.height
         if p.low_res:
             w, h = max(1, w // LOW_RES_DIVISOR), max(1, h // LOW_RES_DIVISOR)
-        with torch.no_grad():
-            image, backend = make_image(gs, p, w, h)
+        if fast is not None:
+            from viewer.viewport.splats import intrinsics, view_matrix
+
+            image, backend = fast.draw(splats, view_matrix(p.camera), intrinsics(p.camera, w, h), w, h,
+                                       p.background, p.splat_scale, p.mode), "cpu-splats"
+        else:
+            with torch.no_grad():
+                image, backend = make_image(gs, p, w, h)
         info.update(width=w, height=h, backend=backend, render_ms=timer.lap())
         return image
+
+    def _cpu_rasterizer(self, p: RenderParams, device):
+        """The CPU splat rasterizer for an image request it can draw (RGB or alpha on the CPU), else None (the
+        torch reference draws it). Made, and its kernels compiled, at the first such request."""
+        if (p.output != "image" or device.type != "cpu" or p.mode not in ("rgb", "alpha")
+                or self.cpu_splats_error):
+            return None
+        if self._cpu_splats is None:
+            from viewer.viewport import cpu_splats
+
+            self.cpu_splats_error = cpu_splats.unavailable()
+            if self.cpu_splats_error:
+                return None
+            self._cpu_splats = cpu_splats.CpuSplatRasterizer()
+        return self._cpu_splats
 
 
 class _Timer:

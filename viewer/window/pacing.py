@@ -14,7 +14,11 @@ studio costs about 10-20 ms of CPU at 1600 x 1000 even when nothing changed. So:
 - **Live**: while something moves without input events (camera keys held, the benchmark orbit), every frame
   asks for the next one.
 - **Capped**: at most ``fps_max`` frames per second (Xvfb and many software GL setups have no vsync, so an
-  uncapped window would spin as fast as the CPU allows).
+  uncapped window would spin as fast as the CPU allows). While the picture comes from the render worker and
+  a new one is on its way (the camera moves on the image path), at most ``PICTURE_FPS_FACTOR`` times the
+  worker's pictures per second (at least ``PICTURE_FPS_MIN``): on a CPU the worker's rasterizer shares the
+  cores with the window, and frames that show no new picture only slow it down (orbit on 2 cores: 22 -> 30
+  pictures/s).
 - **No MSAA**: the default framebuffer has no multisampling. ImGui anti-aliases its own shapes; 8x MSAA (hello_imgui's
   default) made each llvmpipe frame about ten times as expensive.
 
@@ -32,6 +36,8 @@ IDLE_FPS = 0.2  # frames per second with nothing happening: a safety net, everyt
 FOLLOW_FPS = 1.0  # while a training run is followed (the panel reads its files about once a second)
 JOBS_FPS = 8.0  # while a background job runs (progress bars)
 IDLE_AFTER_S = 1.0  # seconds after the last input event before idling
+PICTURE_FPS_FACTOR = 1.2  # frames per worker picture while one is on its way (the orbit measured best at 1.2)
+PICTURE_FPS_MIN = 15.0  # never slower than this, so panels and input stay responsive
 
 
 class FramePacer:
@@ -73,11 +79,25 @@ class FramePacer:
             if self._running:
                 hello_imgui.request_refresh()
 
-    def frame(self, *, live: bool, jobs_running: bool, following: bool = False, polling: bool = False) -> None:
+    def frame(self, *, live: bool, jobs_running: bool, following: bool = False, polling: bool = False,
+              picture_fps: float | None = None) -> None:
         """Once per frame (GUI thread): ``live``: something moves without input events; ``jobs_running``: a
         background job runs; ``following``: a training run is followed; ``polling``: something is asked every
-        frame for an answer that wakes nobody (a desktop file dialog)."""
+        frame for an answer that wakes nobody (a desktop file dialog); ``picture_fps``: while the picture
+        comes from the render worker and a new one is on its way, how many it makes per second (None
+        otherwise)."""
         fps = JOBS_FPS if jobs_running or polling else FOLLOW_FPS if following else IDLE_FPS
-        hello_imgui.get_runner_params().fps_idling.fps_idle = fps
+        params = hello_imgui.get_runner_params().fps_idling
+        params.fps_idle = fps
+        params.fps_max = frame_cap(self.fps_max, picture_fps)
         if live:
             hello_imgui.request_refresh()
+
+
+def frame_cap(fps_max: float, picture_fps: float | None) -> float:
+    """Frames per second allowed this frame (0 = no cap): ``fps_max``, lowered to ``PICTURE_FPS_FACTOR`` x
+    ``picture_fps`` (never below ``PICTURE_FPS_MIN``) while a worker picture is on its way."""
+    if not picture_fps or picture_fps <= 0:
+        return fps_max
+    slow = max(PICTURE_FPS_MIN, PICTURE_FPS_FACTOR * picture_fps)
+    return min(fps_max, slow) if fps_max else slow
