@@ -12,7 +12,7 @@ log into figures:
   while the camera moves; the OpenGL path draws at 1/2 .. 1/6 of the size, the largest that kept the last
   draw under 22 ms; full size when it stops).
 
-    python -m bench.viewer_fps [--seconds 10] [--model PATH] [--resolution 512]
+    python -m bench.viewer_fps [--seconds 10] [--model PATH] [--resolution 512] [--display auto]
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from bench.results import record
 from bench.viewer_window import cpu_device, machine_load, run_viewer_bench
 
 
-def run_orbit(model: str | None, resolution: int, seconds: float, low_res: bool, device: str = "cpu") -> dict:
+def run_orbit(model: str | None, resolution: int, seconds: float, low_res: bool, device: str = "cpu",
+              display: str = "auto") -> dict:
     args = [*([model] if model else []), "--device", device, "--resolution", str(resolution), "--bench-orbit-s",
-            str(seconds), *(["--bench-low-res"] if low_res else [])]
+            str(seconds), "--display", display, *(["--bench-low-res"] if low_res else [])]
     return run_viewer_bench(args, resolution + 460, resolution + 40)
 
 
@@ -38,10 +39,14 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--model", default=None, help="default: the embedded default model")
     ap.add_argument("--resolution", type=int, default=512)
+    ap.add_argument("--display", choices=("auto", "opengl", "image"), default="auto",
+                    help="the display path (run_viewer.py --display); figures of a forced path get its name "
+                         "as a suffix")
     args = ap.parse_args()
-    for low_res, suffix in ((False, ""), (True, "_dragging")):
+    path = "" if args.display == "auto" else f"_{args.display}"
+    for low_res, suffix in ((False, path), (True, f"_dragging{path}")):
         load_before = machine_load()
-        s = run_orbit(args.model, args.resolution, args.seconds, low_res)
+        s = run_orbit(args.model, args.resolution, args.seconds, low_res, display=args.display)
         fps = s["pictures"] / s["seconds"]
         frames = s["frames"] / s["seconds"]
         drag = f", size divisors used while moving {s.get('drawn_sizes')}" if low_res else ""

@@ -81,6 +81,7 @@ class ViewerApp:
         self.cfg = cfg
         ui = self.ui = UiState(device=device)
         ui.render.width = ui.render.height = cfg.resolution
+        ui.render.display = cfg.display
         ui.info.device = device
         ui.info.default_source = default_source()
         ui.info.builtin_sources = RANDOM_SOURCES

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import tyro
 
+from ui_state.panels import DisplayPath
+
 APP_NAME = "SplatHead Studio"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "assets" / "default_model.safetensors"
@@ -26,6 +28,10 @@ class ViewerConfig:
     """Compute device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N."""
     resolution: int = 512
     """Rendered image size in pixels (square; change it in the Render panel)."""
+    display: DisplayPath = "auto"
+    """How the picture is made (the Render panel's "display"): auto (the render worker's images: gsplat on
+    CUDA, the CPU splat rasterizer elsewhere; OpenGL splats if that cannot run), opengl (the window draws the
+    splats with OpenGL) or image (always the worker's images)."""
     width: int = 1400
     """Window width in pixels."""
     height: int = 900

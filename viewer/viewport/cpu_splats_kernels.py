@@ -74,8 +74,9 @@ def raster(inst, offsets, ids, tiles_x, width, height, bg, alpha_mode, out, firs
     PX = np.empty(n_px, np.float32)  # pixel centres (px)
     PY = np.empty(n_px, np.float32)
     f0, f1, half = np.float32(0.0), np.float32(1.0), np.float32(0.5)
-    c2, c3, c4 = np.float32(1.0 / 2.0), np.float32(1.0 / 6.0), np.float32(1.0 / 24.0)
-    c5, c6 = np.float32(1.0 / 120.0), np.float32(1.0 / 720.0)
+    c2, c3 = np.float32(1.0 / 2.0), np.float32(1.0 / 6.0)
+    c4, c5 = np.float32(1.0 / 24.0), np.float32(1.0 / 120.0)
+    sixteenth = np.float32(1.0 / 16.0)
     for t in range(first, offsets.shape[0] - 1, step):
         ty = t // tiles_x
         X0, Y0 = (t - ty * tiles_x) * tw, ty * th
@@ -86,8 +87,10 @@ def raster(inst, offsets, ids, tiles_x, width, height, bg, alpha_mode, out, firs
             PY[i] = np.float32(Y0 + i // tw) + half
         for k in range(offsets[t], offsets[t + 1]):
             s = ids[k]
-            mx, my = inst[s, 0], inst[s, 1]
-            a, b, c, o = inst[s, 4], inst[s, 5], inst[s, 6], inst[s, 7]
+            mx, my, o = inst[s, 0], inst[s, 1], inst[s, 7]
+            # sigma / 16 = a16 dx^2 + c16 dy^2 + b16 dx dy (scaling by powers of two is exact)
+            a16, b16 = inst[s, 4] * sixteenth * half, inst[s, 5] * sixteenth
+            c16 = inst[s, 6] * sixteenth * half
             cr, cg, cb = inst[s, 8], inst[s, 9], inst[s, 10]
             r0, r1 = pixel_range(my, inst[s, 3], Y0, Y1)
             if r1 <= r0:
@@ -98,16 +101,16 @@ def raster(inst, offsets, ids, tiles_x, width, height, bg, alpha_mode, out, firs
                 i = base + np.uint64(ii)  # unsigned: no negative-index wrap, so LLVM vectorises the loop
                 px = PX[i]
                 dx, dy = px - mx, PY[i] - my
-                sigma = half * (a * dx * dx + c * dy * dy) + b * dx * dy
-                x = min(max(sigma, f0), np.float32(8.0)) * np.float32(1.0 / 16.0)
-                e = f1 - x * (f1 - x * (c2 - x * (c3 - x * (c4 - x * (c5 - x * c6)))))
+                s16 = (a16 * dx * dx + c16 * dy * dy) + b16 * dx * dy
+                x = min(s16, half)  # beyond sigma = 8 every alpha is far below 1/255
+                e = f1 - x * (f1 - x * (c2 - x * (c3 - x * (c4 - x * c5))))
                 e = e * e
                 e = e * e
                 e = e * e
                 e = e * e
                 alpha = min(max_alpha, o * e)
                 ti = T[i]
-                hit = (sigma >= f0) & (alpha >= thr) & (ti > f0)
+                hit = (s16 >= f0) & (alpha >= thr) & (ti > f0)
                 t_next = ti * (f1 - alpha)
                 stop = hit & (t_next <= t_stop)
                 add = hit & (t_next > t_stop)

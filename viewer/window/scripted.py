@@ -25,7 +25,7 @@ class ScriptedRun:
         self.frames = 0
         self.first_result_frame: int | None = None
         self.orbit_started: float | None = None
-        self.frame_log: list[tuple[float, int]] = []  # (perf_counter, gl_draws) per frame while benchmarking
+        self.frame_log: list[tuple[float, int, int]] = []  # (perf_counter, gl_draws, pictures) per frame
         self.seeds = SeedLatency(ui, display, display.worker, cfg.bench_seeds) if cfg.bench_seeds else None
         self.idle = IdleProbe(cfg.bench_idle_s, cfg.bench_ui_s, panel_width) if cfg.bench_idle_s else None
 
@@ -57,7 +57,7 @@ class ScriptedRun:
         cfg = self.cfg
         if cfg.bench_orbit_s and self.orbit_started is not None:
             now = time.perf_counter()
-            self.frame_log.append((now, self.display.gl_draws))
+            self.frame_log.append((now, self.display.gl_draws, self.display.pictures))
             if now - self.orbit_started >= cfg.bench_orbit_s:
                 hello_imgui.get_runner_params().app_shall_exit = True
         if cfg.frames and self.first_result_frame is not None and self.frames - self.first_result_frame >= cfg.frames:
@@ -73,6 +73,7 @@ class ScriptedRun:
     def write_stats(self, path: Path) -> None:
         log, info = self.frame_log, self.ui.info
         out = {"frames": len(log), "gl_draws": (log[-1][1] - log[0][1]) if log else 0,
+               "pictures": (log[-1][2] - log[0][2]) if log else 0,
                "seconds": (log[-1][0] - log[0][0]) if len(log) > 1 else 0.0,
                "gui_ms": list(info.gui_ms), "render_ms": list(info.render_ms), "synth_ms": list(info.synth_ms),
                "display_path": info.display_path, "gaussians": info.stats.gaussians,
