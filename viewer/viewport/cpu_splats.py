@@ -66,7 +66,8 @@ class CpuSplatRasterizer:
         self.threads = int(threads) if threads else default_threads()
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
-        self._pool = (ThreadPoolExecutor(self.threads, thread_name_prefix="cpu-splats") if self.threads > 1
+        # the calling thread rasterises one share of the tiles itself, the pool the others
+        self._pool = (ThreadPoolExecutor(self.threads - 1, thread_name_prefix="cpu-splats") if self.threads > 1
                       else None)
         self.count = 0  # splats drawn by the last draw
 
@@ -103,7 +104,8 @@ class CpuSplatRasterizer:
         if self._pool is None or tiles_x * tiles_y == 1:
             k.raster(*args, 0, 1)
         else:
-            runs = [self._pool.submit(k.raster, *args, first, self.threads) for first in range(self.threads)]
+            runs = [self._pool.submit(k.raster, *args, first, self.threads) for first in range(1, self.threads)]
+            k.raster(*args, 0, self.threads)
             for run in runs:
                 run.result()
         return out
