@@ -2,7 +2,8 @@
 
 Runs ``run_viewer.py --bench-seeds N`` (the default model at 512 x 512, under Xvfb + llvmpipe when there is no
 display): the window steps the seed N times and times each change until the frame presenting the new head has
-been drawn and swapped: synthesis on the render worker, the splat arrays, the OpenGL draw on the GUI thread.
+been drawn and swapped: synthesis on the render worker, the splat arrays, the draw (the worker's CPU splat
+rasterizer; on the OpenGL path the GUI thread's draw) and the texture.
 
 - ``viewer_latent_ms_cpu_512``: the median, milliseconds (p90 and the synthesis share in the note). Target
   <= 300 ms on 2 cores.
@@ -34,7 +35,7 @@ def main() -> None:
     synth = np.asarray(s["synth_ms"][-len(ms):])
     draw = np.asarray(s["render_ms"][-len(ms):])
     note = (f"median of {len(ms)} seed changes, p90 {np.percentile(ms, 90):.0f} ms; synthesis {np.median(synth):.0f} "
-            f"ms, OpenGL draw {np.median(draw):.0f} ms (medians); {s['gaussians']:,} Gaussians, "
+            f"ms, {s['display_path']} draw {np.median(draw):.0f} ms (medians); {s['gaussians']:,} Gaussians, "
             f"{args.model or 'default model'}, {s['gl_renderer']}; {load_before} before, {machine_load()} after")
     print(f"viewer_latent_ms_cpu_{args.resolution}: {np.median(ms):.0f} ms ({note})")
     record(f"viewer_latent_ms_cpu_{args.resolution}", float(np.median(ms)), "ms", cpu_device(), note=note)

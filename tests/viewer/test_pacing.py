@@ -50,3 +50,20 @@ def test_display_reports_the_worker_rate_only_while_it_draws_the_next_picture():
         w.wait(w.generation, 120)
         d.take_result()
         assert d.picture_fps() is None
+
+
+def test_auto_falls_back_to_opengl_and_says_why_when_the_cpu_rasterizer_cannot_run():
+    from ui_state.ui import UiState
+    from viewer.viewport.display import Display
+
+    ui = UiState(device="cpu")
+    worker = SimpleNamespace(cpu_splats_error=None)
+    d = Display(ui, worker)
+    d.gl = object()  # an OpenGL renderer exists
+    assert not d.use_gl() and not ui.info.messages  # numba is installed here: the worker's images
+    worker.cpu_splats_error = "CPU splat rasterizer unavailable (ImportError: test)"
+    assert d.use_gl() and d.use_gl()
+    said = [m.text for m in ui.info.messages]
+    assert said == ["CPU splat rasterizer unavailable (ImportError: test); the OpenGL path draws the splats"]
+    ui.render.display = "image"
+    assert not d.use_gl()

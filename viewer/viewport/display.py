@@ -172,7 +172,14 @@ class Display:
             from importlib.util import find_spec
 
             self._cpu_images = find_spec("numba") is not None
-        return self._cpu_images and not self.worker.cpu_splats_error
+            if not self._cpu_images:
+                self.ui.info.say("numba is not installed: the OpenGL path draws the splats (run make setup)",
+                                 "warning")
+        error = self.worker.cpu_splats_error
+        if error and self._cpu_images:
+            self._cpu_images = False
+            self.ui.info.say(f"{error}; the OpenGL path draws the splats", "warning")
+        return self._cpu_images
 
     def show(self) -> tuple[int, tuple[int, int]]:
         """Submit what changed and return ``(texture id, (w, h))`` to draw this frame.

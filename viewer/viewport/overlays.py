@@ -35,7 +35,9 @@ def draw_overlays(info: AppInfo, p0, avail, busy: bool) -> None:
         imgui.end_child()
         imgui.pop_style_color()
     st = info.stats
-    text = f"{st.gaussians:,} Gaussians  {st.width}x{st.height}  {info.display_path}"
+    # who drew it: "opengl" (the window), else the worker's rasterizer ("cpu-splats", "gsplat", "torch")
+    drawn_by = st.backend if info.display_path == "image" and st.backend else info.display_path
+    text = f"{st.gaussians:,} Gaussians  {st.width}x{st.height}  {drawn_by}"
     if busy:
         text += "  (working...)"
     pos = imgui.ImVec2(p0.x + 8, p0.y + avail.y - 26)
