@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from viewer.window.pacing import PICTURE_FPS_FACTOR, PICTURE_FPS_MIN, frame_cap
-
 
 def test_frame_cap_follows_the_worker_while_a_picture_is_on_its_way():
+    from viewer.window.pacing import PICTURE_FPS_FACTOR, PICTURE_FPS_MIN, frame_cap  # imports imgui_bundle
+
     assert frame_cap(75.0, None) == 75.0 and frame_cap(0.0, None) == 0.0
     assert frame_cap(75.0, 25.0) == pytest.approx(PICTURE_FPS_FACTOR * 25.0)
     assert frame_cap(75.0, 1.0) == PICTURE_FPS_MIN  # a slow worker never makes the panels sluggish

@@ -37,7 +37,6 @@ import numpy as np
 from viewer.viewport.splats import FLOATS_PER_SPLAT, SplatArrays, project
 
 
-
 def unavailable() -> str | None:
     """None when the kernels can run here, else the reason (numba missing or failing to compile)."""
     try:
