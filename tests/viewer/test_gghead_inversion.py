@@ -71,7 +71,8 @@ def test_gghead_inversion_with_tuning_in_the_window(tmp_path):
         io.config_watchdog_warning, io.config_watchdog_kill_test, io.config_watchdog_kill_app = 120, 900, 1200
         ui = app.ui
         ctx.item_close("Panels/Camera")
-        ctx.item_input_value("Panels/Load/path##load", str(model))
+        ctx.item_input("Panels/Load/path##load")  # typed without Enter: Enter alone opens
+        ctx.key_chars_replace(str(model))  # (Enter + Open raced the opening bar)
         ctx.item_click("Panels/Load/Open##load")
         _wait(ctx, lambda: _shows(app, str(model)), "the GGHead model")
         assert app.worker.call(lambda gpu: gpu.generator(str(model), "cpu").family, 30) == "gghead"
@@ -126,7 +127,8 @@ def test_gghead_inversion_with_tuning_in_the_window(tmp_path):
         ctx.item_close(P)
         ctx.item_open("Panels/Load")
         tuned_file = out / "generator_tuned.safetensors"
-        ctx.item_input_value("Panels/Load/path##load", str(tuned_file))
+        ctx.item_input("Panels/Load/path##load")  # typed without Enter: Enter alone opens
+        ctx.key_chars_replace(str(tuned_file))  # (Enter + Open raced the opening bar)
         ctx.item_click("Panels/Load/Open##load")
         _wait(ctx, lambda: _shows(app, str(tuned_file)), "the saved tuned generator")
         assert ui.info.error is None and app.display.result.stats.gaussians == 428, ui.info.error

@@ -99,7 +99,8 @@ def test_no_dead_ends(tmp_path, model_copy):
                   app.display.result.generation)
         recent_file = state / "recent.json"
         recent_text = recent_file.read_text() if recent_file.exists() else None
-        ctx.item_input_value("Panels/Load/path##load", str(bad))
+        ctx.item_input("Panels/Load/path##load")  # typed without Enter: Enter alone opens
+        ctx.key_chars_replace(str(bad))  # (Enter + Open raced the opening bar)
         ctx.item_click("Panels/Load/Open##load")
         _wait(ctx, lambda: ui.load.error and not ui.load.opening, "the open to fail")
         ctx.yield_(3)

@@ -175,10 +175,12 @@ def test_studio_scenario(tmp_path):
 
         # Bad input: a missing file is refused with a message, a corrupt .ply with its error in the Load panel;
         # the view keeps what it showed (tests/viewer/test_studio_dead_ends.py checks nothing else changes).
-        ctx.item_input_value("Panels/Load/path##load", str(tmp_path / "missing.pkl"))
+        ctx.item_input("Panels/Load/path##load")  # typed without Enter: Enter alone opens
+        ctx.key_chars_replace(str(tmp_path / "missing.pkl"))  # (Enter + Open raced the opening bar)
         ctx.item_click("Panels/Load/Open##load")
         assert any("file not found" in m.text for m in ui.info.messages), ui.info.messages
-        ctx.item_input_value("Panels/Load/path##load", str(bad_ply))
+        ctx.item_input("Panels/Load/path##load")  # typed without Enter: Enter alone opens
+        ctx.key_chars_replace(str(bad_ply))  # (Enter + Open raced the opening bar)
         ctx.item_click("Panels/Load/Open##load")
         _wait(ctx, lambda: "broken.ply" in ui.load.error and not ui.load.opening, "the corrupt-file error")
         seen["error"] = ui.load.error_details
