@@ -8,9 +8,9 @@ log into figures:
   "auto" chooses: the render worker's CPU splat rasterizer, or the OpenGL splats without numba), each a new
   camera and a full-resolution splat draw. Window frames that show no new picture do not count (the image
   path's window may draw more frames than the worker makes pictures; both rates are in the note).
-- ``viewer_fps_cpu_512_dragging``: the same with the progressive drag mode (images at a quarter of the size
-  while the camera moves; the OpenGL path draws at 1/2 .. 1/6 of the size, the largest that kept the last
-  draw under 22 ms; full size when it stops).
+- ``viewer_fps_cpu_512_dragging``: the same with the progressive drag mode (the CPU rasterizer's images at
+  half the size while the camera moves; the OpenGL path draws at 1/2 .. 1/6 of the size, the largest that
+  kept the last draw under 22 ms; full size when it stops).
 
     python -m bench.viewer_fps [--seconds 10] [--model PATH] [--resolution 512] [--display auto]
 """
@@ -49,13 +49,14 @@ def main() -> None:
         s = run_orbit(args.model, args.resolution, args.seconds, low_res, display=args.display)
         fps = s["pictures"] / s["seconds"]
         frames = s["frames"] / s["seconds"]
-        drag = f", size divisors used while moving {s.get('drawn_sizes')}" if low_res else ""
+        drag = (f", size divisors used while moving {s.get('drawn_sizes')}"
+                if low_res and s["display_path"] == "opengl" else "")
         note = (f"{s['display_path']} path{drag}, {s['gaussians']:,} Gaussians, {args.model or 'default model'}, "
                 f"orbit 90 deg/s for {s['seconds']:.1f} s, {frames:.1f} window frames/s, "
                 f"render {_median(s['render_ms'])} ms, {s['gl_renderer']}; "
                 f"{load_before} before, {machine_load()} after")
         print(f"viewer_fps_cpu_{args.resolution}{suffix}: {fps:.1f} fps ({note})")
-        record(f"viewer_fps_cpu_{args.resolution}{suffix}", fps, "frames/s", cpu_device(), note=note)
+        record(f"viewer_fps_cpu_{args.resolution}{suffix}", fps, "pictures/s", cpu_device(), note=note)
 
 
 if __name__ == "__main__":

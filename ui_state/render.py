@@ -209,7 +209,8 @@ class RenderStats:
         gaussians: number of Gaussians rendered.
         backend: the rasterizer used (``"torch"``, ``"gsplat"`` or ``"cpu-splats"``; ``""`` when it failed
             before rendering).
-        width, height: the size actually rendered (a quarter of the request when ``low_res``).
+        width, height: the size actually rendered (a quarter of the request when ``low_res``; half on the
+            CPU splat rasterizer).
         synthesized: whether this request ran the generator (False: the cached Gaussians were reused).
         synthesis_count: how many times this worker has run the generator so far.
         random_weights: the source is an untrained random-weight generator (show a banner).

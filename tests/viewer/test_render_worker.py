@@ -102,7 +102,9 @@ def test_modes_shapes_and_dtypes(worker):
         if mode == "alpha":
             assert (r.image[..., 0] == r.image[..., 2]).all()
     low = ok(run(worker, dataclasses.replace(BASE, width=64, height=48, low_res=True)))
-    assert low.image.shape == (12, 16, 3)
+    assert low.image.shape == (24, 32, 3) and low.stats.backend == "cpu-splats"  # half size on the CPU path
+    low = ok(run(worker, dataclasses.replace(BASE, width=64, height=48, low_res=True, mode="depth")))
+    assert low.image.shape == (12, 16, 3)  # a quarter with the torch reference (and gsplat)
     # rgb on a coloured background: empty corners show it
     red = ok(run(worker, dataclasses.replace(BASE, background=(1.0, 0.0, 0.0))))
     assert tuple(red.image[0, 0]) == (255, 0, 0)

@@ -27,7 +27,7 @@ def test_orbit_stats_count_new_pictures(tmp_path, display):
     s = json.loads(stats.read_text())
     assert s["display_path"] == ("image" if display == "auto" else "opengl")
     assert s["seconds"] > 1.0 and s["frames"] >= 5, s
-    assert 5 <= s["pictures"] <= s["frames"], s  # every picture is a new camera; some frames may show none
+    assert s["pictures"] >= 5, s  # new pictures were counted (each for a new camera)
     if display == "opengl":
         assert s["gl_draws"] == s["pictures"], s  # every OpenGL draw is a picture, nothing else is
     else:

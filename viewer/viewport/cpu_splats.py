@@ -11,9 +11,9 @@ the reference ``core.render_torch`` (``alpha = min(0.999, o exp(-sigma))`` at th
 2. **Tiles** (numba ``nogil`` kernels on :attr:`CpuSplatRasterizer.threads` Python threads, tiles dealt
    round-robin): per splat of a tile, one straight loop over the tile rows its box covers, 8 pixels a row,
    which LLVM turns into 8-wide AVX2 code; every branch is a select. ``exp`` is ``p(sigma / 16)^16`` with
-   ``p`` the degree-5 Taylor polynomial of ``exp(-x)``: relative error below 4e-5 where ``alpha >= 1/255``
-   can hold (``sigma <= ln 255``), a hundredth of an 8-bit step (degree 6: 5 % slower, the same pixels but
-   for one in 100,000 one step apart). Columns of a tile row outside a splat's box
+   ``p`` the degree-5 Taylor polynomial of ``exp(-x)``: relative error below 6e-5 where ``alpha >= 1/255``
+   can hold (``sigma <= ln 255``; absolute below 3e-7), far below an 8-bit step (degree 6: 5 % slower, the
+   same pixels but for one in 100,000 one step apart). Columns of a tile row outside a splat's box
    need no test: the box is the exact box of that ellipse, so their alpha stays below 1/255.
 
 Measured on the default model at 512^2 (``python -m bench.cpu_splats``, 2-core x86): about a quarter of the
@@ -37,12 +37,18 @@ import numpy as np
 from viewer.viewport.splats import FLOATS_PER_SPLAT, SplatArrays, project
 
 
+_FAILURE: list[str] = []  # why the kernels could not be loaded, once known (not retried in this process)
+
+
 def unavailable() -> str | None:
     """None when the kernels can run here, else the reason (numba missing or failing to compile)."""
+    if _FAILURE:
+        return _FAILURE[0]
     try:
         _kernels()
     except Exception as e:  # noqa: BLE001 - any failure means "use another path", with the reason shown
-        return f"CPU splat rasterizer unavailable ({type(e).__name__}: {e})"
+        _FAILURE.append(f"CPU splat rasterizer unavailable ({type(e).__name__}: {e})")
+        return _FAILURE[0]
     return None
 
 
@@ -66,8 +72,9 @@ class CpuSplatRasterizer:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
         # the calling thread rasterises one share of the tiles itself, the pool the others
-        self._pool = (ThreadPoolExecutor(self.threads - 1, thread_name_prefix="cpu-splats") if self.threads > 1
-                      else None)
+        self._pool = None
+        if self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="cpu-splats")
         self.count = 0  # splats drawn by the last draw
 
     def close(self) -> None:
@@ -103,7 +110,8 @@ class CpuSplatRasterizer:
         if self._pool is None or tiles_x * tiles_y == 1:
             k.raster(*args, 0, 1)
         else:
-            runs = [self._pool.submit(k.raster, *args, first, self.threads) for first in range(1, self.threads)]
+            runs = [self._pool.submit(k.raster, *args, first, self.threads)
+                    for first in range(1, self.threads)]
             k.raster(*args, 0, self.threads)
             for run in runs:
                 run.result()

@@ -2,7 +2,10 @@
 numba; the kernels compile at their first call (cached on disk in ``__pycache__`` beside this file when it is
 writable).
 
-Tile, threshold and projection constants are module globals, which numba freezes into the compiled code.
+Tile, threshold and projection constants are module globals, which numba freezes into the compiled code. They
+are written out here, not imported: numba's disk cache is keyed on this file alone, so a constant imported
+from another file could change without the cached kernels noticing. ``tests/viewer/test_cpu_splats.py``
+checks that they equal those of ``core.render_torch`` and ``viewer.viewport.splats``.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import math
 import numpy as np
 from numba import njit
 
-from viewer.viewport.splats import (
-    ALPHA_THRESHOLD, EPS2D, FAR_PLANE, MAX_ALPHA, MAX_EXTEND, NEAR_PLANE, QUAD_MARGIN,
-)
-
+ALPHA_THRESHOLD = 1.0 / 255.0  # core.render_torch's rules (see the module docstring)
+MAX_ALPHA = 0.999
+MAX_EXTEND = 3.33
+EPS2D = 0.3
+NEAR_PLANE = 0.01
+FAR_PLANE = 1e10
+QUAD_MARGIN = 1.0 / 64.0  # viewer.viewport.splats.QUAD_MARGIN
 TILE_W = 8  # one AVX2 vector of float32 per tile row
 TILE_H = 32  # measured on the default model: 16 x 16, 8 x 16, 16 x 8 and 32 x 8 were 6-45 % slower
 MIN_TRANSMITTANCE = 1e-4  # core.render_torch.MIN_TRANSMITTANCE

@@ -223,11 +223,13 @@ class Display:
 
     def picture_fps(self) -> float | None:
         """While the picture comes from the worker (image path) and a newer one is on its way: the worker's
-        pictures per second by its last result; None otherwise (see ``FramePacer.frame``)."""
+        pictures per second by its last result (its render alone when it also synthesized); None otherwise
+        (see ``FramePacer.frame``)."""
         r = self._result
-        if self.ui.info.display_path != "image" or r is None or not self.busy or r.stats.total_ms <= 0:
+        if self.ui.info.display_path != "image" or r is None or not self.busy:
             return None
-        return 1000.0 / r.stats.total_ms
+        ms = r.stats.render_ms if r.stats.synthesized else r.stats.total_ms  # a new seed's synthesis: not
+        return 1000.0 / ms if ms > 0 else None  # what the next camera-only picture will cost
 
     def _submit(self, params: RenderParams) -> None:
         if params != self.submitted:

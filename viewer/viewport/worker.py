@@ -28,7 +28,8 @@ from ui_state.render import RenderParams, RenderResult, RenderStats
 from viewer.jobs import JobCancelled, JobContext
 from viewer.viewport.models import GpuAccess, ModelCache
 
-LOW_RES_DIVISOR = 4
+LOW_RES_DIVISOR = 4  # image side divisor while dragging (low_res requests)
+CPU_LOW_RES_DIVISOR = 2  # the same on the CPU splat rasterizer, which draws a full 512^2 picture in ~20 ms
 
 
 @dataclass
@@ -259,7 +260,8 @@ class RenderWorker:
             return None
         w, h = p.width, p.height
         if p.low_res:
-            w, h = max(1, w // LOW_RES_DIVISOR), max(1, h // LOW_RES_DIVISOR)
+            div = CPU_LOW_RES_DIVISOR if fast is not None else LOW_RES_DIVISOR
+            w, h = max(1, w // div), max(1, h // div)
         if fast is not None:
             from viewer.viewport.splats import intrinsics, view_matrix
 
