@@ -30,16 +30,12 @@ def measure(model: str | None, resolution: int, views: int) -> dict:
     """Median milliseconds per whole draw (all cores, one thread) and per projection over ``views`` yaws."""
     import torch
 
-    from core.model_files import load_generator
+    from bench.scenes import default_model_head
     from ui_state.render import CameraParams
-    from viewer.config import DEFAULT_MODEL
     from viewer.viewport import cpu_splats, splats
 
     torch.set_num_threads(1)
-    G = load_generator(model or DEFAULT_MODEL).generator
-    z = torch.randn(G.config.z_dim, generator=torch.Generator().manual_seed(0))[None]
-    with torch.no_grad():
-        arrays = splats.splat_arrays(G(z, truncation_psi=0.7).gaussians[0])
+    arrays = splats.splat_arrays(default_model_head(model))
     full, single = cpu_splats.CpuSplatRasterizer(), cpu_splats.CpuSplatRasterizer(threads=1)
     times: dict[str, list[float]] = {"draw": [], "project": [], "single": []}
     counts = []

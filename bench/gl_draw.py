@@ -52,16 +52,12 @@ def measure(model: str | None, resolution: int, views: int) -> dict:
     import torch
     from OpenGL import GL
 
-    from core.model_files import load_generator
+    from bench.scenes import default_model_head
     from ui_state.render import CameraParams
-    from viewer.config import DEFAULT_MODEL
     from viewer.viewport import gl_splats
 
     torch.set_num_threads(1)
-    G = load_generator(model or DEFAULT_MODEL).generator
-    z = torch.randn(G.config.z_dim, generator=torch.Generator().manual_seed(0))[None]
-    with torch.no_grad():
-        arrays = gl_splats.splat_arrays(G(z, truncation_psi=0.7).gaussians[0])
+    arrays = gl_splats.splat_arrays(default_model_head(model))
 
     class OnePixelQuads(gl_splats.GLSplatRenderer):
         def _instances(self, *args):  # the same splats, every quad one pixel

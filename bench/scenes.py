@@ -39,3 +39,15 @@ def head_scene(n: int, seed: int = 0, device: str = "cpu") -> GaussianSet:
     opacity = 0.2 + 0.79 * torch.rand(n, generator=g)
     quats = torch.randn(n, 4, generator=g)
     return GaussianSet.from_activated(means, rgb, opacity, scales, quats).to(device)
+
+
+def default_model_head(model: str | None = None, seed: int = 0, psi: float = 0.7) -> GaussianSet:
+    """One head of ``model`` (a generator file; None: the embedded default model) for ``seed`` at truncation
+    ``psi``, on the CPU: the scene the viewer benchmarks draw."""
+    from core.model_files import load_generator
+    from viewer.config import DEFAULT_MODEL
+
+    G = load_generator(model or DEFAULT_MODEL).generator
+    z = torch.randn(G.config.z_dim, generator=torch.Generator().manual_seed(seed))[None]
+    with torch.no_grad():
+        return G(z, truncation_psi=psi).gaussians[0]

@@ -25,10 +25,9 @@ def main() -> int:
     import imageio.v3 as iio
     import torch
 
-    from core.model_files import load_generator
+    from bench.scenes import default_model_head
     from core.render import render
     from ui_state.render import CameraParams
-    from viewer.config import DEFAULT_MODEL
     from viewer.viewport import cpu_splats, splats
     from viewer.viewport.requests import camera_from_params
 
@@ -37,10 +36,7 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="default: the embedded default model")
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
-    G = load_generator(args.model or DEFAULT_MODEL).generator
-    z = torch.randn(G.config.z_dim, generator=torch.Generator().manual_seed(0))[None]
-    with torch.no_grad():
-        scene = G(z, truncation_psi=0.7).gaussians[0]
+    scene = default_model_head(args.model)
     arrays, r, n = splats.splat_arrays(scene), cpu_splats.CpuSplatRasterizer(), args.size
     rows = []
     try:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 SIZE = 128  # image side (px) of the reference comparisons
+MIN_PSNR = 60.0  # dB against the reference that both splat renderers are held to on REFERENCE_CASES
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,8 +38,9 @@ def needle_scene(n: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     log_scales = torch.rand(n, 3, generator=g) - 6.0
     log_scales[:, 0] = torch.rand(n, generator=g) * 2.5 - 4.0
-    return GaussianSet(means=(torch.rand(n, 3, generator=g) - 0.5) * 0.8, quats=torch.randn(n, 4, generator=g),
-                       log_scales=log_scales, opacity_logits=torch.randn(n, generator=g) * 2.0 + 2.0,
+    return GaussianSet(means=(torch.rand(n, 3, generator=g) - 0.5) * 0.8,
+                       quats=torch.randn(n, 4, generator=g), log_scales=log_scales,
+                       opacity_logits=torch.randn(n, generator=g) * 2.0 + 2.0,
                        sh=torch.randn(n, 1, 3, generator=g) * 0.8)
 
 
@@ -58,3 +60,27 @@ def reference_uint8(gaussians, camera, background) -> np.ndarray:
 
     out = render(gaussians, camera, SIZE, SIZE, background=list(background), mode="rgb", backend="torch")
     return to_uint8(out.color.numpy())
+
+
+# The scenes both splat renderers are compared on: (name, scene factory, background); cameras:
+# reference_camera.
+REFERENCE_CASES = [
+    ("random", lambda: random_scene(300, 1), (1.0, 1.0, 1.0)),
+    ("random_sh2", lambda: random_scene(300, 2, sh_degree=2), (0.1, 0.2, 0.3)),
+    ("tiny_generator", tiny_generator_scene, (1.0, 1.0, 1.0)),
+    ("needles", lambda: needle_scene(400, 7), (1.0, 1.0, 1.0)),
+]
+
+
+def reference_camera(name: str):
+    """The camera of reference case ``name`` (``core.camera.Cameras``, batch shape [])."""
+    from core.camera import default_camera, orbit_cameras
+
+    return orbit_cameras(0.4, 0.2, 2.7) if name == "random_sh2" else default_camera()
+
+
+def pixel_camera(camera, width: int, height: int):
+    """``(view [4, 4] float64, (fx, fy, cx, cy) px)`` of a ``core.camera.Cameras`` with batch shape []."""
+    K = camera.pixel_intrinsics(width, height)
+    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    return camera.world_to_camera().double().numpy(), (fx, fy, cx, cy)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from splat_scenes import (  # tests/viewer/splat_scenes.py
-    SIZE, needle_scene, psnr, random_scene, reference_uint8, tiny_generator_scene,
+    MIN_PSNR, REFERENCE_CASES, SIZE, pixel_camera, psnr, random_scene, reference_camera, reference_uint8,
+    tiny_generator_scene,
 )
 
 
@@ -27,13 +28,6 @@ def rasterizer():
     r.close()
 
 
-def pixel_camera(camera, width: int, height: int):
-    """``(view [4, 4] float64, (fx, fy, cx, cy))`` of a ``core.camera.Cameras`` with batch shape []."""
-    K = camera.pixel_intrinsics(width, height)
-    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
-    return camera.world_to_camera().double().numpy(), (fx, fy, cx, cy)
-
-
 def draw(rasterizer, gaussians, camera, width=SIZE, height=SIZE, background=(1.0, 1.0, 1.0), mode="rgb"):
     from viewer.viewport.splats import splat_arrays
 
@@ -41,27 +35,16 @@ def draw(rasterizer, gaussians, camera, width=SIZE, height=SIZE, background=(1.0
     return rasterizer.draw(splat_arrays(gaussians), view, K, width, height, background, mode=mode)
 
 
-@pytest.mark.parametrize(
-    "name, make_scene, background, min_psnr",
-    [
-        ("random", lambda: random_scene(300, 1), (1.0, 1.0, 1.0), 60.0),
-        ("random_sh2", lambda: random_scene(300, 2, sh_degree=2), (0.1, 0.2, 0.3), 60.0),
-        ("tiny_generator", tiny_generator_scene, (1.0, 1.0, 1.0), 60.0),
-        ("needles", lambda: needle_scene(400, 7), (1.0, 1.0, 1.0), 60.0),
-    ],
-)
-def test_matches_reference(rasterizer, name, make_scene, background, min_psnr):
-    from core.camera import default_camera, orbit_cameras
-
-    gaussians = make_scene()
-    camera = default_camera() if name != "random_sh2" else orbit_cameras(0.4, 0.2, 2.7)
+@pytest.mark.parametrize("name, make_scene, background", REFERENCE_CASES)
+def test_matches_reference(rasterizer, name, make_scene, background):
+    gaussians, camera = make_scene(), reference_camera(name)
     img = draw(rasterizer, gaussians, camera, background=background)
     ref = reference_uint8(gaussians, camera, background)
     p = psnr(img, ref)
     print(f"{name}: PSNR {p:.2f} dB, max abs diff {np.abs(img.astype(int) - ref.astype(int)).max()}")
     assert img.shape == (SIZE, SIZE, 3) and img.dtype == np.uint8
     assert len(np.unique(ref.reshape(-1, 3), axis=0)) > 50, "fixture scene renders (nearly) empty"
-    assert p > min_psnr, f"{name}: PSNR {p:.2f} dB <= {min_psnr}"
+    assert p > MIN_PSNR, f"{name}: PSNR {p:.2f} dB <= {MIN_PSNR}"
     assert np.abs(img.astype(int) - ref.astype(int)).max() <= 1
     if name in ("random", "tiny_generator"):
         assert np.array_equal(img, ref), f"{name}: measured identical to the reference"

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from splat_scenes import (  # tests/viewer/splat_scenes.py
-    SIZE, needle_scene, psnr, random_scene, reference_uint8, tiny_generator_scene,
+    MIN_PSNR, REFERENCE_CASES, SIZE, needle_scene, pixel_camera, psnr, random_scene, reference_camera,
+    reference_uint8,
 )
 
 pytestmark = pytest.mark.gui
@@ -56,9 +57,8 @@ def draw(renderer, gaussians, camera, width, height, background, mode="rgb"):
     from viewer.viewport.gl_splats import splat_arrays
 
     renderer.set_scene(splat_arrays(gaussians))
-    view = camera.world_to_camera().double().numpy()
-    K = camera.pixel_intrinsics(width, height)
-    return renderer.draw(view, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]), width, height, background, mode=mode)
+    view, K = pixel_camera(camera, width, height)
+    return renderer.draw(view, K, width, height, background, mode=mode)
 
 
 def gl_uint8(renderer, gaussians, camera, background) -> np.ndarray:
@@ -79,20 +79,9 @@ def save_comparison(name: str, gl: np.ndarray, ref: np.ndarray) -> Path:
 # Measured on Xvfb + Mesa llvmpipe:
 # "random" and "tiny_generator" identical to the reference (PSNR inf), "random_sh2" 95 dB (view-dependent colours
 # through numpy on the CPU). The bounds leave room for another driver's rounding.
-@pytest.mark.parametrize(
-    "name, make_scene, background, min_psnr",
-    [
-        ("random", lambda: random_scene(300, 1), (1.0, 1.0, 1.0), 60.0),
-        ("random_sh2", lambda: random_scene(300, 2, sh_degree=2), (0.1, 0.2, 0.3), 60.0),
-        ("tiny_generator", tiny_generator_scene, (1.0, 1.0, 1.0), 60.0),
-        ("needles", lambda: needle_scene(400, 7), (1.0, 1.0, 1.0), 60.0),
-    ],
-)
-def test_matches_reference(renderer, name, make_scene, background, min_psnr):
-    from core.camera import default_camera, orbit_cameras
-
-    gaussians = make_scene()
-    camera = default_camera() if name != "random_sh2" else orbit_cameras(0.4, 0.2, 2.7)
+@pytest.mark.parametrize("name, make_scene, background", REFERENCE_CASES)
+def test_matches_reference(renderer, name, make_scene, background):
+    gaussians, camera = make_scene(), reference_camera(name)
     gl = gl_uint8(renderer, gaussians, camera, background)
     ref = reference_uint8(gaussians, camera, background)
     path = save_comparison(name, gl, ref)
@@ -100,7 +89,7 @@ def test_matches_reference(renderer, name, make_scene, background, min_psnr):
     print(f"{name}: PSNR {p:.2f} dB, max abs diff {np.abs(gl.astype(int) - ref.astype(int)).max()}, {path}")
     assert gl.shape == (SIZE, SIZE, 3) and gl.dtype == np.uint8
     assert len(np.unique(ref.reshape(-1, 3), axis=0)) > 50, "fixture scene renders (nearly) empty"
-    assert p > min_psnr, f"{name}: PSNR {p:.2f} dB <= {min_psnr} (comparison image: {path})"
+    assert p > MIN_PSNR, f"{name}: PSNR {p:.2f} dB <= {MIN_PSNR} (comparison image: {path})"
 
 
 def test_alpha_matches_reference(renderer):

@@ -34,7 +34,7 @@ from typing import Sequence
 
 import numpy as np
 
-from viewer.viewport.splats import FLOATS_PER_SPLAT, SplatArrays, project
+from viewer.viewport.splats import FLOATS_PER_SPLAT, SplatArrays, check_size, project
 
 
 _FAILURE: list[str] = []  # why the kernels could not be loaded, once known (not retried in this process)
@@ -90,8 +90,7 @@ class CpuSplatRasterizer:
         "alpha" (``1 - T`` as grey)."""
         if mode not in ("rgb", "alpha"):
             raise ValueError(f"the CPU rasterizer draws modes 'rgb' and 'alpha', not {mode!r}")
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            raise ValueError(f"width and height must be positive ints, got {width!r} x {height!r}")
+        check_size(width, height)
         return self.draw_instances(project_splats(arrays, view, K, width, height, splat_scale), width, height,
                                    background, mode)
 

@@ -47,8 +47,8 @@ from OpenGL import GL
 
 from ui_state.render import CameraParams
 from viewer.viewport.splats import (  # noqa: F401  (re-exported for callers of the GL path)
-    ALPHA_THRESHOLD, FLOATS_PER_SPLAT, MAX_ALPHA, SplatArrays, intrinsics, project, splat_arrays, to_uint8,
-    view_matrix,
+    ALPHA_THRESHOLD, FLOATS_PER_SPLAT, MAX_ALPHA, SplatArrays, check_size, intrinsics, project, splat_arrays,
+    to_uint8, view_matrix,
 )
 
 DRAW_CHUNKS = 4  # runs of the sorted splats per draw, each flushed (llvmpipe, 2 cores: ~6 % faster than one)
@@ -318,8 +318,7 @@ class GLSplatRenderer:
         return np.frombuffer(raw, dtype).reshape(h, w, channels).copy()
 
     def _ensure_targets(self, width: int, height: int) -> None:
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            raise ValueError(f"width and height must be positive ints, got {width!r} x {height!r}")
+        check_size(width, height)
         if self.size == (width, height) and self._accum is not None:
             return
         self._release_targets()

@@ -64,6 +64,13 @@ def splat_arrays(gaussians) -> SplatArrays:
                            g.sh.numpy().copy(), colors.numpy())
 
 
+def check_size(width: int, height: int) -> None:
+    """``ValueError`` unless ``width`` and ``height`` (px) are positive ints (both splat renderers draw only
+    such images)."""
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        raise ValueError(f"width and height must be positive ints, got {width!r} x {height!r}")
+
+
 def view_matrix(cam: CameraParams) -> np.ndarray:
     """``[4, 4]`` float64 world-to-camera (OpenCV axes) for ``cam``; matches ``viewer.viewport.requests.
     camera_from_params`` (``core.camera.look_at`` with world up +y)."""

@@ -17,8 +17,9 @@ studio costs about 10-20 ms of CPU at 1600 x 1000 even when nothing changed. So:
   uncapped window would spin as fast as the CPU allows). While the picture comes from the render worker and
   a new one is on its way (the camera moves on the image path), at most ``PICTURE_FPS_FACTOR`` times the
   worker's pictures per second (at least ``PICTURE_FPS_MIN``): on a CPU the worker's rasterizer shares the
-  cores with the window, and frames that show no new picture only slow it down (orbit on 2 cores: 22 -> 30
-  pictures/s).
+  cores with the window, and frames that show no new picture only take CPU from it (orbit on 2 cores,
+  interleaved: 30.2-30.4 -> 31.4-31.7 pictures/s, 66 -> 40 window frames/s; 22 -> 30 with the first,
+  slower kernels).
 - **No MSAA**: the default framebuffer has no multisampling. ImGui anti-aliases its own shapes; 8x MSAA (hello_imgui's
   default) made each llvmpipe frame about ten times as expensive.
 
@@ -36,7 +37,7 @@ IDLE_FPS = 0.2  # frames per second with nothing happening: a safety net, everyt
 FOLLOW_FPS = 1.0  # while a training run is followed (the panel reads its files about once a second)
 JOBS_FPS = 8.0  # while a background job runs (progress bars)
 IDLE_AFTER_S = 1.0  # seconds after the last input event before idling
-PICTURE_FPS_FACTOR = 1.2  # frames per worker picture while one is on its way (the orbit measured best at 1.2)
+PICTURE_FPS_FACTOR = 1.2  # frames per worker picture while one is on its way (1.0-1.5: within noise)
 PICTURE_FPS_MIN = 15.0  # never slower than this, so panels and input stay responsive
 
 
